@@ -1,0 +1,84 @@
+"""The command line: ``main()`` is the one error boundary; one module per command.
+
+Importing this package must stay cheap (no redis, no Rich tables): commands import
+their core modules inside the command body.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from cachectl.errors import CachectlError, ExitCode
+
+DEBUG_ENV = "CACHECTL_DEBUG"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run cachectl; return (and, as a console script, exit with) its exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    if "--debug" in args:  # accepted anywhere on the line, before or after the command
+        args.remove("--debug")
+        debug = True
+    code = run(args, debug=debug)
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def run(args: list[str], *, debug: bool = False) -> int:
+    import typer
+    from typer._click import exceptions as click_exc  # Typer ships its own click
+
+    from cachectl.cli.app import build_command
+
+    command = build_command()
+    try:
+        result = command.main(args=args, prog_name="cachectl", standalone_mode=False)
+    except CachectlError as exc:
+        _error(exc.message, exc.hint)
+        if debug:
+            raise
+        return int(exc.exit_code)
+    except click_exc.UsageError as exc:  # a bad flag or argument
+        exc.show()
+        return int(ExitCode.USAGE)
+    except click_exc.ClickException as exc:
+        exc.show()
+        return int(ExitCode.USAGE)
+    except (KeyboardInterrupt, typer.Abort):
+        _error("interrupted", "whatever was written is complete; rerun to finish")
+        return int(ExitCode.INTERRUPTED)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except BrokenPipeError:
+        # stdout was closed early (`cachectl … | head`): not an error worth a message
+        _silence_stdout()
+        return int(ExitCode.OK)
+    except Exception as exc:  # the one place a bug becomes exit 70
+        if debug:
+            raise
+        _error(f"internal error in cachectl ({type(exc).__name__}); this is a bug",
+               "rerun with --debug and report the traceback at "
+               "https://github.com/cachectl/cachectl/issues")
+        return int(ExitCode.BUG)
+    if isinstance(result, int):
+        return result
+    return int(ExitCode.OK)
+
+
+def _error(message: str, hint: str | None) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    if hint:
+        sys.stderr.write(f"hint: {hint}\n")
+    sys.stderr.flush()
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass

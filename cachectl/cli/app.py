@@ -1,0 +1,62 @@
+"""The Typer application: global options and the command table."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Annotated, Any
+
+import typer
+
+from cachectl import __version__
+
+# one module per command in cachectl/cli/; each defines `command` and registers
+# under the module's name (``flush`` -> ``cachectl flush``)
+COMMANDS = ("lint", "schema", "inspect", "audit", "warm", "flush", "stats", "bench", "demo")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cachectl {__version__}")
+        raise typer.Exit(0)
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="cachectl",
+        help="The operator toolkit for Redis caches run by one policy file.\n\n"
+        "Global: --debug (anywhere) shows tracebacks; CACHECTL_POLICY names the policy.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        pretty_exceptions_show_locals=False,  # locals hold URLs with passwords
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+    @app.callback()
+    def root(
+        version: Annotated[bool, typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit.")]
+        = False,
+    ) -> None:
+        """cachectl: lint, inspect, audit, warm, flush, stats and bench a policy-run Redis cache."""
+
+    for name in COMMANDS:
+        module = _load(name)
+        if module is None:
+            continue
+        app.command(name=name, **getattr(module, "COMMAND_SETTINGS", {}))(module.command)
+    return app
+
+
+def _load(name: str) -> Any:
+    qualified = f"cachectl.cli.{name}"
+    try:
+        return importlib.import_module(qualified)
+    except ModuleNotFoundError as exc:
+        if exc.name == qualified:  # a command not built yet
+            return None
+        raise
+
+
+def build_command() -> Any:
+    return typer.main.get_command(build_app())

@@ -1,0 +1,268 @@
+"""URL/env/policy -> a redis-py client (standalone, cluster, sentinel; TLS, ACL, timeouts).
+
+Every error redis-py raises while connecting or running a command is turned into
+``RedisUnavailableError`` (exit 3) by ``redis_errors``, with the server named by
+its redacted URL and a hint. A password never reaches a message: URLs go through
+``redact_url`` and the password text itself is scrubbed from redis-py's messages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+import redis.exceptions as rex
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from cachectl.errors import RedisUnavailableError, UsageError
+
+DEFAULT_URL = "redis://localhost:6379/0"
+_SCHEMES = ("redis", "rediss", "unix")
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Everything needed to reach one Redis deployment. ``password`` never appears in repr."""
+
+    url: str = DEFAULT_URL
+    password: str | None = field(default=None, repr=False)
+    username: str | None = None
+    cluster: bool = False
+    sentinels: tuple[tuple[str, int], ...] = ()
+    master_name: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_insecure: bool = False
+    connect_timeout_s: float = 2.0
+    timeout_s: float = 5.0
+    retries: int = 2
+    client_name: str = "cachectl"
+
+    @property
+    def display(self) -> str:
+        """The server as it may be printed: redacted URL, or the sentinel master."""
+        if self.sentinels:
+            hosts = ",".join(f"{h}:{p}" for h, p in self.sentinels)
+            return f"sentinel {hosts} master {self.master_name}"
+        return redact_url(self.url)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        found = [self.password] if self.password else []
+        url_password = urlsplit(self.url).password if "://" in self.url else None
+        if url_password:
+            found.append(url_password)
+        return tuple(s for s in found if s)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (also in ?password= queries)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc
+    if parts.password is not None:
+        user = parts.username or ""
+        host = netloc.rsplit("@", 1)[1]
+        netloc = f"{user}:***@{host}"
+    query = re.sub(r"(?i)(password=)[^&]*", r"\1***", parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def resolve_url(flag: str | None, env: Mapping[str, str], policy_url: str | None) -> str:
+    """``--url``, else ``REDIS_URL``, else the policy's ``redis.url``, else the default."""
+    for candidate in (flag, env.get("REDIS_URL"), policy_url):
+        if candidate:
+            return candidate
+    return DEFAULT_URL
+
+
+def parse_sentinel(text: str) -> tuple[str, int]:
+    """``host:port`` -> (host, port); UsageError otherwise."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--sentinel {text!r} is not host:port", hint="e.g. --sentinel 10.0.0.5:26379")
+    return host.strip("[]"), int(port)
+
+
+def build_settings(
+    *,
+    url_flag: str | None,
+    env: Mapping[str, str],
+    policy_url: str | None = None,
+    policy_cluster: bool = False,
+    password_file: Path | None = None,
+    cluster: bool = False,
+    sentinels: tuple[str, ...] = (),
+    master_name: str | None = None,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    tls_insecure: bool = False,
+    timeout_s: float | None = None,
+) -> ConnectionSettings:
+    """Combine flags, the environment and the policy into ConnectionSettings."""
+    url = resolve_url(url_flag, env, policy_url)
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in _SCHEMES:
+        raise UsageError(f"{redact_url(url)} is not a Redis URL",
+                         hint="use redis://host:6379/0, rediss://… for TLS, or unix:///path.sock")
+    password = None
+    if password_file is not None:
+        try:
+            password = password_file.read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read --password-file {password_file}: {exc.strerror}") from None
+    elif env.get("REDIS_PASSWORD") and urlsplit(url).password is None:
+        password = env["REDIS_PASSWORD"]
+    if sentinels and not master_name:
+        raise UsageError("--sentinel needs --master-name", hint="e.g. --master-name mymaster")
+    settings = ConnectionSettings(
+        url=url,
+        password=password,
+        cluster=cluster or policy_cluster,
+        sentinels=tuple(parse_sentinel(s) for s in sentinels),
+        master_name=master_name,
+        tls_ca=tls_ca,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_insecure=tls_insecure,
+    )
+    if timeout_s is not None:
+        settings = replace(settings, timeout_s=timeout_s, connect_timeout_s=min(timeout_s, 5.0))
+    return settings
+
+
+def client_kwargs(settings: ConnectionSettings) -> dict[str, Any]:
+    """Keyword arguments shared by every client class (timeouts, retry, TLS, auth)."""
+    kwargs: dict[str, Any] = {
+        "socket_timeout": settings.timeout_s,
+        "socket_connect_timeout": settings.connect_timeout_s,
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), settings.retries),
+        "retry_on_error": [rex.ConnectionError, rex.TimeoutError],
+        "client_name": settings.client_name,
+        "health_check_interval": 30,
+    }
+    if settings.password is not None:
+        kwargs["password"] = settings.password
+    if settings.url.lower().startswith("rediss://"):
+        if settings.tls_ca:
+            kwargs["ssl_ca_certs"] = settings.tls_ca
+        if settings.tls_cert:
+            kwargs["ssl_certfile"] = settings.tls_cert
+        if settings.tls_key:
+            kwargs["ssl_keyfile"] = settings.tls_key
+        if settings.tls_insecure:
+            kwargs["ssl_cert_reqs"] = "none"
+            kwargs["ssl_check_hostname"] = False
+    return kwargs
+
+
+def create_client(settings: ConnectionSettings) -> Any:
+    """A client for the deployment, not yet connected (see ``connect``)."""
+    kwargs = client_kwargs(settings)
+    if settings.sentinels:
+        from redis.sentinel import Sentinel
+
+        sentinel_kwargs = {k: kwargs[k] for k in ("socket_timeout", "socket_connect_timeout")}
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            list(settings.sentinels), sentinel_kwargs=sentinel_kwargs, **kwargs)
+        return sentinel.master_for(  # type: ignore[no-untyped-call]
+            settings.master_name or "mymaster")
+    if settings.cluster:
+        from redis.cluster import RedisCluster
+
+        kwargs.pop("retry_on_error", None)
+        kwargs.pop("health_check_interval", None)
+        return RedisCluster.from_url(settings.url, **kwargs)
+    return redis.Redis.from_url(settings.url, **kwargs)
+
+
+def connect(settings: ConnectionSettings) -> Any:
+    """A client that has answered PING; raises RedisUnavailableError."""
+    with redis_errors(settings):
+        client = create_client(settings)
+        client.ping()
+    return client
+
+
+def primaries(client: Any) -> list[Any]:
+    """One standalone client per primary: every node of a cluster, or the client itself."""
+    get_primaries = getattr(client, "get_primaries", None)
+    if get_primaries is None:
+        return [client]
+    nodes = []
+    for node in get_primaries():
+        if node.redis_connection is None:
+            client.nodes_manager.create_redis_connections([node])
+        nodes.append(node.redis_connection)
+    return nodes
+
+
+def node_name(node_client: Any) -> str:
+    """``host:port`` of a standalone client (for per-node figures)."""
+    kw = node_client.connection_pool.connection_kwargs
+    if "path" in kw:
+        return str(kw["path"])
+    return f"{kw.get('host', '?')}:{kw.get('port', '?')}"
+
+
+@contextmanager
+def redis_errors(settings: ConnectionSettings) -> Iterator[None]:
+    """Turn redis-py's exceptions into RedisUnavailableError naming the server."""
+    try:
+        yield
+    except rex.RedisError as exc:
+        raise describe_error(exc, settings) from None
+    except OSError as exc:  # e.g. a TLS file that cannot be read
+        raise describe_error(exc, settings) from None
+
+
+def describe_error(exc: BaseException, settings: ConnectionSettings) -> RedisUnavailableError:
+    """One plain message and a hint for a redis-py error; passwords scrubbed."""
+    where = settings.display
+    text = _scrub(str(exc), settings.secrets)
+    if isinstance(exc, rex.NoPermissionError) or "NOPERM" in text:
+        return RedisUnavailableError(
+            f"{where}: permission denied: {text}",
+            hint="the ACL user lacks a permission this command needs; "
+            "see README 'Least-privilege ACL'")
+    if isinstance(exc, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError) or (
+            "WRONGPASS" in text or "NOAUTH" in text or "invalid password" in text):
+        return RedisUnavailableError(
+            f"{where}: authentication refused",
+            hint="check the user and password (in the URL, REDIS_PASSWORD or --password-file)")
+    if isinstance(exc, rex.TimeoutError):
+        return RedisUnavailableError(
+            f"{where}: timed out after {settings.timeout_s:g}s ({text or 'no reply'})",
+            hint="the server is overloaded, paused or unreachable; raise --timeout to wait longer")
+    if "SSL" in text or "certificate" in text.lower() or "TLS" in text:
+        return RedisUnavailableError(
+            f"{where}: TLS failed: {text}",
+            hint="check --tls-ca/--tls-cert/--tls-key, or that the server speaks TLS (rediss://)")
+    if isinstance(exc, rex.ReadOnlyError):
+        return RedisUnavailableError(f"{where}: the server is a read-only replica",
+                                     hint="point --url at the primary")
+    if isinstance(exc, rex.BusyLoadingError):
+        return RedisUnavailableError(f"{where}: the server is loading its dataset",
+                                     hint="wait for it to finish loading and rerun")
+    if isinstance(exc, rex.ConnectionError | OSError):
+        return RedisUnavailableError(
+            f"cannot connect to {where}: {text}",
+            hint="is Redis running there? pass --url or set REDIS_URL")
+    return RedisUnavailableError(f"{where}: {type(exc).__name__}: {text}")
+
+
+def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text

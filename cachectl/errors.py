@@ -1,0 +1,89 @@
+"""Exit codes and the exception tree every command and the library raise.
+
+    CachectlError                 base; carries an exit code and a hint
+    ├── UsageError                exit 2: a bad flag, argument or combination
+    ├── PolicyError               exit 2: the policy file is unreadable or invalid
+    ├── SourceError               exit 2: a warm source cannot be opened or read
+    ├── RedisUnavailableError     exit 3: unreachable, timed out, auth/TLS/ACL refused
+    └── InterruptedWork           exit 130: stopped by the user; what was done is complete
+
+Core code raises these; only ``cachectl.cli.main`` turns them into ``error:`` /
+``hint:`` lines and an exit code. Messages never contain a password: every URL
+goes through ``cachectl.connection.redact_url`` first.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cachectl.diagnostics import Diagnostic
+
+
+class ExitCode(IntEnum):
+    """The exit codes of every cachectl command (DESIGN.md)."""
+
+    OK = 0
+    FINDINGS = 1
+    USAGE = 2
+    REDIS = 3
+    BUG = 70
+    INTERRUPTED = 130
+
+
+class CachectlError(Exception):
+    """Base of every error cachectl raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(CachectlError):
+    """The invocation is wrong: an unknown namespace, a bad flag value, a refused combination."""
+
+    exit_code = ExitCode.USAGE
+
+
+class PolicyError(CachectlError):
+    """The policy cannot be used; ``diagnostics`` says where and why."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        diagnostics: tuple[Diagnostic, ...] = (),
+    ) -> None:
+        super().__init__(message, hint)
+        self.diagnostics = diagnostics
+
+
+class SourceError(CachectlError):
+    """A warm source cannot be opened or read as a whole (a bad row is not an error)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class RedisUnavailableError(CachectlError):
+    """Redis cannot be used: unreachable, timed out, or refused auth, TLS or a permission."""
+
+    exit_code = ExitCode.REDIS
+
+
+class InterruptedWork(CachectlError):
+    """The user stopped the command; ``partial`` holds the result of what was done."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, message: str, partial: Any = None, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.partial = partial

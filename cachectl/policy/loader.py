@@ -1,0 +1,527 @@
+"""Read a policy file: safe YAML with positions, ``${VAR:-default}``, validation, resolution.
+
+The YAML is built from the parser's event stream, never by a constructor, so no
+tag can create an object, a mapping with the same key twice is a diagnostic (PyYAML
+keeps the last one silently), aliases are expanded under a budget (alias bombs),
+and nesting depth is bounded without recursion. Every node's 1-based line and
+column is recorded for diagnostics.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from cachectl.diagnostics import Diagnostic, DiagnosticSink, Severity, Span
+from cachectl.errors import PolicyError
+from cachectl.policy.model import (
+    Namespace,
+    NamespaceSpec,
+    Policy,
+    PolicySpec,
+    SpanIndex,
+    Thresholds,
+    did_you_mean,
+)
+from cachectl.policy.template import KeyTemplate, TemplateSyntaxError
+
+MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_NODES = 200_000
+SUPPORTED_VERSIONS = (1,)
+_NAMESPACE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_INTERPOLATION_RE = re.compile(
+    r"\$\$\{|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}|\$\{")
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_TAG = "tag:yaml.org,2002:"
+_PLAIN_TAGS = {_TAG + t for t in ("null", "bool", "int", "float", "str")}
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """A policy (None when it could not be built) and every diagnostic found on the way."""
+
+    policy: Policy | None
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.severity is Severity.ERROR for d in self.diagnostics)
+
+
+class _TooLarge(Exception):
+    def __init__(self, message: str, span: Span) -> None:
+        super().__init__(message)
+        self.message = message
+        self.span = span
+
+
+# ---------------------------------------------------------------------- entry points
+
+
+def load_policy(source: str | Path, env: Mapping[str, str] | None = None) -> Policy:
+    """Load and validate a policy file; raises PolicyError naming the first problems.
+
+    ``env`` is the environment for ``${VAR}`` interpolation (the CLI passes os.environ).
+    """
+    result = read_policy(Path(source), env or {})
+    errors = [d for d in result.diagnostics if d.severity is Severity.ERROR]
+    if result.policy is None or errors:
+        first = errors[0] if errors else None
+        where = f"{first.span.path}:{first.span.line}:{first.span.col}: " if first else ""
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise PolicyError(
+            f"invalid policy: {where}{first.code + ' ' + first.message if first else ''}{more}",
+            hint=f"run `cachectl lint {source}` to see every problem",
+            diagnostics=tuple(errors),
+        )
+    return result.policy
+
+
+def read_policy(path: Path, env: Mapping[str, str]) -> LoadResult:
+    """Read a policy file into a LoadResult; raises PolicyError only if the file is unreadable."""
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except IsADirectoryError:
+        raise PolicyError(f"{path} is a folder, not a policy file",
+                          hint="pass a .yaml file (lint also accepts folders)") from None
+    except FileNotFoundError:
+        raise PolicyError(f"policy file {path} does not exist",
+                          hint="pass --policy PATH or set CACHECTL_POLICY") from None
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from None
+    return parse_policy(data, str(path), env, source_path=path)
+
+
+def parse_policy(data: bytes | str, name: str, env: Mapping[str, str],
+                 source_path: Path | None = None) -> LoadResult:
+    """Parse policy text (bytes or str) named ``name`` into a LoadResult."""
+    sink = DiagnosticSink()
+    spans = SpanIndex(name)
+    size = len(data.encode() if isinstance(data, str) else data)
+    if size > MAX_FILE_BYTES:
+        sink.add("CP007", f"policy file is over {MAX_FILE_BYTES // (1024 * 1024)} MiB",
+                 Span(name, 1, 1), "a policy is a few kilobytes; is this the right file?")
+        return LoadResult(None, tuple(sink.items))
+    text = _decode(data, name, sink)
+    if text is None:
+        return LoadResult(None, tuple(sink.items))
+    tree = _build_tree(text, name, spans, env, sink)
+    if tree is None:
+        return LoadResult(None, tuple(sink.items))
+    if not isinstance(tree, dict):
+        sink.add("CP008", "a policy is a mapping with version, redis, namespaces…",
+                 spans.value(), "start from policies/minimal.yaml")
+        return LoadResult(None, tuple(sink.items))
+    spec = _validate(tree, spans, sink)
+    policy = _resolve(spec, spans, sink, source_path) if spec is not None else None
+    return LoadResult(policy, tuple(sink.items))
+
+
+# ---------------------------------------------------------------------- bytes -> text
+
+
+def _decode(data: bytes | str, name: str, sink: DiagnosticSink) -> str | None:
+    if isinstance(data, str):
+        text = data
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            before = data[: exc.start]
+            line = before.count(b"\n") + 1
+            col = exc.start - (before.rfind(b"\n") + 1) + 1
+            sink.add("CP001", f"not UTF-8 text (byte 0x{data[exc.start]:02x})",
+                     Span(name, line, col), "save the policy as UTF-8")
+            return None
+    if text.strip() == "":
+        sink.add("CP008", "the policy file is empty", Span(name, 1, 1),
+                 "start from policies/minimal.yaml")
+        return None
+    return text
+
+
+# ---------------------------------------------------------------------- text -> tree
+
+
+def _span(name: str, mark: Any) -> Span:
+    return Span(name, mark.line + 1, mark.column + 1)
+
+
+def _build_tree(text: str, name: str, spans: SpanIndex, env: Mapping[str, str],
+                sink: DiagnosticSink) -> Any:
+    """Build plain dicts/lists/scalars from YAML events, recording spans; None on failure."""
+    resolver = yaml.resolver.Resolver()
+    constructor = yaml.constructor.SafeConstructor()
+    anchors: dict[str, tuple[Any, int]] = {}
+    # stack frames: [container, path, pending_key, key_span, start_count, anchor]
+    stack: list[list[Any]] = []
+    root: Any = None
+    documents = 0
+    nodes = 0
+
+    def place(value: Any, span: Span, size: int) -> None:
+        nonlocal root, nodes
+        nodes += size
+        if nodes > MAX_NODES:
+            raise _TooLarge(f"the document expands to over {MAX_NODES} nodes (alias bomb?)", span)
+        if not stack:
+            root = value
+            return
+        frame = stack[-1]
+        container, path = frame[0], frame[1]
+        if isinstance(container, list):
+            spans.values[(*path, len(container))] = span
+            container.append(value)
+            return
+        if frame[2] is _NO_KEY:
+            if isinstance(value, (dict, list)) or value is None:
+                sink.add("CP004", "a mapping key must be a plain word", span)
+                key = f"<invalid key at {span.line}:{span.col}>"
+            else:
+                key = str(value).lower() if isinstance(value, bool) else str(value)
+            if key == "<<":
+                sink.add("CP004", "merge keys (<<) are not supported", span,
+                         "put shared values under defaults:")
+            if key in container:
+                first = spans.keys.get((*path, key))
+                where = f" (first at line {first.line})" if first else ""
+                sink.add("CP002", f"duplicate key {key!r}{where}", span,
+                         "YAML would silently keep only the last one; remove one of them")
+            frame[2], frame[3] = key, span
+            return
+        key, key_span = frame[2], frame[3]
+        if key not in container:
+            spans.keys[(*path, key)] = key_span
+            spans.values[(*path, key)] = span
+            container[key] = value
+        frame[2] = _NO_KEY
+
+    def child_path() -> tuple[Any, ...]:
+        if not stack:
+            return ()
+        frame = stack[-1]
+        if isinstance(frame[0], list):
+            return (*frame[1], len(frame[0]))
+        return (*frame[1], frame[2])
+
+    def in_key_position() -> bool:
+        return bool(stack) and isinstance(stack[-1][0], dict) and stack[-1][2] is _NO_KEY
+
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    sink.add("CP001", "more than one YAML document in the policy",
+                             _span(name, event.start_mark), "remove the second '---' document")
+                    return None
+            elif isinstance(event, yaml.ScalarEvent):
+                span = _span(name, event.start_mark)
+                value = _scalar(event, resolver, constructor, span, sink)
+                if isinstance(value, str) and not in_key_position():
+                    value = _interpolate(value, env, span, sink)
+                if event.anchor:
+                    anchors[event.anchor] = (value, 1)
+                place(value, span, 1)
+            elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                span = _span(name, event.start_mark)
+                if event.tag not in (None, "!", _TAG + "map", _TAG + "seq"):
+                    sink.add("CP009", f"YAML tag {event.tag} is not allowed", span,
+                             "a policy holds plain mappings, lists and scalars")
+                if len(stack) >= MAX_DEPTH:
+                    raise _TooLarge(f"nested deeper than {MAX_DEPTH} levels", span)
+                if in_key_position():
+                    sink.add("CP004", "a mapping key must be a plain word", span)
+                container: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
+                path = child_path()
+                spans.values.setdefault(path, span)
+                stack.append([container, path, _NO_KEY, None, nodes, event.anchor, span])
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                frame = stack.pop()
+                size = nodes - frame[4] + 1
+                if frame[5]:
+                    anchors[frame[5]] = (frame[0], size)
+                nodes = frame[4]
+                place(frame[0], frame[6], size)
+            elif isinstance(event, yaml.AliasEvent):
+                span = _span(name, event.start_mark)
+                if event.anchor not in anchors:
+                    sink.add("CP001", f"unknown alias *{event.anchor}", span)
+                    return None
+                value, size = anchors[event.anchor]
+                place(value, span, size)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        span = _span(name, mark) if mark else Span(name, 1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        if "nesting depth" in problem:
+            sink.add("CP007", f"nested too deep ({problem})", span,
+                     "a policy is a few kilobytes of plain YAML")
+        else:
+            sink.add("CP001", f"YAML syntax: {problem}", span)
+        return None
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        span = Span(name, before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1)
+        sink.add("CP001", f"character {exc.character!r} is not allowed in YAML", span,
+                 "is this a binary file?")
+        return None
+    except yaml.YAMLError as exc:
+        sink.add("CP001", f"YAML syntax: {exc}", Span(name, 1, 1))
+        return None
+    except _TooLarge as exc:
+        sink.add("CP007", exc.message, exc.span, "a policy is a few kilobytes of plain YAML")
+        return None
+    if documents == 0 or root is None:
+        sink.add("CP008", "the policy file holds no document", Span(name, 1, 1),
+                 "start from policies/minimal.yaml")
+        return None
+    return root
+
+
+class _NoKey:
+    pass
+
+
+_NO_KEY = _NoKey()
+
+
+def _scalar(event: Any, resolver: Any, constructor: Any, span: Span,
+            sink: DiagnosticSink) -> Any:
+    tag = event.tag
+    if tag in (None, "!"):
+        tag = resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
+    if tag == _TAG + "timestamp":
+        return event.value  # a date is never a policy value; let the schema say what is wanted
+    if tag not in _PLAIN_TAGS:
+        sink.add("CP009", f"YAML tag {tag} is not allowed", span,
+                 "a policy holds plain mappings, lists and scalars")
+        return event.value
+    node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+    return constructor.construct_object(node)
+
+
+def _interpolate(value: str, env: Mapping[str, str], span: Span, sink: DiagnosticSink) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}``; ``$${`` is a literal ``${``."""
+    if "$" not in value:
+        return value
+
+    def repl(m: re.Match[str]) -> str:
+        if m.group(0) == "$${":
+            return "${"
+        if m.group("name") is None:
+            sink.add("CP405", f"malformed interpolation in {value!r}", span,
+                     "write ${VAR} or ${VAR:-default}; $${ for a literal ${")
+            return m.group(0)
+        name, default = m.group("name"), m.group("default")
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        sink.add("CP401", f"environment variable {name} is not set and has no default", span,
+                 f"set {name}, or write ${{{name}:-default}}")
+        return ""
+
+    return _INTERPOLATION_RE.sub(repl, value)
+
+
+# ---------------------------------------------------------------------- tree -> spec
+
+_TYPE_CODES = {
+    "extra_forbidden": "CP003",
+    "missing": "CP005",
+    "duration": "CP101",
+    "size": "CP108",
+    "ratio": "CP109",
+}
+
+
+def _validate(tree: dict[str, Any], spans: SpanIndex, sink: DiagnosticSink) -> PolicySpec | None:
+    if "version" in tree and tree["version"] not in SUPPORTED_VERSIONS:
+        sink.add("CP006", f"policy version {tree['version']!r} is not supported",
+                 spans.value("version"), "this cachectl reads version: 1")
+        return None
+    try:
+        return PolicySpec.model_validate(tree)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            code = _TYPE_CODES.get(err["type"], "CP004")
+            if code == "CP003":
+                allowed = _fields_at(loc[:-1])
+                sink.add(code, f"unknown field {loc[-1]!r}" + _where(loc[:-1]),
+                         spans.key(*loc), did_you_mean(str(loc[-1]), allowed)
+                         or f"allowed here: {', '.join(sorted(allowed))}")
+            elif code == "CP005":
+                sink.add(code, f"missing field {loc[-1]!r}" + _where(loc[:-1]),
+                         spans.value(*loc[:-1]))
+            elif code == "CP004":
+                sink.add(code, f"{_dotted(loc)}: {err['msg']}", spans.value(*loc))
+            else:
+                sink.add(code, f"{_dotted(loc)}: {err['msg']}", spans.value(*loc))
+        return None
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "policy"
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    return f" in {_dotted(loc)}" if loc else ""
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The field names the model allows at ``loc`` (for did-you-mean)."""
+    model: Any = PolicySpec
+    for _part in loc:
+        if get_origin(model) is dict:  # a mapping of names (namespaces): step into its values
+            model = _unwrap(get_args(model)[1])
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+        info = model.model_fields.get(str(_part))
+        if info is None:
+            return []
+        model = _unwrap(info.annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    if get_origin(annotation) is dict:
+        return annotation
+    for arg in get_args(annotation) or (annotation,):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return annotation
+
+
+# ---------------------------------------------------------------------- spec -> policy
+
+
+def _resolve(spec: PolicySpec, spans: SpanIndex, sink: DiagnosticSink,
+             source_path: Path | None) -> Policy | None:
+    defaults, t = spec.defaults, spec.thresholds
+    prefix = spec.redis.key_prefix
+    ok = True
+    if any(ch in prefix for ch in "*?[]\\ \t\n") or prefix.endswith(":") or prefix.startswith(":"):
+        sink.add("CP209", f"key_prefix {prefix!r} must not hold glob characters, spaces, "
+                 "or start or end with ':'", spans.value("redis", "key_prefix"),
+                 'write key_prefix: shop; cachectl adds the ":"')
+        ok = False
+    namespaces: dict[str, Namespace] = {}
+    for name, ns in spec.namespaces.items():
+        built = _resolve_namespace(name, ns, spec, spans, sink, prefix if ok else "")
+        if built is None:
+            ok = False
+        else:
+            namespaces[name] = built
+    if not ok:
+        return None
+    thresholds = Thresholds(
+        hit_rate=t.hit_rate,
+        critical_hit_rate=t.critical_hit_rate,
+        latency_cached_p99_ms=t.latency_p99_ms.cached,
+        latency_hot_p99_ms=t.latency_p99_ms.hot,
+        memory_used_ratio=t.memory_used_ratio,
+        max_stale_ratio=t.max_stale_ratio,
+        min_requests=t.min_requests,
+    )
+    del defaults
+    return Policy(
+        version=spec.version,
+        redis_url=spec.redis.url,
+        key_prefix=prefix,
+        cluster=spec.redis.cluster,
+        thresholds=thresholds,
+        namespaces=namespaces,
+        spans=spans,
+        source_path=source_path,
+        spec=spec,
+    )
+
+
+def _resolve_namespace(name: str, ns: NamespaceSpec, spec: PolicySpec, spans: SpanIndex,
+                       sink: DiagnosticSink, prefix: str) -> Namespace | None:
+    d = spec.defaults
+    path = ("namespaces", name)
+    ok = True
+    if not _NAMESPACE_NAME_RE.match(name):
+        sink.add("CP010", f"namespace name {name!r} is not letters, digits, _ and -",
+                 spans.key(*path))
+        ok = False
+    try:
+        template = KeyTemplate(ns.key, prefix)
+    except TemplateSyntaxError as exc:
+        sink.add(exc.code, f"namespace {name}: key {ns.key!r}: {exc.message}",
+                 spans.value(*path, "key"))
+        template = None
+        ok = False
+    ttl = ns.ttl if ns.ttl is not None else d.ttl
+    if ttl is None:
+        sink.add("CP103", f"namespace {name} has no ttl and defaults has none",
+                 spans.key(*path), "add ttl: 10m to the namespace or to defaults")
+        ok = False
+    elif ttl <= 0:
+        where = (*path, "ttl") if ns.ttl is not None else ("defaults", "ttl")
+        sink.add("CP102", f"namespace {name}: ttl must be positive", spans.value(*where),
+                 "a key without a positive TTL would live forever")
+        ok = False
+    stale = ns.stale if ns.stale is not None else d.stale
+    sie_raw = ns.stale_if_error if ns.stale_if_error is not None else d.stale_if_error
+    sie = sie_raw if sie_raw is not None else stale
+    jitter = ns.jitter if ns.jitter is not None else d.jitter
+    for field_name, value in (("stale", stale), ("stale_if_error", sie)):
+        if value < 0:
+            sink.add("CP102", f"namespace {name}: {field_name} must not be negative",
+                     spans.value(*path, field_name))
+            ok = False
+    if sie < stale:
+        sink.add("CP105", f"namespace {name}: stale_if_error is shorter than stale",
+                 spans.value(*path, "stale_if_error"),
+                 "the fail-safe window starts after the stale one; make it >= stale")
+        ok = False
+    if not 0 <= jitter < 1:
+        sink.add("CP106", f"namespace {name}: jitter {jitter:.0%} must be in [0 %, 100 %)",
+                 spans.value(*path, "jitter") if ns.jitter is not None
+                 else spans.value("defaults", "jitter"), "10 % is usual")
+        ok = False
+    beta: float | None = None
+    if ns.early_refresh is True:
+        beta = 1.0
+    elif ns.early_refresh is not False:
+        beta = float(ns.early_refresh)
+        if beta <= 0:
+            sink.add("CP004", f"namespace {name}: early_refresh must be true, false or a beta > 0",
+                     spans.value(*path, "early_refresh"))
+            ok = False
+    if not ok or template is None or ttl is None:
+        return None
+    return Namespace(
+        name=name,
+        template=template,
+        ttl_ms=ttl,
+        stale_ms=stale,
+        stale_if_error_ms=sie,
+        jitter=jitter,
+        critical=ns.critical,
+        hot=ns.hot,
+        hit_rate=ns.hit_rate if ns.hit_rate is not None else (
+            spec.thresholds.critical_hit_rate if ns.critical else spec.thresholds.hit_rate),
+        max_value_bytes=ns.max_value_bytes if ns.max_value_bytes is not None
+        else d.max_value_bytes,
+        tags=tuple(ns.tags),
+        early_refresh_beta=beta,
+        warm=ns.warm,
+        description=ns.description,
+    )

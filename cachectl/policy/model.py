@@ -1,0 +1,290 @@
+"""The policy model: the YAML document as pydantic models, and the resolved Policy.
+
+``PolicySpec`` mirrors the file (and is where the JSON Schema comes from);
+``Policy`` is what the rest of cachectl uses: every namespace with its defaults
+applied, durations in milliseconds, templates compiled, and the source position
+of every node kept for diagnostics.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from cachectl.diagnostics import Span
+from cachectl.errors import UsageError
+from cachectl.policy import units
+from cachectl.policy.template import KeyTemplate
+
+
+def _duration(value: object) -> int:
+    try:
+        return units.parse_duration_ms(value)
+    except units.UnitError as exc:
+        raise PydanticCustomError("duration", str(exc)) from None
+
+
+def _size(value: object) -> int:
+    try:
+        return units.parse_size_bytes(value)
+    except units.UnitError as exc:
+        raise PydanticCustomError("size", str(exc)) from None
+
+
+def _ratio(value: object) -> float:
+    try:
+        return units.parse_ratio(value)
+    except units.UnitError as exc:
+        raise PydanticCustomError("ratio", str(exc)) from None
+
+
+DurationMs = Annotated[
+    int,
+    BeforeValidator(_duration),
+    WithJsonSchema({
+        "anyOf": [
+            {"type": "string", "pattern": r"^\s*-?\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
+            {"type": "integer"},
+        ],
+        "description": "A duration: 500ms, 30s, 5m, 1h, 1d, or an integer of seconds.",
+    }),
+]
+SizeBytes = Annotated[
+    int,
+    BeforeValidator(_size),
+    WithJsonSchema({
+        "anyOf": [
+            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*([KMG]i?B|B)?\s*$"},
+            {"type": "integer", "minimum": 1},
+        ],
+        "description": "A size: 512B, 64KiB, 1MiB, or an integer of bytes.",
+    }),
+]
+Ratio = Annotated[
+    float,
+    BeforeValidator(_ratio),
+    WithJsonSchema({
+        "anyOf": [
+            {"type": "number"},
+            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"},
+        ],
+        "description": "A ratio: 0.8 or 80%.",
+    }),
+]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RedisSpec(_Spec):
+    """Where the cache lives; ``--url`` and ``REDIS_URL`` take precedence."""
+
+    url: str | None = Field(None, description="redis://, rediss:// (TLS) or unix:// URL.")
+    key_prefix: str = Field("", description='Every key is "<key_prefix>:" + the rendered template.')
+    cluster: bool = Field(False, description="Connect with Redis Cluster's client.")
+
+
+class LatencySpec(_Spec):
+    cached: float = Field(50.0, description="p99 read latency for cached data, in ms.")
+    hot: float = Field(10.0, description="p99 read latency for hot data, in ms.")
+
+
+class ThresholdsSpec(_Spec):
+    """The service levels ``stats`` and ``bench`` judge against."""
+
+    hit_rate: Ratio = Field(0.80, description="Minimum hit rate of every namespace.")
+    critical_hit_rate: Ratio = Field(0.95, description="Minimum hit rate of critical namespaces.")
+    latency_p99_ms: LatencySpec = Field(default_factory=LatencySpec)
+    memory_used_ratio: Ratio = Field(0.70, description="Maximum used memory / maxmemory.")
+    max_stale_ratio: Ratio = Field(
+        0.20, description="Maximum share of hits served stale or fail-safe.")
+    min_requests: int = Field(
+        100, ge=0, description="Fewer requests than this in the window: too little to judge.")
+
+
+class DefaultsSpec(_Spec):
+    """Values every namespace inherits unless it sets its own."""
+
+    ttl: DurationMs | None = Field(None, description="Fresh lifetime.")
+    stale: DurationMs = Field(0, description="Served stale while revalidated, after ttl.")
+    stale_if_error: DurationMs | None = Field(
+        None, description="Kept as a fail-safe when reloading fails; defaults to stale.")
+    jitter: Ratio = Field(0.0, description="Random spread on ttl, e.g. 10%.")
+    max_value_bytes: SizeBytes | None = Field(None, description="Largest value allowed.")
+
+
+class SourceSpec(BaseModel):
+    """A warm source; ``type`` picks the reader, the other fields are the reader's options."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str = Field(description="jsonl, json, csv, sql, http, or a plugin's type.")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class WarmSpec(_Spec):
+    source: SourceSpec
+    value: str | None = Field(None, description="Store this field of the row instead of the row.")
+    encoding: Literal["json", "raw"] = Field("json", description="json, or raw for text/bytes.")
+
+
+class NamespaceSpec(_Spec):
+    """One kind of cached data."""
+
+    key: str = Field(description='Key template, e.g. "product:{id}".')
+    description: str | None = None
+    ttl: DurationMs | None = None
+    stale: DurationMs | None = None
+    stale_if_error: DurationMs | None = None
+    jitter: Ratio | None = None
+    critical: bool = Field(False, description="Hit rate must exceed critical_hit_rate.")
+    hot: bool = Field(False, description="Reads are judged against the hot latency threshold.")
+    hit_rate: Ratio | None = Field(None, description="This namespace's own hit-rate threshold.")
+    max_value_bytes: SizeBytes | None = None
+    tags: list[str] = Field(default_factory=list)
+    early_refresh: bool | float = Field(
+        False, description="Probabilistic early refresh (XFetch); true or a beta > 0.")
+    warm: WarmSpec | None = None
+
+
+class PolicySpec(_Spec):
+    """A cachectl policy file, version 1."""
+
+    version: int = Field(description="Policy format version; 1.")
+    redis: RedisSpec = Field(default_factory=RedisSpec)
+    thresholds: ThresholdsSpec = Field(default_factory=ThresholdsSpec)
+    defaults: DefaultsSpec = Field(default_factory=DefaultsSpec)
+    namespaces: dict[str, NamespaceSpec] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- resolved
+
+
+@dataclass(frozen=True)
+class SpanIndex:
+    """Source positions of the document's nodes, by path (``("namespaces", "product", "ttl")``)."""
+
+    path: str
+    values: dict[tuple[str | int, ...], Span] = field(default_factory=dict)
+    keys: dict[tuple[str | int, ...], Span] = field(default_factory=dict)
+
+    def value(self, *path: str | int) -> Span:
+        """Where the value at ``path`` is, or its nearest ancestor."""
+        return self._find(self.values, path)
+
+    def key(self, *path: str | int) -> Span:
+        """Where the key naming ``path`` is (falls back to the value)."""
+        if path in self.keys:
+            return self.keys[path]
+        return self._find(self.values, path)
+
+    def _find(self, table: dict[tuple[str | int, ...], Span], path: tuple[str | int, ...]) -> Span:
+        for end in range(len(path), -1, -1):
+            span = table.get(path[:end])
+            if span is not None:
+                return span
+        return Span(self.path, 1, 1)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    hit_rate: float
+    critical_hit_rate: float
+    latency_cached_p99_ms: float
+    latency_hot_p99_ms: float
+    memory_used_ratio: float
+    max_stale_ratio: float
+    min_requests: int
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """A namespace with every default applied; durations in milliseconds."""
+
+    name: str
+    template: KeyTemplate
+    ttl_ms: int
+    stale_ms: int
+    stale_if_error_ms: int
+    jitter: float
+    critical: bool
+    hot: bool
+    hit_rate: float
+    max_value_bytes: int | None
+    tags: tuple[str, ...]
+    early_refresh_beta: float | None
+    warm: WarmSpec | None
+    description: str | None = None
+
+    @property
+    def grace_ms(self) -> int:
+        """G = max(stale, stale_if_error): how long a key outlives its fresh TTL."""
+        return max(self.stale_ms, self.stale_if_error_ms)
+
+    def key(self, **params: object) -> str:
+        """The full Redis key for these placeholder values (raises KeyParamError)."""
+        return self.template.render(params)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A loaded, validated policy."""
+
+    version: int
+    redis_url: str | None
+    key_prefix: str
+    cluster: bool
+    thresholds: Thresholds
+    namespaces: dict[str, Namespace]
+    spans: SpanIndex
+    source_path: Path | None = None
+    spec: PolicySpec | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths in the policy (warm sources) are resolved against."""
+        return self.source_path.parent if self.source_path else Path.cwd()
+
+    def __iter__(self) -> Iterator[Namespace]:
+        return iter(self.namespaces.values())
+
+    def namespace(self, name: str) -> Namespace:
+        """The namespace called ``name``; UsageError with a did-you-mean otherwise."""
+        try:
+            return self.namespaces[name]
+        except KeyError:
+            raise UsageError(
+                f"no namespace {name!r} in the policy",
+                hint=did_you_mean(name, self.namespaces) or
+                f"namespaces: {', '.join(self.namespaces) or '(none)'}",
+            ) from None
+
+    def with_tag(self, tag: str) -> list[Namespace]:
+        """Namespaces carrying ``tag``; UsageError when none does."""
+        found = [ns for ns in self if tag in ns.tags]
+        if not found:
+            tags = sorted({t for ns in self for t in ns.tags})
+            raise UsageError(f"no namespace carries tag {tag!r}",
+                             hint=did_you_mean(tag, tags) or f"tags: {', '.join(tags) or '(none)'}")
+        return found
+
+    @property
+    def internal_prefix(self) -> str:
+        """Where cachectl keeps its own keys (counters, audit stream, locks)."""
+        return f"{self.key_prefix}:cachectl" if self.key_prefix else "cachectl"
+
+
+def did_you_mean(word: str, choices: Any) -> str | None:
+    """``did you mean 'x'?`` for the closest choice, or None."""
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None

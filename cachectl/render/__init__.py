@@ -1,0 +1,1 @@
+"""Result objects -> output: Rich text, JSON, SARIF, GitHub annotations, Prometheus text."""

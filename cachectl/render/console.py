@@ -1,0 +1,79 @@
+"""The two consoles (results on stdout, messages on stderr) and JSON output.
+
+Colour follows Rich's own rules: none when the stream is not a terminal, none
+when NO_COLOR is set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+import sys
+from functools import cache
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+
+
+@cache
+def stdout() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+@cache
+def stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def is_terminal(stream: IO[str] | None = None) -> bool:
+    """Whether ``stream`` (stderr by default) is an interactive terminal."""
+    stream = stream or sys.stderr
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def jsonable(obj: Any) -> Any:
+    """Turn result objects (dataclasses, enums, paths, bytes, tuples) into JSON values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        to_json = getattr(obj, "to_json", None)
+        if callable(to_json):
+            return jsonable(to_json())
+        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not f.name.startswith("_")}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, dict):
+        return {str(jsonable(k)) if not isinstance(k, str) else k: jsonable(v)
+                for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "backslashreplace")
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def emit_json(doc: Any, stream: IO[str] | None = None) -> None:
+    """Print one JSON document on stdout (and nothing else there)."""
+    out = stream or sys.stdout
+    out.write(json.dumps(jsonable(doc), indent=2, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def emit_json_line(doc: Any, stream: IO[str] | None = None) -> None:
+    """Print one JSON line (for streaming listings)."""
+    out = stream or sys.stdout
+    out.write(json.dumps(jsonable(doc), ensure_ascii=False, separators=(",", ":")) + "\n")
+
+
+def display_key(key: bytes) -> str:
+    """A key as text an operator can read and copy: UTF-8, with other bytes as \\xNN."""
+    return key.decode("utf-8", "backslashreplace")

@@ -1,0 +1,50 @@
+"""Shared fixtures: a session redis-server on a free port, and a factory for more."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.support.redis_server import RedisServer
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One throwaway redis-server for the whole session (never the machine's 6379)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session server's URL, emptied before the test (per-test isolation)."""
+    redis_server.client().flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def redis_factory(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """Start extra servers (``redis_factory("--maxmemory", "10mb")``); all stopped afterwards."""
+    started: list[RedisServer] = []
+
+    def start(*args: str, password: str | None = None) -> RedisServer:
+        server = RedisServer(tmp_path / f"redis-{len(started)}", *args, password=password)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()

@@ -1,0 +1,42 @@
+"""Imports flow down only: core never imports the CLI, Typer or Rich; the CLI starts lean."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "cachectl"
+UPPER = ("typer", "rich", "cachectl.cli", "cachectl.render")
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_core_modules_never_import_cli_typer_or_rich() -> None:
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE).parts
+        if rel[0] in ("cli", "render"):
+            continue
+        for name in _imports(path):
+            if any(name == u or name.startswith(u + ".") for u in UPPER):
+                offenders.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    assert offenders == []
+
+
+def test_building_the_cli_does_not_import_redis() -> None:
+    code = (
+        "import sys; from cachectl.cli.app import build_command; build_command(); "
+        "print(sorted(m for m in ('redis', 'rich.table', 'httpx', 'sqlalchemy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
