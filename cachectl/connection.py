@@ -126,6 +126,16 @@ def build_settings(
         password = env["REDIS_PASSWORD"]
     if sentinels and not master_name:
         raise UsageError("--sentinel needs --master-name", hint="e.g. --master-name mymaster")
+    tls_flags = [name for name, value in (("--tls-ca", tls_ca), ("--tls-cert", tls_cert),
+                                          ("--tls-key", tls_key), ("--tls-insecure", tls_insecure))
+                 if value]
+    if tls_flags and scheme != "rediss" and not sentinels:
+        # redis-py would silently ignore them and connect in clear text
+        raise UsageError(f"{', '.join(tls_flags)} need a rediss:// URL, not {redact_url(url)}",
+                         hint="write the URL as rediss://host:port/db to use TLS")
+    if bool(tls_cert) != bool(tls_key):
+        raise UsageError("--tls-cert and --tls-key go together",
+                         hint="pass the client certificate and its private key")
     settings = ConnectionSettings(
         url=url,
         password=password,
@@ -190,9 +200,34 @@ def create_client(settings: ConnectionSettings) -> Any:
 def connect(settings: ConnectionSettings) -> Any:
     """A client that has answered PING; raises RedisUnavailableError."""
     with redis_errors(settings):
-        client = create_client(settings)
-        client.ping()
+        try:
+            client = create_client(settings)
+            client.ping()
+        except rex.RedisClusterException:
+            # redis-py hides the reason (a NOPERM, a non-cluster server) behind one message
+            _diagnose_cluster_seed(settings)
+            raise
     return client
+
+
+def _diagnose_cluster_seed(settings: ConnectionSettings) -> None:
+    """Ask the seed node for its slot map directly, to raise the real reason."""
+    kwargs = client_kwargs(settings)
+    seed = redis.Redis.from_url(settings.url, **kwargs)
+    try:
+        seed.ping()
+        seed.execute_command("CLUSTER", "SLOTS")  # type: ignore[no-untyped-call]
+    except rex.ResponseError as exc:
+        if "cluster support disabled" in str(exc):
+            raise RedisUnavailableError(
+                f"{settings.display} is not a Redis Cluster node",
+                hint="drop --cluster (and redis.cluster in the policy) for a standalone server",
+            ) from None
+        raise
+    except (rex.RedisError, OSError):
+        pass  # unreachable: the cluster client's own error says so
+    finally:
+        seed.close()
 
 
 def primaries(client: Any) -> list[Any]:
@@ -221,7 +256,8 @@ def redis_errors(settings: ConnectionSettings) -> Iterator[None]:
     """Turn redis-py's exceptions into RedisUnavailableError naming the server."""
     try:
         yield
-    except rex.RedisError as exc:
+    except (rex.RedisError, rex.RedisClusterException) as exc:
+        # RedisClusterException (e.g. SlotNotCoveredError during a failover) is not a RedisError
         raise describe_error(exc, settings) from None
     except OSError as exc:  # e.g. a TLS file that cannot be read
         raise describe_error(exc, settings) from None
@@ -245,10 +281,29 @@ def describe_error(exc: BaseException, settings: ConnectionSettings) -> RedisUna
         return RedisUnavailableError(
             f"{where}: timed out after {settings.timeout_s:g}s ({text or 'no reply'})",
             hint="the server is overloaded, paused or unreachable; raise --timeout to wait longer")
-    if "SSL" in text or "certificate" in text.lower() or "TLS" in text:
+    if _is_tls_failure(exc, text):
+        hint = "check --tls-ca/--tls-cert/--tls-key, or that the server speaks TLS (rediss://)"
+        if "EOF occurred" in text or "alert" in text.lower():
+            hint = ("the server closed the TLS handshake: it may require a client certificate "
+                    "(--tls-cert/--tls-key) signed by a CA it trusts")
+        elif "CERTIFICATE_VERIFY_FAILED" in text:
+            hint = ("the server's certificate is not signed by --tls-ca (or the system CAs); "
+                    "pass the right --tls-ca, or --tls-insecure to skip verification")
+        return RedisUnavailableError(f"{where}: TLS failed: {text}", hint=hint)
+    if isinstance(exc, rex.MovedError | rex.AskError) or text.startswith(("MOVED ", "ASK ")):
         return RedisUnavailableError(
-            f"{where}: TLS failed: {text}",
-            hint="check --tls-ca/--tls-cert/--tls-key, or that the server speaks TLS (rediss://)")
+            f"{where} is a Redis Cluster node (it redirected a key to another node)",
+            hint="pass --cluster, or set redis.cluster: true in the policy")
+    if isinstance(exc, rex.SlotNotCoveredError | rex.ClusterDownError) or (
+            "CLUSTERDOWN" in text):
+        return RedisUnavailableError(
+            f"{where}: the cluster cannot serve every slot ({text or 'cluster down'})",
+            hint="a primary failed and no replica has taken over yet; rerun once "
+            "CLUSTER INFO says cluster_state:ok")
+    if isinstance(exc, rex.RedisClusterException):
+        return RedisUnavailableError(
+            f"cannot use the cluster at {where}: {text}",
+            hint="check that the nodes are up and that --url names one of them")
     if isinstance(exc, rex.ReadOnlyError):
         return RedisUnavailableError(f"{where}: the server is a read-only replica",
                                      hint="point --url at the primary")
@@ -256,10 +311,22 @@ def describe_error(exc: BaseException, settings: ConnectionSettings) -> RedisUna
         return RedisUnavailableError(f"{where}: the server is loading its dataset",
                                      hint="wait for it to finish loading and rerun")
     if isinstance(exc, rex.ConnectionError | OSError):
-        return RedisUnavailableError(
-            f"cannot connect to {where}: {text}",
-            hint="is Redis running there? pass --url or set REDIS_URL")
+        hint = "is Redis running there? pass --url or set REDIS_URL"
+        if "reset by peer" in text and not settings.url.lower().startswith("rediss://"):
+            hint += "; a TLS-only server resets plain connections: use rediss://"
+        return RedisUnavailableError(f"cannot connect to {where}: {text}", hint=hint)
     return RedisUnavailableError(f"{where}: {type(exc).__name__}: {text}")
+
+
+def _is_tls_failure(exc: BaseException, text: str) -> bool:
+    import ssl
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "SSL" in text or "_ssl.c" in text or "certificate" in text.lower() or "TLS" in text
 
 
 def _scrub(text: str, secrets: tuple[str, ...]) -> str:

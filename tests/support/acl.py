@@ -1,0 +1,99 @@
+"""ACL users for tests, and the least-privilege rule of each cachectl command family.
+
+``FAMILY_RULES`` is the single source of the rules the README documents (a test keeps
+the README table equal to it) and the topology tests run each command under. Every rule
+is confined to the cache's keys (``~<prefix>:*``) and channels (``&<prefix>:*``);
+cachectl's own keys live under ``<prefix>:cachectl`` so the same pattern covers them.
+
+- ``CONNECT`` is what redis-py itself sends on every connection (PING from ``connect``,
+  CLIENT SETNAME; AUTH/HELLO need no permission). CLIENT SETINFO is best-effort.
+- ``CLUSTER_EXTRA`` is what the cluster client adds (CLUSTER SLOTS for the slot map,
+  COMMAND for key positions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+CONNECT = ("+ping", "+client|setname")
+CLUSTER_EXTRA = ("+cluster|slots", "+command")
+
+# command family -> the commands it needs beyond CONNECT (and CLUSTER_EXTRA on a cluster);
+# None: the family never talks to Redis
+FAMILY_RULES: dict[str, tuple[str, ...] | None] = {
+    "lint": None,
+    "inspect": ("+scan", "+type", "+pttl", "+memory|usage", "+object|encoding",
+                "+object|idletime", "+get", "+strlen", "+info"),
+    "warm": ("+set", "+pttl"),
+    "flush": ("+scan", "+pttl", "+unlink", "+pexpire", "+xadd", "+info"),
+    "stats": ("+info", "+latency|histogram", "+hgetall", "+scan"),
+    "bench": ("+get", "+set", "+pttl", "+unlink", "+info"),
+    "library": ("+get", "+set", "+pttl", "+pexpire", "+expire", "+evalsha", "+eval",
+                "+script|load", "+publish", "+subscribe", "+hincrby", "+unlink"),
+}
+# cachectl commands -> the family whose rule they run under
+COMMAND_FAMILY = {"lint": "lint", "schema": "lint", "inspect": "inspect", "audit": "inspect",
+                  "warm": "warm", "flush": "flush", "stats": "stats", "bench": "bench"}
+
+# the roles the issue names
+ROLE_RULES: dict[str, tuple[str, ...]] = {
+    "admin": ("~*", "&*", "+@all"),
+    # read and delete cache keys, never FLUSHALL/FLUSHDB/CONFIG/KEYS/DEBUG (all @dangerous)
+    "operator": ("+@read", "+@write", "+@keyspace", "+@connection", "+@scripting",
+                 "-@dangerous", "+info", "+latency|histogram", *CLUSTER_EXTRA),
+    "readonly": ("+@read", "+@connection", "-@dangerous", "+info", *CLUSTER_EXTRA),
+}
+
+
+def family_rule(family: str, prefix: str = "shop", *, cluster: bool = False) -> list[str]:
+    """The ACL SETUSER rules (without on/password) of a command family, for ``prefix``."""
+    extra = FAMILY_RULES[family]
+    if extra is None:
+        return ["resetkeys", "resetchannels", "-@all"]
+    rules = ["resetkeys", "resetchannels", "-@all", f"~{prefix}:*", f"&{prefix}:*",
+             *CONNECT, *extra]
+    if cluster:
+        rules += CLUSTER_EXTRA
+    return rules
+
+
+def role_rule(role: str, prefix: str = "shop") -> list[str]:
+    rules = ROLE_RULES[role]
+    keys = [] if role == "admin" else [f"~{prefix}:*", f"&{prefix}:*"]
+    return ["resetkeys", "resetchannels", "-@all", *keys, *rules]
+
+
+def readme_rule(family: str, prefix: str = "shop") -> str:
+    """The rule as the README shows it (one ``ACL SETUSER`` line)."""
+    extra = FAMILY_RULES[family]
+    if extra is None:
+        return "(no Redis access)"
+    return " ".join([f"~{prefix}:*", f"&{prefix}:*", *CONNECT, *extra])
+
+
+@dataclass(frozen=True)
+class AclUser:
+    name: str
+    password: str
+
+    def url(self, host: str, port: int, scheme: str = "redis") -> str:
+        return f"{scheme}://{self.name}:{self.password}@{host}:{port}/0"
+
+
+def set_user(clients: Iterable[Any], name: str, password: str, rules: list[str]) -> AclUser:
+    """Create or replace ``name`` on every given node (a cluster has one ACL per node)."""
+    for client in clients:
+        client.execute_command("ACL", "SETUSER", name, "reset", "on", f">{password}", *rules)
+    return AclUser(name, password)
+
+
+def family_user(clients: Iterable[Any], family: str, prefix: str = "shop", *,
+                cluster: bool = False) -> AclUser:
+    return set_user(clients, f"cachectl-{family}", f"pw-{family}-s3cret",
+                    family_rule(family, prefix, cluster=cluster))
+
+
+def role_user(clients: Iterable[Any], role: str, prefix: str = "shop") -> AclUser:
+    return set_user(clients, role, f"pw-{role}-s3cret", role_rule(role, prefix))

@@ -1,0 +1,191 @@
+"""A throwaway Sentinel deployment: one primary, one replica and 3 Sentinels (quorum 2).
+
+Small ``down-after-milliseconds`` and ``failover-timeout`` so a failover (forced with
+SENTINEL FAILOVER, or by killing the primary) completes in a few seconds. Every
+process is stopped by ``stop()``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+from tests.support.redis_server import RedisServer, free_port, redis_server_binary
+
+MASTER_NAME = "mymaster"
+DOWN_AFTER_MS = 1000
+FAILOVER_TIMEOUT_MS = 3000
+
+
+class SentinelError(RuntimeError):
+    """The deployment did not reach the expected state in time."""
+
+
+class SentinelProcess:
+    """One ``redis-server --sentinel`` on a free port, with a writable config file."""
+
+    def __init__(self, workdir: Path, monitored_port: int, quorum: int) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.monitored_port = monitored_port
+        self.quorum = quorum
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+
+    def start(self, timeout_s: float = 10.0) -> SentinelProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "sentinel.conf"
+        conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.workdir}\n"
+            f"logfile {self.workdir / 'sentinel.log'}\n"
+            f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.monitored_port} {self.quorum}\n"
+            f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n"
+            f"sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n"
+            f"sentinel parallel-syncs {MASTER_NAME} 1\n"
+        )
+        self.proc = subprocess.Popen([redis_server_binary(), str(conf), "--sentinel"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if self.client().ping():
+                    return self
+            except redis.ConnectionError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        self.stop()
+        raise SentinelError(f"sentinel on port {self.port} did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+class SentinelFixture:
+    """A primary, a replica and 3 Sentinels watching them as ``mymaster``."""
+
+    def __init__(self, workdir: Path, sentinels: int = 3, quorum: int = 2,
+                 extra_args: tuple[str, ...] = ()) -> None:
+        self.workdir = workdir
+        self.primary = RedisServer(workdir / "primary", *extra_args)
+        self.replica = RedisServer(workdir / "replica", "--replicaof", "127.0.0.1",
+                                   str(self.primary.port), *extra_args)
+        self.sentinels = [SentinelProcess(workdir / f"sentinel-{i}", self.primary.port, quorum)
+                          for i in range(sentinels)]
+
+    @property
+    def master_name(self) -> str:
+        return MASTER_NAME
+
+    @property
+    def sentinel_addrs(self) -> list[str]:
+        """``host:port`` of every Sentinel (the form ``--sentinel`` takes)."""
+        return [f"127.0.0.1:{s.port}" for s in self.sentinels]
+
+    @property
+    def servers(self) -> list[RedisServer]:
+        return [self.primary, self.replica]
+
+    def start(self, timeout_s: float = 20.0) -> SentinelFixture:
+        try:
+            self.primary.start()
+            self.replica.start()
+            for sentinel in self.sentinels:
+                sentinel.start()
+            self._wait(self._ready, timeout_s, "replica synced and every Sentinel seeing it")
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for sentinel in self.sentinels:
+            sentinel.stop()
+        self.replica.stop()
+        self.primary.stop()
+
+    def current_primary_port(self) -> int:
+        _host, port = self.sentinels[0].client().execute_command(
+            "SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME)
+        return int(port)
+
+    def current_primary(self) -> RedisServer:
+        port = self.current_primary_port()
+        return next(s for s in self.servers if s.port == port)
+
+    def _ready(self) -> bool:
+        primary = self.current_primary()
+        info = primary.client().info("replication")
+        if info.get("connected_slaves", 0) < 1:
+            return False
+        replica_info = info.get("slave0", {})
+        if not isinstance(replica_info, dict) or replica_info.get("state") != "online":
+            return False
+        for sentinel in self.sentinels:
+            c = sentinel.client()
+            replicas = c.execute_command("SENTINEL", "REPLICAS", MASTER_NAME)
+            if not replicas:
+                return False
+            sentinels_seen = c.execute_command("SENTINEL", "SENTINELS", MASTER_NAME)
+            if len(sentinels_seen) < len(self.sentinels) - 1:
+                return False
+        return True
+
+    def failover(self, timeout_s: float = 20.0) -> RedisServer:
+        """Force a failover (SENTINEL FAILOVER) and wait until the old replica is primary."""
+        old = self.current_primary()
+        self.sentinels[0].client().execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
+        return self.wait_new_primary(old, timeout_s)
+
+    def wait_new_primary(self, old: RedisServer, timeout_s: float = 20.0) -> RedisServer:
+        """Wait until every Sentinel names another server and that server says it is primary."""
+        def switched() -> bool:
+            ports = {int(s.client().execute_command(
+                "SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME)[1]) for s in self.sentinels}
+            if len(ports) != 1 or old.port in ports:
+                return False
+            new = next(s for s in self.servers if s.port in ports)
+            return bool(new.client().execute_command("ROLE")[0] == b"master")
+
+        self._wait(switched, timeout_s, "the Sentinels to promote the replica")
+        return self.current_primary()
+
+    def kill_primary(self) -> RedisServer:
+        """SIGKILL the current primary (the Sentinels notice after down-after-milliseconds)."""
+        old = self.current_primary()
+        old.kill()
+        return old
+
+    @staticmethod
+    def _wait(predicate: object, timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if predicate():  # type: ignore[operator]
+                    return
+            except (redis.RedisError, StopIteration):
+                pass
+            time.sleep(0.05)
+        raise SentinelError(f"timed out after {timeout_s:g}s waiting for {what}")
+
+
+def sentinel_fixture(tmp_path_factory: object) -> object:
+    """Body of a module-scoped ``sentinel`` fixture: start, yield, always stop."""
+    deployment = SentinelFixture(tmp_path_factory.mktemp("sentinel")).start()  # type: ignore[attr-defined]
+    try:
+        yield deployment
+    finally:
+        deployment.stop()
