@@ -1,0 +1,215 @@
+"""cachectl stats: hit rate, memory and latency against the policy's thresholds.
+
+No ``from __future__ import annotations`` here: ``@redis_options`` rebuilds the
+signature, and Typer must see real ``Annotated`` objects, not strings.
+"""
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cachectl.cli.options import JsonOpt, NamespaceOpt, PolicyOpt, RedisOptions, redis_options
+
+if TYPE_CHECKING:
+    from cachectl.policy import Policy
+    from cachectl.stats import StatsOptions, StatsReport
+
+FORMATS = ("text", "json", "prometheus")
+
+
+def _seconds(flag: str, text: str) -> float:
+    from cachectl.errors import UsageError
+    from cachectl.policy.units import UnitError, parse_duration_ms
+
+    try:
+        ms = parse_duration_ms(text)
+    except UnitError as exc:
+        raise UsageError(f"{flag} {text!r}: {exc}") from None
+    if ms <= 0:
+        raise UsageError(f"{flag} must be positive", hint=f"e.g. {flag} 5s")
+    return ms / 1000
+
+
+@redis_options
+def command(
+    conn: RedisOptions,
+    policy: PolicyOpt = None,
+    interval: Annotated[str, typer.Option(
+        "--interval", "-i", help="Time between the two INFO snapshots (5s, 500ms, 1m).")] = "5s",
+    window: Annotated[str, typer.Option(
+        "--window", "-w", help="Window of the library's counters (15m, 1h, 1d).")] = "15m",
+    namespace: NamespaceOpt = None,
+    no_scan: Annotated[bool, typer.Option(
+        "--no-scan", help="Skip the sampled key scan (per-namespace key counts and memory).")]
+    = False,
+    sample_keys: Annotated[int, typer.Option(
+        "--sample-keys", help="Keys the sampled scan reads per primary; a smaller server is "
+        "scanned whole.")] = 10_000,
+    watch: Annotated[str | None, typer.Option(
+        "--watch", is_flag=False, flag_value="", metavar="[SECONDS]",
+        help="Refresh every SECONDS (default: the interval) until Ctrl-C.")] = None,
+    json_out: JsonOpt = False,
+    output_format: Annotated[str | None, typer.Option(
+        "--format", "-f", help="text (default), json, or prometheus (text exposition).")] = None,
+    serve: Annotated[str | None, typer.Option(
+        "--serve", metavar="[HOST]:PORT",
+        help="Serve Prometheus metrics at http://HOST:PORT/metrics until Ctrl-C (e.g. :9877).")]
+    = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit 1 on warnings too, not only on failures.")] = False,
+) -> int:
+    """Report hit rate, memory and latency against the policy's thresholds.
+
+    Server figures come from two INFO snapshots --interval apart on every primary;
+    per-namespace figures from the library's counters over --window and a sampled
+    key scan. Exit 1 if a threshold fails (or warns, with --strict).
+
+    Example: cachectl stats -p policies/ecommerce.yaml --interval 5s --window 15m
+    """
+    from cachectl.cli.options import load_cli_policy
+    from cachectl.errors import UsageError
+
+    fmt = _output_format(json_out, output_format)
+    if serve is not None and (watch is not None or fmt != "text"):
+        raise UsageError("--serve always serves Prometheus text; drop --watch/--json/--format")
+    if watch is not None and fmt == "prometheus":
+        raise UsageError("--watch with --format prometheus is not supported",
+                         hint="use --serve :9877 and let Prometheus scrape, or run it from cron")
+    loaded = load_cli_policy(policy)
+    from cachectl.stats import StatsOptions
+
+    options = StatsOptions(
+        interval_s=_seconds("--interval", interval),
+        window_s=round(_seconds("--window", window)),
+        namespaces=tuple(namespace or ()),
+        scan=not no_scan,
+        sample_keys=sample_keys,
+    )
+    options.validate(loaded)
+    if serve is not None:
+        return _serve(conn, loaded, options, serve)
+    if watch is not None:
+        period = _seconds("--watch", watch) if watch else options.interval_s
+        return _watch(conn, loaded, options, period, fmt)
+    return _once(conn, loaded, options, fmt, strict)
+
+
+def _output_format(json_out: bool, output_format: str | None) -> str:
+    from cachectl.errors import UsageError
+
+    if output_format is not None and output_format not in FORMATS:
+        raise UsageError(f"--format {output_format!r} is not one of {', '.join(FORMATS)}")
+    if json_out and output_format not in (None, "json"):
+        raise UsageError(f"--json and --format {output_format} contradict each other")
+    return "json" if json_out else (output_format or "text")
+
+
+def _sampler(conn: RedisOptions, policy: "Policy", options: "StatsOptions") -> tuple[Any, Any]:
+    """A connected StatsSampler (RedisUnavailableError, exit 3, if PING fails) and the settings."""
+    from cachectl.connection import connect
+    from cachectl.stats import StatsSampler
+
+    settings = conn.settings(policy)
+    client = connect(settings)
+    return StatsSampler(client, policy, options, target=settings.display), settings
+
+
+def _emit(report: "StatsReport", fmt: str) -> None:
+    from cachectl.render import console
+
+    if fmt == "json":
+        console.emit_json(report)
+    elif fmt == "prometheus":
+        from cachectl.render.prometheus import prometheus_text
+
+        typer.echo(prometheus_text(report), nl=False)
+    else:
+        from cachectl.render.stats import print_dashboard
+
+        print_dashboard(report)
+
+
+def _once(conn: RedisOptions, policy: "Policy", options: "StatsOptions", fmt: str, strict: bool) -> int:
+    from cachectl.connection import redis_errors
+    from cachectl.render import console
+
+    sampler, settings = _sampler(conn, policy, options)
+    with redis_errors(settings):
+        if console.is_terminal():
+            with console.stderr().status(f"sampling for {options.interval_s:g}s…"):
+                report = sampler.report(keep_baseline=False)
+        else:
+            report = sampler.report(keep_baseline=False)
+    _emit(report, fmt)
+    return 1 if report.failed(strict) else 0
+
+
+def _watch(conn: RedisOptions, policy: "Policy", options: "StatsOptions", period: float, fmt: str) -> int:
+    """Refresh until Ctrl-C (exit 0); each refresh measures from the previous one."""
+    import time
+
+    from cachectl.connection import redis_errors
+    from cachectl.render import console
+
+    sampler, settings = _sampler(conn, policy, options)
+    try:
+        if fmt == "json":
+            while True:
+                with redis_errors(settings):
+                    report = sampler.report()
+                console.emit_json_line(report)
+                time.sleep(period)
+        from rich.live import Live
+
+        from cachectl.render.stats import print_dashboard, stats_dashboard
+
+        out = console.stdout()
+        if not out.is_terminal:
+            while True:
+                with redis_errors(settings):
+                    report = sampler.report()
+                print_dashboard(report)
+                time.sleep(period)
+        with console.stderr().status(f"sampling for {options.interval_s:g}s…"), \
+                redis_errors(settings):
+            first = sampler.report()
+        with Live(stats_dashboard(first, out.width), console=out, auto_refresh=False,
+                  screen=False) as live:
+            while True:
+                time.sleep(period)
+                with redis_errors(settings):
+                    report = sampler.report()
+                live.update(stats_dashboard(report, out.width), refresh=True)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _serve(conn: RedisOptions, policy: "Policy", options: "StatsOptions", address: str) -> int:
+    """Serve /metrics until Ctrl-C (exit 0); Redis down -> ``cachectl_up 0``, not a crash."""
+    from cachectl.connection import redis_errors
+    from cachectl.errors import CachectlError
+    from cachectl.render import console
+    from cachectl.render.prometheus import CONTENT_TYPE, prometheus_text, unavailable_text
+    from cachectl.stats.serve import MetricsServer, parse_address
+
+    host, port = parse_address(address)
+    sampler, settings = _sampler(conn, policy, options)
+
+    def produce() -> tuple[int, str, bytes]:
+        try:
+            with redis_errors(settings):
+                report = sampler.report()
+        except CachectlError as exc:
+            console.stderr().print(f"scrape failed: {exc.message}", markup=False, highlight=False)
+            return 200, CONTENT_TYPE, unavailable_text(exc.message).encode()
+        return 200, CONTENT_TYPE, prometheus_text(report).encode()
+
+    server = MetricsServer((host, port), produce)
+    shown = f"{host or '0.0.0.0'}:{server.port}"  # noqa: S104 (only displayed)
+    console.stderr().print(f"serving http://{shown}/metrics for {settings.display}; Ctrl-C stops",
+                           markup=False, highlight=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.stderr().print("stopped", markup=False, highlight=False)
+    return 0

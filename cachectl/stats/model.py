@@ -1,0 +1,209 @@
+"""The result objects of ``cachectl stats``: plain frozen records the renderers turn into output.
+
+Units are in the names: ``*_bytes``, ``*_ms``, ``*_s``, ``*_per_s``; ratios are 0..1.
+A figure that could not be measured (no traffic, a server that does not report it)
+is ``None``, never a made-up zero.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class Status(enum.Enum):
+    """The verdict on one figure; ordered from best to worst by ``rank``."""
+
+    PASS = "pass"  # noqa: S105 (a verdict, not a password)
+    NO_DATA = "no_data"
+    LOW_TRAFFIC = "too_little_traffic"
+    WARN = "warn"
+    FAIL = "fail"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {Status.PASS: 0, Status.NO_DATA: 1, Status.LOW_TRAFFIC: 2, Status.WARN: 3, Status.FAIL: 4}
+
+
+def worst(statuses: Any) -> Status:
+    """The worst of ``statuses`` (PASS when there are none)."""
+    found = list(statuses)
+    return max(found, key=lambda s: s.rank) if found else Status.PASS
+
+
+@dataclass(frozen=True)
+class Check:
+    """One figure next to its threshold, with a verdict.
+
+    ``check`` is a stable kebab-free name (``hit_rate``, ``memory_used_ratio``…);
+    ``comparison`` says how value and threshold relate for a pass (``>``, ``<``, ``<=``).
+    ``node`` or ``namespace`` names the subject; both None for server-wide checks.
+    """
+
+    check: str
+    status: Status
+    message: str
+    value: float | str | None = None
+    threshold: float | None = None
+    comparison: str | None = None
+    unit: str = ""
+    node: str | None = None
+    namespace: str | None = None
+
+
+@dataclass(frozen=True)
+class ReadLatency:
+    """Server-side read latency of GET-like commands (execution time inside Redis).
+
+    ``source`` is ``latency_histogram`` (Redis >= 7: p50/p99 interpolated inside the
+    power-of-two buckets) or ``commandstats`` (older: a mean only). ``basis`` is
+    ``interval`` when computed from the two snapshots' difference, ``since_restart``
+    when the interval had no such calls.
+    """
+
+    source: str
+    basis: str
+    calls: int
+    p50_ms: float | None
+    p99_ms: float | None
+    mean_ms: float | None
+    commands: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeStats:
+    """One primary (or, for ``total``, all of them) over the sampled interval."""
+
+    node: str
+    redis_version: str | None
+    uptime_s: int | None
+    interval_s: float
+    hits: int
+    misses: int
+    hit_rate: float | None
+    hits_since_restart: int
+    misses_since_restart: int
+    hit_rate_since_restart: float | None
+    ops_per_s: float
+    commands: int
+    used_memory_bytes: int
+    peak_memory_bytes: int
+    maxmemory_bytes: int
+    system_memory_bytes: int | None
+    memory_limit_bytes: int | None
+    memory_limit_source: str | None
+    used_memory_ratio: float | None
+    peak_memory_ratio: float | None
+    eviction_policy: str | None
+    evicted_keys: int
+    evicted_keys_per_s: float
+    expired_keys: int
+    expired_keys_per_s: float
+    fragmentation_ratio: float | None
+    rss_bytes: int | None
+    connected_clients: int
+    blocked_clients: int
+    maxclients: int | None
+    keys: int
+    keys_with_ttl: int
+    latency: ReadLatency | None
+
+
+@dataclass(frozen=True)
+class KeySample:
+    """A namespace's key count and memory, from a sampled (or, on small servers, full) SCAN.
+
+    ``exact`` when every key was scanned; otherwise ``keys`` is an estimate with a 95 %
+    margin of ``keys_margin`` and ``memory_bytes`` is the sampled mean times the estimate.
+    """
+
+    keys: int
+    keys_margin: int
+    memory_bytes: int | None
+    mean_key_bytes: float | None
+    sampled_keys: int
+    exact: bool
+
+
+@dataclass(frozen=True)
+class NamespaceStats:
+    """One namespace over the counter window, judged against its own hit-rate threshold."""
+
+    namespace: str
+    in_policy: bool
+    critical: bool
+    hot: bool
+    hit_rate_threshold: float
+    fresh_hits: int
+    stale_hits: int
+    fail_safe_hits: int
+    misses: int
+    refreshes: int
+    refresh_errors: int
+    redis_errors: int
+    loads: int
+    hits: int
+    requests: int
+    hit_rate: float | None
+    stale_ratio: float | None
+    origin_calls_saved: int
+    mean_load_ms: float | None
+    status: Status
+    keys: KeySample | None = None
+
+
+@dataclass(frozen=True)
+class ScanSummary:
+    """How the per-namespace key figures were obtained."""
+
+    enabled: bool
+    exact: bool = False
+    scanned_keys: int = 0
+    total_keys: int = 0
+    unmatched_keys: int = 0
+    duration_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class StatsReport:
+    """Everything ``cachectl stats`` reports; ``status`` is the worst verdict."""
+
+    generated_at: str
+    target: str
+    interval_s: float
+    window_s: int
+    window_minutes: tuple[int, int]
+    nodes: tuple[NodeStats, ...]
+    total: NodeStats
+    namespaces: tuple[NamespaceStats, ...]
+    checks: tuple[Check, ...]
+    scan: ScanSummary
+    status: Status
+    schema_version: int = SCHEMA_VERSION
+
+    def failed(self, strict: bool = False) -> bool:
+        """Whether the report should exit 1: any FAIL, or any WARN under ``strict``."""
+        bad = {Status.FAIL, Status.WARN} if strict else {Status.FAIL}
+        return any(c.status in bad for c in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented JSON shape (docs/stats.md, docs/stats.schema.json)."""
+        return {
+            "schema_version": self.schema_version,
+            "generated_at": self.generated_at,
+            "target": self.target,
+            "status": self.status,
+            "interval_s": self.interval_s,
+            "window": {"seconds": self.window_s, "first_minute": self.window_minutes[0],
+                       "last_minute": self.window_minutes[1]},
+            "server": {"nodes": list(self.nodes), "total": self.total},
+            "namespaces": list(self.namespaces),
+            "scan": self.scan,
+            "checks": list(self.checks),
+        }
