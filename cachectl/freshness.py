@@ -15,10 +15,13 @@ from typing import Protocol
 
 
 class _Timing(Protocol):
-    ttl_ms: int
-    stale_ms: int
-    jitter: float
-
+    # read-only members, so a frozen Namespace satisfies the protocol under mypy strict
+    @property
+    def ttl_ms(self) -> int: ...
+    @property
+    def stale_ms(self) -> int: ...
+    @property
+    def jitter(self) -> float: ...
     @property
     def grace_ms(self) -> int: ...
 

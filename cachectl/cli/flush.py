@@ -1,0 +1,165 @@
+"""cachectl flush: remove or soften exactly the keys of chosen namespaces, safely."""
+
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+
+from cachectl.cli.options import (
+    DryRunOpt,
+    JsonOpt,
+    NamespaceOpt,
+    PolicyOpt,
+    RedisOptions,
+    YesOpt,
+    load_cli_policy,
+    redis_options,
+)
+
+COMMAND_SETTINGS: dict[str, Any] = {}
+
+
+def can_ask() -> bool:
+    """Whether a confirmation can be asked: stdin and stderr are both terminals."""
+    try:
+        return sys.stdin.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+@contextmanager
+def stop_on_sigint() -> Iterator[threading.Event]:
+    """First Ctrl-C: set the event (stop after the batch in flight); a second one aborts."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        sys.stderr.write("\nstopping after the batch in flight (Ctrl-C again to abort now)\n")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@redis_options
+def command(
+    conn: RedisOptions,
+    params: Annotated[list[str] | None, typer.Argument(
+        metavar="PARAM=VALUE", help="With --key: the template's placeholder values.",
+        show_default=False)] = None,
+    namespace: NamespaceOpt = None,
+    tag: Annotated[list[str] | None, typer.Option(
+        "--tag", "-t", metavar="TAG", help="Every namespace carrying this tag (repeatable).")] = None,
+    key: Annotated[str | None, typer.Option(
+        "--key", metavar="NS", help="The one key namespace NS renders from PARAM=VALUE…")] = None,
+    pattern: Annotated[str | None, typer.Option(
+        "--pattern", metavar="GLOB", help="A raw SCAN glob (needs --force; never '*').")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Allow --pattern (keys no namespace vouches for).")] = False,
+    soft: Annotated[bool, typer.Option(
+        "--soft", help="Shorten TTLs into the stale band instead of removing: served stale, "
+        "revalidated one caller at a time.")] = False,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    rate: Annotated[float | None, typer.Option(
+        "--rate", metavar="N", help="At most N keys per second [default: paced by the server's "
+        "latency].")] = None,
+    batch: Annotated[int, typer.Option(
+        "--batch", metavar="N", help="Keys per UNLINK (1..10000).")] = 1000,
+    history: Annotated[bool, typer.Option(
+        "--history", help="List past flushes from the audit stream instead.")] = False,
+    limit: Annotated[int, typer.Option(
+        "--limit", metavar="N", help="Entries (--history) or example keys per target "
+        "(--dry-run) to list.")] = 20,
+    json_out: JsonOpt = False,
+    policy: PolicyOpt = None,
+) -> int:
+    """Flush namespaces: UNLINK (or, with --soft, expire into the stale band) exactly their keys.
+
+    Counts first, shows examples and asks on a terminal (--yes for scripts); paces
+    itself by the server's latency; records each run in an audit stream.
+
+    Example: cachectl flush --tag catalog --soft --yes
+    """
+    from cachectl import flush as core
+    from cachectl.connection import redis_errors
+    from cachectl.errors import InterruptedWork, UsageError
+    from cachectl.render import console
+    from cachectl.render import flush as render
+    from cachectl.render.progress import progress_bars
+
+    pol = load_cli_policy(policy)
+    if history:
+        settings = conn.settings(pol)
+        client = conn.connect(pol)
+        with redis_errors(settings):
+            entries = core.read_history(client, pol, limit)
+        if json_out:
+            console.emit_json(render.history_json(core.audit_key(pol), entries))
+        else:
+            render.render_history(core.audit_key(pol), entries, console.stdout())
+        return 0
+
+    targets = core.select_targets(
+        pol, namespaces=namespace or (), tags=tag or (), key=key, key_params=params or (),
+        pattern=pattern, force=force, soft=soft)
+    if not 1 <= batch <= core.MAX_BATCH:
+        raise UsageError(f"--batch {batch} is out of range", hint=f"use 1..{core.MAX_BATCH}")
+    if rate is not None and rate <= 0:
+        raise UsageError(f"--rate {rate:g} must be positive", hint="e.g. --rate 5000 (keys/s)")
+    if not (dry_run or yes or can_ask()):
+        raise UsageError("refusing to flush without confirmation: not a terminal",
+                         hint="pass --yes to flush from a script, or --dry-run to see what "
+                         "would be flushed")
+    settings = conn.settings(pol)
+    client = conn.connect(pol)
+    err = console.stderr()
+    with redis_errors(settings):
+        if dry_run:
+            with progress_bars() as bar:
+                result = core.flush_namespaces(client, pol, targets, soft=soft, dry_run=True,
+                                               batch=batch, on_progress=bar, examples=limit)
+            _show(result, json_out)
+            return 0
+        plan = core.plan_flush(client, pol, targets, soft=soft)
+        if plan.keys == 0 and not plan.estimated:
+            err.print("nothing to flush: no key of " + "; ".join(t.target for t in plan.targets),
+                      markup=False)
+        else:
+            render.render_plan(plan, err)
+            if not yes and not typer.confirm("Proceed?", default=False, err=True):
+                err.print("nothing was flushed", markup=False)
+                return 1
+        totals = {t.target: t.keys for t in plan.targets}
+        with stop_on_sigint() as stop, progress_bars() as bar:
+            try:
+                result = core.flush_namespaces(
+                    client, pol, targets, soft=soft, rate=rate, batch=batch, on_progress=bar,
+                    totals=totals, should_stop=stop.is_set, actor=core.current_actor())
+            except InterruptedWork as exc:
+                if isinstance(exc.partial, core.FlushResult):
+                    _show(exc.partial, json_out)
+                raise
+    _show(result, json_out)
+    return 0
+
+
+def _show(result: Any, json_out: bool) -> None:
+    from cachectl.render import console
+    from cachectl.render import flush as render
+
+    if json_out:
+        console.emit_json(result)
+    else:
+        render.render_result(result, console.stdout())

@@ -1,0 +1,100 @@
+"""Render flush plans, results and the audit history: Rich text or JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from cachectl.flush import AuditEntry, FlushMode, FlushPlan, FlushResult
+from cachectl.render.console import display_key
+
+
+def _count(n: int, estimated: bool) -> str:
+    return f"~{n:,}" if estimated else f"{n:,}"
+
+
+def plan_text(plan: FlushPlan) -> list[str]:
+    """The lines shown before a confirmation: how many keys, where, and a few examples."""
+    verb = "soften" if plan.mode is FlushMode.SOFT else "remove"
+    how = (f"estimated from a sample of {plan.sampled_keys:,} of {plan.dbsize:,} keys"
+           if plan.estimated else "counted")
+    lines = [f"About to {verb} {_count(plan.keys, plan.estimated)} keys ({how}):"]
+    for t in plan.targets:
+        extra = f", PTTL -> {t.soft_pttl_ms:,} ms" if t.soft_pttl_ms is not None else ""
+        lines.append(f"  {t.target}: {_count(t.keys, t.estimated)} keys{extra}")
+        lines.extend(f"      {display_key(k)}" for k in t.examples)
+    return lines
+
+
+def render_plan(plan: FlushPlan, console: Console) -> None:
+    for line in plan_text(plan):
+        console.print(line, markup=False, highlight=False)
+
+
+def render_result(result: FlushResult, console: Console) -> None:
+    """The summary: per target and in total, matched / removed or softened / skipped."""
+    changed = "softened" if result.mode is FlushMode.SOFT else "removed"
+    title = "flush (dry run: nothing changed)" if result.dry_run else (
+        "flush, interrupted" if result.interrupted else f"flush ({result.mode.value})")
+    table = Table(title=title, title_justify="left")
+    table.add_column("target")
+    table.add_column("matched", justify="right")
+    if not result.dry_run:
+        table.add_column(changed, justify="right")
+        table.add_column("skipped", justify="right")
+    for t in result.targets:
+        row: list[str | Text] = [Text(t.target), f"{t.matched:,}"]
+        if not result.dry_run:
+            row += [f"{t.changed:,}", _skipped(t.vanished, t.other_namespace, t.already_stale)]
+        table.add_row(*row)
+    console.print(table)
+    if result.dry_run:
+        for t in result.targets:
+            if t.examples:
+                console.print(f"{t.target}, first {len(t.examples)} keys:", markup=False)
+                for k in t.examples:
+                    console.print(f"  {display_key(k)}", markup=False, highlight=False)
+    summary = (f"matched {result.matched:,}" + ("" if result.dry_run else
+               f", {changed} {result.changed:,}, skipped {result.skipped:,}")
+               + f" in {result.seconds:.2f} s ({result.keys_per_s:,.0f} keys/s)")
+    if result.backoffs:
+        summary += (f"; slowed down {result.backoffs}x for server latency "
+                    f"(max PING {result.max_ping_ms:.1f} ms)")
+    console.print(summary, markup=False)
+    no_ttl = sum(t.no_ttl for t in result.targets)
+    if no_ttl:
+        console.print(f"{no_ttl:,} key(s) had no TTL (never written by cachectl); they now expire "
+                      "at the top of the stale band too", markup=False)
+    if result.audit_id:
+        console.print(f"audit entry {result.audit_id} (cachectl flush --history)", markup=False,
+                      style="dim")
+
+
+def _skipped(vanished: int, other: int, already: int) -> str:
+    total = vanished + other + already
+    parts = [f"{n:,} {what}" for n, what in ((vanished, "gone"), (other, "other namespace"),
+                                              (already, "already stale")) if n]
+    return f"{total:,}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def history_json(key: str, entries: tuple[AuditEntry, ...]) -> dict[str, Any]:
+    return {"stream": key, "entries": list(entries)}
+
+
+def render_history(key: str, entries: tuple[AuditEntry, ...], console: Console) -> None:
+    if not entries:
+        console.print(f"no flush recorded yet in {key}", markup=False)
+        return
+    table = Table(title=Text(f"flush history ({key}, newest first)"), title_justify="left")
+    for col in ("time", "user@host", "what", "mode", "matched", "changed", "skipped", "seconds"):
+        table.add_column(col, justify="right" if col in ("matched", "changed", "skipped",
+                                                        "seconds") else "left",
+                         no_wrap=col in ("time", "mode"))
+    for e in entries:
+        mode = e.mode + (" (interrupted)" if e.interrupted else "")
+        table.add_row(e.time, Text(f"{e.user}@{e.host}"), Text(e.what), mode, f"{e.matched:,}",
+                      f"{e.changed:,}", f"{e.skipped:,}", f"{e.seconds:.2f}")
+    console.print(table)
