@@ -184,6 +184,9 @@ def create_client(settings: ConnectionSettings) -> Any:
         from redis.sentinel import Sentinel
 
         sentinel_kwargs = {k: kwargs[k] for k in ("socket_timeout", "socket_connect_timeout")}
+        # the Sentinels are redundant: ask the next one rather than retrying a dead one
+        # (redis-py's default retries made an unreachable Sentinel cost ~9s at --timeout 1)
+        sentinel_kwargs["retry"] = Retry(ExponentialBackoff(cap=0.2, base=0.05), 0)
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
             list(settings.sentinels), sentinel_kwargs=sentinel_kwargs, **kwargs)
         return sentinel.master_for(  # type: ignore[no-untyped-call]
@@ -277,6 +280,11 @@ def describe_error(exc: BaseException, settings: ConnectionSettings) -> RedisUna
         return RedisUnavailableError(
             f"{where}: authentication refused",
             hint="check the user and password (in the URL, REDIS_PASSWORD or --password-file)")
+    if exc.__class__.__name__ == "MasterNotFoundError":
+        # redis-py appends the repr of every Sentinel client it tried: keep the first clause
+        return RedisUnavailableError(
+            f"{where}: {text.split(' : ', 1)[0]}",
+            hint="check --master-name and that the --sentinel addresses are Sentinels that are up")
     if isinstance(exc, rex.TimeoutError):
         return RedisUnavailableError(
             f"{where}: timed out after {settings.timeout_s:g}s ({text or 'no reply'})",

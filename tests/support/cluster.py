@@ -43,6 +43,7 @@ class RedisClusterFixture:
                 "--cluster-port", str(self.bus_ports[i]),
                 "--cluster-replica-validity-factor", "0",  # any replica may be promoted
                 "--cluster-require-full-coverage", "yes",
+                "--shutdown-timeout", "0",  # do not wait for replicas when stopped
                 *extra_args,
             )
             for i in range(count)

@@ -80,9 +80,11 @@ class SentinelFixture:
     def __init__(self, workdir: Path, sentinels: int = 3, quorum: int = 2,
                  extra_args: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
-        self.primary = RedisServer(workdir / "primary", *extra_args)
+        # shutdown-timeout 0: a primary must not wait for its replica when the test stops it
+        args = ("--shutdown-timeout", "0", *extra_args)
+        self.primary = RedisServer(workdir / "primary", *args)
         self.replica = RedisServer(workdir / "replica", "--replicaof", "127.0.0.1",
-                                   str(self.primary.port), *extra_args)
+                                   str(self.primary.port), *args)
         self.sentinels = [SentinelProcess(workdir / f"sentinel-{i}", self.primary.port, quorum)
                           for i in range(sentinels)]
 
@@ -148,7 +150,11 @@ class SentinelFixture:
         """Force a failover (SENTINEL FAILOVER) and wait until the old replica is primary."""
         old = self.current_primary()
         self.sentinels[0].client().execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
-        return self.wait_new_primary(old, timeout_s)
+        new = self.wait_new_primary(old, timeout_s)
+        # until the Sentinels demote it, the old primary still accepts writes (split brain)
+        self._wait(lambda: old.client().execute_command("ROLE")[0] == b"slave", timeout_s,
+                   "the old primary to be demoted")
+        return new
 
     def wait_new_primary(self, old: RedisServer, timeout_s: float = 20.0) -> RedisServer:
         """Wait until every Sentinel names another server and that server says it is primary."""
