@@ -25,7 +25,7 @@ DEFAULT_POLICY = "cachectl.yaml"
 
 PolicyOpt = Annotated[
     Path | None,
-    typer.Option("--policy", "-p", envvar="CACHECTL_POLICY", show_envvar=True,
+    typer.Option("--policy", "-p", envvar="CACHECTL_POLICY", show_envvar=True, metavar="PATH",
                  help="Policy file [default: ./cachectl.yaml]."),
 ]
 JsonOpt = Annotated[
@@ -34,7 +34,7 @@ JsonOpt = Annotated[
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Count and show; change nothing.")]
 NamespaceOpt = Annotated[
-    list[str] | None, typer.Option("--namespace", "-n", help="A namespace (repeatable).")
+    list[str] | None, typer.Option("--namespace", "-n", metavar="NS", help="A namespace (repeatable).")
 ]
 
 
@@ -82,11 +82,11 @@ class RedisOptions:
 
 _REDIS_PARAMS = [
     inspect.Parameter("url", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
-        str | None, typer.Option("--url", help="Redis URL [default: REDIS_URL, the policy's "
+        str | None, typer.Option("--url", metavar="URL", help="Redis URL [default: REDIS_URL, the policy's "
                                  "redis.url, redis://localhost:6379/0].", rich_help_panel="Redis")]),
     inspect.Parameter("password_file", inspect.Parameter.KEYWORD_ONLY, default=None,
                       annotation=Annotated[Path | None, typer.Option(
-                          "--password-file", help="Read the password from this file "
+                          "--password-file", metavar="PATH", help="Read the password from this file "
                           "(else the URL or REDIS_PASSWORD).", rich_help_panel="Redis")]),
     inspect.Parameter("cluster", inspect.Parameter.KEYWORD_ONLY, default=False,
                       annotation=Annotated[bool, typer.Option(
@@ -94,29 +94,29 @@ _REDIS_PARAMS = [
                           rich_help_panel="Redis")]),
     inspect.Parameter("sentinel", inspect.Parameter.KEYWORD_ONLY, default=None,
                       annotation=Annotated[list[str] | None, typer.Option(
-                          "--sentinel", help="A Sentinel host:port (repeatable).",
+                          "--sentinel", metavar="HOST:PORT", help="A Sentinel host:port (repeatable).",
                           rich_help_panel="Redis")]),
     inspect.Parameter("master_name", inspect.Parameter.KEYWORD_ONLY, default=None,
                       annotation=Annotated[str | None, typer.Option(
-                          "--master-name", help="The Sentinel master's name.",
+                          "--master-name", metavar="NAME", help="The Sentinel master's name.",
                           rich_help_panel="Redis")]),
     inspect.Parameter("tls_ca", inspect.Parameter.KEYWORD_ONLY, default=None,
                       annotation=Annotated[str | None, typer.Option(
-                          "--tls-ca", help="CA bundle to verify the server (rediss://).",
+                          "--tls-ca", metavar="PATH", help="CA bundle to verify the server (rediss://).",
                           rich_help_panel="Redis")]),
     inspect.Parameter("tls_cert", inspect.Parameter.KEYWORD_ONLY, default=None,
                       annotation=Annotated[str | None, typer.Option(
-                          "--tls-cert", help="Client certificate.", rich_help_panel="Redis")]),
+                          "--tls-cert", metavar="PATH", help="Client certificate.", rich_help_panel="Redis")]),
     inspect.Parameter("tls_key", inspect.Parameter.KEYWORD_ONLY, default=None,
                       annotation=Annotated[str | None, typer.Option(
-                          "--tls-key", help="Client private key.", rich_help_panel="Redis")]),
+                          "--tls-key", metavar="PATH", help="Client private key.", rich_help_panel="Redis")]),
     inspect.Parameter("tls_insecure", inspect.Parameter.KEYWORD_ONLY, default=False,
                       annotation=Annotated[bool, typer.Option(
                           "--tls-insecure", help="Do not verify the server's certificate.",
                           rich_help_panel="Redis")]),
     inspect.Parameter("timeout", inspect.Parameter.KEYWORD_ONLY, default=None,
                       annotation=Annotated[float | None, typer.Option(
-                          "--timeout", help="Seconds to wait for Redis per command [default: 5].",
+                          "--timeout", metavar="SECONDS", help="Seconds to wait for Redis per command [default: 5].",
                           rich_help_panel="Redis")]),
 ]
 _REDIS_NAMES = [p.name for p in _REDIS_PARAMS]
