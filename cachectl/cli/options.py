@@ -106,17 +106,20 @@ _REDIS_PARAMS = [
                           rich_help_panel="Redis")]),
     inspect.Parameter("tls_cert", inspect.Parameter.KEYWORD_ONLY, default=None,
                       annotation=Annotated[str | None, typer.Option(
-                          "--tls-cert", metavar="PATH", help="Client certificate.", rich_help_panel="Redis")]),
+                          "--tls-cert", metavar="PATH", help="Client certificate.",
+                          rich_help_panel="Redis")]),
     inspect.Parameter("tls_key", inspect.Parameter.KEYWORD_ONLY, default=None,
                       annotation=Annotated[str | None, typer.Option(
-                          "--tls-key", metavar="PATH", help="Client private key.", rich_help_panel="Redis")]),
+                          "--tls-key", metavar="PATH", help="Client private key.",
+                          rich_help_panel="Redis")]),
     inspect.Parameter("tls_insecure", inspect.Parameter.KEYWORD_ONLY, default=False,
                       annotation=Annotated[bool, typer.Option(
                           "--tls-insecure", help="Do not verify the server's certificate.",
                           rich_help_panel="Redis")]),
     inspect.Parameter("timeout", inspect.Parameter.KEYWORD_ONLY, default=None,
                       annotation=Annotated[float | None, typer.Option(
-                          "--timeout", metavar="SECONDS", help="Seconds to wait for Redis per command [default: 5].",
+                          "--timeout", metavar="SECONDS",
+                          help="Seconds to wait for Redis per command [default: 5].",
                           rich_help_panel="Redis")]),
 ]
 _REDIS_NAMES = [p.name for p in _REDIS_PARAMS]
