@@ -27,8 +27,10 @@ FAMILY_RULES: dict[str, tuple[str, ...] | None] = {
     "inspect": ("+scan", "+type", "+pttl", "+memory|usage", "+object|encoding",
                 "+object|idletime", "+get", "+strlen", "+info"),
     "warm": ("+set", "+pttl"),
-    "flush": ("+scan", "+pttl", "+unlink", "+pexpire", "+xadd", "+info"),
-    "stats": ("+info", "+latency|histogram", "+hgetall", "+scan"),
+    # UNLINK (plain), a Lua PTTL/PEXPIRE script (--soft), the audit stream (XADD/XREVRANGE)
+    "flush": ("+scan", "+dbsize", "+unlink", "+pttl", "+pexpire", "+evalsha", "+script|load",
+              "+xadd", "+xrevrange"),
+    "stats": ("+info", "+latency|histogram", "+hgetall", "+scan", "+dbsize", "+memory|usage"),
     "bench": ("+get", "+set", "+pttl", "+unlink", "+info"),
     "library": ("+get", "+set", "+pttl", "+pexpire", "+expire", "+evalsha", "+eval",
                 "+script|load", "+publish", "+subscribe", "+hincrby", "+unlink"),

@@ -1,0 +1,168 @@
+"""Least-privilege ACL rules per command family, checked against what each command really sends.
+
+For every family whose command exists: run its invocations as the default user and
+collect the commands Redis saw (INFO commandstats, scripts' inner commands included);
+the family's rule must allow each of them and nothing it never uses; then run the same
+invocations as a user holding only that rule (same exit codes); then take one needed
+permission away: exit 3 and a message naming the missing permission.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.support import acl, shop
+from tests.support.redis_server import RedisServer
+from tests.support.reliability import Recorder, reliability, run_cli  # noqa: F401
+
+# what a connection sends by itself, and what the test itself runs
+NOISE = {"hello", "ping", "client|setname", "client|setinfo", "auth", "config|resetstat",
+         "select"}
+
+FAMILY_RUNS: dict[str, list[list[str]]] = {
+    "inspect": [["inspect", "--json"], ["audit", "--json"]],
+    "warm": [["warm", "-n", "product", "--yes", "--json"]],
+    "flush": [["flush", "-n", "product", "--yes", "--json"],
+              ["flush", "-n", "price", "--soft", "--yes", "--json"],
+              ["flush", "--history", "--json"],
+              ["flush", "-n", "cart", "--dry-run", "--json"]],
+    "stats": [["stats", "--interval", "100ms", "--json"]],
+    "bench": [["bench", "--json"]],
+}
+
+
+def _available(family: str) -> bool:
+    return all(importlib.util.find_spec(f"cachectl.cli.{run[0]}") is not None
+               for run in FAMILY_RUNS[family])
+
+
+def _perm_names(rule: tuple[str, ...]) -> set[str]:
+    return {r[1:] for r in rule if r.startswith("+") and not r.startswith("+@")}
+
+
+def _used(client: redis.Redis) -> set[str]:
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_") for name in stats} - NOISE
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> RedisServer:
+    s = RedisServer(tmp_path_factory.mktemp("acl")).start()
+    yield s  # type: ignore[misc]
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return shop.write_policy(tmp_path_factory.mktemp("acl-policy"))
+
+
+def _run_all(family: str, server: RedisServer, policy: Path, url: str,
+             capsys: pytest.CaptureFixture[str]) -> tuple[list[int], set[str], list[str]]:
+    admin = server.client()
+    codes, used, errs = [], set(), []
+    for argv in FAMILY_RUNS[family]:
+        admin.flushall()
+        shop.seed(admin)
+        admin.config_resetstat()
+        run = run_cli([*argv, "--policy", str(policy), "--url", url], capsys)
+        codes.append(run.code)
+        used |= _used(admin)
+        errs.append(run.err)
+    return codes, used, errs
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_RUNS))
+def test_family_rule_allows_exactly_what_the_command_uses(
+        family: str, server: RedisServer, policy: Path, capsys: pytest.CaptureFixture[str],
+        reliability: Recorder) -> None:  # noqa: F811
+    if not _available(family):
+        pytest.skip(f"cachectl {family} is not built yet")
+    rule = acl.FAMILY_RULES[family]
+    assert rule is not None
+    admin_codes, used, errs = _run_all(family, server, policy, server.url, capsys)
+    assert all(c in (0, 1) for c in admin_codes), errs
+    allowed = _perm_names(rule)
+    assert used <= allowed, f"{family} sends commands its rule lacks: {sorted(used - allowed)}"
+    assert allowed <= used, f"{family}'s rule grants unused: {sorted(allowed - used)}"
+
+    user = acl.family_user([server.client()], family)
+    user_codes, _, user_errs = _run_all(family, server, policy,
+                                        user.url("127.0.0.1", server.port), capsys)
+    assert user_codes == admin_codes, user_errs
+
+    # take away the first command the first invocation needs
+    first_used = sorted(_run_all_first(family, server, policy, capsys))[0]
+    reduced = [r for r in acl.family_rule(family) if r != f"+{first_used}"]
+    weak = acl.set_user([server.client()], f"weak-{family}", "pw-weak", reduced)
+    server.client().flushall()
+    shop.seed(server.client())
+    run = run_cli([*FAMILY_RUNS[family][0], "--policy", str(policy),
+                   "--url", weak.url("127.0.0.1", server.port)], capsys)
+    assert run.code == 3, run.text
+    assert "permission denied" in run.err
+    assert first_used.split("|")[0] in run.err.lower()
+    assert "pw-weak" not in run.text
+    reliability.add(f"acl-{family}-missing-permission", area="acl",
+                    fault=f"ACL user lacking +{first_used}", command=" ".join(FAMILY_RUNS[family][0]),
+                    did="exit 3: permission denied, naming the command",
+                    verified=f"the {family} rule runs every {family} invocation with the same "
+                    "exit codes as an admin, and grants nothing the command does not send")
+
+
+def _run_all_first(family: str, server: RedisServer, policy: Path,
+                   capsys: pytest.CaptureFixture[str]) -> set[str]:
+    admin = server.client()
+    admin.flushall()
+    shop.seed(admin)
+    admin.config_resetstat()
+    run_cli([*FAMILY_RUNS[family][0], "--policy", str(policy), "--url", server.url], capsys)
+    return _used(admin)
+
+
+def test_operator_may_delete_cache_keys_but_not_flushall_or_config(server: RedisServer) -> None:
+    user = acl.role_user([server.client()], "operator")
+    client = redis.Redis.from_url(user.url("127.0.0.1", server.port))
+    server.client().flushall()
+    shop.seed(server.client())
+    assert client.unlink("shop:product:1") == 1
+    assert client.get("shop:price:sku-1") == b"100"
+    for forbidden in (lambda: client.flushall(), lambda: client.config_get("maxmemory"),
+                      lambda: client.get("other:product:1"), lambda: client.keys("*")):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            forbidden()
+
+
+def test_readonly_user_can_read_but_never_write(server: RedisServer) -> None:
+    user = acl.role_user([server.client()], "readonly")
+    client = redis.Redis.from_url(user.url("127.0.0.1", server.port))
+    server.client().flushall()
+    shop.seed(server.client())
+    assert client.get("shop:product:1") is not None
+    assert client.pttl("shop:product:1") > 0
+    for forbidden in (lambda: client.set("shop:product:1", "x"),
+                      lambda: client.unlink("shop:product:1"), lambda: client.flushall()):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            forbidden()
+
+
+def test_readonly_user_running_flush_gets_exit_3_naming_the_permission(
+        server: RedisServer, policy: Path, capsys: pytest.CaptureFixture[str],
+        reliability: Recorder) -> None:  # noqa: F811
+    if not _available("flush"):
+        pytest.skip("cachectl flush is not built yet")
+    user = acl.role_user([server.client()], "readonly")
+    server.client().flushall()
+    shop.seed(server.client())
+    run = run_cli(["flush", "-n", "product", "--yes", "--policy", str(policy),
+                   "--url", user.url("127.0.0.1", server.port)], capsys)
+    assert run.code == 3, run.text
+    assert "permission denied" in run.err and "unlink" in run.err.lower()
+    assert len(shop.product_keys() & shop.all_keys([server.client()])) == shop.PRODUCTS
+    reliability.add("acl-readonly-flush", area="acl", fault="read-only ACL user runs flush",
+                    command="flush -n product --yes", did="exit 3: permission denied (unlink)",
+                    verified="every product key is still there")
