@@ -22,9 +22,14 @@ def _seconds(flag: str, text: str) -> float:
     from cachectl.policy.units import UnitError, parse_duration_ms
 
     try:
-        ms = parse_duration_ms(text)
-    except UnitError as exc:
-        raise UsageError(f"{flag} {text!r}: {exc}") from None
+        ms = float(text) * 1000  # a bare number is seconds, decimals included
+    except ValueError:
+        try:
+            ms = parse_duration_ms(text)
+        except UnitError as exc:
+            raise UsageError(f"{flag} {text!r}: {exc}") from None
+    if ms != ms or ms == float("inf"):
+        raise UsageError(f"{flag} {text!r} is not a duration", hint=f"e.g. {flag} 5s")
     if ms <= 0:
         raise UsageError(f"{flag} must be positive", hint=f"e.g. {flag} 5s")
     return ms / 1000
@@ -45,9 +50,11 @@ def command(
     sample_keys: Annotated[int, typer.Option(
         "--sample-keys", help="Keys the sampled scan reads per primary; a smaller server is "
         "scanned whole.")] = 10_000,
-    watch: Annotated[str | None, typer.Option(
-        "--watch", is_flag=False, flag_value="", metavar="[SECONDS]",
-        help="Refresh every SECONDS (default: the interval) until Ctrl-C.")] = None,
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="Refresh live until Ctrl-C; --watch SECONDS sets the period "
+        "[default: the interval].")] = False,
+    watch_seconds: Annotated[str | None, typer.Argument(
+        hidden=True, metavar="SECONDS", show_default=False)] = None,
     json_out: JsonOpt = False,
     output_format: Annotated[str | None, typer.Option(
         "--format", "-f", help="text (default), json, or prometheus (text exposition).")] = None,
@@ -69,10 +76,14 @@ def command(
     from cachectl.cli.options import load_cli_policy
     from cachectl.errors import UsageError
 
+    # `--watch 5`: Typer has no optional option values, so SECONDS arrives as a hidden argument
+    if watch_seconds is not None and not watch:
+        raise UsageError(f"unexpected argument {watch_seconds!r}",
+                         hint="the only argument is --watch's period, e.g. --watch 5")
     fmt = _output_format(json_out, output_format)
-    if serve is not None and (watch is not None or fmt != "text"):
+    if serve is not None and (watch or fmt != "text"):
         raise UsageError("--serve always serves Prometheus text; drop --watch/--json/--format")
-    if watch is not None and fmt == "prometheus":
+    if watch and fmt == "prometheus":
         raise UsageError("--watch with --format prometheus is not supported",
                          hint="use --serve :9877 and let Prometheus scrape, or run it from cron")
     loaded = load_cli_policy(policy)
@@ -88,8 +99,8 @@ def command(
     options.validate(loaded)
     if serve is not None:
         return _serve(conn, loaded, options, serve)
-    if watch is not None:
-        period = _seconds("--watch", watch) if watch else options.interval_s
+    if watch:
+        period = _seconds("--watch", watch_seconds) if watch_seconds else options.interval_s
         return _watch(conn, loaded, options, period, fmt)
     return _once(conn, loaded, options, fmt, strict)
 
@@ -146,6 +157,7 @@ def _once(conn: RedisOptions, policy: "Policy", options: "StatsOptions", fmt: st
 
 def _watch(conn: RedisOptions, policy: "Policy", options: "StatsOptions", period: float, fmt: str) -> int:
     """Refresh until Ctrl-C (exit 0); each refresh measures from the previous one."""
+    import sys
     import time
 
     from cachectl.connection import redis_errors
@@ -158,6 +170,7 @@ def _watch(conn: RedisOptions, policy: "Policy", options: "StatsOptions", period
                 with redis_errors(settings):
                     report = sampler.report()
                 console.emit_json_line(report)
+                sys.stdout.flush()  # one line per refresh, for `| jq` and friends
                 time.sleep(period)
         from rich.live import Live
 
@@ -173,8 +186,9 @@ def _watch(conn: RedisOptions, policy: "Policy", options: "StatsOptions", period
         with console.stderr().status(f"sampling for {options.interval_s:g}s…"), \
                 redis_errors(settings):
             first = sampler.report()
+        # the alternate screen, like top(1): a dashboard taller than the terminal is cropped
         with Live(stats_dashboard(first, out.width), console=out, auto_refresh=False,
-                  screen=False) as live:
+                  screen=True, vertical_overflow="crop") as live:
             while True:
                 time.sleep(period)
                 with redis_errors(settings):

@@ -122,20 +122,20 @@ def _keys_cell(k: KeySample | None) -> str:
     return f"~{k.keys:,} ±{k.keys_margin:,}"
 
 
-def namespace_table(report: StatsReport, width: int = 120) -> Table:
+def namespace_table(report: StatsReport, width: int = 140) -> Table:
     """One row per namespace: counters over the window, verdict, sampled keys.
 
-    Below 120 columns the per-freshness breakdown, origin calls saved and load time
-    are left out (they stay in --json).
+    Below 140 columns the per-freshness breakdown (fresh/stale/fail-safe hits), origin
+    calls saved and load time are left out (they stay in --json).
     """
-    wide = width >= 120
+    wide = width >= 140
     window = format_duration_ms(report.window_s * 1000)
     table = Table(title=f"Namespaces · library counters over the last {window} (* critical)",
                   box=box.SIMPLE_HEAD, title_justify="left")
     cols = ["namespace", "requests", "hit rate", "min"]
     if wide:
-        cols += ["fresh/stale/fail-safe"]
-    cols += ["misses", "stale share", "errors"]
+        cols += ["fresh/stale/fs"]
+    cols += ["misses", "stale", "errors"]
     if wide:
         cols += ["saved", "load ms"]
     if report.scan.enabled:
@@ -166,7 +166,8 @@ def namespace_table(report: StatsReport, width: int = 120) -> Table:
             k = ns.keys
             memory = "–" if k is None or k.memory_bytes is None else format_size_bytes(k.memory_bytes)
             row += [_keys_cell(k), memory]
-        row.append(status_text(ns.status))
+        row.append(Text("low traffic", style=STYLES[ns.status])
+                   if ns.status is Status.LOW_TRAFFIC else status_text(ns.status))
         table.add_row(*row)
     return table
 
@@ -211,7 +212,7 @@ def header(report: StatsReport) -> Text:
     return text
 
 
-def stats_dashboard(report: StatsReport, width: int = 120) -> RenderableType:
+def stats_dashboard(report: StatsReport, width: int = 140) -> RenderableType:
     """The whole dashboard as one renderable (printed once, or refreshed by ``--watch``)."""
     parts: list[RenderableType] = [header(report), server_table(report)]
     if report.namespaces:

@@ -1,0 +1,178 @@
+"""Pure logic of `cachectl stats`: latency histograms, the counter window, verdicts, Prometheus text."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import jsonschema
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from cachectl.policy import parse_policy
+from cachectl.render.console import jsonable
+from cachectl.render.prometheus import prometheus_text
+from cachectl.stats.checks import namespace_checks, server_checks
+from cachectl.stats.model import NamespaceStats, NodeStats, ReadLatency, ScanSummary, Status, StatsReport
+from cachectl.stats.namespaces import window_minutes
+from cachectl.stats.serve import parse_address
+from cachectl.stats.server import (
+    histogram_quantile,
+    merge_histograms,
+    parse_histograms,
+    subtract_histograms,
+)
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "stats.schema.json").read_text())
+
+POLICY = parse_policy("""
+version: 1
+redis: {key_prefix: t}
+thresholds: {min_requests: 100}
+defaults: {ttl: 1m}
+namespaces:
+  product: {key: "product:{id}", critical: true}
+  price: {key: "price:{sku}"}
+""", "p.yaml", {}).policy
+assert POLICY is not None
+T = POLICY.thresholds
+
+
+def test_histogram_reply_parses_from_dict_and_flat_list() -> None:
+    as_dict = {b"get": {b"calls": 4, b"histogram_usec": {8: 3, 16: 4}}}
+    as_list = [b"get", [b"calls", 4, b"histogram_usec", [8, 3, 16, 4]]]
+    assert parse_histograms(as_dict) == parse_histograms(as_list) == {"get": (4, {8: 3, 16: 4})}
+
+
+def test_histogram_delta_uses_the_step_function_for_missing_buckets() -> None:
+    before = {2: 10, 8: 12}
+    after = {2: 10, 4: 15, 8: 20}
+    # at 4 usec "before" had 10 (its value at 2): 5 new calls <= 4, 8 new calls <= 8
+    assert subtract_histograms(after, before) == {2: 0, 4: 5, 8: 8}
+
+
+def test_merged_histograms_add_cumulative_counts() -> None:
+    assert merge_histograms([{1: 5, 4: 10}, {2: 3}]) == {1: 5, 2: 8, 4: 13}
+
+
+def test_quantiles_interpolate_inside_power_of_two_buckets() -> None:
+    hist = {1: 0, 1024: 50, 2048: 100}  # 50 calls in (512, 1024], 50 in (1024, 2048]
+    assert histogram_quantile(hist, 0.5) == pytest.approx(1024)
+    assert histogram_quantile(hist, 0.99) == pytest.approx(1024 + 0.98 * 1024)
+    assert histogram_quantile({}, 0.5) is None
+    assert histogram_quantile({8: 0}, 0.5) is None
+
+
+def test_window_is_the_current_minute_and_the_ones_before() -> None:
+    minutes = window_minutes(60 * 1000 + 59.9, 15 * 60)
+    assert (minutes[0], minutes[-1], len(minutes)) == (986, 1000, 15)
+    assert len(window_minutes(0, 61)) == 2
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (":9877", ("", 9877)), ("9877", ("", 9877)), ("127.0.0.1:0", ("127.0.0.1", 0)),
+    ("[::1]:9100", ("::1", 9100)),
+])
+def test_serve_addresses(text: str, expected: tuple[str, int]) -> None:
+    assert parse_address(text) == expected
+
+
+def _ns(**kw: object) -> NamespaceStats:
+    base = NamespaceStats(
+        namespace="product", in_policy=True, critical=True, hot=False, hit_rate_threshold=0.95,
+        fresh_hits=0, stale_hits=0, fail_safe_hits=0, misses=0, refreshes=0, refresh_errors=0,
+        redis_errors=0, loads=0, hits=0, requests=0, hit_rate=None, stale_ratio=None,
+        origin_calls_saved=0, mean_load_ms=None, status=Status.PASS)
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def test_a_quiet_namespace_is_too_little_traffic_not_a_failure() -> None:
+    checks = namespace_checks(_ns(misses=99, requests=99, hit_rate=0.0), T)
+    assert [(c.check, c.status) for c in checks] == [("hit_rate", Status.LOW_TRAFFIC)]
+
+
+def test_hit_rate_must_exceed_the_threshold() -> None:
+    at = namespace_checks(_ns(fresh_hits=95, hits=95, misses=5, requests=100, hit_rate=0.95,
+                              stale_ratio=0.0), T)
+    above = namespace_checks(_ns(fresh_hits=96, hits=96, misses=4, requests=100, hit_rate=0.96,
+                                 stale_ratio=0.0), T)
+    assert at[0].status is Status.FAIL and above[0].status is Status.PASS
+
+
+def test_stale_share_above_max_fails_and_fail_safe_hits_warn() -> None:
+    checks = {c.check: c for c in namespace_checks(
+        _ns(fresh_hits=70, stale_hits=20, fail_safe_hits=10, hits=100, requests=100, hit_rate=1.0,
+            stale_ratio=0.3, refresh_errors=3), T)}
+    assert checks["stale_ratio"].status is Status.FAIL
+    assert checks["refresh_errors"].status is Status.WARN
+
+
+def _node(**kw: object) -> NodeStats:
+    base = NodeStats(
+        node="n:1", redis_version="7.0.15", uptime_s=10, interval_s=1.0, hits=900, misses=100,
+        hit_rate=0.9, hits_since_restart=900, misses_since_restart=100, hit_rate_since_restart=0.9,
+        ops_per_s=1000.0, commands=1000, used_memory_bytes=750, peak_memory_bytes=800,
+        maxmemory_bytes=1000, system_memory_bytes=10**10, memory_limit_bytes=1000,
+        memory_limit_source="maxmemory", used_memory_ratio=0.75, peak_memory_ratio=0.8,
+        eviction_policy="allkeys-lru", evicted_keys=0, evicted_keys_per_s=0.0, expired_keys=0,
+        expired_keys_per_s=0.0, fragmentation_ratio=1.1, rss_bytes=825, connected_clients=3,
+        blocked_clients=0, maxclients=10000, keys=10, keys_with_ttl=10,
+        latency=ReadLatency("latency_histogram", "interval", 10, 0.002, 0.02, 0.003, {"get": 10}))
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def test_memory_over_the_threshold_fails_and_volatile_policy_without_ttls_warns() -> None:
+    checks = {c.check: c for c in server_checks(
+        _node(eviction_policy="volatile-lru", keys_with_ttl=4), T, hot=False, per_node=True)}
+    assert checks["memory_used_ratio"].status is Status.FAIL
+    assert checks["eviction_policy"].status is Status.WARN
+    assert "6 keys have no TTL" in checks["eviction_policy"].message
+    assert checks["read_latency_p99"].status is Status.PASS
+
+
+def test_hot_data_is_judged_against_the_hot_latency_threshold() -> None:
+    slow = _node(latency=ReadLatency("latency_histogram", "interval", 10, 1.0, 20.0, 2.0, {}))
+    cached = {c.check: c for c in server_checks(slow, T, hot=False, per_node=True)}
+    hot = {c.check: c for c in server_checks(slow, T, hot=True, per_node=True)}
+    assert cached["read_latency_p99"].status is Status.PASS
+    assert hot["read_latency_p99"].status is Status.FAIL
+
+
+def _report() -> StatsReport:
+    node = _node()
+    ns = _ns(fresh_hits=96, hits=96, misses=4, requests=100, hit_rate=0.96, stale_ratio=0.0,
+             origin_calls_saved=96, loads=4, mean_load_ms=12.5)
+    checks = tuple(server_checks(node, T, hot=False, per_node=True) + namespace_checks(ns, T))
+    return StatsReport(
+        generated_at="2026-01-01T00:00:00Z", target="redis://h:1/0", interval_s=1.0, window_s=900,
+        window_minutes=(1, 15), nodes=(node,), total=replace(node, node="total"),
+        namespaces=(ns,), checks=checks, scan=ScanSummary(enabled=False),
+        status=Status.FAIL)
+
+
+def test_prometheus_text_parses_with_help_type_and_labels() -> None:
+    families = {f.name: f for f in text_string_to_metric_families(prometheus_text(_report()))}
+    assert families["cachectl_keyspace_hits"].type == "counter"
+    assert families["cachectl_memory_used_ratio"].samples[0].labels == {"node": "n:1"}
+    assert families["cachectl_memory_used_ratio"].samples[0].value == pytest.approx(0.75)
+    hits = {s.labels["state"]: s.value for s in families["cachectl_namespace_hits"].samples}
+    assert hits == {"fresh": 96, "stale": 0, "fail_safe": 0}
+    quantiles = {s.labels["quantile"]: s.value for s in families["cachectl_read_latency_seconds"].samples}
+    assert quantiles == {"0.5": pytest.approx(2e-6), "0.99": pytest.approx(2e-5)}
+    assert families["cachectl_checks_failed"].samples[0].value == 1
+    assert all(name.startswith("cachectl_") for name in families)
+
+
+def test_prometheus_label_values_are_escaped() -> None:
+    report = _report()
+    odd = replace(report, namespaces=(replace(report.namespaces[0], namespace='a"b\\c'),))
+    families = {f.name: f for f in text_string_to_metric_families(prometheus_text(odd))}
+    assert families["cachectl_namespace_misses"].samples[0].labels["namespace"] == 'a"b\\c'
+
+
+def test_the_json_shape_matches_its_schema() -> None:
+    doc = jsonable(_report())
+    jsonschema.Draft202012Validator(SCHEMA).validate(doc)
+    assert doc["schema_version"] == 1
+    assert doc["namespaces"][0]["status"] == "pass"
