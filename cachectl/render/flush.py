@@ -88,13 +88,12 @@ def render_history(key: str, entries: tuple[AuditEntry, ...], console: Console) 
     if not entries:
         console.print(f"no flush recorded yet in {key}", markup=False)
         return
-    table = Table(title=Text(f"flush history ({key}, newest first)"), title_justify="left")
-    for col in ("time", "user@host", "what", "mode", "matched", "changed", "skipped", "seconds"):
-        table.add_column(col, justify="right" if col in ("matched", "changed", "skipped",
-                                                        "seconds") else "left",
-                         no_wrap=col in ("time", "mode"))
+    # one line per run (like `git log --oneline`): stays readable at any width
+    console.print(f"flush history ({key}, newest first)", markup=False, style="bold")
     for e in entries:
-        mode = e.mode + (" (interrupted)" if e.interrupted else "")
-        table.add_row(e.time, Text(f"{e.user}@{e.host}"), Text(e.what), mode, f"{e.matched:,}",
-                      f"{e.changed:,}", f"{e.skipped:,}", f"{e.seconds:.2f}")
-    console.print(table)
+        verb = "softened" if e.mode == FlushMode.SOFT.value else "removed"
+        when = e.time.replace("T", " ").removesuffix("+00:00")
+        console.print(f"{when}Z  {e.user}@{e.host}  {e.mode}  {e.what}: matched {e.matched:,}, "
+                      f"{verb} {e.changed:,}, skipped {e.skipped:,} in {e.seconds:.2f} s"
+                      + ("  (interrupted)" if e.interrupted else ""),
+                      markup=False, highlight=False, soft_wrap=True)
