@@ -50,6 +50,8 @@ class LoadResult:
 
     policy: Policy | None
     diagnostics: tuple[Diagnostic, ...]
+    spec: PolicySpec | None = None  # the validated document, even when resolving failed
+    spans: SpanIndex | None = None  # positions (and raw scalars) of the document's nodes
 
     @property
     def has_errors(self) -> bool:
@@ -123,7 +125,7 @@ def parse_policy(data: bytes | str, name: str, env: Mapping[str, str],
         return LoadResult(None, tuple(sink.items))
     spec = _validate(tree, spans, sink)
     policy = _resolve(spec, spans, sink, source_path) if spec is not None else None
-    return LoadResult(policy, tuple(sink.items))
+    return LoadResult(policy, tuple(sink.items), spec, spans)
 
 
 # ---------------------------------------------------------------------- bytes -> text
@@ -191,6 +193,8 @@ def _build_tree(text: str, name: str, spans: SpanIndex, env: Mapping[str, str],
             if key == "<<":
                 sink.add("CP004", "merge keys (<<) are not supported", span,
                          "put shared values under defaults:")
+                frame[2], frame[3] = _DROP_KEY, span  # reported once; its value is dropped
+                return
             if key in container:
                 first = spans.keys.get((*path, key))
                 where = f" (first at line {first.line})" if first else ""
@@ -199,6 +203,9 @@ def _build_tree(text: str, name: str, spans: SpanIndex, env: Mapping[str, str],
             frame[2], frame[3] = key, span
             return
         key, key_span = frame[2], frame[3]
+        if key is _DROP_KEY:
+            frame[2] = _NO_KEY
+            return
         if key not in container:
             spans.keys[(*path, key)] = key_span
             spans.values[(*path, key)] = span
@@ -228,7 +235,10 @@ def _build_tree(text: str, name: str, spans: SpanIndex, env: Mapping[str, str],
                 span = _span(name, event.start_mark)
                 value = _scalar(event, resolver, constructor, span, sink)
                 if isinstance(value, str) and not in_key_position():
+                    raw = value
                     value = _interpolate(value, env, span, sink)
+                    if "${" in raw:  # keep the text as written (lint: secrets in the file)
+                        spans.raw[child_path()] = raw
                 if event.anchor:
                     anchors[event.anchor] = (value, 1)
                 place(value, span, 1)
@@ -293,6 +303,7 @@ class _NoKey:
 
 
 _NO_KEY = _NoKey()
+_DROP_KEY = _NoKey()
 
 
 def _scalar(event: Any, resolver: Any, constructor: Any, span: Span,
@@ -300,6 +311,8 @@ def _scalar(event: Any, resolver: Any, constructor: Any, span: Span,
     tag = event.tag
     if tag in (None, "!"):
         tag = resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
+    if tag == _TAG + "merge":
+        return event.value  # "<<" is reported where it is used as a key
     if tag == _TAG + "timestamp":
         return event.value  # a date is never a policy value; let the schema say what is wanted
     if tag not in _PLAIN_TAGS:

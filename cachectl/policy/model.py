@@ -177,6 +177,8 @@ class SpanIndex:
     path: str
     values: dict[tuple[str | int, ...], Span] = field(default_factory=dict)
     keys: dict[tuple[str | int, ...], Span] = field(default_factory=dict)
+    # scalars whose text changed by ${VAR} interpolation, as written in the file
+    raw: dict[tuple[str | int, ...], str] = field(default_factory=dict)
 
     def value(self, *path: str | int) -> Span:
         """Where the value at ``path`` is, or its nearest ancestor."""

@@ -1,0 +1,38 @@
+"""CP1xx rules beyond parsing: stale and jitter in proportion to the TTL."""
+
+from __future__ import annotations
+
+from cachectl.lint.context import LintContext
+from cachectl.policy.units import format_duration_ms
+
+JITTER_WARN_ABOVE = 0.5
+
+
+def check(ctx: LintContext) -> None:
+    d = ctx.spec.defaults
+    # values that come from defaults alone are reported once, at defaults
+    if d.ttl is not None and d.ttl > 0 and d.stale > d.ttl:
+        _stale(ctx, "defaults", d.stale, d.ttl, ("defaults", "stale"))
+    if JITTER_WARN_ABOVE < d.jitter < 1:
+        _jitter(ctx, "defaults", d.jitter, ("defaults", "jitter"))
+    for name, ns in ctx.namespaces():
+        ttl, _ = ctx.inherited(name, ns, "ttl")
+        stale, stale_at = ctx.inherited(name, ns, "stale")
+        if (ns.ttl is not None or ns.stale is not None) and isinstance(ttl, int) \
+                and isinstance(stale, int) and ttl > 0 and stale > ttl:
+            _stale(ctx, f"namespace {name}", stale, ttl, stale_at)
+        if ns.jitter is not None and JITTER_WARN_ABOVE < ns.jitter < 1:
+            _jitter(ctx, f"namespace {name}", ns.jitter, ("namespaces", name, "jitter"))
+
+
+def _stale(ctx: LintContext, who: str, stale: int, ttl: int, at: tuple[str | int, ...]) -> None:
+    """CP104: a stale window longer than the fresh TTL serves old data most of the time."""
+    ctx.report("CP104", f"{who}: stale {format_duration_ms(stale)} is longer than ttl "
+               f"{format_duration_ms(ttl)}", ctx.value(*at),
+               "keys would be served stale longer than fresh; raise ttl or shorten stale")
+
+
+def _jitter(ctx: LintContext, who: str, jitter: float, at: tuple[str | int, ...]) -> None:
+    """CP107: jitter over half the TTL makes some keys expire almost at once."""
+    ctx.report("CP107", f"{who}: jitter {jitter:.0%} is over half the ttl", ctx.value(*at),
+               "10-20 % spreads expiry enough; more makes some keys live very briefly")
