@@ -178,7 +178,7 @@ def test_audit_stream_is_capped(redis_client: redis.Redis, policy: Policy,
 def test_interrupt_stops_after_the_batch_and_a_rerun_finishes(redis_client: redis.Redis,
                                                                policy: Policy) -> None:
     keys = [f"shop:product:{i}".encode() for i in range(100)]
-    _load(redis_client, keys + [b"shop:cart:1"])
+    _load(redis_client, [*keys, b"shop:cart:1"])
     targets = core.select_targets(policy, namespaces=["product"])
     calls = {"n": 0}
 

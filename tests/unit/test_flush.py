@@ -1,0 +1,180 @@
+"""flush's pure logic: target selection, the everything-glob guard, pacing, rendering."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pytest
+from rich.console import Console
+
+from cachectl import flush as core
+from cachectl.errors import UsageError
+from cachectl.policy import Policy, parse_policy
+from cachectl.render import console as console_mod
+from cachectl.render import flush as render
+
+POLICY = """\
+version: 1
+redis: {key_prefix: shop}
+defaults: {ttl: 10m}
+namespaces:
+  product:  {key: "product:{id}", ttl: 1h, stale: 10m, tags: [catalog]}
+  price:    {key: "price:{sku}", ttl: 5m, stale: 1m, tags: [catalog, pricing]}
+  search:   {key: "search:{query:hash}:{page}", ttl: 15m, stale: 5m}
+  cart:     {key: "cart:{user_id}", ttl: 30m, tags: [users]}
+"""
+
+
+@pytest.fixture
+def policy() -> Policy:
+    result = parse_policy(POLICY, "test.yaml", {})
+    assert result.policy is not None
+    return result.policy
+
+
+def test_tags_expand_to_namespaces_once_in_order(policy: Policy) -> None:
+    targets = core.select_targets(policy, namespaces=["price"], tags=(),)
+    assert [(t.kind, t.name, t.selector) for t in targets] == [
+        ("namespace", "price", "namespace price")]
+    targets = core.select_targets(policy, tags=["catalog", "pricing"])
+    assert [t.name for t in targets] == ["product", "price"]
+    assert core.describe(targets) == "tag catalog (product, price)"
+
+
+def test_key_target_renders_the_template_with_hash(policy: Policy) -> None:
+    (t,) = core.select_targets(policy, key="search", key_params=["query=red shoes", "page=2"])
+    assert t.kind == "key" and t.name == "search"
+    assert t.key is not None and re.fullmatch(rb"shop:search:[0-9a-f]{16}:2", t.key)
+    assert t.label == f"key {t.key.decode()}"
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({}, "nothing to flush"),
+    ({"namespaces": ["product"], "tags": ["catalog"]}, "cannot be combined"),
+    ({"namespaces": ["prodct"]}, "did you mean 'product'"),
+    ({"tags": ["catalgo"]}, "no namespace carries tag"),
+    ({"key": "product", "key_params": ["id"]}, "is not PARAM=VALUE"),
+    ({"key": "product", "key_params": []}, "needs id"),
+    ({"namespaces": ["product"], "key_params": ["id=1"]}, "unexpected argument"),
+    ({"pattern": "shop:tmp:*"}, "needs --force"),
+    ({"pattern": "*", "force": True}, "would match every key"),
+    ({"pattern": "shop:*", "force": True, "soft": True}, "--soft needs"),
+    ({"namespaces": ["cart"], "soft": True}, "no stale window"),
+    ({"tags": ["users"], "soft": True}, "no stale window"),
+])
+def test_select_targets_refuses(policy: Policy, kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(UsageError) as info:
+        core.select_targets(policy, **kwargs)  # type: ignore[arg-type]
+    assert message in f"{info.value.message} {info.value.hint}"
+    assert info.value.hint
+
+
+@pytest.mark.parametrize(("pattern", "everything"), [
+    ("*", True), ("**", True), ("?*", True), ("[a-z]*", True), ("*?*", True), ("", True),
+    ("shop:*", False), ("*:session:*", False), ("\\*", False), ("[*", False), ("a", False),
+])
+def test_matches_everything(pattern: str, everything: bool) -> None:
+    assert core.matches_everything(pattern) is everything
+
+
+@pytest.mark.parametrize(("glob", "key", "hit"), [
+    ("shop:*", b"shop:x", True), ("shop:*", b"shopx", False), ("a?c", b"abc", True),
+    ("a\\*", b"a*", True), ("a\\*", b"ab", False), ("[ab]x", b"bx", True),
+    ("[^ab]x", b"bx", False), ("*", b"\xff\x00", True),
+])
+def test_sample_glob_agrees_with_redis_glob(glob: str, key: bytes, hit: bool) -> None:
+    assert core._glob_regex(glob)(key) is hit
+
+
+def test_governor_shrinks_and_pauses_when_latency_rises_then_recovers() -> None:
+    g = core.LatencyGovernor(1000, slow_ms=2.0)
+    assert g.observe(0.2) == 0.0 and g.batch == 1000
+    pause = g.observe(5.0)  # 25x the baseline and above 2 ms
+    assert 0 < pause <= 0.1 and g.batch == 500 and g.backoffs == 1
+    g.observe(9.0)
+    assert g.batch == 250
+    for _ in range(3):
+        assert g.observe(0.3) == 0.0
+    assert g.batch == 1000  # grown back, never above the maximum
+    assert g.max_rtt_ms == 9.0
+
+
+def test_governor_judges_against_its_own_baseline() -> None:
+    g = core.LatencyGovernor(100)
+    assert g.observe(3.0) == 0.0  # a remote server: 3 ms is its normal
+    assert g.observe(6.0) == 0.0  # under 4x baseline
+    assert g.observe(20.0) > 0 and g.batch == 50
+    for _ in range(100):
+        g.observe(50.0)
+    assert g.batch == core.MIN_BATCH  # never below the floor
+
+
+def test_soften_counts_add() -> None:
+    total = core.SoftenCounts(1, 0, 2, 3) + core.SoftenCounts(4, 1, 0, 1)
+    assert total == core.SoftenCounts(5, 1, 2, 4)
+
+
+def _result(mode: core.FlushMode = core.FlushMode.HARD, dry_run: bool = False,
+            interrupted: bool = False) -> core.FlushResult:
+    t = core.TargetResult("namespace product", "namespace", "product", matched=10, changed=7,
+                          vanished=2, other_namespace=1, examples=(b"shop:product:[bold]x\xff",))
+    return core.FlushResult(mode, dry_run, "namespace product", (t,), 2.0, 3, 1, 0.05, 4.2,
+                            interrupted, "1-0")
+
+
+def _console() -> tuple[Console, io.StringIO]:
+    buf = io.StringIO()
+    return Console(file=buf, width=100, color_system=None, highlight=False), buf
+
+
+def test_result_json_shape() -> None:
+    buf = io.StringIO()
+    console_mod.emit_json(_result(), buf)
+    doc = json.loads(buf.getvalue())
+    assert (doc["matched"], doc["removed"], doc["skipped"], doc["keys_per_s"]) == (10, 7, 3, 5.0)
+    assert doc["targets"][0]["skipped_detail"] == {
+        "vanished": 2, "other_namespace": 1, "already_stale": 0}
+    assert doc["targets"][0]["examples"] == ["shop:product:[bold]x\\xff"]
+    soft = json.loads(json.dumps(console_mod.jsonable(_result(core.FlushMode.SOFT))))
+    assert "softened" in soft and "removed" not in soft and "no_ttl" in soft["targets"][0]
+
+
+def test_render_result_summary_and_keys_are_not_markup() -> None:
+    con, buf = _console()
+    render.render_result(_result(dry_run=True), con)
+    out = buf.getvalue()
+    assert "dry run" in out and "shop:product:[bold]x\\xff" in out
+    con, buf = _console()
+    render.render_result(_result(), con)
+    out = buf.getvalue()
+    assert "matched 10, removed 7, skipped 3 in 2.00 s (5 keys/s)" in out
+    assert "2 gone" in out and "1 other namespace" in out
+    assert "slowed down 1x" in out and "audit entry 1-0" in out
+
+
+def test_plan_text_says_estimated_or_counted() -> None:
+    tp = core.TargetPlan("namespace product", "namespace", "product", 1_234_567, True,
+                         (b"shop:product:1",))
+    plan = core.FlushPlan(core.FlushMode.HARD, (tp,), 1_234_567, True, 20_000, 2_000_000)
+    lines = render.plan_text(plan)
+    assert lines[0] == ("About to remove ~1,234,567 keys (estimated from a sample of 20,000 of "
+                        "2,000,000 keys):")
+    assert lines[1] == "  namespace product: ~1,234,567 keys"
+    exact = core.FlushPlan(core.FlushMode.SOFT, (core.TargetPlan(
+        "namespace product", "namespace", "product", 3, False, (), 600_000),), 3, False, 0, 9)
+    assert render.plan_text(exact) == [
+        "About to soften 3 keys (counted):", "  namespace product: 3 keys, PTTL -> 600,000 ms"]
+
+
+def test_history_lines() -> None:
+    e = core.AuditEntry("1-0", "2026-11-27T03:00:00+00:00", "alice", "ops", "tag catalog (a, b)",
+                        "soft", 5, 4, 1, 0.5, True)
+    con, buf = _console()
+    render.render_history("shop:cachectl:audit", (e,), con)
+    assert ("2026-11-27 03:00:00Z  alice@ops  soft  tag catalog (a, b): matched 5, softened 4, "
+            "skipped 1 in 0.50 s  (interrupted)") in buf.getvalue()
+    con, buf = _console()
+    render.render_history("k", (), con)
+    assert "no flush recorded yet" in buf.getvalue()
