@@ -1,0 +1,56 @@
+"""cachectl audit: judge every key against the policy; exit 1 on any error finding."""
+
+from typing import Annotated
+
+import typer
+
+from cachectl.cli.options import JsonOpt, PolicyOpt, RedisOptions, load_cli_policy, redis_options
+from cachectl.errors import UsageError
+
+
+@redis_options
+def command(
+    conn: RedisOptions,
+    top: Annotated[int, typer.Option(
+        "--top", metavar="N", help="Report the N biggest keys (0: none).")] = 10,
+    examples: Annotated[int, typer.Option(
+        "--examples", metavar="N", help="Example keys per finding.")] = 5,
+    rate: Annotated[float | None, typer.Option(
+        "--rate", metavar="N", help="Scan at most N keys per second.")] = None,
+    no_lua: Annotated[bool, typer.Option(
+        "--no-lua", help="Measure with pipelined commands instead of a server-side script.")]
+    = False,
+    policy: PolicyOpt = None,
+    json_out: JsonOpt = False,
+) -> int:
+    """Audit the live keyspace against the policy: keys without TTL, TTLs longer than the
+    policy allows, values over max_value_bytes (errors: exit 1), keys matching no
+    namespace (warning) and the biggest keys (info).
+
+    Example: cachectl audit -p cachectl.yaml --json > audit.json
+    """
+    if top < 0 or examples < 0:
+        raise UsageError("--top and --examples must be >= 0")
+    pol = load_cli_policy(policy)
+    settings = conn.settings(pol)
+    client = conn.connect(pol)
+
+    from cachectl.audit import audit_keyspace
+    from cachectl.pacing import RateLimiter
+    from cachectl.render import console
+    from cachectl.render.progress import progress_bars
+
+    with progress_bars() as progress:
+        report = audit_keyspace(client, pol, settings, top=top, examples=examples,
+                                limiter=RateLimiter(rate) if rate else None,
+                                on_progress=progress, use_lua=not no_lua)
+    if json_out:
+        from cachectl.render.audit import report_json
+
+        console.emit_json(report_json(report))
+    else:
+        from cachectl.render.audit import report_text
+        from cachectl.render.inspect import print_wide
+
+        print_wide(console.stdout(), report_text(report))
+    return 0 if report.ok else 1

@@ -1,0 +1,113 @@
+"""cachectl inspect: keys, one namespace, or the whole keyspace, against the policy."""
+
+from typing import Annotated
+
+import typer
+
+from cachectl.cli.options import JsonOpt, PolicyOpt, RedisOptions, load_cli_policy, redis_options
+from cachectl.errors import UsageError
+
+
+def _key_bytes(text: str, hex_keys: bool) -> bytes:
+    if not hex_keys:
+        # argv holds undecodable bytes as surrogates; this restores them exactly
+        return text.encode("utf-8", "surrogateescape")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise UsageError(f"--hex: {text!r} is not hexadecimal", hint="e.g. 73686f703a01ff") from None
+
+
+@redis_options
+def command(
+    conn: RedisOptions,
+    keys: Annotated[list[str] | None, typer.Argument(
+        metavar="[KEY]...", help="Keys to show in full (exactly as stored).",
+        show_default=False)] = None,
+    namespace: Annotated[str | None, typer.Option(
+        "--namespace", "-n", metavar="NS", help="List the keys of this namespace.")] = None,
+    limit: Annotated[int, typer.Option(
+        "--limit", metavar="N", help="With --namespace: at most N keys (0: all).")] = 100,
+    sample: Annotated[int | None, typer.Option(
+        "--sample", metavar="N", min=1,
+        help="Summary: estimate from N measured keys (with a 95 % margin) instead of "
+        "measuring every key.")] = None,
+    hex_keys: Annotated[bool, typer.Option(
+        "--hex", help="KEY arguments are hexadecimal bytes (for binary keys).")] = False,
+    rate: Annotated[float | None, typer.Option(
+        "--rate", metavar="N", help="Scan at most N keys per second.")] = None,
+    no_lua: Annotated[bool, typer.Option(
+        "--no-lua", help="Measure with pipelined commands instead of a server-side script.")]
+    = False,
+    policy: PolicyOpt = None,
+    json_out: JsonOpt = False,
+) -> int:
+    """Show what is in the cache, measured against the policy.
+
+    With KEY arguments: one panel per key. With --namespace: its keys, one line each
+    (JSON lines with --json). Without either: one row per namespace (keys, memory,
+    TTL spread, fresh vs stale) and the keys matching no namespace, by pattern.
+
+    Example: cachectl inspect -p cachectl.yaml --sample 20000
+    """
+    if keys and namespace:
+        raise UsageError("give KEY arguments or --namespace, not both")
+    if sample is not None and (keys or namespace):
+        raise UsageError("--sample applies to the summary only (no KEY, no --namespace)")
+    if limit < 0:
+        raise UsageError("--limit must be >= 0")
+    pol = load_cli_policy(policy)
+    if namespace is not None:
+        pol.namespace(namespace)  # unknown namespace: exit 2 with a did-you-mean, before connecting
+    settings = conn.settings(pol)
+    client = conn.connect(pol)
+
+    from cachectl.pacing import RateLimiter
+    from cachectl.render import console
+    from cachectl.render.progress import progress_bars
+
+    out = console.stdout()
+    limiter = RateLimiter(rate) if rate else None
+    if keys:
+        from cachectl.inspect import inspect_keys
+        from cachectl.render.inspect import print_key_details
+
+        details = inspect_keys(client, pol, [_key_bytes(k, hex_keys) for k in keys], settings)
+        if json_out:
+            console.emit_json(list(details))
+        else:
+            print_key_details(details, out)
+        return 0 if all(d.exists for d in details) else 1
+    if namespace is not None:
+        from cachectl.inspect import list_namespace
+
+        rows = []
+        with progress_bars() as progress:
+            for detail in list_namespace(client, pol, namespace, settings, limit=limit or None,
+                                         limiter=limiter, on_progress=progress):
+                if json_out:
+                    console.emit_json_line(detail)
+                else:
+                    rows.append(detail)
+        if not json_out:
+            from cachectl.render.inspect import listing_table, print_wide
+
+            if rows:
+                print_wide(out, listing_table(rows))
+            if console.is_terminal():
+                console.stderr().print(f"{len(rows)} key(s) of {namespace}"
+                                       + (f" (first {limit}; --limit 0 for all)"
+                                          if limit and len(rows) >= limit else ""))
+        return 0
+    from cachectl.inspect import summarize
+
+    with progress_bars() as progress:
+        summary = summarize(client, pol, settings, sample=sample, limiter=limiter,
+                            on_progress=progress, use_lua=not no_lua)
+    if json_out:
+        console.emit_json(summary)
+    else:
+        from cachectl.render.inspect import print_wide, summary_tables
+
+        print_wide(out, summary_tables(summary))
+    return 0

@@ -1,0 +1,410 @@
+"""Inspect the live keyspace against the policy: single keys, one namespace, or the summary.
+
+Every function takes a connected client and the policy and returns frozen results;
+Redis errors are turned into RedisUnavailableError (exit 3) here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cachectl.connection import ConnectionSettings, redis_errors
+from cachectl.freshness import classify, ttl_bounds_ms
+from cachectl.keyspace import (
+    KeyFacts,
+    KeyspaceSurvey,
+    NamespaceMatcher,
+    NamespaceTally,
+    key_facts,
+    scan_keys,
+    survey_keyspace,
+)
+from cachectl.pacing import RateLimiter
+from cachectl.policy.model import Namespace, Policy
+from cachectl.progress import ProgressCallback, no_progress
+
+PREVIEW_BYTES = 1024
+PREVIEW_ITEMS = 10
+Z95 = 1.96
+
+
+@dataclass(frozen=True)
+class KeyDetail:
+    """One key judged against its namespace. ``pttl_ms``: -1 no expiry, -2 missing.
+
+    ``ttl_fits``: the PTTL is one a write under the policy could have left (0 <= PTTL
+    <= ttl·(1+jitter) + grace); None when the key has no namespace or is gone.
+    ``length``: STRLEN for strings, the element count otherwise (explicit inspect only).
+    """
+
+    key: bytes
+    exists: bool
+    namespace: str | None
+    params: tuple[tuple[str, str], ...]
+    type: str
+    encoding: str | None
+    memory_bytes: int | None
+    length: int | None
+    pttl_ms: int
+    freshness: str | None
+    ttl_fits: bool | None
+    ttl_max_ms: int | None
+    idle_s: int | None
+    preview: str | None = None
+    preview_format: str | None = None  # json, text, hex, items
+    preview_truncated: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "key": self.key.decode("utf-8", "backslashreplace"),
+            "exists": self.exists,
+            "namespace": self.namespace,
+            "params": dict(self.params),
+            "type": self.type,
+            "encoding": self.encoding,
+            "memory_bytes": self.memory_bytes,
+            "length": self.length,
+            "pttl_ms": self.pttl_ms,
+            "freshness": self.freshness,
+            "ttl_fits": self.ttl_fits,
+            "ttl_max_ms": self.ttl_max_ms,
+            "idle_s": self.idle_s,
+        }
+        if not _is_utf8(self.key):
+            doc["key_hex"] = self.key.hex()
+        if self.preview is not None:
+            doc["preview"] = self.preview
+            doc["preview_format"] = self.preview_format
+            doc["preview_truncated"] = self.preview_truncated
+        return doc
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _judge(facts: KeyFacts, ns: Namespace | None) -> KeyDetail:
+    params: tuple[tuple[str, str], ...] = ()
+    freshness = fits = high = None
+    if ns is not None:
+        params = tuple((ns.template.match(facts.key) or {}).items())
+        high = ttl_bounds_ms(ns)[1]
+        if facts.exists:
+            freshness = classify(facts.pttl_ms, ns).value
+            fits = 0 <= facts.pttl_ms <= high
+    return KeyDetail(
+        key=facts.key, exists=facts.exists, namespace=ns.name if ns else None, params=params,
+        type=facts.type, encoding=facts.encoding, memory_bytes=facts.memory_bytes, length=None,
+        pttl_ms=facts.pttl_ms, freshness=freshness, ttl_fits=fits, ttl_max_ms=high,
+        idle_s=facts.idle_s)
+
+
+def _preview_text(raw: bytes, truncated: bool, limit: int) -> tuple[str, str, bool]:
+    """(preview, format, truncated): pretty JSON if it parses, text if printable, else hex."""
+    if not truncated:
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            pass
+        else:
+            text = json.dumps(doc, indent=2, ensure_ascii=False)
+            if len(text) > limit:
+                return text[:limit], "json", True
+            return text, "json", False
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    else:
+        if all(ch.isprintable() or ch in "\n\t\r" for ch in text):
+            return text, "text", truncated
+    shown = raw[:min(len(raw), limit // 3)]
+    return shown.hex(" "), "hex", truncated or len(shown) < len(raw)
+
+
+def _item_text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if isinstance(value, tuple | list):
+        return " ".join(_item_text(v) for v in value)
+    return str(value)
+
+
+def _value_preview(client: Any, key: bytes, typ: str, limit: int) -> tuple[
+        str | None, str | None, bool, int | None]:
+    """(preview, format, truncated, length) of the value, reading at most ``limit`` bytes."""
+    n = PREVIEW_ITEMS
+    if typ == "string":
+        length = int(client.strlen(key))
+        raw = client.getrange(key, 0, limit - 1) if length > limit else client.get(key)
+        if raw is None:
+            return None, None, False, None
+        text, fmt, cut = _preview_text(bytes(raw), length > limit, limit)
+        return text, fmt, cut, length
+    items: list[Any]
+    if typ == "hash":
+        length = int(client.hlen(key))
+        _, found = client.hscan(key, 0, count=n)
+        items = [f"{_item_text(k)} = {_item_text(v)}" for k, v in list(found.items())[:n]]
+    elif typ == "list":
+        length = int(client.llen(key))
+        items = [_item_text(v) for v in client.lrange(key, 0, n - 1)]
+    elif typ == "set":
+        length = int(client.scard(key))
+        _, found_set = client.sscan(key, 0, count=n)
+        items = [_item_text(v) for v in found_set[:n]]
+    elif typ == "zset":
+        length = int(client.zcard(key))
+        items = [f"{_item_text(m)} {s:g}" for m, s in client.zrange(key, 0, n - 1, withscores=True)]
+    elif typ == "stream":
+        length = int(client.xlen(key))
+        items = [_item_text(e) for e in client.xrange(key, count=n)]
+    else:
+        return None, None, False, None
+    text = "\n".join(items)
+    cut = length > len(items) or len(text) > limit
+    return text[:limit], "items", cut, length
+
+
+def inspect_keys(
+    client: Any,
+    policy: Policy,
+    keys: Sequence[bytes],
+    settings: ConnectionSettings,
+    *,
+    preview_bytes: int = PREVIEW_BYTES,
+) -> tuple[KeyDetail, ...]:
+    """Every fact about each key, its namespace and parsed placeholders, and a value preview.
+
+    Reads the value (GET/GETRANGE or the first few elements), which touches its LRU clock.
+    """
+    matcher = NamespaceMatcher.from_policy(policy)
+    out = []
+    with redis_errors(settings):
+        for key in keys:
+            facts = _single_facts(client, key)
+            detail = _judge(facts, matcher.namespace_of(key))
+            if facts.exists:
+                preview, fmt, cut, length = _value_preview(client, key, facts.type, preview_bytes)
+                detail = KeyDetail(**{**detail.__dict__, "preview": preview,
+                                      "preview_format": fmt, "preview_truncated": cut,
+                                      "length": length})
+            out.append(detail)
+    return tuple(out)
+
+
+def _single_facts(client: Any, key: bytes) -> KeyFacts:
+    if not hasattr(client, "get_primaries"):
+        return key_facts(client, [key])[0]
+    # a cluster client routes each command by the key's slot
+    import redis.exceptions as rex
+
+    def safe(call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except rex.ResponseError:
+            return None
+
+    typ = client.type(key)
+    return KeyFacts(
+        key=key, type=typ.decode() if isinstance(typ, bytes) else str(typ),
+        pttl_ms=int(client.pttl(key)), memory_bytes=safe(lambda: client.memory_usage(key)),
+        encoding=(safe(lambda: client.object("encoding", key)) or b"").decode() or None,
+        idle_s=safe(lambda: client.object("idletime", key)), node="cluster")
+
+
+def list_namespace(
+    client: Any,
+    policy: Policy,
+    name: str,
+    settings: ConnectionSettings,
+    *,
+    limit: int | None = None,
+    count: int = 1000,
+    limiter: RateLimiter | None = None,
+    on_progress: ProgressCallback = no_progress,
+) -> Iterator[KeyDetail]:
+    """Stream the keys of one namespace with their facts, at most ``limit`` of them.
+
+    Keys of other namespaces that share the glob (``product:reviews:1`` for
+    ``product:{id}``) are left out; keys that expire during the scan are skipped.
+    """
+    ns = policy.namespace(name)
+    matcher = NamespaceMatcher.from_policy(policy)
+    regex = ns.template.regex
+    shown = scanned = 0
+    with redis_errors(settings):
+        for node, keys in scan_keys(client, ns.template.glob, count=count, limiter=limiter):
+            scanned += len(keys)
+            mine = [k for k in keys if regex.fullmatch(k) and matcher.namespace_of(k) is ns]
+            if limit is not None:
+                mine = mine[:limit - shown]
+            for facts in key_facts(node, mine):
+                if not facts.exists:
+                    continue
+                yield _judge(facts, ns)
+                shown += 1
+            on_progress("scanning keys", scanned, None)
+            if limit is not None and shown >= limit:
+                return
+
+
+# --------------------------------------------------------------------------- the summary
+
+
+@dataclass(frozen=True)
+class NamespaceRow:
+    """One namespace in the summary. With ``estimated``, figures are sample estimates and
+    ``*_margin`` the half-width of their 95 % confidence interval."""
+
+    namespace: str
+    keys: int
+    keys_margin: int
+    memory_bytes: int
+    memory_margin_bytes: int
+    memory_share: float | None
+    ttl_min_ms: int | None
+    ttl_median_ms: int | None
+    ttl_max_ms: int | None
+    fresh: int
+    stale: int
+    fail_safe: int
+    no_ttl: int
+    estimated: bool
+
+
+@dataclass(frozen=True)
+class PatternRow:
+    """Keys that match no namespace, grouped into an operator-style pattern."""
+
+    pattern: str
+    keys: int
+    memory_bytes: int
+    example: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pattern": self.pattern, "keys": self.keys, "memory_bytes": self.memory_bytes,
+                "example": self.example.decode("utf-8", "backslashreplace")}
+
+
+@dataclass(frozen=True)
+class InspectSummary:
+    """The keyspace per namespace; ``mode`` is exact or sample."""
+
+    mode: str
+    namespaces: tuple[NamespaceRow, ...]
+    unmatched: tuple[PatternRow, ...]
+    total_keys: int
+    scanned_keys: int
+    measured_keys: int
+    expired_during_scan: int
+    denied_keys: int
+    internal_keys: int
+    internal_bytes: int
+    used_memory_bytes: int
+    nodes: tuple[str, ...]
+    elapsed_s: float
+    method: str
+    confidence: float = 0.95
+
+
+def _scale(part: int, measured: int, keys: int) -> int:
+    return round(keys * part / measured) if measured else 0
+
+
+def _row(t: NamespaceTally, survey: KeyspaceSurvey, exact_counts: bool) -> NamespaceRow:
+    used = survey.used_memory_bytes or None
+    if not survey.sampled:
+        return NamespaceRow(
+            namespace=t.name, keys=t.keys, keys_margin=0, memory_bytes=t.memory_bytes,
+            memory_margin_bytes=0, memory_share=t.memory_bytes / used if used else None,
+            ttl_min_ms=t.ttl_min_ms, ttl_median_ms=t.ttl_median_ms(), ttl_max_ms=t.ttl_max_ms,
+            fresh=t.fresh, stale=t.stale, fail_safe=t.fail_safe, no_ttl=t.no_ttl,
+            estimated=False)
+    keys, var_keys = _estimate_count(t.seen, survey, exact_counts)
+    mem, margin = _estimate_memory(keys, var_keys, t.keys, t.memory_bytes, t.memory_sq)
+    return NamespaceRow(
+        namespace=t.name, keys=round(keys), keys_margin=round(Z95 * math.sqrt(var_keys)),
+        memory_bytes=round(mem), memory_margin_bytes=round(margin),
+        memory_share=mem / used if used else None,
+        ttl_min_ms=t.ttl_min_ms, ttl_median_ms=t.ttl_median_ms(), ttl_max_ms=t.ttl_max_ms,
+        fresh=_scale(t.fresh, t.keys, round(keys)), stale=_scale(t.stale, t.keys, round(keys)),
+        fail_safe=_scale(t.fail_safe, t.keys, round(keys)),
+        no_ttl=_scale(t.no_ttl, t.keys, round(keys)), estimated=True)
+
+
+def _estimate_count(seen: int, survey: KeyspaceSurvey, exact_counts: bool) -> tuple[float, float]:
+    """Estimated keys and its variance: the share of SCAN-read keys times DBSIZE."""
+    if exact_counts or survey.scanned == 0:
+        return float(seen), 0.0
+    p = seen / survey.scanned
+    total = survey.total_keys
+    return total * p, total * total * p * (1 - p) / survey.scanned
+
+
+def _estimate_memory(keys: float, var_keys: float, measured: int, mem_sum: int,
+                     mem_sq: int) -> tuple[float, float]:
+    """Estimated bytes (keys × mean size) and the 95 % margin (delta method)."""
+    if measured == 0:
+        return 0.0, 0.0
+    mean = mem_sum / measured
+    var_mean = max(0.0, mem_sq / measured - mean * mean) / max(measured - 1, 1)
+    var = mean * mean * var_keys + keys * keys * var_mean
+    return keys * mean, Z95 * math.sqrt(var)
+
+
+def summarize(
+    client: Any,
+    policy: Policy,
+    settings: ConnectionSettings,
+    *,
+    sample: int | None = None,
+    limiter: RateLimiter | None = None,
+    on_progress: ProgressCallback = no_progress,
+    clock: Callable[[], float] = time.perf_counter,
+    rng: random.Random | None = None,
+    use_lua: bool = True,
+) -> InspectSummary:
+    """One row per namespace (keys, memory, TTL spread, freshness) plus unmatched patterns.
+
+    ``sample`` None measures every key. ``sample=N`` measures N keys and estimates,
+    stating a 95 % margin for every count and byte figure.
+    """
+    with redis_errors(settings):
+        survey = survey_keyspace(client, policy, sample=sample, top=0, examples=0,
+                                 limiter=limiter, on_progress=on_progress, clock=clock, rng=rng,
+                                 use_lua=use_lua)
+    return summary_from_survey(survey)
+
+
+def summary_from_survey(survey: KeyspaceSurvey) -> InspectSummary:
+    """Turn a survey into summary rows (estimates when it was sampled)."""
+    exact_counts = survey.scanned >= survey.total_keys
+    rows = sorted((_row(t, survey, exact_counts) for t in survey.namespaces),
+                  key=lambda r: (-r.memory_bytes, r.namespace))
+    patterns = []
+    for s in survey.unmatched:
+        if survey.sampled:
+            keys, var = _estimate_count(s.seen, survey, exact_counts)
+            mem, _ = _estimate_memory(keys, var, s.keys, s.memory_bytes, s.memory_sq)
+            patterns.append(PatternRow(s.pattern, round(keys), round(mem), s.example))
+        else:
+            patterns.append(PatternRow(s.pattern, s.keys, s.memory_bytes, s.example))
+    patterns.sort(key=lambda p: (-p.memory_bytes, -p.keys, p.pattern))
+    return InspectSummary(
+        mode="sample" if survey.sampled else "exact", namespaces=tuple(rows),
+        unmatched=tuple(patterns), total_keys=survey.total_keys, scanned_keys=survey.scanned,
+        measured_keys=survey.measured, expired_during_scan=survey.gone,
+        denied_keys=survey.denied, internal_keys=survey.internal_keys,
+        internal_bytes=survey.internal_bytes, used_memory_bytes=survey.used_memory_bytes,
+        nodes=survey.nodes, elapsed_s=survey.elapsed_s, method=survey.method)
