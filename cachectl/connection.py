@@ -160,7 +160,9 @@ def client_kwargs(settings: ConnectionSettings) -> dict[str, Any]:
         "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), settings.retries),
         "retry_on_error": [rex.ConnectionError, rex.TimeoutError],
         "client_name": settings.client_name,
-        "health_check_interval": 30,
+        # no health_check_interval: its PING runs inside connect() under the same Retry, so
+        # the retries nest and a paused server held a connect for 3 s at --timeout 0.3
+        # (tests/integration/test_faults.py); retry_on_error already replaces dead sockets
     }
     if settings.password is not None:
         kwargs["password"] = settings.password
