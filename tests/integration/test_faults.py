@@ -77,7 +77,7 @@ def test_server_killed_mid_flush_then_rerun_finishes(
                    "--timeout", "1"], policy, server.url)
     _wait_until(lambda: server.client().dbsize() < n)  # it has started removing
     server.kill()
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 3, err
     error = _error_line(err)
     assert "127.0.0.1" in error and "hint:" in err
@@ -87,7 +87,7 @@ def test_server_killed_mid_flush_then_rerun_finishes(
     assert 0 < left < n  # it was cut short, mid-way
     _rest_intact(client)
     rerun = _spawn(["flush", "-n", "product", "--yes", "--json"], policy, server.url)
-    out, err = rerun.communicate(timeout=30)
+    _out, err = rerun.communicate(timeout=30)
     assert rerun.returncode == 0, err
     assert not shop.product_keys(n) & shop.all_keys([client])
     _rest_intact(client)
@@ -150,7 +150,7 @@ def test_connection_killed_mid_flush_is_retried_and_exact(
         if entry.get("name") == "cachectl":
             killed += admin.execute_command("CLIENT", "KILL", "ID", entry["id"])
     assert killed >= 1
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     left = shop.product_keys(n) & shop.all_keys([admin])
     if proc.returncode == 3:  # acceptable only with a clear message, and a rerun finishes
         _error_line(err)
