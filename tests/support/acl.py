@@ -24,14 +24,17 @@ CLUSTER_EXTRA = ("+cluster|slots", "+command")
 # None: the family never talks to Redis
 FAMILY_RULES: dict[str, tuple[str, ...] | None] = {
     "lint": None,
-    "inspect": ("+scan", "+type", "+pttl", "+memory|usage", "+object|encoding",
-                "+object|idletime", "+get", "+strlen", "+info"),
+    # a Lua batch (EVALSHA: PTTL, MEMORY USAGE, TIME inside) or pipelined commands (--no-lua)
+    "inspect": ("+scan", "+dbsize", "+info", "+time", "+pttl", "+memory|usage", "+evalsha",
+                "+script|load", "+type", "+object|encoding", "+object|idletime", "+get",
+                "+strlen"),
     "warm": ("+set", "+pttl"),
     # UNLINK (plain), a Lua PTTL/PEXPIRE script (--soft), the audit stream (XADD/XREVRANGE)
     "flush": ("+scan", "+dbsize", "+unlink", "+pttl", "+pexpire", "+evalsha", "+script|load",
               "+xadd", "+xrevrange"),
     "stats": ("+info", "+latency|histogram", "+hgetall", "+scan", "+dbsize", "+memory|usage"),
-    "bench": ("+get", "+set", "+pttl", "+unlink", "+info"),
+    # writes and removes its own keys under <prefix>:cachectl:bench:, samples real ones
+    "bench": ("+get", "+set", "+unlink", "+scan", "+type", "+strlen"),
     "library": ("+get", "+set", "+pttl", "+pexpire", "+expire", "+evalsha", "+eval",
                 "+script|load", "+publish", "+subscribe", "+hincrby", "+unlink"),
 }
