@@ -1,0 +1,720 @@
+"""``AsyncCache``: the same cache on redis.asyncio, for one event loop.
+
+Same states, counters, breaker, fail-safe and L1 as ``Cache`` (sync.py); loaders may be
+plain or async callables. Background work (counter writer, L1 subscriber, revalidation)
+runs as tasks of the loop that first uses the cache; ``await cache.close()`` (or
+``async with``) ends them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import functools
+import inspect
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import redis.asyncio as aredis
+import redis.exceptions as rex
+
+from cachectl.cache.breaker import CircuitBreaker
+from cachectl.cache.core import (
+    READ_SCRIPT,
+    RELEASE_SCRIPT,
+    Action,
+    CacheOptions,
+    KeyBuilder,
+    LoadTimeoutError,
+    build_options,
+    check_size,
+    decide,
+    fallback_expiry_ms,
+    invalidation_message,
+    l1_expiry_ms,
+    new_token,
+    parse_invalidation,
+    placeholder_binder,
+    resolve_policy,
+    too_large,
+)
+from cachectl.cache.counters import CounterAggregator
+from cachectl.cache.local import MISSING, LocalStore
+from cachectl.cache.sync import UNLINK_BATCH, lib_settings
+from cachectl.connection import ConnectionSettings, build_settings, client_kwargs, create_client
+from cachectl.counters import NamespaceCounters, write_buckets
+from cachectl.errors import RedisUnavailableError
+from cachectl.freshness import Freshness, classify, soft_expire_pttl_ms, write_ttl_ms
+from cachectl.policy.model import Namespace, Policy
+
+T = TypeVar("T")
+REDIS_ERRORS = (rex.RedisError, OSError, asyncio.TimeoutError)
+Loader = Callable[[], Any]  # returns a value or an awaitable of one
+
+
+class _Throttled(Exception):
+    """The flight ended without a value: serve the fail-safe value (internal)."""
+
+
+def create_async_client(settings: ConnectionSettings) -> Any:
+    """A redis.asyncio client with the settings ``create_client`` gives the sync one."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    kwargs = client_kwargs(settings)
+    kwargs["retry"] = Retry(NoBackoff(), settings.retries)
+    if settings.sentinels:
+        from redis.asyncio.sentinel import Sentinel
+
+        sentinel_kwargs = {k: kwargs[k] for k in ("socket_timeout", "socket_connect_timeout")}
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            list(settings.sentinels), sentinel_kwargs=sentinel_kwargs, **kwargs)
+        return sentinel.master_for(settings.master_name or "mymaster")
+    if settings.cluster:
+        from redis.asyncio.cluster import RedisCluster
+
+        kwargs.pop("retry_on_error", None)
+        kwargs.pop("health_check_interval", None)
+        return RedisCluster.from_url(settings.url, **kwargs)
+    return aredis.Redis.from_url(settings.url, **kwargs)
+
+
+async def _call_loader(loader: Loader) -> Any:
+    result = loader()
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+class AsyncCache:
+    """A policy-driven Redis cache for one asyncio event loop."""
+
+    def __init__(self, policy: Policy, client: Any, options: CacheOptions | None = None,
+                 *, owns_client: bool = False, settings: ConnectionSettings | None = None) -> None:
+        self.policy = policy
+        self.client = client
+        self.options = opts = options or CacheOptions()
+        self._owns_client = owns_client
+        self._settings = settings  # for the last counter write at interpreter exit
+        self._keys = KeyBuilder(policy)
+        self._ser = opts.serializer
+        self._rng = opts.rng
+        self._counters = CounterAggregator(opts.counters)
+        self._count = self._counters.add
+        self._breaker = CircuitBreaker(opts.breaker_failures, opts.breaker_reset_ms / 1000.0,
+                                       opts.clock)
+        self._fallback = LocalStore(opts.fallback_max_items, opts.clock)
+        self._l1 = LocalStore(opts.l1_max_items, opts.clock) if opts.l1_max_items > 0 else None
+        self._l1_live = False
+        self._l1_generation = 0
+        self._origin = new_token()
+        self._direct = opts.read_mode == "pipeline" and isinstance(client, aredis.Redis)
+        self._read_sha: str | None = None
+        self._release_sha: str | None = None
+        self._flights: dict[str, asyncio.Future[Any]] = {}
+        self._refreshing: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._workers: list[asyncio.Task[None]] = []
+        self._refresh_slots: asyncio.Semaphore | None = None
+        self._stop: asyncio.Event | None = None
+        self._started = False
+        self._closed = False
+        atexit.register(self._at_exit)
+
+    @classmethod
+    def from_policy(cls, path_or_policy: str | os.PathLike[str] | Policy, url: str | None = None,
+                    *, client: Any = None, settings: ConnectionSettings | None = None,
+                    env: Mapping[str, str] | None = None, **options: Any) -> AsyncCache:
+        """An async cache for a policy; same arguments as ``Cache.from_policy``."""
+        environ = env if env is not None else os.environ
+        policy = resolve_policy(path_or_policy, environ)
+        opts = build_options(None, options)
+        owns = client is None
+        lib = None
+        if client is None:
+            base = settings or build_settings(url_flag=url, env=environ,
+                                              policy_url=policy.redis_url,
+                                              policy_cluster=policy.cluster)
+            lib = lib_settings(base, opts)
+            client = create_async_client(lib)
+        return cls(policy, client, opts, owns_client=owns, settings=lib)
+
+    # ------------------------------------------------------------------ public API
+
+    async def get(self, namespace: str, /, **params: object) -> Any:
+        """The cached value if fresh or stale, else None (nothing is loaded)."""
+        ns, key = self._keys.key(namespace, params)
+        self._ensure_started()
+        name = ns.name
+        if self._l1 is not None and self._l1_live:
+            value = self._l1.get(key)
+            if value is not MISSING:
+                self._count(name, "fresh_hits")
+                return value
+        read = await self._read_guarded(ns, key)
+        if read is None:
+            value = self._fallback.get(key)
+            self._count(name, "misses" if value is MISSING else "fresh_hits")
+            return None if value is MISSING else value
+        d = decide(ns, read[0], read[1], self._ser, None, self._rng)
+        if d.action is Action.SERVE:
+            self._count(name, "fresh_hits")
+            return d.value
+        if d.action is Action.SERVE_REFRESH:
+            self._count(name, "stale_hits")
+            return d.value
+        self._count(name, "misses")
+        return None
+
+    async def get_or_load(self, namespace: str, loader: Loader, /, **params: object) -> Any:
+        """The value for ``params``, from the cache or ``await loader()``; see Cache.get_or_load."""
+        ns, key = self._keys.key(namespace, params)
+        return await self._get_or_load(ns, key, loader)
+
+    async def set(self, namespace: str, value: Any, /, **params: object) -> bool:
+        """Store ``value`` with the namespace's TTL; False if Redis could not be used."""
+        ns, key = self._keys.key(namespace, params)
+        data = self._ser.dumps(value)
+        if not check_size(ns, data):
+            raise too_large(ns, data)
+        self._ensure_started()
+        return await self._write(ns, key, value, data)
+
+    async def invalidate(self, namespace: str, /, **params: object) -> bool:
+        """Remove the key; False if Redis could not be used."""
+        ns, key = self._keys.key(namespace, params)
+        return await self._invalidate_key(ns, key)
+
+    async def soft_invalidate(self, namespace: str, /, **params: object) -> bool:
+        """Move the key into the stale band (PEXPIRE … LT); False if Redis could not be used."""
+        ns, key = self._keys.key(namespace, params)
+        self._forget_local(key)
+        pttl = soft_expire_pttl_ms(ns)
+
+        async def soften(c: Any) -> Any:
+            pipe = c.pipeline(transaction=False)
+            pipe.execute_command("PEXPIRE", key, pttl, "LT")
+            if self._l1 is not None:
+                pipe.publish(self._keys.channel, invalidation_message(self._origin, [key]))
+            return await pipe.execute()
+
+        return await self._call(ns.name, soften) is not MISSING
+
+    async def invalidate_tag(self, tag: str) -> int:
+        """Remove every key of every namespace tagged ``tag``; see Cache.invalidate_tag."""
+        namespaces = self.policy.with_tag(tag)
+        names = [ns.name for ns in namespaces]
+        if self._l1 is not None:
+            self._l1.discard_namespaces(names)
+        self._fallback.discard_namespaces(names)
+        removed = 0
+        try:
+            for node in await self._primaries():
+                for ns in namespaces:
+                    regex = ns.template.regex
+                    async for batch in self._scan(node, ns.template.glob):
+                        keys = [k for k in batch if regex.fullmatch(k)]
+                        for i in range(0, len(keys), UNLINK_BATCH):
+                            removed += int(await node.unlink(*keys[i:i + UNLINK_BATCH]))
+            if self._l1 is not None:
+                await self.client.publish(self._keys.channel,
+                                          invalidation_message(self._origin, namespaces=names))
+        except REDIS_ERRORS as exc:
+            raise RedisUnavailableError(
+                f"invalidate_tag({tag!r}) stopped after {removed} keys: {type(exc).__name__}",
+                hint="Redis is unreachable or slow; run it again once Redis answers") from None
+        return removed
+
+    def cached(self, namespace: str) -> Callable[[Callable[..., Awaitable[T]]],
+                                                 Callable[..., Awaitable[T]]]:
+        """Decorate an async loader; its arguments fill the key's placeholders by name."""
+        ns = self._keys.namespace(namespace)
+
+        def decorate(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+            bind = placeholder_binder(fn, ns)
+
+            @functools.wraps(fn)
+            async def wrapper(*args: Any, **kwargs: Any) -> T:
+                key = ns.template.render(bind(*args, **kwargs))
+                return await self._get_or_load(ns, key, lambda: fn(*args, **kwargs))  # type: ignore[no-any-return]
+
+            async def invalidate(*args: Any, **kwargs: Any) -> bool:
+                return await self._invalidate_key(ns, ns.template.render(bind(*args, **kwargs)))
+
+            wrapper.invalidate = invalidate  # type: ignore[attr-defined]
+            return wrapper
+
+        return decorate
+
+    def local_counters(self) -> dict[str, NamespaceCounters]:
+        """What this instance has counted since it was built, per namespace."""
+        return self._counters.totals()
+
+    @property
+    def breaker_state(self) -> str:
+        return self._breaker.state.value
+
+    async def flush_counters(self) -> bool:
+        """Write the pending counters now; False if Redis could not be used (they are kept)."""
+        deltas = self._counters.drain()
+        if not deltas:
+            return True
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            write_buckets(pipe, self.policy.internal_prefix, deltas)
+            await pipe.execute()
+        except REDIS_ERRORS:
+            self._counters.restore(deltas)
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Finish background work, write the last counters, end every task. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self._at_exit)
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._stop is not None:
+            self._stop.set()
+        for worker in self._workers:
+            worker.cancel()
+        if self._workers:
+            await asyncio.gather(*self._workers, return_exceptions=True)
+        if self.options.counters:
+            await self.flush_counters()
+        if self._owns_client:
+            await self.client.aclose()
+
+    async def __aenter__(self) -> AsyncCache:
+        self._ensure_started()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _at_exit(self) -> None:
+        """Interpreter exit without close(): write the pending counters with a sync client."""
+        if self._closed or not self.options.counters or self._settings is None:
+            return
+        deltas = self._counters.drain()
+        if not deltas:
+            return
+        import redis as sync_redis
+
+        try:
+            client = create_client(self._settings)
+            try:
+                pipe = client.pipeline(transaction=False)
+                write_buckets(pipe, self.policy.internal_prefix, deltas)
+                pipe.execute()
+            finally:
+                client.close()
+        except (sync_redis.RedisError, OSError):
+            pass
+
+    # ------------------------------------------------------------------ background tasks
+
+    def _ensure_started(self) -> None:
+        if self._started or self._closed:
+            return
+        self._started = True
+        self._stop = asyncio.Event()
+        self._refresh_slots = asyncio.Semaphore(self.options.refresh_workers)
+        if self.options.counters:
+            self._workers.append(asyncio.create_task(self._flush_loop(), name="cachectl-counters"))
+        if self._l1 is not None:
+            self._workers.append(asyncio.create_task(self._subscribe_loop(), name="cachectl-l1"))
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush_loop(self) -> None:
+        assert self._stop is not None
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.options.counters_interval_s)
+                return
+            except TimeoutError:
+                pass
+            if self._counters.has_pending and self._breaker.allow():
+                if await self.flush_counters():
+                    self._breaker.success()
+                else:
+                    self._breaker.failure()
+
+    async def _subscribe_loop(self) -> None:
+        assert self._l1 is not None and self._stop is not None
+        pubsub: Any = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    if pubsub is None:
+                        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+                        await pubsub.subscribe(self._keys.channel)
+                        self._l1.clear()
+                        self._l1_live = True
+                    message = await pubsub.get_message(timeout=0.2)
+                    if message is not None and message.get("type") == "message":
+                        self._apply_invalidation(message["data"])
+                except REDIS_ERRORS:
+                    self._l1_live = False
+                    self._l1.clear()
+                    if pubsub is not None:
+                        await self._close_quietly(pubsub)
+                        pubsub = None
+                    await asyncio.sleep(0.2)
+        finally:
+            self._l1_live = False
+            if pubsub is not None:
+                await self._close_quietly(pubsub)
+
+    @staticmethod
+    async def _close_quietly(pubsub: Any) -> None:
+        with contextlib.suppress(*REDIS_ERRORS):
+            await pubsub.aclose()
+
+    def _apply_invalidation(self, data: bytes) -> None:
+        assert self._l1 is not None
+        parsed = parse_invalidation(data)
+        if parsed is None or parsed[0] == self._origin:
+            return
+        _, keys, namespaces = parsed
+        self._l1_generation += 1
+        self._l1.discard(keys)
+        if namespaces:
+            self._l1.discard_namespaces(namespaces)
+
+    # ------------------------------------------------------------------ the read path
+
+    async def _get_or_load(self, ns: Namespace, key: str, loader: Loader) -> Any:
+        self._ensure_started()
+        name = ns.name
+        generation = self._l1_generation
+        if self._l1 is not None and self._l1_live:
+            value = self._l1.get(key)
+            if value is not MISSING:
+                self._count(name, "fresh_hits")
+                return value
+        read = await self._read_guarded(ns, key)
+        if read is None:
+            value = self._fallback.get(key)
+            if value is not MISSING:
+                self._count(name, "fresh_hits")
+                return value
+            return await self._load(ns, key, loader, MISSING)
+        raw, pttl = read
+        mean = self._counters.mean_load_ms(name) if ns.early_refresh_beta else None
+        d = decide(ns, raw, pttl, self._ser, mean, self._rng)
+        action = d.action
+        if action is Action.SERVE:
+            self._count(name, "fresh_hits")
+            if self._l1 is not None and generation == self._l1_generation:
+                self._l1.put(key, d.value, l1_expiry_ms(ns, pttl, self.options), name)
+            if d.early:
+                self._schedule_refresh(ns, key, loader, pttl)
+            return d.value
+        if action is Action.SERVE_REFRESH:
+            self._count(name, "stale_hits")
+            self._schedule_refresh(ns, key, loader, None)
+            return d.value
+        if action is Action.LOAD_FAIL_SAFE:
+            return await self._load(ns, key, loader, d.value)
+        return await self._load(ns, key, loader, MISSING)
+
+    async def _read_guarded(self, ns: Namespace, key: str) -> tuple[bytes | None, int] | None:
+        if not self._breaker.allow():
+            self._count(ns.name, "redis_errors")
+            return None
+        try:
+            read = await self._read(key)
+        except REDIS_ERRORS:
+            self._breaker.failure()
+            self._count(ns.name, "redis_errors")
+            return None
+        self._breaker.success()
+        return read
+
+    async def _read(self, key: str) -> tuple[bytes | None, int]:
+        if self._direct:
+            pool = self.client.connection_pool
+            conn = await pool.get_connection()
+            try:
+                await conn.send_packed_command(conn.pack_commands((("GET", key), ("PTTL", key))))
+                raw = await conn.read_response()
+                pttl = await conn.read_response()
+            except BaseException:
+                await conn.disconnect()
+                raise
+            finally:
+                await pool.release(conn)
+            return raw, int(pttl)
+        if self.options.read_mode == "lua":
+            raw, pttl = await self._script("_read_sha", READ_SCRIPT, [key])
+            return raw, int(pttl)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(key)
+        pipe.pttl(key)
+        raw, pttl = await pipe.execute()
+        return raw, int(pttl)
+
+    async def _script(self, attr: str, source: str, keys: list[str], *args: Any) -> Any:
+        sha = getattr(self, attr)
+        if sha is None:
+            sha = await self.client.script_load(source)
+            setattr(self, attr, sha)
+        try:
+            return await self.client.evalsha(sha, len(keys), *keys, *args)
+        except rex.NoScriptError:
+            setattr(self, attr, await self.client.script_load(source))
+            return await self.client.evalsha(getattr(self, attr), len(keys), *keys, *args)
+
+    # ------------------------------------------------------------------ loading
+
+    async def _timed_load(self, ns: Namespace, loader: Loader) -> Any:
+        started = time.perf_counter()
+        value = await _call_loader(loader)
+        self._counters.add_load(ns.name, int((time.perf_counter() - started) * 1e6))
+        return value
+
+    async def _load(self, ns: Namespace, key: str, loader: Loader, fail_safe: Any) -> Any:
+        name = ns.name
+        flight = self._flights.get(key)
+        if flight is not None:
+            return await self._wait(ns, key, loader, flight, fail_safe)
+        flight = self._flights[key] = asyncio.get_running_loop().create_future()
+        try:
+            if fail_safe is not MISSING:
+                value = await self._lead_fail_safe(ns, key, loader, fail_safe)
+            else:
+                try:
+                    value = await self._timed_load(ns, loader)
+                except Exception:
+                    self._count(name, "refresh_errors")
+                    self._count(name, "misses")
+                    raise
+                self._count(name, "misses")
+                await self._store_loaded(ns, key, value)
+        except BaseException as exc:
+            self._end_flight(key, flight, exc=exc)
+            if isinstance(exc, _Throttled):
+                self._count(name, "fail_safe_hits")
+                return fail_safe
+            raise
+        self._end_flight(key, flight, value=value)
+        return value
+
+    async def _wait(self, ns: Namespace, key: str, loader: Loader, flight: asyncio.Future[Any],
+                    fail_safe: Any) -> Any:
+        name = ns.name
+        soft = self.options.soft_timeout_ms
+        timeout = soft if (fail_safe is not MISSING and soft) else self.options.hard_timeout_ms
+        try:
+            value = await asyncio.wait_for(asyncio.shield(flight), timeout / 1000.0)
+        except TimeoutError:
+            if fail_safe is not MISSING:
+                self._count(name, "fail_safe_hits")
+                return fail_safe
+            self._count(name, "misses")
+            raise LoadTimeoutError(
+                f"waited {timeout:g} ms for another caller's load of this {name!r} key") from None
+        except _Throttled:
+            if fail_safe is MISSING:
+                return await self._load(ns, key, loader, MISSING)
+            self._count(name, "fail_safe_hits")
+            return fail_safe
+        except Exception:
+            if fail_safe is not MISSING:
+                self._count(name, "fail_safe_hits")
+                return fail_safe
+            self._count(name, "misses")
+            raise
+        self._count(name, "misses")
+        return value
+
+    def _end_flight(self, key: str, flight: asyncio.Future[Any], *, value: Any = None,
+                    exc: BaseException | None = None) -> None:
+        self._flights.pop(key, None)
+        if flight.done():
+            return
+        if exc is not None:
+            flight.set_exception(exc)
+            flight.exception()  # retrieved: no "never retrieved" warning without waiters
+        else:
+            flight.set_result(value)
+
+    async def _lead_fail_safe(self, ns: Namespace, key: str, loader: Loader,
+                              fail_safe: Any) -> Any:
+        """Reload a key in the fail-safe band (see Cache._lead_fail_safe)."""
+        name = ns.name
+        lock_key, token = self._keys.lock_key(key), new_token()
+        acquired = await self._call(name, lambda c: c.set(lock_key, token, nx=True,
+                                                          px=self.options.lock_ttl_ms))
+        if acquired is None:
+            raise _Throttled()
+        held = acquired is not MISSING
+        soft = self.options.soft_timeout_ms
+        try:
+            if soft:
+                inner = asyncio.ensure_future(self._timed_load(ns, loader))
+                try:
+                    value = await asyncio.wait_for(asyncio.shield(inner), soft / 1000.0)
+                except TimeoutError:
+                    self._spawn(self._finish_late(ns, key, inner, lock_key if held else None,
+                                                  token))
+                    raise _Throttled() from None
+            else:
+                value = await self._timed_load(ns, loader)
+        except _Throttled:
+            raise
+        except Exception:  # noqa: BLE001 - the loader is user code; anything it raises is a failed load
+            self._count(name, "refresh_errors")
+            if held:
+                await self._release(name, lock_key, token, self.options.fail_safe_throttle_ms)
+            raise _Throttled() from None
+        self._count(name, "misses")
+        await self._store_loaded(ns, key, value)
+        if held:
+            await self._release(name, lock_key, token, 0)
+        return value
+
+    async def _finish_late(self, ns: Namespace, key: str, inner: asyncio.Future[Any],
+                           lock_key: str | None, token: str) -> None:
+        try:
+            value = await inner
+        except Exception:  # noqa: BLE001 - a failed load, whatever it raised
+            self._count(ns.name, "refresh_errors")
+            if lock_key is not None:
+                await self._release(ns.name, lock_key, token, self.options.fail_safe_throttle_ms)
+            return
+        self._count(ns.name, "refreshes")
+        await self._store_loaded(ns, key, value)
+        if lock_key is not None:
+            await self._release(ns.name, lock_key, token, 0)
+
+    async def _store_loaded(self, ns: Namespace, key: str, value: Any) -> None:
+        data = self._ser.dumps(value)
+        if check_size(ns, data):
+            await self._write(ns, key, value, data)
+
+    # ------------------------------------------------------------------ background refresh
+
+    def _schedule_refresh(self, ns: Namespace, key: str, loader: Loader,
+                          early_pttl: int | None) -> None:
+        if key in self._refreshing or self._closed:
+            return
+        self._refreshing.add(key)
+        self._spawn(self._refresh(ns, key, loader, early_pttl))
+
+    async def _refresh(self, ns: Namespace, key: str, loader: Loader,
+                       early_pttl: int | None) -> None:
+        name = ns.name
+        lock_key, token = self._keys.lock_key(key), new_token()
+        assert self._refresh_slots is not None
+        try:
+            async with self._refresh_slots:
+                async def acquire(c: Any) -> Any:
+                    pipe = c.pipeline(transaction=False)
+                    pipe.set(lock_key, token, nx=True, px=self.options.lock_ttl_ms)
+                    pipe.pttl(key)
+                    return await pipe.execute()
+
+                got = await self._call(name, acquire)
+                if got is MISSING or not got[0]:
+                    return
+                pttl = int(got[1])
+                already = (classify(pttl, ns) is Freshness.FRESH if early_pttl is None
+                           else pttl > early_pttl)
+                if already:
+                    await self._release(name, lock_key, token, 0)
+                    return
+                try:
+                    value = await self._timed_load(ns, loader)
+                except Exception:  # noqa: BLE001 - a failed background load, whatever it raised
+                    self._count(name, "refresh_errors")
+                    await self._release(name, lock_key, token, self.options.fail_safe_throttle_ms)
+                    return
+                self._count(name, "refreshes")
+                if early_pttl is not None:
+                    self._count(name, "early_refreshes")
+                await self._store_loaded(ns, key, value)
+                await self._release(name, lock_key, token, 0)
+        finally:
+            self._refreshing.discard(key)
+
+    async def _release(self, name: str, lock_key: str, token: str, keep_ms: int) -> None:
+        await self._call(name, lambda c: self._script("_release_sha", RELEASE_SCRIPT, [lock_key],
+                                                      token, keep_ms))
+
+    # ------------------------------------------------------------------ writes
+
+    async def _call(self, name: str, fn: Callable[[Any], Awaitable[Any]]) -> Any:
+        """``await fn(client)`` through the breaker; MISSING (counted) when Redis is unusable."""
+        if not self._breaker.allow():
+            self._count(name, "redis_errors")
+            return MISSING
+        try:
+            result = await fn(self.client)
+        except REDIS_ERRORS:
+            self._breaker.failure()
+            self._count(name, "redis_errors")
+            return MISSING
+        self._breaker.success()
+        return result
+
+    async def _write(self, ns: Namespace, key: str, value: Any, data: bytes) -> bool:
+        ttl_ms = write_ttl_ms(ns, self._rng)
+        self._forget_local(key)
+
+        async def write(c: Any) -> Any:
+            if self._l1 is None:
+                return await c.set(key, data, px=ttl_ms)
+            pipe = c.pipeline(transaction=False)
+            pipe.set(key, data, px=ttl_ms)
+            pipe.publish(self._keys.channel, invalidation_message(self._origin, [key]))
+            return await pipe.execute()
+
+        if await self._call(ns.name, write) is MISSING:
+            self._fallback.put(key, value, fallback_expiry_ms(ns, self.options), ns.name)
+            return False
+        return True
+
+    async def _invalidate_key(self, ns: Namespace, key: str) -> bool:
+        self._forget_local(key)
+
+        async def unlink(c: Any) -> Any:
+            pipe = c.pipeline(transaction=False)
+            pipe.unlink(key)
+            if self._l1 is not None:
+                pipe.publish(self._keys.channel, invalidation_message(self._origin, [key]))
+            return await pipe.execute()
+
+        return await self._call(ns.name, unlink) is not MISSING
+
+    def _forget_local(self, key: str) -> None:
+        self._fallback.discard((key,))
+        if self._l1 is not None:
+            self._l1_generation += 1
+            self._l1.discard((key,))
+
+    async def _primaries(self) -> list[Any]:
+        get_primaries = getattr(self.client, "get_primaries", None)
+        if get_primaries is None:
+            return [self.client]
+        return [self.client.get_redis_connection(node) for node in get_primaries()]
+
+    @staticmethod
+    async def _scan(node: Any, pattern: str) -> Any:
+        cursor = 0
+        while True:
+            cursor, keys = await node.scan(cursor, match=pattern, count=1000)
+            if keys:
+                yield keys
+            if int(cursor) == 0:
+                return

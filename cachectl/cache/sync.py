@@ -1,0 +1,707 @@
+"""``Cache``: the thread-safe application cache (stale-while-revalidate, fail-safe, counters).
+
+One round trip per read (GET and PTTL sent together) tells which of DESIGN.md's states a
+key is in; see docs/library.md for the behaviour of each and for the counter format.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import redis
+import redis.exceptions as rex
+
+from cachectl.cache.breaker import CircuitBreaker
+from cachectl.cache.core import (
+    READ_SCRIPT,
+    RELEASE_SCRIPT,
+    Action,
+    CacheOptions,
+    KeyBuilder,
+    LoadTimeoutError,
+    build_options,
+    check_size,
+    decide,
+    fallback_expiry_ms,
+    invalidation_message,
+    l1_expiry_ms,
+    new_token,
+    parse_invalidation,
+    placeholder_binder,
+    resolve_policy,
+    too_large,
+)
+from cachectl.cache.counters import CounterAggregator
+from cachectl.cache.local import MISSING, LocalStore
+from cachectl.connection import ConnectionSettings, build_settings, create_client
+from cachectl.counters import NamespaceCounters, write_buckets
+from cachectl.errors import RedisUnavailableError
+from cachectl.freshness import Freshness, classify, soft_expire_pttl_ms, write_ttl_ms
+from cachectl.policy.model import Namespace, Policy
+
+T = TypeVar("T")
+REDIS_ERRORS = (rex.RedisError, OSError)
+UNLINK_BATCH = 500
+
+
+class _Throttled(Exception):
+    """The flight ended without a value: serve the fail-safe value (internal)."""
+
+
+def lib_settings(settings: ConnectionSettings, options: CacheOptions) -> ConnectionSettings:
+    """Connection settings for the library: short per-call timeouts and no retries."""
+    return replace(settings, timeout_s=options.timeout_ms / 1000.0,
+                   connect_timeout_s=options.connect_timeout_ms / 1000.0, retries=0,
+                   client_name="cachectl-lib")
+
+
+class Cache:
+    """A policy-driven Redis cache for one application process (thread-safe).
+
+    Build it with ``Cache.from_policy("cachectl.yaml")``; close it (or use ``with``) so
+    the last counters are written and its background threads stop.
+    """
+
+    def __init__(self, policy: Policy, client: Any, options: CacheOptions | None = None,
+                 *, owns_client: bool = False) -> None:
+        self.policy = policy
+        self.client = client
+        self.options = opts = options or CacheOptions()
+        self._owns_client = owns_client
+        self._keys = KeyBuilder(policy)
+        self._ser = opts.serializer
+        self._rng = opts.rng
+        self._counters = CounterAggregator(opts.counters)
+        self._count = self._counters.add
+        self._breaker = CircuitBreaker(opts.breaker_failures, opts.breaker_reset_ms / 1000.0,
+                                       opts.clock)
+        self._fallback = LocalStore(opts.fallback_max_items, opts.clock)
+        self._l1 = LocalStore(opts.l1_max_items, opts.clock) if opts.l1_max_items > 0 else None
+        self._l1_live = threading.Event()  # subscribed: the L1 may be used
+        self._l1_generation = 0
+        self._origin = new_token()
+        self._direct = opts.read_mode == "pipeline" and isinstance(client, redis.Redis)
+        self._read_sha: str | None = None
+        self._release_sha: str | None = None
+        self._lock = threading.Lock()
+        self._flights: dict[str, Future[Any]] = {}
+        self._refreshing: set[str] = set()
+        self._executor: ThreadPoolExecutor | None = None
+        self._stop = threading.Event()
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+        if opts.counters:
+            self._start(self._flush_loop, "cachectl-counters")
+        if self._l1 is not None:
+            self._start(self._subscribe_loop, "cachectl-l1")
+        atexit.register(self.close)
+
+    @classmethod
+    def from_policy(cls, path_or_policy: str | os.PathLike[str] | Policy, url: str | None = None,
+                    *, client: Any = None, settings: ConnectionSettings | None = None,
+                    env: Mapping[str, str] | None = None, **options: Any) -> Cache:
+        """A cache for the policy at ``path_or_policy`` (or a loaded Policy).
+
+        The server: ``url``, else ``REDIS_URL`` in ``env`` (default: the process
+        environment), else the policy's ``redis.url``. ``client`` uses an existing
+        redis-py client instead. ``options`` are CacheOptions fields. Never connects
+        here: a cache built while Redis is down works and uses Redis once it is back.
+        Raises PolicyError (bad policy) or UsageError (unknown option).
+        """
+        environ = env if env is not None else os.environ
+        policy = resolve_policy(path_or_policy, environ)
+        opts = build_options(None, options)
+        owns = client is None
+        if client is None:
+            base = settings or build_settings(url_flag=url, env=environ,
+                                              policy_url=policy.redis_url,
+                                              policy_cluster=policy.cluster)
+            client = create_client(lib_settings(base, opts))
+        return cls(policy, client, opts, owns_client=owns)
+
+    # ------------------------------------------------------------------ public API
+
+    def get(self, namespace: str, /, **params: object) -> Any:
+        """The cached value if fresh or stale, else None (nothing is loaded)."""
+        ns, key = self._keys.key(namespace, params)
+        name = ns.name
+        if self._l1 is not None and self._l1_live.is_set():
+            value = self._l1.get(key)
+            if value is not MISSING:
+                self._count(name, "fresh_hits")
+                return value
+        read = self._read_guarded(ns, key)
+        if read is None:
+            value = self._fallback.get(key)
+            self._count(name, "misses" if value is MISSING else "fresh_hits")
+            return None if value is MISSING else value
+        d = decide(ns, read[0], read[1], self._ser, None, self._rng)
+        if d.action is Action.SERVE:
+            self._count(name, "fresh_hits")
+            return d.value
+        if d.action is Action.SERVE_REFRESH:
+            self._count(name, "stale_hits")
+            return d.value
+        self._count(name, "misses")
+        return None
+
+    def get_or_load(self, namespace: str, loader: Callable[[], T], /, **params: object) -> T:
+        """The value for ``params``: served from the cache, or ``loader()`` and stored.
+
+        Fresh: returned. Stale: returned, revalidated in the background by one caller
+        in the fleet. Fail-safe: reloaded, and returned only if the loader fails or
+        times out. Gone: loaded in this caller (one load per key per process). The
+        loader's exception propagates unchanged when no fail-safe value exists.
+        """
+        ns, key = self._keys.key(namespace, params)
+        return self._get_or_load(ns, key, loader)  # type: ignore[no-any-return]
+
+    def set(self, namespace: str, value: Any, /, **params: object) -> bool:
+        """Store ``value`` with the namespace's TTL; False if Redis could not be used.
+
+        Raises ValueTooLargeError over ``max_value_bytes``.
+        """
+        ns, key = self._keys.key(namespace, params)
+        data = self._ser.dumps(value)
+        if not check_size(ns, data):
+            raise too_large(ns, data)
+        return self._write(ns, key, value, data)
+
+    def invalidate(self, namespace: str, /, **params: object) -> bool:
+        """Remove the key (never served again, not even on error); False if Redis was unusable."""
+        ns, key = self._keys.key(namespace, params)
+        return self._invalidate_key(ns, key)
+
+    def soft_invalidate(self, namespace: str, /, **params: object) -> bool:
+        """Move the key into the stale band (PEXPIRE … LT), as ``flush --soft`` does.
+
+        The next read serves it once more and revalidates it. False if Redis was unusable.
+        """
+        ns, key = self._keys.key(namespace, params)
+        self._forget_local(key)
+        pttl = soft_expire_pttl_ms(ns)
+
+        def soften(c: Any) -> Any:
+            if self._l1 is None:
+                return c.execute_command("PEXPIRE", key, pttl, "LT")
+            pipe = c.pipeline(transaction=False)
+            pipe.execute_command("PEXPIRE", key, pttl, "LT")
+            pipe.publish(self._keys.channel, invalidation_message(self._origin, [key]))
+            return pipe.execute()
+
+        return self._call(ns.name, soften) is not MISSING
+
+    def invalidate_tag(self, tag: str) -> int:
+        """Remove every key of every namespace tagged ``tag``; the number of keys removed.
+
+        Raises UsageError for a tag no namespace carries, RedisUnavailableError when
+        Redis fails part way (the keys removed until then stay removed).
+        """
+        from cachectl.keyspace import scan_namespace
+
+        namespaces = self.policy.with_tag(tag)
+        removed = 0
+        names = [ns.name for ns in namespaces]
+        if self._l1 is not None:
+            self._l1.discard_namespaces(names)
+        self._fallback.discard_namespaces(names)
+        try:
+            for ns in namespaces:
+                for node, keys in scan_namespace(self.client, ns):
+                    for i in range(0, len(keys), UNLINK_BATCH):
+                        removed += int(node.unlink(*keys[i:i + UNLINK_BATCH]))
+            if self._l1 is not None:
+                self.client.publish(self._keys.channel,
+                                    invalidation_message(self._origin, namespaces=names))
+        except REDIS_ERRORS as exc:
+            raise RedisUnavailableError(
+                f"invalidate_tag({tag!r}) stopped after {removed} keys: {type(exc).__name__}",
+                hint="Redis is unreachable or slow; run it again once Redis answers") from None
+        return removed
+
+    def cached(self, namespace: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorate a loader: its arguments fill the key's placeholders by name.
+
+        ``@cache.cached("product")`` on ``def product(id): ...``; the wrapper also has
+        ``.invalidate(*args, **kwargs)``. Raises UsageError/KeyParamError at decoration.
+        """
+        ns = self._keys.namespace(namespace)
+
+        def decorate(fn: Callable[..., T]) -> Callable[..., T]:
+            bind = placeholder_binder(fn, ns)
+
+            @functools.wraps(fn)
+            def wrapper(*args: Any, **kwargs: Any) -> T:
+                key = ns.template.render(bind(*args, **kwargs))
+                return self._get_or_load(ns, key, lambda: fn(*args, **kwargs))  # type: ignore[no-any-return]
+
+            def invalidate(*args: Any, **kwargs: Any) -> bool:
+                return self._invalidate_key(ns, ns.template.render(bind(*args, **kwargs)))
+
+            wrapper.invalidate = invalidate  # type: ignore[attr-defined]
+            return wrapper
+
+        return decorate
+
+    def local_counters(self) -> dict[str, NamespaceCounters]:
+        """What this instance has counted since it was built, per namespace."""
+        return self._counters.totals()
+
+    @property
+    def breaker_state(self) -> str:
+        return self._breaker.state.value
+
+    def flush_counters(self) -> bool:
+        """Write the pending counters now; False if Redis could not be used (they are kept)."""
+        deltas = self._counters.drain()
+        if not deltas:
+            return True
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            write_buckets(pipe, self.policy.internal_prefix, deltas)
+            pipe.execute()
+        except REDIS_ERRORS:
+            self._counters.restore(deltas)
+            return False
+        return True
+
+    def close(self) -> None:
+        """Finish background work, write the last counters, stop every thread. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        atexit.unregister(self.close)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        if self.options.counters:
+            self.flush_counters()
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the read path
+
+    def _get_or_load(self, ns: Namespace, key: str, loader: Callable[[], Any]) -> Any:
+        name = ns.name
+        generation = self._l1_generation
+        if self._l1 is not None and self._l1_live.is_set():
+            value = self._l1.get(key)
+            if value is not MISSING:
+                self._count(name, "fresh_hits")
+                return value
+        read = self._read_guarded(ns, key)
+        if read is None:
+            return self._fallback_load(ns, key, loader)
+        raw, pttl = read
+        mean = self._counters.mean_load_ms(name) if ns.early_refresh_beta else None
+        d = decide(ns, raw, pttl, self._ser, mean, self._rng)
+        action = d.action
+        if action is Action.SERVE:
+            self._count(name, "fresh_hits")
+            if self._l1 is not None and generation == self._l1_generation:
+                self._l1.put(key, d.value, l1_expiry_ms(ns, pttl, self.options), name)
+            if d.early:
+                self._schedule_refresh(ns, key, loader, pttl)
+            return d.value
+        if action is Action.SERVE_REFRESH:
+            self._count(name, "stale_hits")
+            self._schedule_refresh(ns, key, loader, None)
+            return d.value
+        if action is Action.LOAD_FAIL_SAFE:
+            return self._load(ns, key, loader, d.value)
+        return self._load(ns, key, loader, MISSING)
+
+    def _read_guarded(self, ns: Namespace, key: str) -> tuple[bytes | None, int] | None:
+        """(value, PTTL) in one round trip, or None when Redis is unusable (counted)."""
+        if not self._breaker.allow():
+            self._count(ns.name, "redis_errors")
+            return None
+        try:
+            read = self._read(key)
+        except REDIS_ERRORS:
+            self._breaker.failure()
+            self._count(ns.name, "redis_errors")
+            return None
+        self._breaker.success()
+        return read
+
+    def _read(self, key: str) -> tuple[bytes | None, int]:
+        if self._direct:
+            # GET and PTTL written in one packet on one connection: a pipeline without
+            # MULTI and without redis-py's Pipeline object (measured the fastest).
+            pool = self.client.connection_pool
+            conn = pool.get_connection()
+            try:
+                conn.send_packed_command(conn.pack_commands((("GET", key), ("PTTL", key))))
+                raw = conn.read_response()
+                pttl = conn.read_response()
+            except BaseException:
+                conn.disconnect()
+                raise
+            finally:
+                pool.release(conn)
+            return raw, int(pttl)
+        if self.options.read_mode == "lua":
+            raw, pttl = self._script("_read_sha", READ_SCRIPT, [key])
+            return raw, int(pttl)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(key)
+        pipe.pttl(key)
+        raw, pttl = pipe.execute()
+        return raw, int(pttl)
+
+    def _script(self, attr: str, source: str, keys: list[str], *args: Any) -> Any:
+        sha = getattr(self, attr)
+        if sha is None:
+            sha = self.client.script_load(source)
+            setattr(self, attr, sha)
+        try:
+            return self.client.evalsha(sha, len(keys), *keys, *args)
+        except rex.NoScriptError:
+            setattr(self, attr, self.client.script_load(source))
+            return self.client.evalsha(getattr(self, attr), len(keys), *keys, *args)
+
+    # ------------------------------------------------------------------ loading
+
+    def _timed_load(self, ns: Namespace, loader: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        value = loader()
+        self._counters.add_load(ns.name, int((time.perf_counter() - started) * 1e6))
+        return value
+
+    def _load(self, ns: Namespace, key: str, loader: Callable[[], Any], fail_safe: Any) -> Any:
+        """Load a missing (or fail-safe) key once per process; other callers wait for it."""
+        name = ns.name
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = Future()
+        if not leader:
+            return self._wait(ns, key, loader, flight, fail_safe)
+        try:
+            if fail_safe is not MISSING:
+                value = self._lead_fail_safe(ns, key, loader, fail_safe)
+            else:
+                try:
+                    value = self._timed_load(ns, loader)
+                except Exception:
+                    self._count(name, "refresh_errors")
+                    self._count(name, "misses")
+                    raise
+                self._count(name, "misses")
+                self._store_loaded(ns, key, value)
+        except BaseException as exc:
+            self._end_flight(key, flight, exc=exc)
+            if isinstance(exc, _Throttled):
+                self._count(name, "fail_safe_hits")
+                return fail_safe
+            raise
+        self._end_flight(key, flight, value=value)
+        return value
+
+    def _wait(self, ns: Namespace, key: str, loader: Callable[[], Any], flight: Future[Any],
+              fail_safe: Any) -> Any:
+        name = ns.name
+        soft = self.options.soft_timeout_ms
+        timeout = soft if (fail_safe is not MISSING and soft) else self.options.hard_timeout_ms
+        try:
+            value = flight.result(timeout / 1000.0)
+        except FutureTimeout:
+            if fail_safe is not MISSING:
+                self._count(name, "fail_safe_hits")
+                return fail_safe
+            self._count(name, "misses")
+            raise LoadTimeoutError(
+                f"waited {timeout:g} ms for another caller's load of this {name!r} key") from None
+        except _Throttled:
+            if fail_safe is MISSING:  # the key expired meanwhile: load it ourselves
+                return self._load(ns, key, loader, MISSING)
+            self._count(name, "fail_safe_hits")
+            return fail_safe
+        except Exception:
+            if fail_safe is not MISSING:
+                self._count(name, "fail_safe_hits")
+                return fail_safe
+            self._count(name, "misses")
+            raise
+        self._count(name, "misses")
+        return value
+
+    def _end_flight(self, key: str, flight: Future[Any], *, value: Any = None,
+                    exc: BaseException | None = None) -> None:
+        with self._lock:
+            self._flights.pop(key, None)
+        if exc is not None:
+            flight.set_exception(exc)
+        else:
+            flight.set_result(value)
+
+    def _lead_fail_safe(self, ns: Namespace, key: str, loader: Callable[[], Any],
+                        fail_safe: Any) -> Any:
+        """Reload a key in the fail-safe band; raise _Throttled to serve ``fail_safe``.
+
+        The fleet-wide lock makes one caller reload; it is kept for
+        ``fail_safe_throttle_ms`` after a failure, so a failing origin sees one attempt
+        per throttle period. The key's TTL is never extended: ``stale_if_error`` stays
+        the hard bound and every reader decodes the same state.
+        """
+        name = ns.name
+        lock_key, token = self._keys.lock_key(key), new_token()
+        acquired = self._call(name, lambda c: c.set(lock_key, token, nx=True,
+                                                    px=self.options.lock_ttl_ms))
+        if acquired is None:  # someone in the fleet is reloading it, or it is throttled
+            raise _Throttled()
+        held = acquired is not MISSING
+        soft = self.options.soft_timeout_ms
+        try:
+            pool = self._pool() if soft else None
+            if soft and pool is not None:
+                inner = pool.submit(self._timed_load, ns, loader)
+                try:
+                    value = inner.result(soft / 1000.0)
+                except FutureTimeout:
+                    inner.add_done_callback(
+                        lambda f: self._finish_late(ns, key, f, lock_key if held else None, token))
+                    raise _Throttled() from None
+            else:
+                value = self._timed_load(ns, loader)
+        except _Throttled:
+            raise
+        except Exception:  # noqa: BLE001 - the loader is user code; anything it raises is a failed load
+            self._count(name, "refresh_errors")
+            if held:
+                self._release(name, lock_key, token, self.options.fail_safe_throttle_ms)
+            raise _Throttled() from None
+        self._count(name, "misses")
+        self._store_loaded(ns, key, value)
+        if held:
+            self._release(name, lock_key, token, 0)
+        return value
+
+    def _finish_late(self, ns: Namespace, key: str, inner: Future[Any], lock_key: str | None,
+                     token: str) -> None:
+        """A load that outlived the soft timeout finished: store it (or throttle on error)."""
+        exc = None if inner.cancelled() else inner.exception()
+        if inner.cancelled():
+            if lock_key is not None:
+                self._release(ns.name, lock_key, token, 0)
+            return
+        if exc is None:
+            self._count(ns.name, "refreshes")
+            self._store_loaded(ns, key, inner.result())
+        else:
+            self._count(ns.name, "refresh_errors")
+        if lock_key is not None:
+            self._release(ns.name, lock_key, token,
+                          0 if exc is None else self.options.fail_safe_throttle_ms)
+
+    def _fallback_load(self, ns: Namespace, key: str, loader: Callable[[], Any]) -> Any:
+        """Redis is unusable: serve the in-process fallback store, else load (single-flight)."""
+        value = self._fallback.get(key)
+        if value is not MISSING:
+            self._count(ns.name, "fresh_hits")
+            return value
+        return self._load(ns, key, loader, MISSING)
+
+    def _store_loaded(self, ns: Namespace, key: str, value: Any) -> None:
+        data = self._ser.dumps(value)
+        if check_size(ns, data):
+            self._write(ns, key, value, data)
+
+    # ------------------------------------------------------------------ background refresh
+
+    def _pool(self) -> ThreadPoolExecutor | None:
+        """The refresh threads (started on first use); None once closed."""
+        if self._executor is None:
+            with self._lock:
+                if self._closed:
+                    return None
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(self.options.refresh_workers,
+                                                        thread_name_prefix="cachectl-refresh")
+        return self._executor
+
+    def _schedule_refresh(self, ns: Namespace, key: str, loader: Callable[[], Any],
+                          early_pttl: int | None) -> None:
+        with self._lock:
+            if key in self._refreshing or self._closed:
+                return
+            self._refreshing.add(key)
+        pool = self._pool()
+        try:
+            if pool is None:
+                raise RuntimeError("closed")
+            pool.submit(self._refresh, ns, key, loader, early_pttl)
+        except RuntimeError:  # closed meanwhile
+            with self._lock:
+                self._refreshing.discard(key)
+
+    def _refresh(self, ns: Namespace, key: str, loader: Callable[[], Any],
+                 early_pttl: int | None) -> None:
+        """Revalidate ``key`` if this caller wins the fleet-wide lock (nobody waits on it)."""
+        name = ns.name
+        lock_key, token = self._keys.lock_key(key), new_token()
+        try:
+            def acquire(c: Any) -> Any:
+                pipe = c.pipeline(transaction=False)
+                pipe.set(lock_key, token, nx=True, px=self.options.lock_ttl_ms)
+                pipe.pttl(key)
+                return pipe.execute()
+
+            got = self._call(name, acquire)
+            if got is MISSING or not got[0]:
+                return
+            pttl = int(got[1])
+            # someone refreshed it between our read and the lock: nothing to do
+            already = (classify(pttl, ns) is Freshness.FRESH if early_pttl is None
+                       else pttl > early_pttl)
+            if already:
+                self._release(name, lock_key, token, 0)
+                return
+            try:
+                value = self._timed_load(ns, loader)
+            except Exception:  # noqa: BLE001 - a failed background load, whatever it raised
+                self._count(name, "refresh_errors")
+                self._release(name, lock_key, token, self.options.fail_safe_throttle_ms)
+                return
+            self._count(name, "refreshes")
+            if early_pttl is not None:
+                self._count(name, "early_refreshes")
+            self._store_loaded(ns, key, value)
+            self._release(name, lock_key, token, 0)
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
+
+    def _release(self, name: str, lock_key: str, token: str, keep_ms: int) -> None:
+        self._call(name, lambda c: self._script("_release_sha", RELEASE_SCRIPT, [lock_key],
+                                                token, keep_ms))
+
+    # ------------------------------------------------------------------ writes
+
+    def _call(self, name: str, fn: Callable[[Any], Any]) -> Any:
+        """``fn(client)`` through the breaker; MISSING (and counted) when Redis is unusable."""
+        if not self._breaker.allow():
+            self._count(name, "redis_errors")
+            return MISSING
+        try:
+            result = fn(self.client)
+        except REDIS_ERRORS:
+            self._breaker.failure()
+            self._count(name, "redis_errors")
+            return MISSING
+        self._breaker.success()
+        return result
+
+    def _write(self, ns: Namespace, key: str, value: Any, data: bytes) -> bool:
+        ttl_ms = write_ttl_ms(ns, self._rng)
+        self._forget_local(key)
+
+        def write(c: Any) -> Any:
+            if self._l1 is None:
+                return c.set(key, data, px=ttl_ms)
+            pipe = c.pipeline(transaction=False)
+            pipe.set(key, data, px=ttl_ms)
+            pipe.publish(self._keys.channel, invalidation_message(self._origin, [key]))
+            return pipe.execute()
+
+        if self._call(ns.name, write) is MISSING:
+            self._fallback.put(key, value, fallback_expiry_ms(ns, self.options), ns.name)
+            return False
+        return True
+
+    def _invalidate_key(self, ns: Namespace, key: str) -> bool:
+        self._forget_local(key)
+
+        def unlink(c: Any) -> Any:
+            if self._l1 is None:
+                return c.unlink(key)
+            pipe = c.pipeline(transaction=False)
+            pipe.unlink(key)
+            pipe.publish(self._keys.channel, invalidation_message(self._origin, [key]))
+            return pipe.execute()
+
+        return self._call(ns.name, unlink) is not MISSING
+
+    def _forget_local(self, key: str) -> None:
+        self._fallback.discard((key,))
+        if self._l1 is not None:
+            self._l1_generation += 1
+            self._l1.discard((key,))
+
+    # ------------------------------------------------------------------ background threads
+
+    def _start(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.options.counters_interval_s):
+            if self._counters.has_pending and self._breaker.allow():
+                if self.flush_counters():
+                    self._breaker.success()
+                else:
+                    self._breaker.failure()
+
+    def _subscribe_loop(self) -> None:
+        """Drop L1 entries other instances changed; the L1 is off while not subscribed."""
+        assert self._l1 is not None
+        pubsub: Any = None
+        while not self._stop.is_set():
+            try:
+                if pubsub is None:
+                    pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+                    pubsub.subscribe(self._keys.channel)
+                    pubsub.get_message(timeout=1.0)  # the subscribe confirmation
+                    self._l1.clear()  # messages sent while we were away are lost
+                    self._l1_live.set()
+                message = pubsub.get_message(timeout=0.2)
+                if message is not None and message.get("type") == "message":
+                    self._apply_invalidation(message["data"])
+            except REDIS_ERRORS:
+                self._l1_live.clear()
+                self._l1.clear()
+                if pubsub is not None:
+                    self._close_quietly(pubsub)
+                    pubsub = None
+                self._stop.wait(0.2)
+        self._l1_live.clear()
+        if pubsub is not None:
+            self._close_quietly(pubsub)
+
+    def _apply_invalidation(self, data: bytes) -> None:
+        assert self._l1 is not None
+        parsed = parse_invalidation(data)
+        if parsed is None or parsed[0] == self._origin:
+            return
+        _, keys, namespaces = parsed
+        self._l1_generation += 1
+        self._l1.discard(keys)
+        if namespaces:
+            self._l1.discard_namespaces(namespaces)
+
+    @staticmethod
+    def _close_quietly(pubsub: Any) -> None:
+        with contextlib.suppress(*REDIS_ERRORS):
+            pubsub.close()

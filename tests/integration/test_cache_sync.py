@@ -1,0 +1,455 @@
+"""cachectl.Cache against a real redis-server: the four states, single-flight, fail-safe, API."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from cachectl import Cache
+from cachectl.cache import KeyParamError, LoadTimeoutError, ValueTooLargeError
+from cachectl.counters import read_window
+from cachectl.errors import UsageError
+from cachectl.freshness import Freshness, classify, ttl_bounds_ms
+from cachectl.policy import Policy, load_policy
+
+# item: grace G = 3000 ms; fresh PTTL > 3000, stale (2000, 3000], fail-safe (0, 2000]
+POLICY = """\
+version: 1
+redis: {key_prefix: t}
+namespaces:
+  item:   {key: "item:{id}", ttl: 10s, stale: 1s, stale_if_error: 3s, jitter: 0%, tags: [cat],
+           max_value_bytes: 1KiB}
+  plain:  {key: "plain:{id}", ttl: 10m, jitter: 10%, tags: [cat]}
+  other:  {key: "other:{id}", ttl: 10m, tags: [misc]}
+  early:  {key: "early:{id}", ttl: 10s, stale: 1s, jitter: 0%, early_refresh: true}
+  search: {key: "search:{query:hash}:{page}", ttl: 1m}
+"""
+FRESH_PTTL, STALE_PTTL, FAIL_SAFE_PTTL = 9_000, 2_500, 1_000
+QUIET = {"counters_interval_s": 0.05, "timeout_ms": 500, "connect_timeout_ms": 500}
+
+
+def write_policy(tmp_path: Path, text: str = POLICY) -> Path:
+    path = tmp_path / "cachectl.yaml"
+    path.write_text(text)
+    return path
+
+
+def put(client: redis.Redis, key: str, value: Any, pttl_ms: int) -> None:
+    client.set(key, json.dumps(value, separators=(",", ":")), px=pttl_ms)
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def counters(client: redis.Redis, name: str) -> dict[str, int]:
+    minute = int(time.time() // 60)
+    got = read_window(client, "t:cachectl", range(minute - 2, minute + 2))
+    return got[name].as_dict() if name in got else {}
+
+
+class CountingLoader:
+    """A loader that counts its calls, optionally slow or failing."""
+
+    def __init__(self, value: Any = None, delay_s: float = 0.0, error: Exception | None = None):
+        self.value, self.delay_s, self.error = value, delay_s, error
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Any:
+        with self._lock:
+            self.calls += 1
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Policy:
+    return load_policy(write_policy(tmp_path))
+
+
+@pytest.fixture
+def make_cache(policy: Policy, redis_url: str) -> Iterator[Callable[..., Cache]]:
+    made: list[Cache] = []
+
+    def make(**options: Any) -> Cache:
+        cache = Cache.from_policy(policy, redis_url, env={}, **{**QUIET, **options})
+        made.append(cache)
+        return cache
+
+    yield make
+    for cache in made:
+        cache.close()
+
+
+# ------------------------------------------------------------------ the four states
+
+
+def test_fresh_hit_returns_value_without_loading(make_cache, redis_client) -> None:
+    put(redis_client, "t:item:1", {"v": 1}, FRESH_PTTL)
+    loader = CountingLoader({"v": 2})
+    cache = make_cache()
+    assert cache.get_or_load("item", loader, id=1) == {"v": 1}
+    assert cache.get("item", id=1) == {"v": 1}
+    assert loader.calls == 0
+    assert cache.local_counters()["item"].fresh_hits == 2
+
+
+def test_miss_loads_in_caller_and_writes_plain_json_with_policy_ttl(make_cache, redis_client,
+                                                                     policy) -> None:
+    cache = make_cache()
+    caller = threading.get_ident()
+    seen: list[int] = []
+
+    def loader() -> dict[str, Any]:
+        seen.append(threading.get_ident())
+        return {"id": 7, "name": "Lamp", "tags": ["é"]}
+
+    assert cache.get_or_load("plain", loader, id=7) == {"id": 7, "name": "Lamp", "tags": ["é"]}
+    assert seen == [caller]
+    raw = redis_client.get("t:plain:7")
+    assert raw == '{"id":7,"name":"Lamp","tags":["é"]}'.encode()
+    low, high = ttl_bounds_ms(policy.namespace("plain"))
+    assert low - 1000 <= redis_client.pttl("t:plain:7") <= high
+    assert cache.get_or_load("plain", loader, id=7)["id"] == 7
+    assert len(seen) == 1
+
+
+def test_stale_hit_returns_now_and_revalidates_in_background(make_cache, redis_client,
+                                                              policy) -> None:
+    put(redis_client, "t:item:1", {"v": "old"}, STALE_PTTL)
+    loader = CountingLoader({"v": "new"}, delay_s=0.2)
+    cache = make_cache()
+    started = time.monotonic()
+    assert cache.get_or_load("item", loader, id=1) == {"v": "old"}
+    assert time.monotonic() - started < 0.15  # nobody waited for the slow loader
+    assert wait_for(lambda: redis_client.get("t:item:1") == b'{"v":"new"}')
+    assert classify(redis_client.pttl("t:item:1"), policy.namespace("item")) is Freshness.FRESH
+    assert wait_for(lambda: not redis_client.exists("t:cachectl:lock:t:item:1"))
+    c = cache.local_counters()["item"]
+    assert (c.stale_hits, c.refreshes, c.loads, loader.calls) == (1, 1, 1, 1)
+
+
+def test_fail_safe_band_reloads_in_caller_when_the_loader_works(make_cache, redis_client) -> None:
+    put(redis_client, "t:item:1", {"v": "old"}, FAIL_SAFE_PTTL)
+    cache = make_cache()
+    assert cache.get_or_load("item", CountingLoader({"v": "new"}), id=1) == {"v": "new"}
+    assert redis_client.get("t:item:1") == b'{"v":"new"}'
+    assert cache.local_counters()["item"].misses == 1
+
+
+def test_fail_safe_served_on_loader_error_and_origin_throttled(make_cache, redis_client) -> None:
+    put(redis_client, "t:item:1", {"v": "old"}, FAIL_SAFE_PTTL)
+    failing = CountingLoader(error=ConnectionError("origin down"))
+    cache = make_cache(fail_safe_throttle_ms=2_000)
+    assert cache.get_or_load("item", failing, id=1) == {"v": "old"}
+    # re-armed: the fleet-wide lock is held for the throttle, the key's TTL is untouched
+    assert 1_000 < redis_client.pttl("t:cachectl:lock:t:item:1") <= 2_000
+    assert redis_client.pttl("t:item:1") <= FAIL_SAFE_PTTL
+    for _ in range(5):
+        assert cache.get_or_load("item", failing, id=1) == {"v": "old"}
+    assert failing.calls == 1
+    c = cache.local_counters()["item"]
+    assert (c.fail_safe_hits, c.refresh_errors, c.misses) == (6, 1, 0)
+
+
+def test_loader_error_without_fail_safe_value_propagates_unchanged(make_cache) -> None:
+    error = KeyError("no such product")
+    cache = make_cache()
+    with pytest.raises(KeyError) as raised:
+        cache.get_or_load("item", CountingLoader(error=error), id=404)
+    assert raised.value is error
+    c = cache.local_counters()["item"]
+    assert (c.misses, c.refresh_errors) == (1, 1)
+
+
+def test_soft_timeout_serves_fail_safe_and_lets_the_load_finish(make_cache, redis_client) -> None:
+    put(redis_client, "t:item:1", {"v": "old"}, FAIL_SAFE_PTTL)
+    slow = CountingLoader({"v": "new"}, delay_s=0.3)
+    cache = make_cache(soft_timeout_ms=50)
+    started = time.monotonic()
+    assert cache.get_or_load("item", slow, id=1) == {"v": "old"}
+    assert time.monotonic() - started < 0.25
+    assert wait_for(lambda: redis_client.get("t:item:1") == b'{"v":"new"}')
+    assert wait_for(lambda: cache.local_counters()["item"].refreshes == 1)
+    assert not redis_client.exists("t:cachectl:lock:t:item:1")
+
+
+def test_key_without_expiry_is_served_and_rewritten_with_a_ttl(make_cache, redis_client) -> None:
+    redis_client.set("t:item:9", b'{"v":"legacy"}')
+    cache = make_cache()
+    assert cache.get_or_load("item", CountingLoader({"v": "new"}), id=9) == {"v": "legacy"}
+    assert wait_for(lambda: redis_client.pttl("t:item:9") > 0)
+
+
+def test_unreadable_value_is_a_miss_and_is_overwritten(make_cache, redis_client) -> None:
+    redis_client.set("t:item:3", b"\xff not json", px=FRESH_PTTL)
+    cache = make_cache()
+    assert cache.get_or_load("item", CountingLoader({"v": 3}), id=3) == {"v": 3}
+    assert redis_client.get("t:item:3") == b'{"v":3}'
+
+
+# ------------------------------------------------------------------ stampedes
+
+
+def test_100_threads_on_one_stale_key_load_it_exactly_once(make_cache, redis_client) -> None:
+    put(redis_client, "t:item:1", {"v": "old"}, STALE_PTTL)
+    loader = CountingLoader({"v": "new"}, delay_s=0.05)
+    cache = make_cache()
+    barrier = threading.Barrier(100)
+    results: list[Any] = []
+
+    def call() -> None:
+        barrier.wait()
+        for _ in range(5):
+            results.append(cache.get_or_load("item", loader, id=1))
+
+    threads = [threading.Thread(target=call) for _ in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wait_for(lambda: redis_client.get("t:item:1") == b'{"v":"new"}')
+    time.sleep(0.1)
+    assert loader.calls == 1
+    assert len(results) == 500 and set(map(json.dumps, results)) <= {'{"v": "old"}', '{"v": "new"}'}
+
+
+def test_two_instances_on_one_stale_key_load_it_once(make_cache, redis_client) -> None:
+    put(redis_client, "t:item:1", {"v": "old"}, STALE_PTTL)
+    loader = CountingLoader({"v": "new"}, delay_s=0.1)
+    a, b = make_cache(), make_cache()
+    barrier = threading.Barrier(20)
+
+    def call(cache: Cache) -> None:
+        barrier.wait()
+        cache.get_or_load("item", loader, id=1)
+
+    threads = [threading.Thread(target=call, args=(a if i % 2 else b,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wait_for(lambda: redis_client.get("t:item:1") == b'{"v":"new"}')
+    time.sleep(0.1)
+    assert loader.calls == 1
+
+
+def test_concurrent_misses_share_one_load(make_cache, redis_client) -> None:
+    loader = CountingLoader({"v": 1}, delay_s=0.2)
+    cache = make_cache()
+    results: list[Any] = []
+    threads = [threading.Thread(target=lambda: results.append(
+        cache.get_or_load("item", loader, id=5))) for _ in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert loader.calls == 1
+    assert results == [{"v": 1}] * 30
+    assert cache.local_counters()["item"].misses == 30
+
+
+def test_waiters_give_up_after_the_hard_timeout(make_cache) -> None:
+    loader = CountingLoader({"v": 1}, delay_s=0.4)
+    cache = make_cache(hard_timeout_ms=50)
+    leader = threading.Thread(target=lambda: cache.get_or_load("item", loader, id=6))
+    leader.start()
+    time.sleep(0.05)
+    with pytest.raises(LoadTimeoutError, match="another caller's load"):
+        cache.get_or_load("item", loader, id=6)
+    leader.join()
+    assert loader.calls == 1
+
+
+def test_waiters_share_the_leaders_error(make_cache) -> None:
+    loader = CountingLoader(error=RuntimeError("boom"), delay_s=0.2)
+    cache = make_cache()
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            cache.get_or_load("item", loader, id=8)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert loader.calls == 1 and len(errors) == 10
+
+
+def test_early_refresh_reloads_a_fresh_key_before_it_goes_stale(make_cache, redis_client) -> None:
+    cache = make_cache()
+    # teach the cache that loads take ~100 ms (XFetch's Δ)
+    cache.get_or_load("early", CountingLoader({"v": 0}, delay_s=0.1), id=0)
+    put(redis_client, "t:early:1", {"v": "old"}, 1_000 + 2)  # fresh for 2 more ms
+    loader = CountingLoader({"v": "new"})
+    assert cache.get_or_load("early", loader, id=1) == {"v": "old"}
+    assert wait_for(lambda: redis_client.get("t:early:1") == b'{"v":"new"}')
+    assert wait_for(lambda: cache.local_counters()["early"].early_refreshes == 1)
+    c = cache.local_counters()["early"]
+    assert c.fresh_hits == 1 and c.stale_hits == 0
+
+
+# ------------------------------------------------------------------ API and errors
+
+
+def test_unknown_namespace_and_missing_placeholder_raise_at_once(make_cache) -> None:
+    cache = make_cache()
+    loader = CountingLoader(1)
+    with pytest.raises(UsageError, match="no namespace 'itme'") as raised:
+        cache.get_or_load("itme", loader, id=1)
+    assert raised.value.hint == "did you mean 'item'?"
+    with pytest.raises(KeyParamError, match="needs id"):
+        cache.get_or_load("item", loader, sku=1)
+    with pytest.raises(KeyParamError, match="cannot be one key segment"):
+        cache.get("item", id="a:b")
+    assert loader.calls == 0
+    with pytest.raises(UsageError, match="unknown cache option 'timeout'"):
+        Cache.from_policy(cache.policy, timeout=3)
+
+
+def test_cached_decorator_fills_placeholders_by_name(make_cache, redis_client) -> None:
+    cache = make_cache()
+    calls: list[tuple[Any, ...]] = []
+
+    @cache.cached("search")
+    def search(query: str, page: int = 1, *, debug: bool = False) -> list[str]:
+        calls.append((query, page))
+        return [f"{query}-{page}"]
+
+    assert search("red shoes") == ["red shoes-1"]
+    assert search(query="red shoes", page=1) == ["red shoes-1"]
+    assert search("red shoes", 2) == ["red shoes-2"]
+    assert calls == [("red shoes", 1), ("red shoes", 2)]
+    assert len(redis_client.keys("t:search:*")) == 2
+    assert search.invalidate("red shoes", 2) is True  # type: ignore[attr-defined]
+    assert len(redis_client.keys("t:search:*")) == 1
+    with pytest.raises(KeyParamError, match="has no parameter id"):
+        @cache.cached("item")
+        def wrong(sku: str) -> None: ...
+    with pytest.raises(UsageError):
+        cache.cached("nope")
+
+
+def test_set_invalidate_and_soft_invalidate(make_cache, redis_client, policy) -> None:
+    cache = make_cache()
+    assert cache.set("item", {"v": 1}, id=1) is True
+    assert cache.get("item", id=1) == {"v": 1}
+    assert cache.soft_invalidate("item", id=1) is True
+    ns = policy.namespace("item")
+    assert classify(redis_client.pttl("t:item:1"), ns) is Freshness.STALE
+    loader = CountingLoader({"v": 2})
+    assert cache.get_or_load("item", loader, id=1) == {"v": 1}  # served once more, stale
+    assert wait_for(lambda: redis_client.get("t:item:1") == b'{"v":2}')
+    assert cache.invalidate("item", id=1) is True
+    assert not redis_client.exists("t:item:1")
+    assert cache.get("item", id=1) is None
+    with pytest.raises(ValueTooLargeError, match="max_value_bytes"):
+        cache.set("item", "x" * 2000, id=2)
+
+
+def test_soft_invalidate_never_lengthens_a_ttl(make_cache, redis_client) -> None:
+    put(redis_client, "t:item:1", 1, FAIL_SAFE_PTTL)
+    make_cache().soft_invalidate("item", id=1)
+    assert redis_client.pttl("t:item:1") <= FAIL_SAFE_PTTL
+
+
+def test_invalidate_tag_removes_every_tagged_namespace(make_cache, redis_client) -> None:
+    cache = make_cache()
+    for i in range(5):
+        cache.set("item", i, id=i)
+        cache.set("plain", i, id=i)
+        cache.set("other", i, id=i)
+    assert cache.invalidate_tag("cat") == 10
+    assert redis_client.keys("t:item:*") == [] and redis_client.keys("t:plain:*") == []
+    assert len(redis_client.keys("t:other:*")) == 5
+    with pytest.raises(UsageError, match="no namespace carries tag"):
+        cache.invalidate_tag("nope")
+
+
+def test_from_policy_reads_the_file_and_the_url(tmp_path: Path, redis_url: str,
+                                                redis_client) -> None:
+    path = write_policy(tmp_path, POLICY.replace("redis: {key_prefix: t}",
+                                                 "redis: {key_prefix: t, url: '${CACHE_URL}'}"))
+    with Cache.from_policy(path, env={"CACHE_URL": redis_url}) as cache:
+        cache.set("plain", "hello", id=1)
+    assert redis_client.get("t:plain:1") == b'"hello"'
+
+
+# ------------------------------------------------------------------ counters, threads
+
+
+def test_counters_read_back_equal_the_calls_made(make_cache, redis_client) -> None:
+    put(redis_client, "t:item:1", "fresh", FRESH_PTTL)
+    put(redis_client, "t:item:2", "stale", STALE_PTTL)
+    put(redis_client, "t:item:3", "fail-safe", FAIL_SAFE_PTTL)
+    cache = make_cache(fail_safe_throttle_ms=60_000)
+    ok, bad = CountingLoader("loaded", delay_s=0.002), CountingLoader(error=ValueError("x"))
+    for _ in range(7):
+        cache.get_or_load("item", ok, id=1)
+    cache.get_or_load("item", ok, id=2)
+    for _ in range(3):
+        cache.get_or_load("item", bad, id=3)
+    for i in range(10, 14):
+        cache.get_or_load("item", ok, id=i)
+    with pytest.raises(ValueError):
+        cache.get_or_load("item", bad, id=99)
+    assert wait_for(lambda: cache.local_counters()["item"].refreshes == 1)
+    cache.close()
+    got = counters(redis_client, "item")
+    assert got["fresh_hits"] == 7
+    assert got["stale_hits"] == 1
+    assert got["fail_safe_hits"] == 3
+    assert got["misses"] == 5
+    assert got["refreshes"] == 1
+    assert got["refresh_errors"] == 2  # the fail-safe reload once (then throttled), the miss once
+    assert got["loads"] == 5 and got["load_us"] >= 5 * 2000
+    assert got["redis_errors"] == 0
+    assert redis_client.ttl(f"t:cachectl:counters:v1:{int(time.time() // 60)}") > 2 * 24 * 3600
+
+
+def test_counters_are_written_in_the_background_every_interval(make_cache, redis_client) -> None:
+    cache = make_cache(counters_interval_s=0.05)
+    cache.set("plain", 1, id=1)
+    cache.get("plain", id=1)
+    assert wait_for(lambda: counters(redis_client, "plain").get("fresh_hits") == 1)
+
+
+def test_counters_off_writes_nothing(make_cache, redis_client) -> None:
+    cache = make_cache(counters=False)
+    cache.set("plain", 1, id=1)
+    cache.get("plain", id=1)
+    cache.close()
+    assert redis_client.keys("t:cachectl:counters:*") == []
+
+
+def test_no_thread_left_after_close(policy: Policy, redis_url: str, redis_client) -> None:
+    before = set(threading.enumerate())
+    cache = Cache.from_policy(policy, redis_url, env={}, l1_max_items=100, **QUIET)
+    put(redis_client, "t:item:1", 1, STALE_PTTL)
+    cache.get_or_load("item", CountingLoader(2, delay_s=0.05), id=1)
+    cache.get_or_load("item", CountingLoader(2), id=2)
+    assert len(set(threading.enumerate()) - before) >= 2
+    cache.close()
+    cache.close()  # idempotent
+    assert set(threading.enumerate()) - before == set()
+    assert redis_client.get("t:item:1") == b"2"  # the background refresh finished first
