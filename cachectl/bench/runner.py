@@ -1,0 +1,578 @@
+"""Run a benchmark: prepare keys, drive the clients, merge what they measured, judge it.
+
+Each namespace × mode is one run: the clients connect, wait for a common start,
+warm up for ``warmup_ms`` (not counted), then measure for ``duration_ms`` or until
+``requests`` requests are done. Clients run as threads by default: the timed loop
+spends most of its time in socket calls, which release the GIL. ``parallel=
+"processes"`` gives each client its own interpreter (spawned, so a script calling
+``run_bench`` needs the usual ``if __name__ == "__main__"`` guard).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from cachectl.bench import keys as bench_keys_mod
+from cachectl.bench.histogram import LatencyHistogram, Percentiles
+from cachectl.bench.origin import (
+    OriginSource,
+    origin_source,
+    row_value,
+    source_rows,
+    time_origin,
+)
+from cachectl.bench.worker import (
+    CTRL_START_NS,
+    CTRL_STOP,
+    Endpoint,
+    WorkerPlan,
+    WorkerReport,
+    encode,
+    process_main,
+    run_worker,
+)
+from cachectl.errors import InterruptedWork, RedisUnavailableError, UsageError
+from cachectl.freshness import write_ttl_ms
+from cachectl.policy.model import Namespace, Policy
+from cachectl.progress import ProgressCallback, no_progress
+
+HOT_KEYS_MAX = 100
+ORIGIN_SAMPLES = 200
+ORIGIN_BUDGET_NS = 3_000_000_000
+_TTL_VARIANTS = 4
+_READY_TIMEOUT_S = 30.0
+
+
+class BenchMode(StrEnum):
+    CACHED = "cached"  # the whole key range
+    HOT = "hot"  # a small working set, read over and over
+    MIXED = "mixed"  # reads and policy-TTL writes at --read-ratio
+
+
+class Verdict(StrEnum):
+    PASS = "PASS"  # noqa: S105 (a verdict, not a password)
+    FAIL = "FAIL"
+    SKIP = "SKIP"
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """How keys are picked: uniform, or zipf with exponent ``s`` (rank 1 most read)."""
+
+    kind: str = "uniform"
+    s: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> Distribution:
+        """``uniform`` or ``zipf:S`` (``zipf`` alone means S = 1.0); UsageError otherwise."""
+        t = text.strip().lower()
+        if t == "uniform":
+            return cls()
+        if t == "zipf" or t.startswith("zipf:"):
+            raw = t.partition(":")[2] or "1.0"
+            try:
+                s = float(raw)
+            except ValueError:
+                s = -1.0
+            if s > 0 and math.isfinite(s):
+                return cls("zipf", s)
+        raise UsageError(f"--distribution {text!r} is not uniform or zipf:S",
+                         hint="e.g. --distribution zipf:1.0 (S > 0; larger is more skewed)")
+
+    def __str__(self) -> str:
+        return f"zipf:{self.s:g}" if self.kind == "zipf" else "uniform"
+
+    def cdf(self, n: int) -> list[float] | None:
+        if self.kind != "zipf":
+            return None
+        total = 0.0
+        out = []
+        for rank in range(1, n + 1):
+            total += rank ** -self.s
+            out.append(total)
+        return out
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to benchmark and how hard. Durations in milliseconds."""
+
+    namespaces: tuple[str, ...] = ()  # empty: every namespace of the policy
+    modes: tuple[BenchMode, ...] = (BenchMode.CACHED,)
+    duration_ms: int | None = 10_000
+    requests: int | None = None  # measured requests per run (all clients together)
+    warmup_ms: int = 1000
+    clients: int = 1
+    pipeline: int = 1
+    read_ratio: float = 0.9
+    distribution: Distribution = field(default_factory=Distribution)
+    value_size: int | None = None  # None: sampled from real keys
+    keys: int = 10_000
+    origin: bool = False
+    existing: bool = False
+    keep: bool = False
+    parallel: str = "auto"  # auto | threads | processes
+    seed: int | None = None
+
+    def validate(self) -> None:
+        """UsageError for a value or combination that cannot run."""
+        if self.requests is not None and self.requests < 1:
+            raise UsageError("--requests must be at least 1")
+        if self.duration_ms is not None and self.duration_ms <= 0:
+            raise UsageError("--duration must be positive", hint="e.g. --duration 30s")
+        if self.warmup_ms < 0:
+            raise UsageError("--warmup cannot be negative")
+        if self.clients < 1 or self.pipeline < 1:
+            raise UsageError("--clients and --pipeline must be at least 1")
+        if self.clients > 256:
+            raise UsageError("--clients above 256 would measure this machine, not Redis")
+        if not 0.0 <= self.read_ratio <= 1.0:
+            raise UsageError(f"--read-ratio {self.read_ratio:g} is not between 0 and 1",
+                             hint="e.g. --read-ratio 0.9 (90 % reads)")
+        if self.keys < 1:
+            raise UsageError("--keys must be at least 1")
+        if self.value_size is not None and self.value_size < 1:
+            raise UsageError("--value-size must be at least 1 byte")
+        if self.existing and BenchMode.MIXED in self.modes:
+            raise UsageError("--existing reads only; mixed mode writes",
+                             hint="drop --existing to benchmark writes on benchmark keys")
+        if self.existing and self.keep:
+            raise UsageError("--keep has no meaning with --existing (nothing is written)")
+        if self.parallel not in ("auto", "threads", "processes"):
+            raise UsageError(f"unknown parallelism {self.parallel!r}")
+
+
+@dataclass(frozen=True)
+class OriginResult:
+    """How the cache compares with loading the same rows from the namespace's origin."""
+
+    source: str
+    timed: bool
+    reason: str | None = None  # why the origin was not timed
+    samples: int = 0
+    missing_rows: int = 0
+    latency: Percentiles | None = None
+    speedup_p50: float | None = None  # origin p50 / cached p50
+    hit_rate: float = 0.0  # the policy's hit-rate threshold for the namespace
+    origin_calls_saved: float = 0.0  # share of origin calls that hit rate saves
+    faster_at_hit_rate: float | None = None  # 1 − (mean read with the cache / origin mean)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One namespace benchmarked in one mode."""
+
+    namespace: str
+    mode: BenchMode
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    key_source: str  # generated | warm source | existing
+    keys: int
+    working_set: int
+    value_bytes_mean: float
+    value_size_source: str
+    clients: int
+    pipeline: int
+    distribution: str
+    read_ratio: float | None
+    requests: int
+    reads: int
+    misses: int
+    errors: int
+    timeouts: int
+    seconds: float
+    throughput_rps: float
+    latency: Percentiles
+    threshold: str
+    threshold_p99_ms: float
+    first_error: str | None = None
+    origin: OriginResult | None = None
+    histogram: LatencyHistogram = field(default_factory=LatencyHistogram, compare=False,
+                                        repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        from dataclasses import fields
+
+        doc = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "histogram"}
+        doc["percentile_curve"] = [{"percentile": p, "latency_ms": v}
+                                   for p, v in self.histogram.percentile_curve()]
+        return doc
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Every run, and what the benchmark left behind."""
+
+    server: str
+    parallelism: str
+    runs: tuple[RunResult, ...]
+    keys_written: int
+    keys_removed: int
+    kept: bool
+    interrupted: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return all(r.verdict is not Verdict.FAIL for r in self.runs)
+
+    @property
+    def failed(self) -> tuple[RunResult, ...]:
+        return tuple(r for r in self.runs if r.verdict is Verdict.FAIL)
+
+
+# --------------------------------------------------------------------------- endpoint
+
+
+def endpoint_of(client: Any, *, url: str, tls_ca: str | None = None,
+                tls_cert: str | None = None, tls_key: str | None = None,
+                tls_insecure: bool = False, timeout_s: float = 5.0) -> Endpoint:
+    """Where ``client`` is connected (the Sentinel master resolved), for the raw workers."""
+    if hasattr(client, "get_primaries"):
+        raise UsageError("bench measures one server; Redis Cluster is not supported yet",
+                         hint="benchmark one primary: drop --cluster and pass its --url")
+    pool = client.connection_pool
+    kw = pool.connection_kwargs
+    host, port = kw.get("host", "127.0.0.1"), kw.get("port", 6379)
+    if hasattr(pool, "get_master_address"):
+        host, port = pool.get_master_address()
+    return Endpoint(
+        host=str(host), port=int(port), unix_path=kw.get("path"), db=int(kw.get("db") or 0),
+        username=kw.get("username"), password=kw.get("password"),
+        tls=url.lower().startswith("rediss://") or "ssl_certfile" in kw or "ssl_ca_certs" in kw,
+        tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, tls_insecure=tls_insecure,
+        connect_timeout_s=min(timeout_s, 5.0), timeout_s=timeout_s)
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class _Prepared:
+    """A namespace's keys, ready to be read (and written, in mixed mode)."""
+
+    ns: Namespace
+    keys: list[bytes]
+    reads: list[bytes]
+    values: list[bytes]
+    key_source: str
+    value_size_source: str
+    sizes: list[int] = field(default_factory=list)
+    written: int = 0
+    origin: OriginResult | None = None
+    origin_rows: list[dict[str, Any]] = field(default_factory=list)
+    origin_source: OriginSource | None = None
+
+
+def run_bench(client: Any, endpoint: Endpoint, policy: Policy, config: BenchConfig, *,
+              server: str = "", on_progress: ProgressCallback = no_progress) -> BenchResult:
+    """Benchmark every namespace and mode in ``config``; keys are removed unless ``keep``.
+
+    Redis side effects: without ``existing``, SET (with a TTL) and finally UNLINK of
+    keys under ``<key_prefix>:cachectl:bench:``; with it, reads only. Raises
+    UsageError, RedisUnavailableError, SourceError, and InterruptedWork (Ctrl-C) after
+    the benchmark keys are removed.
+    """
+    config.validate()
+    names = config.namespaces or tuple(policy.namespaces)
+    namespaces = [policy.namespace(n) for n in names]
+    if not namespaces:
+        raise UsageError("the policy has no namespaces to benchmark")
+    rng = random.Random(config.seed)
+    parallel = config.parallel
+    if parallel == "auto":
+        # threads measured closer to redis-benchmark than processes on 2 cores, and start
+        # at once; processes stay available for many-core machines
+        parallel = "threads"
+    runs: list[RunResult] = []
+    written: list[bytes] = []
+    written_count = 0
+    removed = 0
+    interrupted = False
+    try:
+        for ns in namespaces:
+            prep = _prepare(client, policy, ns, config, rng, on_progress)
+            if not config.existing:
+                written.extend(prep.keys)
+                written_count += prep.written
+            for mode in config.modes:
+                runs.append(_run_one(prep, policy, mode, config, endpoint, rng, parallel,
+                                     on_progress))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if written and not config.keep:
+            removed = bench_keys_mod.unlink_keys(client, written)
+    result = BenchResult(server=server, parallelism=parallel, runs=tuple(runs),
+                         keys_written=written_count, keys_removed=removed, kept=config.keep,
+                         interrupted=interrupted)
+    if interrupted:
+        raise InterruptedWork("benchmark interrupted; its keys were removed"
+                              if written and not config.keep else "benchmark interrupted",
+                              partial=result)
+    return result
+
+
+def _prepare(client: Any, policy: Policy, ns: Namespace, config: BenchConfig,
+             rng: random.Random, on_progress: ProgressCallback) -> _Prepared:
+    source: OriginSource | str | None = None
+    if config.origin:
+        source = origin_source(ns, policy.base_dir)
+    if config.existing:
+        sample = bench_keys_mod.sample_existing(client, ns, config.keys)
+        keys = [k for k, _, _ in sample]
+        reads = [encode(*bench_keys_mod.READ_COMMANDS[t][:1], k,
+                        *bench_keys_mod.READ_COMMANDS[t][1:]) for k, t, _ in sample]
+        sizes = [s for _, _, s in sample]
+        prep = _Prepared(ns, keys, reads, [], "existing",
+                         f"{len(sizes)} existing keys" if sizes else "no keys", sizes=sizes)
+        _attach_origin(prep, ns, source, config)
+        return prep
+    rows: Sequence[Mapping[str, object]]
+    if isinstance(source, OriginSource):
+        found = source_rows(ns, source, config.keys)
+        prep_rows: list[dict[str, Any]] = found
+        rows = [{n: r[n] for n in ns.template.placeholders} for r in found]
+        values = [row_value(ns, r) for r in found]
+        key_source, size_source = "warm source", f"rows of {source.display}"
+    else:
+        prep_rows = []
+        rows = bench_keys_mod.synthetic_rows(ns, config.keys)
+        vsizes = (bench_keys_mod.ValueSizes((config.value_size,), "--value-size")
+                  if config.value_size is not None
+                  else bench_keys_mod.sample_value_sizes(client, ns))
+        values = [bench_keys_mod.make_value(vsizes.for_key(i)) for i in range(len(rows))]
+        key_source, size_source = "generated", vsizes.source
+    keys = bench_keys_mod.bench_keys(policy, ns, rows)
+    values = values[:len(keys)]
+    min_ttl_ms = _min_ttl_ms(config, len(config.modes))
+    prep = _Prepared(ns, keys, [encode("GET", k) for k in keys], values, key_source, size_source,
+                     sizes=[len(v) for v in values])
+    prep.written = bench_keys_mod.load_keys(client, ns, keys, values, min_ttl_ms=min_ttl_ms,
+                                            rng=rng, on_progress=on_progress,
+                                            task=f"{ns.name}: load")
+    prep.origin_rows = prep_rows
+    _attach_origin(prep, ns, source, config)
+    return prep
+
+
+def _min_ttl_ms(config: BenchConfig, modes: int) -> int:
+    """Loaded keys outlive the runs (10 min at least), then expire if cleanup never runs."""
+    per_run = (config.duration_ms or 60_000) + config.warmup_ms
+    return max(600_000, modes * per_run * 2)
+
+
+def _attach_origin(prep: _Prepared, ns: Namespace, source: OriginSource | str | None,
+                   config: BenchConfig) -> None:
+    if source is None:
+        return
+    if isinstance(source, str):
+        prep.origin = OriginResult(source="-", timed=False, reason=source, hit_rate=ns.hit_rate,
+                                   origin_calls_saved=ns.hit_rate)
+        return
+    prep.origin_source = source
+    rows = prep.origin_rows or source_rows(ns, source, config.keys)
+    prep.origin_rows = rows
+    if not rows:
+        prep.origin = OriginResult(source=source.display, timed=False,
+                                   reason="no row of the source fills the key template",
+                                   hit_rate=ns.hit_rate, origin_calls_saved=ns.hit_rate)
+
+
+def _hot_set(n: int) -> int:
+    return max(1, min(n, HOT_KEYS_MAX, max(10, n // 100)))
+
+
+def _run_one(prep: _Prepared, policy: Policy, mode: BenchMode, config: BenchConfig,
+             endpoint: Endpoint, rng: random.Random, parallel: str,
+             on_progress: ProgressCallback) -> RunResult:
+    ns = prep.ns
+    hot = mode is BenchMode.HOT
+    threshold = "latency_hot_p99_ms" if hot else "latency_cached_p99_ms"
+    limit = (policy.thresholds.latency_hot_p99_ms if hot
+             else policy.thresholds.latency_cached_p99_ms)
+    n = len(prep.keys)
+    working = _hot_set(n) if hot else n
+    reads = prep.reads[:working]
+    writes: list[list[bytes]] = []
+    if mode is BenchMode.MIXED:
+        writes = [[encode("SET", k, v, "PX", write_ttl_ms(ns, rng)) for _ in range(_TTL_VARIANTS)]
+                  for k, v in zip(prep.keys[:working], prep.values[:working], strict=True)]
+    base = dict(namespace=ns.name, mode=mode, key_source=prep.key_source, keys=n,
+                working_set=working, value_size_source=prep.value_size_source,
+                clients=config.clients, pipeline=config.pipeline,
+                distribution=str(config.distribution),
+                read_ratio=config.read_ratio if mode is BenchMode.MIXED else None,
+                threshold=threshold, threshold_p99_ms=limit)
+    sized = prep.sizes[:working]
+    value_mean = sum(sized) / len(sized) if sized else 0.0
+    if not reads:
+        return RunResult(verdict=Verdict.SKIP, reasons=(f"no keys of {ns.name} to read",),
+                         value_bytes_mean=value_mean, requests=0, reads=0, misses=0, errors=0,
+                         timeouts=0, seconds=0.0, throughput_rps=0.0,
+                         latency=LatencyHistogram().percentiles(), origin=prep.origin,
+                         **base)  # type: ignore[arg-type]
+    seed = rng.randrange(1 << 30)
+    plans = []
+    for i in range(config.clients):
+        share = None
+        if config.requests is not None:
+            share = config.requests // config.clients + (i < config.requests % config.clients)
+            share = max(1, share)
+        plans.append(WorkerPlan(
+            endpoint=endpoint, reads=reads, writes=writes, read_ratio=config.read_ratio,
+            cdf=config.distribution.cdf(working), pipeline=config.pipeline,
+            warmup_ns=config.warmup_ms * 1_000_000,
+            duration_ns=None if config.requests is not None else (config.duration_ms or 0) * 1_000_000,
+            requests=share, seed=seed + i))
+    task = f"{ns.name}: {mode.value}"
+    reports = execute(plans, parallel, lambda done: on_progress(task, done, config.requests))
+    hist = LatencyHistogram()
+    for r in reports:
+        hist.merge(LatencyHistogram.from_state(r.histogram))
+    fatal = [r.fatal for r in reports if r.fatal]
+    if fatal and all(r.requests == 0 for r in reports):
+        raise RedisUnavailableError(f"the benchmark clients could not use the server: {fatal[0]}",
+                                    hint="check the URL, password and that the server is up")
+    requests = sum(r.requests for r in reports)
+    errors = sum(r.errors for r in reports) + sum(1 for r in reports if r.fatal)
+    timeouts = sum(r.timeouts for r in reports)
+    seconds = max((r.elapsed_ns for r in reports), default=0) / 1e9
+    latency = hist.percentiles()
+    reasons = []
+    if requests == 0:
+        reasons.append("no request completed")
+    if latency.p99_ms > limit:
+        reasons.append(f"p99 {latency.p99_ms:.3g} ms > {limit:g} ms ({threshold})")
+    if errors or timeouts:
+        reasons.append(f"{errors} errors, {timeouts} timeouts")
+    first_error = next((r.first_error or r.fatal for r in reports if r.first_error or r.fatal),
+                       None)
+    origin = _origin_result(prep, latency) if config.origin else None
+    return RunResult(
+        verdict=Verdict.FAIL if reasons else Verdict.PASS, reasons=tuple(reasons),
+        value_bytes_mean=value_mean, requests=requests, reads=sum(r.reads for r in reports),
+        misses=sum(r.misses for r in reports), errors=errors, timeouts=timeouts,
+        seconds=seconds, throughput_rps=requests / seconds if seconds else 0.0,
+        latency=latency, first_error=first_error, origin=origin, histogram=hist,
+        **base)  # type: ignore[arg-type]
+
+
+def _origin_result(prep: _Prepared, cached: Percentiles) -> OriginResult | None:
+    if prep.origin is not None or prep.origin_source is None:
+        return prep.origin
+    ns = prep.ns
+    hist, missing = time_origin(ns, prep.origin_source, prep.origin_rows,
+                                min(ORIGIN_SAMPLES, max(20, len(prep.origin_rows))),
+                                budget_ns=ORIGIN_BUDGET_NS)
+    lat = hist.percentiles()
+    h = ns.hit_rate
+    origin_mean = lat.mean_ms
+    # a read with the cache: a hit costs the cached read; a miss the cached read plus the origin
+    with_cache = cached.mean_ms + (1 - h) * origin_mean
+    return OriginResult(
+        source=prep.origin_source.display, timed=True, samples=lat.count, missing_rows=missing,
+        latency=lat, speedup_p50=(lat.p50_ms / cached.p50_ms) if cached.p50_ms else None,
+        hit_rate=h, origin_calls_saved=h,
+        faster_at_hit_rate=(1 - with_cache / origin_mean) if origin_mean else None)
+
+
+# --------------------------------------------------------------------------- executors
+
+
+def execute(plans: Sequence[WorkerPlan], parallel: str,
+            on_tick: Callable[[int], None]) -> list[WorkerReport]:
+    """Run one worker per plan (threads or processes) from a common start; their reports."""
+    if parallel == "processes":
+        return _execute_processes(plans, on_tick)
+    return _execute_threads(plans, on_tick)
+
+
+def _execute_threads(plans: Sequence[WorkerPlan],
+                     on_tick: Callable[[int], None]) -> list[WorkerReport]:
+    control = [0, 0]
+    progress = [0] * len(plans)
+    reports: list[WorkerReport | None] = [None] * len(plans)
+
+    def target(i: int) -> None:
+        reports[i] = run_worker(plans[i], i, control, progress)
+
+    threads = [threading.Thread(target=target, args=(i,), daemon=True, name=f"bench-{i}")
+               for i in range(len(plans))]
+    for t in threads:
+        t.start()
+    try:
+        _start_when_ready(control, progress, lambda i: not threads[i].is_alive())
+        while any(t.is_alive() for t in threads):
+            on_tick(sum(max(0, p) for p in progress))
+            alive = [t for t in threads if t.is_alive()]
+            if alive:
+                alive[0].join(timeout=0.1)
+    except KeyboardInterrupt:
+        control[CTRL_STOP] = 1
+        for t in threads:
+            t.join()
+        raise
+    on_tick(sum(max(0, p) for p in progress))
+    return [r for r in reports if r is not None]
+
+
+def _execute_processes(plans: Sequence[WorkerPlan],
+                       on_tick: Callable[[int], None]) -> list[WorkerReport]:
+    # spawn: a fresh interpreter per client, never a fork of a process with threads
+    ctx = multiprocessing.get_context("spawn")
+    control = ctx.RawArray("q", 2)
+    progress = ctx.RawArray("q", len(plans))
+    results: Any = ctx.Queue()
+    procs = [ctx.Process(target=process_main, args=(plans[i], i, control, progress, results),
+                         daemon=True, name=f"cachectl-bench-{i}") for i in range(len(plans))]
+    for p in procs:
+        p.start()
+    reports: dict[int, WorkerReport] = {}
+    try:
+        _start_when_ready(control, progress, lambda i: procs[i].exitcode is not None)
+        while len(reports) < len(procs):
+            try:
+                i, report = results.get(timeout=0.1)
+                reports[i] = report
+            except queue.Empty:
+                if all(p.exitcode is not None for p in procs) and results.empty():
+                    break
+            on_tick(sum(max(0, p) for p in progress))
+    except KeyboardInterrupt:
+        control[CTRL_STOP] = 1
+        raise
+    finally:
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()
+                p.join()
+        results.close()
+    for i, p in enumerate(procs):
+        if i not in reports:
+            reports[i] = WorkerReport(histogram=LatencyHistogram().to_state(),
+                                      fatal=f"client process exited with code {p.exitcode}")
+    on_tick(sum(max(0, p) for p in progress))
+    return [reports[i] for i in range(len(procs))]
+
+
+def _start_when_ready(control: Any, progress: Any, finished: Callable[[int], bool]) -> None:
+    """Wait until every worker is connected (or gone), then give the common start."""
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    n = len(progress)
+    while not all(progress[i] == -1 or finished(i) for i in range(n)):
+        if time.monotonic() > deadline:
+            control[CTRL_STOP] = 1
+            raise RedisUnavailableError("the benchmark clients did not connect within "
+                                        f"{_READY_TIMEOUT_S:.0f} s")
+        time.sleep(0.005)
+    control[CTRL_START_NS] = time.perf_counter_ns()
