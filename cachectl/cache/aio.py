@@ -255,7 +255,13 @@ class AsyncCache:
 
     @property
     def breaker_state(self) -> str:
+        """closed, open or half_open (see breaker.py)."""
         return self._breaker.state.value
+
+    @property
+    def l1_active(self) -> bool:
+        """The L1 is on and subscribed to invalidations (it is bypassed otherwise)."""
+        return self._l1 is not None and self._l1_live
 
     async def flush_counters(self) -> bool:
         """Write the pending counters now; False if Redis could not be used (they are kept)."""
