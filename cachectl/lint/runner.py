@@ -84,6 +84,6 @@ def _walk(folder: Path) -> list[Path]:
     found: list[Path] = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(Path(root) / f for f in sorted(files)
+        found.extend(Path(root) / f for f in files
                      if f.endswith(POLICY_SUFFIXES) and not f.startswith("."))
-    return found
+    return sorted(found, key=lambda p: p.parts)

@@ -145,13 +145,13 @@ def _first_csv(fh: IO[bytes], options: dict[str, Any]) -> dict[str, Any] | None:
     delimiter = options.get("delimiter", ",")
     if not isinstance(delimiter, str) or len(delimiter) != 1:
         delimiter = ","
-    text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
-    try:
-        header = next(csv.reader(text, delimiter=delimiter))
-    except StopIteration:
-        return None
-    except csv.Error as exc:
-        raise _RowError(f"not CSV ({exc})") from None
+    with io.TextIOWrapper(fh, encoding="utf-8-sig", newline="") as text:
+        try:
+            header = next(csv.reader(text, delimiter=delimiter))
+        except StopIteration:
+            return None
+        except csv.Error as exc:
+            raise _RowError(f"not CSV ({exc})") from None
     return {column.strip(): None for column in header}
 
 

@@ -1,4 +1,4 @@
-"""CP1xx rules beyond parsing: stale and jitter in proportion to the TTL."""
+"""CP1xx rules beyond parsing: stale and jitter in proportion to the TTL, positive sizes."""
 
 from __future__ import annotations
 
@@ -23,6 +23,17 @@ def check(ctx: LintContext) -> None:
             _stale(ctx, f"namespace {name}", stale, ttl, stale_at)
         if ns.jitter is not None and JITTER_WARN_ABOVE < ns.jitter < 1:
             _jitter(ctx, f"namespace {name}", ns.jitter, ("namespaces", name, "jitter"))
+        if ns.max_value_bytes is not None and ns.max_value_bytes <= 0:
+            _size(ctx, f"namespace {name}", ns.max_value_bytes,
+                  ("namespaces", name, "max_value_bytes"))
+    if d.max_value_bytes is not None and d.max_value_bytes <= 0:
+        _size(ctx, "defaults", d.max_value_bytes, ("defaults", "max_value_bytes"))
+
+
+def _size(ctx: LintContext, who: str, size: int, at: tuple[str | int, ...]) -> None:
+    """CP108: a size limit of zero or less would refuse every value."""
+    ctx.report("CP108", f"{who}: max_value_bytes must be positive (got {size})", ctx.value(*at),
+               "write a size such as 64KiB, or leave it out for no limit")
 
 
 def _stale(ctx: LintContext, who: str, stale: int, ttl: int, at: tuple[str | int, ...]) -> None:

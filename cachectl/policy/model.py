@@ -101,7 +101,8 @@ class ThresholdsSpec(_Spec):
 
     hit_rate: Ratio = Field(0.80, description="Minimum hit rate of every namespace.")
     critical_hit_rate: Ratio = Field(0.95, description="Minimum hit rate of critical namespaces.")
-    latency_p99_ms: LatencySpec = Field(default_factory=LatencySpec)
+    latency_p99_ms: LatencySpec = Field(
+        default_factory=LatencySpec, description="p99 read latency thresholds, in ms.")
     memory_used_ratio: Ratio = Field(0.70, description="Maximum used memory / maxmemory.")
     max_stale_ratio: Ratio = Field(
         0.20, description="Maximum share of hits served stale or fail-safe.")
@@ -133,7 +134,7 @@ class SourceSpec(BaseModel):
 
 
 class WarmSpec(_Spec):
-    source: SourceSpec
+    source: SourceSpec = Field(description="The reader and its options (type, path, items…).")
     value: str | None = Field(None, description="Store this field of the row instead of the row.")
     encoding: Literal["json", "raw"] = Field("json", description="json, or raw for text/bytes.")
 
@@ -142,29 +143,36 @@ class NamespaceSpec(_Spec):
     """One kind of cached data."""
 
     key: str = Field(description='Key template, e.g. "product:{id}".')
-    description: str | None = None
-    ttl: DurationMs | None = None
-    stale: DurationMs | None = None
-    stale_if_error: DurationMs | None = None
-    jitter: Ratio | None = None
+    description: str | None = Field(None, description="Free text for the people reading it.")
+    ttl: DurationMs | None = Field(None, description="Fresh lifetime; else defaults.ttl.")
+    stale: DurationMs | None = Field(
+        None, description="Served stale while revalidated, after ttl; else defaults.stale.")
+    stale_if_error: DurationMs | None = Field(
+        None, description="Fail-safe window when reloading fails (>= stale); else defaults.")
+    jitter: Ratio | None = Field(None, description="Random spread on ttl (< 100 %); else defaults.")
     critical: bool = Field(False, description="Hit rate must exceed critical_hit_rate.")
     hot: bool = Field(False, description="Reads are judged against the hot latency threshold.")
     hit_rate: Ratio | None = Field(None, description="This namespace's own hit-rate threshold.")
-    max_value_bytes: SizeBytes | None = None
-    tags: list[str] = Field(default_factory=list)
+    max_value_bytes: SizeBytes | None = Field(
+        None, description="Largest value allowed; else defaults.max_value_bytes.")
+    tags: list[str] = Field(
+        default_factory=list, description="Labels; flush --tag acts on every namespace so tagged.")
     early_refresh: bool | float = Field(
         False, description="Probabilistic early refresh (XFetch); true or a beta > 0.")
-    warm: WarmSpec | None = None
+    warm: WarmSpec | None = Field(None, description="Where cachectl warm reads seed rows from.")
 
 
 class PolicySpec(_Spec):
     """A cachectl policy file, version 1."""
 
     version: int = Field(description="Policy format version; 1.")
-    redis: RedisSpec = Field(default_factory=RedisSpec)
-    thresholds: ThresholdsSpec = Field(default_factory=ThresholdsSpec)
-    defaults: DefaultsSpec = Field(default_factory=DefaultsSpec)
-    namespaces: dict[str, NamespaceSpec] = Field(default_factory=dict)
+    redis: RedisSpec = Field(default_factory=RedisSpec, description="Where the cache lives.")
+    thresholds: ThresholdsSpec = Field(
+        default_factory=ThresholdsSpec, description="Service levels stats and bench judge against.")
+    defaults: DefaultsSpec = Field(
+        default_factory=DefaultsSpec, description="Values every namespace inherits.")
+    namespaces: dict[str, NamespaceSpec] = Field(
+        default_factory=dict, description="One entry per kind of cached data, by name.")
 
 
 # --------------------------------------------------------------------------- resolved

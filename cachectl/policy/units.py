@@ -8,6 +8,7 @@ bytes. Ratios: ``0.8`` or ``80%``.
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -29,11 +30,11 @@ def parse_duration_ms(value: object) -> int:
         raise UnitError(f"{value!r} is not a duration; write 30s, 5m, 1h, 1d or 500ms")
     if isinstance(value, int):
         return value * 1000
-    if isinstance(value, float):
+    if isinstance(value, float) and math.isfinite(value * 1000):
         return round(value * 1000)
     if isinstance(value, str):
         m = _DURATION_RE.match(value)
-        if m:
+        if m and math.isfinite(float(m.group(1)) * _DURATION_UNITS_MS[m.group(2)]):
             return round(float(m.group(1)) * _DURATION_UNITS_MS[m.group(2)])
         if re.fullmatch(r"\s*-?\d+\s*", value):
             return int(value) * 1000
@@ -66,7 +67,8 @@ def parse_size_bytes(value: object) -> int:
         return value
     if isinstance(value, str):
         m = _SIZE_RE.match(value)
-        if m and m.group(2).lower() in _SIZE_UNITS:
+        if m and m.group(2).lower() in _SIZE_UNITS \
+                and math.isfinite(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]):
             return round(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
         if re.fullmatch(r"\s*\d+\s*", value):
             return int(value)
