@@ -305,7 +305,7 @@ def run_bench(client: Any, endpoint: Endpoint, policy: Policy, config: BenchConf
                 written_count += prep.written
             for mode in config.modes:
                 runs.append(_run_one(prep, policy, mode, config, endpoint, rng, parallel,
-                                     on_progress))
+                                     on_progress, server))
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -393,7 +393,7 @@ def _hot_set(n: int) -> int:
 
 def _run_one(prep: _Prepared, policy: Policy, mode: BenchMode, config: BenchConfig,
              endpoint: Endpoint, rng: random.Random, parallel: str,
-             on_progress: ProgressCallback) -> RunResult:
+             on_progress: ProgressCallback, server: str) -> RunResult:
     ns = prep.ns
     hot = mode is BenchMode.HOT
     threshold = "latency_hot_p99_ms" if hot else "latency_cached_p99_ms"
@@ -438,6 +438,11 @@ def _run_one(prep: _Prepared, policy: Policy, mode: BenchMode, config: BenchConf
     hist = LatencyHistogram()
     for r in reports:
         hist.merge(LatencyHistogram.from_state(r.histogram))
+    denied = next((r.fatal for r in reports if r.denied), None)
+    if denied is not None:
+        raise RedisUnavailableError(
+            f"{server or 'the server'}: permission denied: {denied}",
+            hint="the ACL user lacks a permission bench needs; see README 'Least-privilege ACL'")
     fatal = [r.fatal for r in reports if r.fatal]
     if fatal and all(r.requests == 0 for r in reports):
         raise RedisUnavailableError(f"the benchmark clients could not use the server: {fatal[0]}",

@@ -91,6 +91,14 @@ class WorkerReport:
     elapsed_ns: int = 0
     first_error: str | None = None
     fatal: str | None = None
+    denied: bool = False  # the server refused a command (ACL): the run must stop
+
+
+class _Denied(Exception):
+    """A NOPERM/NOAUTH reply: going on would only count the same refusal again."""
+
+
+_DENIALS = ("NOPERM", "NOAUTH", "WRONGPASS")
 
 
 def build_batches(plan: WorkerPlan) -> list[tuple[bytes, int]]:
@@ -167,6 +175,8 @@ class Connection:
                 raise ConnectionError("the server closed the connection")
             self.reader.feed(self.buf, 0, n)  # type: ignore[arg-type]  # any buffer works
         if isinstance(reply, hiredis.ReplyError):
+            if str(reply).startswith(_DENIALS):
+                raise _Denied(str(reply))
             raise ConnectionError(str(reply))
         return reply
 
@@ -190,6 +200,9 @@ def run_worker(plan: WorkerPlan, index: int, control: MutableSequence[int],
                 return _finish(report, hist, conn)
             time.sleep(0.001)
         conn = _loop(plan, batches, conn, hist, report, index, control, progress)
+    except _Denied as exc:
+        report.fatal = str(exc)
+        report.denied = True
     except (OSError, ConnectionError, hiredis.ProtocolError) as exc:
         report.fatal = f"{type(exc).__name__}: {exc}"
     return _finish(report, hist, conn)
@@ -253,6 +266,8 @@ def _loop(plan: WorkerPlan, batches: list[tuple[bytes, int]], conn: Connection, 
                     errors += 1
                     if report.first_error is None:
                         report.first_error = str(reply)
+                        if report.first_error.startswith(_DENIALS):
+                            raise _Denied(report.first_error)
             t1 = clock()
         except TimeoutError:
             t1 = clock()

@@ -292,3 +292,24 @@ def test_duration_mode_stops_on_time(tmp_path: Path, redis_url: str) -> None:
     assert 0.45 < run.seconds < 1.5
     assert took < 5
     assert run.requests > 0 and run.throughput_rps > 0
+
+
+def test_a_refused_command_stops_the_run_with_exit_3(
+        tmp_path: Path, redis_url: str, redis_client: redis.Redis,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    redis_client.execute_command(
+        "ACL", "SETUSER", "bench_noget", "on", ">noget-secret", "~*", "resetchannels", "-@all",
+        "+set", "+unlink", "+scan", "+type", "+strlen", "+ping", "+client|setname")
+    try:
+        port = redis_url.rsplit(":", 1)[1].split("/")[0]
+        url = f"redis://bench_noget:noget-secret@127.0.0.1:{port}/0"
+        code = main(["bench", "-p", str(write_policy(tmp_path)), "--url", url, "-n", "price",
+                     "--requests", "100", "--warmup", "0s", "--keys", "10"])
+        err = capsys.readouterr().err
+        assert code == 3
+        assert "permission denied" in err and "'get'" in err
+        assert "noget-secret" not in err
+        # the keys it loaded were still removed
+        assert list(redis_client.scan_iter(match="shop:cachectl:bench:*")) == []
+    finally:
+        redis_client.execute_command("ACL", "DELUSER", "bench_noget")
