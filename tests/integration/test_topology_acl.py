@@ -107,10 +107,7 @@ def test_family_rule_allows_exactly_what_the_command_uses(
                     "grants nothing unused")
 
 
-MISSING_XFAIL = {
-    "bench": "bench counts NOPERM replies as request errors (exit 1, '200 errors') instead "
-             "of stopping with exit 3 naming the missing permission",
-}
+MISSING_XFAIL: dict[str, str] = {}  # bench now stops with exit 3 on a NOPERM reply
 
 
 @pytest.mark.parametrize("family", [
