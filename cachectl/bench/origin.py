@@ -1,18 +1,18 @@
-"""The origin a namespace's cache protects, as far as bench can time it: its warm source.
+"""The origin a namespace's cache protects, as bench can time it: its warm source.
 
-File sources (jsonl, json, csv) are read by a small reader here. Timing "load one
-row from the origin" opens the source and reads until the row whose key matches,
-which is what a loader without the cache would do for that file. Other source types
-(sql, http, plugins) are reported as not timed, with the reason.
+Sources are opened through the warm source registry (``cachectl.warm.sources``), so
+every type warm reads (jsonl, json, csv, sql, http, plugins) can be timed. "Loading
+one row from the origin" reopens the source and reads until the row whose key
+matches: what a loader without the cache would do against that source. A source that
+cannot be opened is reported as not timed, with the reason; it does not stop the
+benchmark.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,64 +21,62 @@ from cachectl.errors import SourceError
 from cachectl.policy.model import Namespace
 from cachectl.policy.template import KeyParamError
 
-FILE_TYPES = ("jsonl", "json", "csv")
-
 
 @dataclass(frozen=True)
 class OriginSource:
-    """A file warm source bench can read: its type, resolved path and options."""
+    """A namespace's warm source, ready to be reopened for each timed load."""
 
+    namespace: str
     type: str
-    path: Path
-    items: str | None = None  # json: the field holding the list of rows
+    options: Mapping[str, Any]
+    base_dir: Path
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    description: str = ""
 
     @property
     def display(self) -> str:
-        return f"{self.type} {self.path}"
+        return self.description or self.type
+
+    def open(self) -> Any:
+        from cachectl.warm.sources import SourceContext, open_source
+
+        return open_source(self.type, self.options,
+                           SourceContext(self.namespace, self.base_dir, self.env))
 
 
-def origin_source(ns: Namespace, base_dir: Path) -> OriginSource | str:
-    """The namespace's timeable origin, or the reason it has none."""
+def origin_source(ns: Namespace, base_dir: Path,
+                  env: Mapping[str, str] | None = None) -> OriginSource | str:
+    """The namespace's origin, or the reason it cannot be timed."""
     if ns.warm is None:
         return "no warm source in the policy"
     spec = ns.warm.source
-    if spec.type not in FILE_TYPES:
-        return f"{spec.type} sources are not timed yet (file sources only: jsonl, json, csv)"
-    opts = spec.options
-    raw = opts.get("path")
-    if not isinstance(raw, str):
-        return f"the {spec.type} source has no path"
-    path = Path(raw)
-    if not path.is_absolute():
-        path = base_dir / path
-    items = opts.get("items")
-    return OriginSource(spec.type, path, items if isinstance(items, str) else None)
+    source = OriginSource(ns.name, spec.type, spec.options, base_dir, dict(env or {}))
+    try:
+        opened = source.open()
+        # read one row, then close: sources open their file or query when created and
+        # release it when their row iterator ends
+        rows = opened.rows()
+        try:
+            next(rows, None)
+        finally:
+            rows.close()
+    except SourceError as exc:
+        return f"the {spec.type} source cannot be opened: {exc.message}"
+    return OriginSource(ns.name, spec.type, spec.options, base_dir, dict(env or {}),
+                        str(opened.description))
 
 
 def iter_rows(source: OriginSource) -> Iterator[dict[str, Any]]:
-    """Stream the source's rows (dicts); SourceError if the file cannot be read."""
+    """Stream the source's readable rows (dicts); SourceError if it cannot be read."""
+    from cachectl.warm.sources import BadRow
+
+    rows = source.open().rows()
     try:
-        with source.path.open(encoding="utf-8", newline="") as fh:
-            if source.type == "jsonl":
-                for line in fh:
-                    if line.strip():
-                        row = json.loads(line)
-                        if isinstance(row, dict):
-                            yield row
-            elif source.type == "csv":
-                yield from csv.DictReader(fh)
-            else:
-                doc = json.load(fh)
-                if source.items and isinstance(doc, dict):
-                    doc = doc.get(source.items, [])
-                if isinstance(doc, dict):
-                    doc = list(doc.values())
-                yield from (r for r in doc if isinstance(r, dict))
-    except OSError as exc:
-        raise SourceError(f"cannot read {source.display}: {exc.strerror or exc}",
-                          hint="check the warm source's path in the policy") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as exc:
-        raise SourceError(f"cannot parse {source.display}: {exc}") from None
+        for _, row in rows:
+            if not isinstance(row, BadRow):
+                yield row
+    finally:
+        rows.close()
 
 
 def key_params(ns: Namespace, row: Mapping[str, Any]) -> dict[str, object] | None:
@@ -96,13 +94,15 @@ def key_params(ns: Namespace, row: Mapping[str, Any]) -> dict[str, object] | Non
 
 
 def row_value(ns: Namespace, row: Mapping[str, Any]) -> bytes:
-    """The payload the cache would hold for ``row`` (the warm spec's value field, or the row)."""
+    """The payload warm would store for ``row`` (the warm spec's value field, or the row)."""
+    from cachectl.warm import encode_value
+
     value: Any = row
     if ns.warm is not None and ns.warm.value:
         value = row.get(ns.warm.value)
     if ns.warm is not None and ns.warm.encoding == "raw" and isinstance(value, str | bytes):
         return value if isinstance(value, bytes) else value.encode()
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return encode_value(value)
 
 
 def source_rows(ns: Namespace, source: OriginSource, limit: int) -> list[dict[str, Any]]:

@@ -122,6 +122,7 @@ class BenchConfig:
     keep: bool = False
     parallel: str = "auto"  # auto | threads | processes
     seed: int | None = None
+    source_env: Mapping[str, str] = field(default_factory=dict, repr=False)  # for --origin
 
     def validate(self) -> None:
         """UsageError for a value or combination that cannot run."""
@@ -325,7 +326,7 @@ def _prepare(client: Any, policy: Policy, ns: Namespace, config: BenchConfig,
              rng: random.Random, on_progress: ProgressCallback) -> _Prepared:
     source: OriginSource | str | None = None
     if config.origin:
-        source = origin_source(ns, policy.base_dir)
+        source = origin_source(ns, policy.base_dir, config.source_env)
     if config.existing:
         sample = bench_keys_mod.sample_existing(client, ns, config.keys)
         keys = [k for k, _, _ in sample]

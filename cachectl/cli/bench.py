@@ -3,6 +3,7 @@
 # no `from __future__ import annotations`: @redis_options hands Typer the signature as is
 
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -98,7 +99,7 @@ def command(
         warmup_ms=warmup_ms, clients=clients, pipeline=pipeline, read_ratio=ratio,
         distribution=Distribution.parse(distribution), value_size=size, keys=keys,
         origin=origin, existing=existing, keep=keep,
-        parallel="processes" if processes else "threads", seed=seed)
+        parallel="processes" if processes else "threads", seed=seed, source_env=os.environ)
     config.validate()
     pol = load_cli_policy(policy)
     for name in config.namespaces:

@@ -313,3 +313,31 @@ def test_a_refused_command_stops_the_run_with_exit_3(
         assert list(redis_client.scan_iter(match="shop:cachectl:bench:*")) == []
     finally:
         redis_client.execute_command("ACL", "DELUSER", "bench_noget")
+
+
+def test_origin_times_a_sql_source_through_the_warm_registry(
+        tmp_path: Path, redis_url: str) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "shop.db")
+    db.execute("CREATE TABLE products (id TEXT, name TEXT)")
+    db.executemany("INSERT INTO products VALUES (?, ?)", [(f"s{i}", f"P{i}") for i in range(40)])
+    db.commit()
+    db.close()
+    path = tmp_path / "sql.yaml"
+    path.write_text('version: 1\nredis: {key_prefix: shop}\nnamespaces:\n'
+                    '  product:\n    key: "product:{id}"\n    ttl: 1h\n'
+                    '    warm: {source: {type: sql, url: "sqlite:///shop.db", '
+                    'query: "SELECT id, name FROM products"}}\n'
+                    '  broken:\n    key: "broken:{id}"\n    ttl: 1h\n'
+                    '    warm: {source: {type: sql, url: "nonsense", query: "SELECT 1"}}\n')
+    result = bench(path, redis_url, BenchConfig(
+        origin=True, requests=100, duration_ms=None, warmup_ms=0, keys=1000, value_size=50))
+    product, broken = result.runs
+    assert product.key_source == "warm source" and product.keys == 40
+    assert product.origin is not None and product.origin.timed
+    assert product.origin.source.startswith("sql") and product.origin.missing_rows == 0
+    assert product.origin.latency is not None and product.origin.latency.count > 0
+    assert broken.key_source == "generated"
+    assert broken.origin is not None and not broken.origin.timed
+    assert "cannot be opened" in (broken.origin.reason or "")
