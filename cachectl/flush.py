@@ -26,10 +26,12 @@ turns them into exit 3 with ``connection.redis_errors``).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -48,7 +50,7 @@ from cachectl.progress import ProgressCallback, no_progress
 
 DEFAULT_BATCH = 1000
 MAX_BATCH = 10_000
-MIN_BATCH = 10
+MIN_BATCH = 50
 AUDIT_MAXLEN = 10_000
 EXACT_COUNT_LIMIT = 200_000  # keys per deployment; above this, plan_flush estimates
 SAMPLE_KEYS = 20_000
@@ -338,20 +340,23 @@ def soften_keys(node: Any, keys: Sequence[bytes], pttl_ms: int, *,
 class LatencyGovernor:
     """Adapts the batch size to the server's latency as measured between batches.
 
-    ``observe(rtt_ms)`` takes the round trip of a PING sent after a batch; when it
-    rises above ``max(slow_ms, 4 × the lowest seen)``, the batch halves and the
-    flush pauses briefly (returned, in seconds), so other clients' commands are
-    served first; when it is low again, the batch grows back toward ``max_batch``.
+    ``observe(rtt_ms)`` takes the round trip of a PING sent after a batch. The
+    lowest round trip seen is the baseline; a moving average (so one scheduling
+    hiccup on a busy client host does not count) above ``max(slow_ms, 4 × baseline)``
+    halves the batch and asks for a short pause, so other clients' commands are
+    served first; once it is low again the batch grows back toward ``max_batch``.
     """
 
     def __init__(self, max_batch: int, *, slow_ms: float = 2.0, min_batch: int = MIN_BATCH,
-                 max_pause_s: float = 0.1) -> None:
+                 max_pause_s: float = 0.05, smoothing: float = 0.3) -> None:
         self.max_batch = max(1, max_batch)
         self.min_batch = min(min_batch, self.max_batch)
         self.batch = self.max_batch
         self.slow_ms = slow_ms
         self.max_pause_s = max_pause_s
+        self.smoothing = smoothing
         self.baseline_ms: float | None = None
+        self.average_ms: float | None = None
         self.backoffs = 0
         self.max_rtt_ms = 0.0
 
@@ -359,10 +364,13 @@ class LatencyGovernor:
         """Record a PING round trip; return the seconds to pause before the next batch."""
         self.max_rtt_ms = max(self.max_rtt_ms, rtt_ms)
         self.baseline_ms = rtt_ms if self.baseline_ms is None else min(self.baseline_ms, rtt_ms)
-        if rtt_ms > max(self.slow_ms, 4 * self.baseline_ms):
+        self.average_ms = rtt_ms if self.average_ms is None else (
+            (1 - self.smoothing) * self.average_ms + self.smoothing * rtt_ms)
+        limit = max(self.slow_ms, 4 * self.baseline_ms)
+        if self.average_ms > limit:
             self.backoffs += 1
             self.batch = max(self.min_batch, self.batch // 2)
-            return min(self.max_pause_s, rtt_ms * 4 / 1000)
+            return min(self.max_pause_s, self.average_ms * 2 / 1000)
         self.batch = min(self.max_batch, self.batch + max(1, self.max_batch // 4))
         return 0.0
 
@@ -407,6 +415,28 @@ def _owned(policy: Policy, matcher: NamespaceMatcher, target: FlushTarget, key: 
         return True
     owner = matcher.namespace_of(key)
     return owner is not None and owner.name == target.name
+
+
+def _owner_test(policy: Policy, target: FlushTarget) -> Callable[[bytes], bool]:
+    """A fast per-key test equal to ``_owned`` for keys a target's SCAN yields.
+
+    Only namespaces listed before the target whose templates can overlap it can take
+    one of its keys away, so the matcher is built from those and the target alone:
+    for any key the target's regex accepts, its ``namespace_of`` answer is the same
+    as the whole policy's matcher's.
+    """
+    internal = _internal(policy)
+    if target.kind == "pattern":
+        return lambda k: not k.startswith(internal)
+    ns = policy.namespace(target.name)
+    rivals: list[Namespace] = []
+    for other in policy.namespaces.values():
+        if other.name == ns.name:
+            break
+        if other.template.can_overlap(ns.template):
+            rivals.append(other)
+    namespace_of = NamespaceMatcher([*rivals, ns]).namespace_of
+    return lambda k: not k.startswith(internal) and namespace_of(k) is ns
 
 
 def _glob_regex(pattern: str) -> Callable[[bytes], bool]:
@@ -502,8 +532,9 @@ def plan_flush(
                     hits[t] * size / seen_here)
     else:
         for t in scan_targets:
-            for _node, keys in _target_batches(client, policy, t):
-                kept = [k for k in keys if _owned(policy, matcher, t, k)]
+            owns = _owner_test(policy, t)
+            for _node, keys in _target_batches(client, policy, t, count=2000):
+                kept = [k for k in keys if owns(k)]
                 counts[t] += len(kept)
                 room = examples - len(found[t])
                 if room > 0:
@@ -672,7 +703,7 @@ def flush_namespaces(
     actor: Actor | None = None,
     examples: int = EXAMPLES,
     watch_latency: bool = True,
-    latency_check_s: float = 0.005,
+    latency_check_s: float = 0.02,
     clock: Callable[[], float] = time.perf_counter,
     sleep: Callable[[float], None] = time.sleep,
     wall_clock: Callable[[], float] = time.time,
@@ -685,8 +716,9 @@ def flush_namespaces(
     there, appends its audit entry, and raises InterruptedWork carrying the partial
     FlushResult (a rerun finishes the job: flushed keys are simply not found again).
     ``dry_run`` scans and counts, touching nothing and writing no audit entry.
-    ``watch_latency``: time a PING on the node at most every ``latency_check_s``
-    seconds after a batch and let ``LatencyGovernor`` shrink batches and pause.
+    ``watch_latency``: time a PING on the node after a batch, at most every
+    ``latency_check_s`` seconds or ten round trips, whichever is longer (0: after
+    every batch), and let ``LatencyGovernor`` shrink batches and pause.
     """
     if not 1 <= batch <= MAX_BATCH:
         raise UsageError(f"--batch {batch} is out of range", hint=f"use 1..{MAX_BATCH}")
@@ -695,14 +727,13 @@ def flush_namespaces(
     mode = FlushMode.SOFT if soft else FlushMode.HARD
     if soft:  # library callers may build targets themselves
         check_soft(policy, targets)
-    matcher = NamespaceMatcher.from_policy(policy)
     limiter = RateLimiter(rate, clock=clock, sleep=sleep)
     governor = LatencyGovernor(batch)
     cluster = _is_cluster_client(client)
     tallies = {t: _Tally() for t in targets}
     started = clock()
     counters: dict[str, float] = {"batches": 0, "paused": 0.0}
-    last_ping = [started]
+    next_check = [started]
     interrupted = False
 
     def finish() -> FlushResult:
@@ -710,48 +741,66 @@ def flush_namespaces(
                            clock() - started, int(counters["batches"]), governor.backoffs,
                            float(counters["paused"]), governor.max_rtt_ms, interrupted)
 
+    # One worker sends each batch's UNLINK (or script) on its own connection while the
+    # main thread SCANs for the next batch: the two round trips overlap. At most one
+    # batch is ever in flight, and it is always settled (counted) before stopping.
+    worker = None if dry_run else ThreadPoolExecutor(1, thread_name_prefix="cachectl-flush")
+    in_flight: list[tuple[Future[Any], _Tally, int]] = []
+
+    def settle() -> None:
+        while in_flight:
+            future, tally, sent = in_flight[0]
+            done = future.result()
+            in_flight.pop(0)
+            if isinstance(done, SoftenCounts):
+                tally.changed += done.softened
+                tally.no_ttl += done.no_ttl
+                tally.already += done.already_stale
+                tally.vanished += done.vanished
+            else:
+                tally.changed += done
+                tally.vanished += sent - done
+
     def act(node: Any, target: FlushTarget, keys: list[bytes]) -> None:
         tally = tallies[target]
         tally.matched += len(keys)
         room = examples - len(tally.examples)
         if room > 0:
             tally.examples.extend(keys[:room])
-        if dry_run or not keys:
+        if worker is None or not keys:
             return
         counters["paused"] += limiter.wait(len(keys))
+        settle()
+        future: Future[Any]
         if soft:
             pttl = soft_expire_pttl_ms(policy.namespace(target.name))
-            done = soften_keys(node, keys, pttl, cluster=cluster or None)
-            tally.changed += done.softened
-            tally.no_ttl += done.no_ttl
-            tally.already += done.already_stale
-            tally.vanished += done.vanished
+            future = worker.submit(soften_keys, node, keys, pttl, cluster=cluster or None)
         else:
-            removed = unlink_keys(node, keys, cluster=cluster or None)
-            tally.changed += removed
-            tally.vanished += len(keys) - removed
+            future = worker.submit(unlink_keys, node, keys, cluster=cluster or None)
+        in_flight.append((future, tally, len(keys)))
         counters["batches"] += 1
-        if watch_latency and clock() - last_ping[0] >= latency_check_s:
+        if watch_latency and clock() >= next_check[0]:
             t0 = clock()
             node.ping()
-            last_ping[0] = clock()
-            pause = governor.observe((last_ping[0] - t0) * 1000)
+            rtt = clock() - t0
+            pause = governor.observe(rtt * 1000)
             if pause:
+                settle()
                 sleep(pause)
                 counters["paused"] += pause
+            # probing costs a round trip too: keep it under ~10 % of the time
+            if latency_check_s > 0:
+                next_check[0] = clock() + max(latency_check_s, 10 * rtt)
 
     try:
         for target in targets:
             tally = tallies[target]
             total = (totals or {}).get(target.label)
             on_progress(target.label, 0, total)
+            owns = _owner_test(policy, target)
             for node, keys in _keys_of(client, policy, target):
-                own = []
-                for k in keys:
-                    if _owned(policy, matcher, target, k):
-                        own.append(k)
-                    else:
-                        tally.other += 1
+                own = [k for k in keys if owns(k)]
+                tally.other += len(keys) - len(own)
                 start = 0
                 while start < len(own):
                     # the governor may shrink the batch between chunks
@@ -764,6 +813,7 @@ def flush_namespaces(
                         break
                 if interrupted:
                     break
+            settle()
             if target.kind == "key":
                 # one named key: one that did not exist was never matched, not skipped
                 tally.matched -= tally.vanished
@@ -772,9 +822,14 @@ def flush_namespaces(
                 break
             on_progress(target.label, tally.matched, max(total or 0, tally.matched))
     except KeyboardInterrupt:
-        # a second Ctrl-C (or no handler): the batch in flight may or may not have run;
-        # the counts below are what was confirmed
+        # a second Ctrl-C (or no handler): wait for the batch in flight so the counts
+        # are exact, unless interrupted again
         interrupted = True
+        with contextlib.suppress(KeyboardInterrupt):
+            settle()
+    finally:
+        if worker is not None:
+            worker.shutdown(wait=True)
     result = finish()
     if not dry_run and (result.matched or interrupted):
         audit_id = append_audit(client, policy, result, actor or current_actor(), wall_clock())

@@ -1,0 +1,195 @@
+"""Benchmark: `cachectl flush --namespace product --yes` against a hand-written SCAN + UNLINK loop.
+
+A throwaway redis-server (free port, never 6379) holds 1,000,000 keys of namespace
+``product`` (``shop:product:{id}``) among 1,000,000 others, half of them the nested
+``shop:product:reviews:{id}`` that a naive ``SCAN MATCH shop:product:*`` would also
+hit (the hand-written loop filters them with a regex, as a careful operator would).
+The keys are loaded with ``redis-cli --pipe`` and reloaded between runs. While each
+flush runs, a second process sends PING every millisecond and records its latency.
+
+Prints both times, the ratio, PING p50/p99/max during each, and checks that exactly
+the namespace's keys went. Working files live in benchmarks/.work/.
+
+    .venv/bin/python benchmarks/flush.py [--keys 1000000] [--others 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from multiprocessing.synchronize import Event
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent
+WORK = ROOT / ".work" / "flush"
+REPO = ROOT.parent
+sys.path.insert(0, str(REPO))
+
+from tests.support.redis_server import RedisServer  # noqa: E402
+
+POLICY = """\
+version: 1
+redis: {key_prefix: shop}
+defaults: {ttl: 10m}
+namespaces:
+  product:         {key: "product:{id}", ttl: 1h, stale: 10m}
+  product_reviews: {key: "product:reviews:{id}", ttl: 30m}
+  cart:            {key: "cart:{user_id}", ttl: 30m}
+"""
+
+
+def resp_file(path: Path, keys: list[bytes]) -> Path:
+    """Write SET key v PX 3600000 commands in RESP for redis-cli --pipe."""
+    with path.open("wb") as fh:
+        for k in keys:
+            fh.write(b"*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n$2\r\nPX\r\n$7\r\n3600000\r\n"
+                     % (len(k), k))
+    return path
+
+
+def pipe_load(port: int, path: Path) -> None:
+    with path.open("rb") as fh:
+        out = subprocess.run(["redis-cli", "-p", str(port), "--pipe"], stdin=fh,
+                             capture_output=True, check=True)
+    if b"errors: 0" not in out.stdout:
+        raise RuntimeError(out.stdout.decode())
+
+
+def pinger(port: int, start: Event, stop: Event, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    """PING every millisecond between start and stop; put the round trips (ms) on ``out``."""
+    r = redis.Redis(port=port)
+    r.ping()
+    samples: list[float] = []
+    start.wait()
+    next_at = time.perf_counter()
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        r.ping()
+        samples.append((time.perf_counter() - t0) * 1000)
+        next_at += 0.001
+        delay = next_at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            next_at = time.perf_counter()
+    out.put(samples)
+
+
+def with_pings(port: int, work: object) -> tuple[float, dict[str, float], object]:
+    """Run ``work()`` while another process PINGs every ms; return seconds, PING stats, result."""
+    start, stop = mp.Event(), mp.Event()
+    out: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+    proc = mp.Process(target=pinger, args=(port, start, stop, out))
+    proc.start()
+    time.sleep(0.3)
+    start.set()
+    time.sleep(0.05)
+    t0 = time.perf_counter()
+    result = work()  # type: ignore[operator]
+    seconds = time.perf_counter() - t0
+    stop.set()
+    samples = sorted(out.get(timeout=30))
+    proc.join(10)
+    return seconds, {
+        "n": len(samples),
+        "p50_ms": statistics.median(samples),
+        "p99_ms": samples[min(len(samples) - 1, int(len(samples) * 0.99))],
+        "max_ms": samples[-1],
+    }, result
+
+
+def cachectl_flush(port: int, policy: Path) -> dict[str, object]:
+    cli = REPO / ".venv" / "bin" / "cachectl"
+    cmd = [str(cli) if cli.exists() else sys.executable, *([] if cli.exists() else
+           ["-m", "cachectl.cli"]), "flush", "-p", str(policy), "--url",
+           f"redis://127.0.0.1:{port}/0", "--namespace", "product", "--yes", "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout))
+
+
+def hand_loop(port: int) -> int:
+    """What an operator would write: SCAN MATCH + exact regex + UNLINK per 1000 keys."""
+    r = redis.Redis(port=port)
+    exact = re.compile(rb"shop:product:[^:]+")
+    batch: list[bytes] = []
+    removed = 0
+    for key in r.scan_iter(match="shop:product:*", count=1000):
+        if exact.fullmatch(key):
+            batch.append(key)
+            if len(batch) >= 1000:
+                removed += r.unlink(*batch)
+                batch = []
+    if batch:
+        removed += r.unlink(*batch)
+    return removed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys", type=int, default=1_000_000)
+    parser.add_argument("--others", type=int, default=1_000_000)
+    args = parser.parse_args()
+    if shutil.which("redis-cli") is None:
+        print("redis-cli is needed to load keys fast (apt-get install redis-tools)")
+        return 2
+    WORK.mkdir(parents=True, exist_ok=True)
+    policy = WORK / "cachectl.yaml"
+    policy.write_text(POLICY)
+    target = resp_file(WORK / "target.resp", [b"shop:product:%d" % i for i in range(args.keys)])
+    half = args.others // 2
+    others = resp_file(WORK / "others.resp",
+                       [b"shop:product:reviews:%d" % i for i in range(half)]
+                       + [b"shop:cart:%d" % i for i in range(args.others - half)])
+    server = RedisServer(WORK / "redis").start()
+    try:
+        r = server.client()
+        t0 = time.perf_counter()
+        pipe_load(server.port, others)
+        print(f"loaded {args.others:,} other keys in {time.perf_counter() - t0:.1f} s")
+        results: dict[str, tuple[float, dict[str, float]]] = {}
+        for name in ("cachectl", "hand-written", "cachectl#2", "hand-written#2"):
+            r.delete("shop:cachectl:audit")
+            pipe_load(server.port, target)
+            assert r.dbsize() == args.keys + args.others, r.dbsize()
+            if name.startswith("cachectl"):
+                secs, pings, res = with_pings(server.port, lambda: cachectl_flush(server.port, policy))
+                removed = int(res["removed"])  # type: ignore[index]
+                inner = float(res["seconds"])  # type: ignore[index]
+                note = f" (flush itself {inner:.2f} s; the rest is start-up, policy, count)"
+            else:
+                secs, pings, res = with_pings(server.port, lambda: hand_loop(server.port))
+                removed, note = int(res), ""  # type: ignore[call-overload]
+            left = r.dbsize() - (1 if r.exists("shop:cachectl:audit") else 0)
+            ok = removed == args.keys and left == args.others
+            results[name] = (secs, pings)
+            print(f"{name:15s} {secs:6.2f} s  {removed / secs:10,.0f} keys/s  "
+                  f"PING p50 {pings['p50_ms']:.2f} ms  p99 {pings['p99_ms']:.2f} ms  "
+                  f"max {pings['max_ms']:.2f} ms  ({pings['n']:,} pings){note}"
+                  f"{'' if ok else f'  WRONG KEYS: removed {removed}, left {left}'}")
+        best_c = min(results["cachectl"][0], results["cachectl#2"][0])
+        best_h = min(results["hand-written"][0], results["hand-written#2"][0])
+        p99 = max(results["cachectl"][1]["p99_ms"], results["cachectl#2"][1]["p99_ms"])
+        print(f"\nbest of two: cachectl {best_c:.2f} s, hand-written {best_h:.2f} s, "
+              f"ratio cachectl/hand = {best_c / best_h:.2f} "
+              f"(target <= 1.00: {'met' if best_c <= best_h else 'missed'})")
+        print(f"PING p99 during cachectl flush (worst run): {p99:.2f} ms "
+              f"(target < 5 ms: {'met' if p99 < 5 else 'missed'})")
+        print(f"machine: {os.cpu_count()} cores, load average "
+              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
