@@ -1,0 +1,253 @@
+"""Benchmark `cachectl warm` against `redis-cli --pipe` and a plain redis-py pipeline loop.
+
+    .venv/bin/python benchmarks/warm.py                 # 1,000,000 product rows
+    .venv/bin/python benchmarks/warm.py --rows 200000   # quicker
+
+Each contender writes the same keys (``bench:product:{id}``) with the same values (the
+row as compact JSON) and ``PX`` TTLs, each on a fresh throwaway redis-server (never
+6379). ``redis-cli --pipe`` is fed the commands pre-encoded (its input is built before
+the clock starts); cachectl and the redis-py loop read the JSONL themselves. Wall time
+of each whole process; peak RSS from the process's own rusage. Then CSV and SQLite
+sources through cachectl. Working files live in benchmarks/.work/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+WORK = REPO / "benchmarks" / ".work"
+PY = sys.executable
+CACHECTL = [PY, "-m", "cachectl.cli"] if not (REPO / ".venv/bin/cachectl").exists() else [
+    str(REPO / ".venv/bin/cachectl")]
+sys.path.insert(0, str(REPO / "examples" / "seeds"))
+sys.path.insert(0, str(REPO))
+
+TTL_MS = 3_600_000
+JITTER = 0.10
+
+POLICY = """\
+version: 1
+redis: {{key_prefix: bench}}
+defaults: {{ttl: 1h, jitter: 10%}}
+namespaces:
+  product:
+    key: "product:{{id}}"
+    warm: {{source: {{type: jsonl, path: {jsonl}}}}}
+  price:
+    key: "price:{{sku}}"
+    warm: {{source: {{type: csv, path: {csv}, columns: {{amount_cents: int}}}}}}
+  product_db:
+    key: "productdb:{{id}}"
+    warm: {{source: {{type: sql, url: "sqlite:///{sqlite}", query: "SELECT * FROM products"}}}}
+"""
+
+
+def free_port() -> int:
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port != 6379:
+            return port
+
+
+@contextmanager
+def fresh_server() -> Iterator[int]:
+    """A throwaway redis-server on a free port, stopped and deleted afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix="warm-bench-", dir=WORK))
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as c:
+                    c.sendall(b"PING\r\n")
+                    if c.recv(7).startswith(b"+PONG"):
+                        break
+            except OSError:
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def dbsize(port: int) -> int:
+    out = subprocess.run(["redis-cli", "-p", str(port), "DBSIZE"], capture_output=True, text=True,
+                         check=True)
+    return int(out.stdout.strip())
+
+
+def run_measured(cmd: list[str], stdin_path: Path | None = None,
+                 env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Run ``cmd``; (wall seconds, peak RSS MiB, stdout)."""
+    stdin = stdin_path.open("rb") if stdin_path else subprocess.DEVNULL
+    out = tempfile.TemporaryFile()
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdin=stdin, stdout=out, stderr=subprocess.PIPE,
+                            env={**os.environ, **(env or {})})
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if stdin_path:
+        stdin.close()  # type: ignore[union-attr]
+    out.seek(0)
+    text = out.read().decode()
+    if proc.returncode not in (0,):
+        raise SystemExit(f"{cmd[:3]} exited {proc.returncode}: {err[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024, text
+
+
+def prepare(rows: int) -> dict[str, Path]:
+    """The JSONL (and CSV, SQLite) inputs, generated once per row count."""
+    from generate import product_rows
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    paths = {"jsonl": WORK / f"products-{rows}.jsonl", "csv": WORK / f"prices-{rows}.csv",
+             "sqlite": WORK / f"products-{rows}.db", "resp": WORK / f"products-{rows}.resp"}
+    if not all(p.exists() for p in paths.values()):
+        print(f"generating {rows:,} product rows in {WORK} …", file=sys.stderr)
+        rng = random.Random(7)
+        db_tmp = paths["sqlite"].with_suffix(".tmp")
+        db_tmp.unlink(missing_ok=True)
+        db = sqlite3.connect(db_tmp)
+        db.execute("CREATE TABLE products (id INTEGER PRIMARY KEY, sku TEXT, name TEXT, brand TEXT,"
+                   " category TEXT, description TEXT, rating REAL, price_cents INTEGER)")
+        with paths["jsonl"].open("w") as jf, paths["csv"].open("w", newline="") as cf, \
+                paths["resp"].open("wb") as rf:
+            writer = csv.writer(cf, lineterminator="\n")
+            writer.writerow(["sku", "amount_cents", "currency"])
+            batch = []
+            for row in product_rows(rows):
+                line = json.dumps(row, separators=(",", ":"), ensure_ascii=False)
+                jf.write(line + "\n")
+                writer.writerow([row["sku"], row["price_cents"], "EUR"])
+                key = f"bench:product:{row['id']}".encode()
+                value = line.encode()
+                ttl = b"%d" % round(TTL_MS * (1 + rng.uniform(-JITTER, JITTER)))
+                rf.write(b"*5\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$2\r\nPX\r\n$%d\r\n%b\r\n"
+                         % (len(key), key, len(value), value, len(ttl), ttl))
+                batch.append((row["id"], row["sku"], row["name"], row["brand"], row["category"],
+                              row["description"], row["rating"], row["price_cents"]))
+                if len(batch) >= 10_000:
+                    db.executemany("INSERT INTO products VALUES (?,?,?,?,?,?,?,?)", batch)
+                    batch = []
+            db.executemany("INSERT INTO products VALUES (?,?,?,?,?,?,?,?)", batch)
+        db.commit()
+        db.close()
+        db_tmp.rename(paths["sqlite"])
+    return paths
+
+
+REDIS_PY_LOOP = """
+import json, random, sys, redis
+r = redis.Redis(port=int(sys.argv[1]))
+rng = random.Random(7)
+pipe = r.pipeline(transaction=False)
+n = 0
+with open(sys.argv[2], "rb") as fh:
+    for line in fh:
+        row = json.loads(line)
+        value = json.dumps(row, separators=(",", ":"), ensure_ascii=False)
+        pipe.set(f"bench:product:{row['id']}", value,
+                 px=round(3600000 * (1 + rng.uniform(-0.1, 0.1))))
+        n += 1
+        if n % 1000 == 0:
+            pipe.execute()
+pipe.execute()
+"""
+
+
+def cachectl_warm(port: int, policy: Path, namespace: str) -> tuple[float, float, float]:
+    """(wall s, peak RSS MiB, the command's own seconds) for one namespace."""
+    seconds, rss, out = run_measured(
+        [*CACHECTL, "warm", "-p", str(policy), "-n", namespace, "--json",
+         "--url", f"redis://127.0.0.1:{port}/0"])
+    report = json.loads(out)
+    assert report["rejected"] == 0 and report["failed"] == 0, report
+    return seconds, rss, float(report["seconds"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--skip-sources", action="store_true", help="JSONL only")
+    args = parser.parse_args()
+    rows = args.rows
+    paths = prepare(rows)
+    policy = WORK / f"bench-{rows}.yaml"
+    policy.write_text(POLICY.format(jsonl=paths["jsonl"], csv=paths["csv"],
+                                    sqlite=paths["sqlite"]))
+    size_mb = paths["jsonl"].stat().st_size / 1e6
+    print(f"{rows:,} product rows, {size_mb:,.0f} MB of JSONL; "
+          f"{os.cpu_count()} CPUs; each contender on a fresh redis-server\n")
+
+    results: dict[str, tuple[float, float]] = {}
+
+    def record(name: str, measure: Callable[[int], tuple[float, float]]) -> None:
+        with fresh_server() as port:
+            seconds, rss = measure(port)
+            keys = dbsize(port)
+        assert keys == rows, f"{name}: {keys} keys, expected {rows}"
+        results[name] = (seconds, rss)
+        print(f"  {name:<34} {seconds:7.2f} s  {rows / seconds:>10,.0f} keys/s  "
+              f"peak RSS {rss:6.0f} MiB", flush=True)
+
+    record("redis-cli --pipe (pre-encoded)",
+           lambda port: run_measured(["redis-cli", "-p", str(port), "--pipe"],
+                                     stdin_path=paths["resp"])[:2])
+    own: dict[str, float] = {}
+
+    def warm(namespace: str) -> Callable[[int], tuple[float, float]]:
+        def measure(port: int) -> tuple[float, float]:
+            wall, rss, inner = cachectl_warm(port, policy, namespace)
+            own[namespace] = inner
+            return wall, rss
+        return measure
+
+    record("cachectl warm (jsonl)", warm("product"))
+    record("redis-py pipeline loop",
+           lambda port: run_measured([PY, "-c", REDIS_PY_LOOP, str(port),
+                                      str(paths["jsonl"])])[:2])
+    if not args.skip_sources:
+        record("cachectl warm (csv)", warm("price"))
+        record("cachectl warm (sqlite)", warm("product_db"))
+
+    pipe_s = results["redis-cli --pipe (pre-encoded)"][0]
+    warm_s, warm_rss = results["cachectl warm (jsonl)"]
+    loop_s = results["redis-py pipeline loop"][0]
+    print()
+    print(f"cachectl warm / redis-cli --pipe : {pipe_s / warm_s:.2f}x throughput (target >= 0.40x)")
+    print(f"cachectl warm / redis-py loop    : {loop_s / warm_s:.2f}x throughput (target >= 4x)")
+    print(f"cachectl warm peak RSS           : {warm_rss:.0f} MiB (target < 200 MiB)")
+    print(f"cachectl's own timing (no start-up): " + ", ".join(
+        f"{ns} {rows / s:,.0f} keys/s" for ns, s in own.items()))
+    for name in ("cachectl warm (csv)", "cachectl warm (sqlite)"):
+        if name in results:
+            s, rss = results[name]
+            print(f"{name:<33}: {pipe_s / s:.2f}x redis-cli --pipe, {loop_s / s:.2f}x redis-py "
+                  f"loop, peak RSS {rss:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

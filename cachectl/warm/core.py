@@ -1,0 +1,595 @@
+"""Warm namespaces from their seed sources: validate each row, then SET it with the policy's TTL.
+
+Redis side effects: ``SET key value PX ttl`` (``NX`` with only_missing) for every valid row;
+never a key without a TTL. The TTL is ``freshness.write_ttl_ms``, so a warmed key is
+indistinguishable from one the library loaded. Rerunning a warm (after a crash, SIGKILL,
+Ctrl-C or a Redis restart) ends with the same keyspace a clean run gives: a row always
+renders the same key and value, duplicates keep the first row, and SET replaces.
+
+Raises SourceError (a source that cannot be opened or read), UsageError (a namespace
+without a source), InterruptedWork (``should_stop`` became true: the batch in flight is
+finished first; ``partial`` holds the report) and redis-py errors when Redis fails
+(the CLI turns those into RedisUnavailableError).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import redis.exceptions as rex
+
+from cachectl.errors import InterruptedWork, UsageError
+from cachectl.freshness import ttl_bounds_ms, write_ttl_ms
+from cachectl.pacing import RateLimiter
+from cachectl.policy.model import Namespace, Policy
+from cachectl.policy.template import KeyParamError, KeyTemplate
+from cachectl.policy.units import format_size_bytes
+from cachectl.warm.model import FIRST_PROBLEMS, SAMPLE_KEYS, NamespaceWarm, RowProblem, WarmReport
+from cachectl.warm.pipe import SET_NX, SET_PX, Batch, Pipe
+from cachectl.warm.sources import FILE_TYPES, BadRow, Source, SourceContext, open_source
+
+BATCH_SIZE = 1000  # commands per write
+BATCH_BYTES = 1 << 19  # …or this many bytes, whichever comes first
+WINDOW = 8  # batches sent and not yet answered, per connection
+PROGRESS_EVERY_S = 0.1
+
+
+class WarmProgress(Protocol):
+    def __call__(self, task: str, done: int, total: int | None = None, *,
+                 payload_bytes: int = 0) -> None:
+        """``done`` rows of namespace ``task`` read (of ``total`` if known), bytes written."""
+
+
+def _no_progress(task: str, done: int, total: int | None = None, *, payload_bytes: int = 0) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class WarmTarget:
+    """A namespace and its opened source."""
+
+    namespace: Namespace
+    source: Source
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8")
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"a {type(value).__name__} cannot be stored as JSON")
+
+
+# ensure_ascii off: the stored payload is the row as plain UTF-8 JSON, as the library stores it
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
+_c_encoder = getattr(json.encoder, "c_make_encoder", None)
+if _c_encoder is not None:
+    # JSONEncoder.encode builds this C encoder again on every call; build it once
+    # no circular-reference markers (rows from a source are trees; RecursionError is caught)
+    _iterencode = _c_encoder(None, _json_default, json.encoder.encode_basestring, None, ":", ",",
+                             False, False, True)
+
+    def _dumps(value: Any) -> str:
+        if value.__class__ is str:
+            return _ENCODER.encode(value)
+        return "".join(_iterencode(value, 0))
+else:  # pragma: no cover - CPython always has the C encoder
+    def _dumps(value: Any) -> str:
+        return _ENCODER.encode(value)
+
+
+def encode_value(value: Any) -> bytes:
+    """The compact JSON a warm stores for a row (or a field of it)."""
+    return _dumps(value).encode("utf-8")
+
+
+def open_targets(policy: Policy, namespaces: Iterable[str] = (), *,
+                 source_overrides: Mapping[str, str] | None = None,
+                 env: Mapping[str, str] | None = None) -> list[WarmTarget]:
+    """Open the source of every namespace to warm (all of them before anything is written).
+
+    ``namespaces`` empty: every namespace with a ``warm:`` source. ``source_overrides`` maps
+    a namespace to a file that replaces its source's path (relative to the current folder;
+    a .jsonl/.json/.csv name also switches the type).
+    """
+    overrides = dict(source_overrides or {})
+    names = list(dict.fromkeys(namespaces))
+    if names:
+        chosen = [policy.namespace(n) for n in names]
+        for ns in chosen:
+            if ns.warm is None and ns.name not in overrides:
+                with_source = [n.name for n in policy if n.warm is not None]
+                raise UsageError(f"namespace {ns.name} has no warm source",
+                                 hint=f"add warm: {{source: …}} to it in the policy; namespaces "
+                                 f"with one: {', '.join(with_source) or '(none)'}")
+    else:
+        chosen = [ns for ns in policy if ns.warm is not None]
+        if not chosen:
+            raise UsageError("no namespace in the policy has a warm source",
+                             hint="add warm: {source: {type: jsonl, path: seeds/x.jsonl}} "
+                             "to a namespace")
+    for name in overrides:
+        policy.namespace(name)  # UsageError with did-you-mean for a typo
+        if name not in {ns.name for ns in chosen}:
+            raise UsageError(f"--source-override names namespace {name}, which is not warmed "
+                             "in this run", hint=f"add --namespace {name}")
+    context_env = dict(env or {})
+    targets = []
+    for ns in chosen:
+        if ns.warm is not None and ns.warm.encoding == "raw" and ns.warm.value is None:
+            raise UsageError(f"namespace {ns.name}: warm encoding: raw needs value: FIELD",
+                             hint="raw stores one field's text as is; name the field with value:")
+        kind, options = _source_spec(ns, overrides.get(ns.name))
+        context = SourceContext(ns.name, policy.base_dir, context_env)
+        targets.append(WarmTarget(ns, open_source(kind, options, context)))
+    return targets
+
+
+def _source_spec(ns: Namespace, override: str | None) -> tuple[str, dict[str, Any]]:
+    if ns.warm is None:
+        kind, options = "", {}
+    else:
+        kind, options = ns.warm.source.type, ns.warm.source.options
+    if override is None:
+        return kind, options
+    suffix = override.removesuffix(".gz").rsplit(".", 1)[-1].lower()
+    if suffix in FILE_TYPES and suffix != kind:
+        kept = {"json": ("items",), "csv": ("columns", "delimiter"), "jsonl": ()}[suffix]
+        options = {k: v for k, v in options.items() if k in kept}
+        kind = suffix
+    elif kind not in FILE_TYPES:
+        raise UsageError(f"--source-override {ns.name}={override}: cannot tell the file type",
+                         hint="name a .jsonl, .json or .csv file (optionally .gz)")
+    return kind, {**options, "path": str(Path(override).resolve())}
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class _Lane:
+    """Commands bound for one connection (one node), batched."""
+
+    __slots__ = ("keys", "parts", "pipe", "size", "tags", "values")
+
+    def __init__(self, pipe: Pipe | None, keep_values: bool) -> None:
+        self.pipe = pipe
+        self.parts: list[bytes] = []
+        self.tags: list[int] = []
+        self.keys: list[bytes] = []
+        self.values: list[bytes] | None = [] if keep_values else None
+        self.size = 0
+
+    def take(self) -> tuple[bytes, Batch]:
+        batch = Batch(self.tags, self.keys, self.values or [], [])
+        payload = b"".join(self.parts)
+        self.parts, self.tags, self.keys = [], [], []
+        self.values = [] if self.values is not None else None
+        self.size = 0
+        return payload, batch
+
+
+@dataclass
+class _Tally:
+    """Mutable counters for one namespace while it is warmed."""
+
+    target: WarmTarget
+    rows: int = 0
+    written: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    failed: int = 0
+    payload_bytes: int = 0
+    problems: list[RowProblem] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+    samples: list[str] = field(default_factory=list)
+    ttls: dict[bytes, int] = field(default_factory=dict)  # batch-local, for redirected retries
+
+    def problem(self, position: int, reason: str, category: str, key: str | None = None,
+                kind: str = "rejected") -> None:
+        if kind == "failed":
+            self.failed += 1
+        else:
+            self.rejected += 1
+        self.reasons[category] = self.reasons.get(category, 0) + 1
+        if len(self.problems) < FIRST_PROBLEMS:
+            self.problems.append(RowProblem(self.target.source.locate(position), reason, key, kind))
+
+    def result(self, seconds: float, complete: bool) -> NamespaceWarm:
+        ns = self.target.namespace
+        return NamespaceWarm(
+            namespace=ns.name, source=self.target.source.description, rows=self.rows,
+            written=self.written, skipped=self.skipped, rejected=self.rejected,
+            failed=self.failed, payload_bytes=self.payload_bytes, seconds=seconds,
+            ttl_bounds_ms=ttl_bounds_ms(ns), problems=tuple(self.problems),
+            sample_keys=tuple(self.samples), complete=complete,
+            errors_by_reason=dict(sorted(self.reasons.items(), key=lambda kv: -kv[1])))
+
+
+class _Stop(Exception):
+    """Stop reading rows: interrupted, too many errors, or Redis out of memory."""
+
+    def __init__(self, reason: str | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def warm_namespaces(
+    client: Any,
+    policy: Policy,
+    namespaces: Iterable[str] = (),
+    *,
+    dry_run: bool = False,
+    only_missing: bool = False,
+    rate: float | None = None,
+    max_errors: int | None = None,
+    source_overrides: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+    on_progress: WarmProgress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    rng: random.Random | None = None,
+    batch_size: int = BATCH_SIZE,
+    window: int = WINDOW,
+) -> WarmReport:
+    """Warm ``namespaces`` (all with a source when empty) into ``client``; see the module doc.
+
+    ``client`` may be None for a dry run (rows are read and validated; nothing is written).
+    ``max_errors``: stop once more rows than this were rejected or refused. ``rate``: at most
+    this many keys per second.
+    """
+    if rate is not None and rate <= 0:
+        raise UsageError(f"rate {rate:g} must be positive")
+    if max_errors is not None and max_errors < 0:
+        raise UsageError(f"max_errors {max_errors} must be 0 or more")
+    targets = open_targets(policy, namespaces, source_overrides=source_overrides, env=env)
+    if client is None and not dry_run:
+        raise UsageError("a warm that writes needs a Redis client")
+    progress = on_progress or _no_progress
+    stop_check = should_stop or (lambda: False)
+    limiter = RateLimiter(rate)
+    if rate:
+        batch_size = max(1, min(batch_size, int(rate / 20) or 1))
+    results: list[NamespaceWarm] = []
+    errors_so_far = 0
+    for target in targets:
+        writer = None if dry_run else _Writer(client, window=window, nx=only_missing)
+        tally = _Tally(target)
+        started = time.monotonic()
+        stopped: str | None = None
+        interrupted = False
+        try:
+            try:
+                _warm_one(tally, writer, only_missing=only_missing, batch_size=batch_size,
+                          limiter=limiter, progress=progress, should_stop=stop_check,
+                          error_budget=None if max_errors is None else max_errors - errors_so_far,
+                          rng=rng)
+            except _Stop as stop:
+                interrupted = stop.reason is None
+                stopped = (f"more than {max_errors} rows rejected or refused (--max-errors)"
+                           if stop.reason == "max-errors" else stop.reason)
+            if writer is not None:
+                writer.finish(tally)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        seconds = time.monotonic() - started
+        results.append(tally.result(seconds, complete=not (stopped or interrupted)))
+        errors_so_far += tally.rejected + tally.failed
+        if stopped is None and not interrupted and max_errors is not None \
+                and errors_so_far > max_errors:
+            stopped = f"more than {max_errors} rows rejected or refused (--max-errors)"
+        if interrupted:
+            report = WarmReport(tuple(results), dry_run, only_missing, interrupted=True)
+            raise InterruptedWork(
+                f"warm interrupted in namespace {target.namespace.name}", partial=report,
+                hint="every key written is complete (with its TTL); rerun the same command "
+                "to finish")
+        if stopped:
+            return WarmReport(tuple(results), dry_run, only_missing, stopped=stopped)
+    return WarmReport(tuple(results), dry_run, only_missing)
+
+
+def _key_renderer(template: KeyTemplate) -> Callable[[dict[str, Any]], str]:
+    """``template.render``, with a fast path for the common case that gives the same key.
+
+    Rows whose placeholder values are all non-empty str without ':' or plain ints are
+    rendered here; every other row goes through ``template.render`` (and its errors).
+    """
+    render = template.render
+    if any(seg.modifier is not None for seg in template.segments):
+        return lambda row: render(row)
+    pieces = [(seg.prefix, seg.placeholder, seg.suffix) for seg in template.segments]
+    names = template.placeholders
+    if len(names) == 1:
+        index = next(i for i, (_, ph, _) in enumerate(pieces) if ph is not None)
+        head = ":".join(p[0] if p[1] is None else "" for p in pieces[:index])
+        head = (head + ":" if index else "") + pieces[index][0]
+        tail = pieces[index][2] + "".join(":" + p[0] for p in pieces[index + 1:])
+        name = names[0]
+
+        def one(row: dict[str, Any]) -> str:
+            value = row.get(name)
+            cls = value.__class__
+            if cls is str:
+                if value and ":" not in value:
+                    return head + value + tail  # type: ignore[no-any-return]
+            elif cls is int:
+                return head + str(value) + tail
+            return render(row)
+
+        return one
+    return lambda row: render(row)
+
+
+def _warm_one(tally: _Tally, writer: _Writer | None, *, only_missing: bool, batch_size: int,
+              limiter: RateLimiter, progress: WarmProgress, should_stop: Callable[[], bool],
+              error_budget: int | None, rng: random.Random | None) -> None:
+    """Read every row of one source and send it (the hot loop: keep it lean)."""
+    target = tally.target
+    ns = target.namespace
+    source = target.source
+    template = ns.template
+    render_key = _key_renderer(template)
+    placeholders = template.placeholders
+    warm = ns.warm
+    value_field = warm.value if warm is not None else None
+    raw = warm is not None and warm.encoding == "raw"
+    limit = ns.max_value_bytes
+    fmt = SET_NX if only_missing else SET_PX
+    seen: set[int] = set()
+    seen_add = seen.add
+    total = source.estimated_rows()
+    dumps = _dumps
+    rand = rng or random.Random()
+    name = ns.name
+    samples = tally.samples
+    lane: _Lane | None = None
+    route = writer.route if writer is not None else None
+    if writer is None:
+        lane = _Lane(None, keep_values=False)
+    elif not writer.cluster:
+        lane = writer.lane_for(b"")
+    last_progress = time.monotonic()
+    budget = error_budget
+    rows = 0
+    payload = 0
+    cluster_ttls = tally.ttls if writer is not None and writer.cluster else None
+
+    def reject(position: int, reason: str, category: str, key: str | None = None) -> None:
+        tally.problem(position, reason, category, key)
+        if budget is not None and tally.rejected + tally.failed > budget:
+            tally.rows, tally.payload_bytes = rows, payload
+            raise _Stop("max-errors")
+
+    for position, row in source.rows():
+        rows += 1
+        if row.__class__ is not dict:
+            reject(position, row.reason if isinstance(row, BadRow) else "not a row",
+                   "unreadable row")
+            continue
+        try:
+            key_text = render_key(row)
+        except KeyParamError as exc:
+            missing = [p for p in placeholders if p not in row]
+            if missing:
+                reject(position, f"no field {missing[0]!r} for key {template.source!r}",
+                       "missing field")
+            else:
+                reject(position, str(exc), "bad key value")
+            continue
+        try:
+            key = key_text.encode("utf-8")
+            if value_field is None:
+                value = dumps(row).encode("utf-8")
+            elif value_field not in row:
+                reject(position, f"no field {value_field!r} (warm.value)", "missing field",
+                       key_text)
+                continue
+            elif raw:
+                value = _raw_value(row[value_field])
+            else:
+                value = dumps(row[value_field]).encode("utf-8")
+        except (TypeError, ValueError, RecursionError) as exc:
+            # UnicodeEncodeError (an unpaired surrogate) is a ValueError
+            reject(position, f"value cannot be encoded: {exc}", "bad value", key_text)
+            continue
+        size = len(value)
+        if limit is not None and size > limit:
+            reject(position, f"value is {size:,} bytes, over max_value_bytes "
+                   f"{format_size_bytes(limit)}", "too large", key_text)
+            continue
+        fingerprint = hash(key)
+        if fingerprint in seen:
+            reject(position, f"duplicate key {key_text} (an earlier row has it; the first is "
+                   "kept)", "duplicate key", key_text)
+            continue
+        seen_add(fingerprint)
+        if len(samples) < SAMPLE_KEYS:
+            samples.append(key_text)
+        ttl_b = b"%d" % write_ttl_ms(ns, rand)
+        payload += len(key) + size
+        use = lane if lane is not None else route(key)  # type: ignore[misc]
+        use.parts.append(fmt % (len(key), key, size, value, len(ttl_b), ttl_b))
+        use.tags.append(position)
+        use.keys.append(key)
+        if cluster_ttls is not None:
+            use.values.append(value)  # type: ignore[union-attr]
+            cluster_ttls[key] = int(ttl_b)
+        use.size += size
+        if len(use.tags) >= batch_size or use.size >= BATCH_BYTES:
+            tally.rows, tally.payload_bytes = rows, payload
+            limiter.wait(len(use.tags))
+            if writer is None:
+                tally.written += len(use.tags)
+                use.take()
+            else:
+                writer.send(use, tally)
+            now = time.monotonic()
+            if now - last_progress >= PROGRESS_EVERY_S:
+                last_progress = now
+                progress(name, rows, total, payload_bytes=payload)
+            if should_stop():
+                raise _Stop(None)
+            if writer is not None and writer.out_of_memory:
+                raise _Stop(writer.out_of_memory)
+            if budget is not None and tally.rejected + tally.failed > budget:
+                raise _Stop("max-errors")
+    tally.rows, tally.payload_bytes = rows, payload
+    if writer is None:
+        if lane is not None:
+            tally.written += len(lane.tags)
+            lane.take()
+    else:
+        for pending in writer.lanes():
+            if pending.tags:
+                limiter.wait(len(pending.tags))
+                writer.send(pending, tally)
+    progress(name, rows, total if total is None else max(total, rows), payload_bytes=payload)
+
+
+def _raw_value(value: Any) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value).encode()
+    raise TypeError(f"encoding raw needs a string or a number, got {type(value).__name__}")
+
+
+class _Writer:
+    """Pipes to the primaries (one for a standalone server), and the retries of redirected rows."""
+
+    def __init__(self, client: Any, *, window: int, nx: bool) -> None:
+        self.client = client
+        self.window = window
+        self.nx = nx
+        self.cluster = hasattr(client, "nodes_manager")
+        self._lanes: dict[str, _Lane] = {}
+        self._conns: list[tuple[Any, Any]] = []  # (pool, connection)
+        self._slot_lane: list[_Lane | None] = [None] * 16384
+        self._tally: _Tally | None = None
+        self.redirected: list[tuple[int, bytes, bytes, int]] = []
+        self.out_of_memory: str | None = None
+
+    def lanes(self) -> list[_Lane]:
+        return list(self._lanes.values())
+
+    def _open(self, name: str, redis_client: Any) -> _Lane:
+        pool = redis_client.connection_pool
+        conn = pool.get_connection()
+        self._conns.append((pool, conn))
+        lane = _Lane(Pipe(conn, self._done, self.window), keep_values=self.cluster)
+        self._lanes[name] = lane
+        return lane
+
+    def lane_for(self, key: bytes) -> _Lane:
+        """The lane of a standalone server (the only one)."""
+        lane = self._lanes.get("")
+        return lane if lane is not None else self._open("", self.client)
+
+    def route(self, key: bytes) -> _Lane:
+        """The lane of the primary that owns ``key``'s slot (cluster)."""
+        slot = self.client.keyslot(key)
+        lane: _Lane | None = self._slot_lane[slot]
+        if lane is not None:
+            return lane
+        node = self.client.nodes_manager.get_node_from_slot(slot)
+        lane = self._lanes.get(node.name)
+        if lane is None:
+            if node.redis_connection is None:
+                self.client.nodes_manager.create_redis_connections([node])
+            lane = self._open(node.name, node.redis_connection)
+        self._slot_lane[slot] = lane
+        return lane
+
+    def send(self, lane: _Lane, tally: _Tally) -> None:
+        self._tally = tally
+        payload, batch = lane.take()
+        assert lane.pipe is not None
+        try:
+            lane.pipe.send(payload, batch)
+        except OSError as exc:
+            raise _connection_error(exc) from None
+
+    def _done(self, batch: Batch) -> None:
+        tally = self._tally
+        assert tally is not None
+        tally.written += batch.ok
+        tally.skipped += batch.skipped
+        oom = 0
+        for index, error in batch.errors:
+            key = batch.keys[index]
+            if error.startswith(("MOVED ", "ASK ")):
+                if not self.cluster:
+                    raise rex.MovedError(error) if error.startswith("MOVED") else \
+                        rex.AskError(error)
+                value = batch.values[index]
+                self.redirected.append((batch.tags[index], key, value, tally.ttls.get(key, 0)))
+                continue
+            category = error.split(" ", 1)[0] if error[:1].isupper() else "error"
+            oom += category == "OOM"
+            tally.problem(batch.tags[index], f"Redis refused the write: {error}", category,
+                          key.decode("utf-8", "backslashreplace"), kind="failed")
+        if batch.values:
+            for key in batch.keys:
+                tally.ttls.pop(key, None)
+        if oom and oom == len(batch.tags):
+            self.out_of_memory = ("Redis is out of memory (OOM: used memory > maxmemory with a "
+                                  "noeviction policy); stopped after a batch was refused whole")
+
+    def finish(self, tally: _Tally) -> None:
+        """Wait for every reply, retry redirected rows through the cluster client, release."""
+        self._tally = tally
+        try:
+            for lane in self._lanes.values():
+                assert lane.pipe is not None
+                lane.pipe.drain()
+        except OSError as exc:
+            self.abort()
+            raise _connection_error(exc) from None
+        for pool, conn in self._conns:
+            pool.release(conn)
+        self._conns = []
+        redirected, self.redirected = self.redirected, []
+        for position, key, value, ttl in redirected:
+            try:
+                done = self.client.set(key, value, px=ttl, nx=self.nx)
+            except rex.ResponseError as exc:
+                category = str(exc).split(" ", 1)[0] or "error"
+                tally.problem(position, f"Redis refused the write: {exc}", category,
+                              key.decode("utf-8", "backslashreplace"), kind="failed")
+                continue
+            if done:
+                tally.written += 1
+            else:
+                tally.skipped += 1
+
+    def abort(self) -> None:
+        """Drop the connections (their replies are unread) without returning them dirty."""
+        for pool, conn in self._conns:
+            conn.disconnect()
+            pool.release(conn)
+        self._conns = []
+
+
+def _connection_error(exc: OSError) -> rex.RedisError:
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return rex.TimeoutError("timed out waiting for Redis to answer the warm's writes")
+    return rex.ConnectionError(f"the connection broke while warming: {exc}")

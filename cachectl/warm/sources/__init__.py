@@ -1,0 +1,204 @@
+"""Warm sources: readers that turn a namespace's ``warm.source`` into rows.
+
+A source yields ``(position, row)`` pairs: ``row`` is a dict of fields, or a
+``BadRow`` (a line that is not JSON, a cell of the wrong type…) that the writer
+rejects without stopping. ``locate(position)`` names the row for error reports
+(``products.jsonl:12``, ``row 7``). A source that cannot be opened or read at all
+raises ``SourceError`` (exit 2).
+
+Built-in types: jsonl, json, csv, sql, http. Further types come from the
+``cachectl.sources`` entry-point group: the entry point names the type and loads a
+factory ``(options, context) -> Source`` (see docs/warm.md for a worked example).
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from cachectl.errors import SourceError
+from cachectl.policy.model import did_you_mean
+
+ENTRY_POINT_GROUP = "cachectl.sources"
+BUILTIN_SOURCES: dict[str, str] = {
+    "jsonl": "cachectl.warm.sources.jsonl",
+    "json": "cachectl.warm.sources.json",
+    "csv": "cachectl.warm.sources.csv",
+    "sql": "cachectl.warm.sources.sql",
+    "http": "cachectl.warm.sources.http",
+}
+FILE_TYPES = ("jsonl", "json", "csv")
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    """A row the source could read but not turn into fields; ``reason`` says why."""
+
+    reason: str
+
+
+Row = dict[str, Any]
+Position = int
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What a source may use besides its options: where relative paths start, and env."""
+
+    namespace: str
+    base_dir: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+class Source(Protocol):
+    """An open warm source."""
+
+    @property
+    def description(self) -> str:
+        """What the source reads, for reports (``jsonl seeds/products.jsonl``); no secrets."""
+
+    def rows(self) -> Iterator[tuple[Position, Row | BadRow]]:
+        """Every row in order, each with its position (line number, row number…)."""
+
+    def locate(self, position: Position) -> str:
+        """The row at ``position`` as an operator finds it: ``products.jsonl:12``, ``row 7``."""
+
+    def estimated_rows(self) -> int | None:
+        """How many rows there are, if cheaply known (for progress ETA); None otherwise."""
+
+
+SourceFactory = Callable[[Mapping[str, Any], SourceContext], Source]
+
+
+def _builtin_factory(kind: str) -> SourceFactory:
+    module = importlib.import_module(BUILTIN_SOURCES[kind])
+    factory: SourceFactory = module.open_source
+    return factory
+
+
+def plugin_factories() -> dict[str, Any]:
+    """Entry points of the ``cachectl.sources`` group, by type name (not yet loaded)."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def known_types() -> tuple[str, ...]:
+    return tuple(BUILTIN_SOURCES) + tuple(t for t in sorted(plugin_factories())
+                                          if t not in BUILTIN_SOURCES)
+
+
+def source_factory(kind: str) -> SourceFactory:
+    """The factory for source type ``kind``: built in, else from an installed plugin."""
+    if kind in BUILTIN_SOURCES:
+        return _builtin_factory(kind)
+    plugins = plugin_factories()
+    entry = plugins.get(kind)
+    if entry is None:
+        raise SourceError(
+            f"unknown warm source type {kind!r}",
+            hint=did_you_mean(kind, known_types()) or f"known types: {', '.join(known_types())}; "
+            f"plugins register more through the {ENTRY_POINT_GROUP!r} entry-point group")
+    try:
+        loaded = entry.load()
+    except Exception as exc:  # noqa: BLE001 - a broken plugin must not crash cachectl
+        raise SourceError(f"the {kind!r} source plugin ({entry.value}) failed to load: "
+                          f"{type(exc).__name__}: {exc}") from None
+    if not callable(loaded):
+        raise SourceError(f"the {kind!r} source plugin ({entry.value}) is not callable",
+                          hint="the entry point must name a factory (options, context) -> Source")
+    factory: SourceFactory = loaded
+    return factory
+
+
+def open_source(kind: str, options: Mapping[str, Any], context: SourceContext) -> Source:
+    """Open a source of type ``kind``; SourceError when its options are wrong."""
+    return source_factory(kind)(options, context)
+
+
+# --------------------------------------------------------------------------- helpers for readers
+
+
+def check_options(kind: str, namespace: str, options: Mapping[str, Any],
+                  required: tuple[str, ...], optional: tuple[str, ...]) -> None:
+    """SourceError for a missing required option or an unknown one (with a did-you-mean)."""
+    for name in required:
+        if options.get(name) in (None, ""):
+            raise SourceError(f"namespace {namespace}: a {kind} source needs {name!r}",
+                              hint=f"allowed options: {', '.join(required + optional)}")
+    allowed = set(required) | set(optional)
+    for name in options:
+        if name not in allowed:
+            raise SourceError(
+                f"namespace {namespace}: unknown option {name!r} for a {kind} source",
+                hint=did_you_mean(name, allowed) or f"allowed: {', '.join(required + optional)}")
+
+
+def option(options: Mapping[str, Any], name: str, kinds: type | tuple[type, ...],
+           namespace: str, kind: str, default: Any = None) -> Any:
+    """The option ``name`` if it has one of ``kinds``; SourceError naming what was expected."""
+    value = options.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
+        ok = False
+    else:
+        ok = isinstance(value, kinds)
+    if not ok:
+        names = kinds.__name__ if isinstance(kinds, type) else " or ".join(k.__name__ for k in kinds)
+        raise SourceError(f"namespace {namespace}: {kind} option {name!r} must be {names}, "
+                          f"got {value!r}")
+    return value
+
+
+def resolve_path(raw: str, context: SourceContext) -> Path:
+    """A source path: absolute, or relative to the policy file's folder."""
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else context.base_dir / path
+
+
+def open_binary(path: Path, display: str) -> IO[bytes]:
+    """Open a source file for reading (``.gz`` decompressed on the fly); SourceError otherwise."""
+    try:
+        if path.name.endswith(".gz"):
+            return gzip.open(path, "rb")  # type: ignore[return-value]
+        return path.open("rb")
+    except FileNotFoundError:
+        raise SourceError(f"warm source {display} does not exist",
+                          hint="relative paths start at the policy file's folder") from None
+    except IsADirectoryError:
+        raise SourceError(f"warm source {display} is a folder, not a file") from None
+    except OSError as exc:
+        raise SourceError(f"cannot open warm source {display}: {exc.strerror or exc}") from None
+
+
+def read_failure(display: str, exc: BaseException) -> SourceError:
+    """The SourceError for a file that stopped being readable mid-way (deleted, truncated)."""
+    if isinstance(exc, gzip.BadGzipFile | EOFError):
+        return SourceError(f"warm source {display} is not a valid gzip file ({exc})",
+                           hint="a truncated .gz ends early; regenerate or recompress it")
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return SourceError(f"cannot read warm source {display}: {text}",
+                       hint="what was written so far is complete; fix the source and rerun")
+
+
+def count_lines(path: Path, limit_bytes: int = 1 << 30) -> int | None:
+    """Newlines in a plain file (fast, for progress ETA); None for .gz or very large files."""
+    if path.name.endswith(".gz"):
+        return None
+    try:
+        if path.stat().st_size > limit_bytes:
+            return None
+        lines = 0
+        last = b"\n"
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+        return lines + (0 if last == b"\n" else 1)
+    except OSError:
+        return None

@@ -1,0 +1,177 @@
+"""``type: csv``: a header row, then one row per line; ``path`` (``.gz`` accepted).
+
+Options: ``columns: {name: int|float|bool|json|str}`` converts those cells (others stay
+strings; an empty typed cell becomes null), ``delimiter`` (one character, default ``,``).
+Position: the line number where the row starts (the header is line 1).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, Any
+
+from cachectl.errors import SourceError
+from cachectl.warm.sources import (
+    BadRow,
+    Position,
+    Row,
+    SourceContext,
+    check_options,
+    count_lines,
+    open_binary,
+    option,
+    read_failure,
+    resolve_path,
+)
+
+_TRUE = frozenset({"true", "1", "yes", "y", "t"})
+_FALSE = frozenset({"false", "0", "no", "n", "f"})
+
+
+def _to_bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError("not a boolean (true/false, 1/0, yes/no)")
+
+
+def _to_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError("not an integer") from None
+
+
+def _to_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("not a number") from None
+
+
+def _to_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg})") from None
+
+
+CONVERTERS: dict[str, Callable[[str], Any]] = {
+    "int": _to_int, "float": _to_float, "bool": _to_bool, "json": _to_json, "str": str,
+}
+
+
+class _Lines:
+    """Decode a binary file line by line, remembering the lines that were not UTF-8."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self.bad: tuple[int, int] | None = None  # (byte value, column) of the last bad line
+        self.first = True
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self._fh:
+            if self.first:
+                self.first = False
+                line = line.removeprefix(b"\xef\xbb\xbf")
+            try:
+                yield line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self.bad = (line[exc.start], exc.start + 1)
+                yield line.decode("utf-8", "replace")
+
+
+class CsvSource:
+    """Rows of a CSV file with a header row."""
+
+    def __init__(self, options: Mapping[str, Any], context: SourceContext) -> None:
+        ns = context.namespace
+        check_options("csv", ns, options, ("path",), ("columns", "delimiter"))
+        raw = option(options, "path", str, ns, "csv")
+        self.delimiter: str = option(options, "delimiter", str, ns, "csv", ",")
+        if len(self.delimiter) != 1:
+            raise SourceError(f"namespace {ns}: csv delimiter must be one character, "
+                              f"got {self.delimiter!r}")
+        columns = option(options, "columns", dict, ns, "csv", {})
+        self.columns: dict[str, Callable[[str], Any]] = {}
+        for name, kind in columns.items():
+            if kind not in CONVERTERS:
+                raise SourceError(
+                    f"namespace {ns}: csv column {name!r} has unknown type {kind!r}",
+                    hint=f"types: {', '.join(CONVERTERS)}")
+            self.columns[str(name)] = CONVERTERS[kind]
+        self.display = raw
+        self.path = resolve_path(raw, context)
+        self._fh = open_binary(self.path, raw)
+
+    @property
+    def description(self) -> str:
+        return f"csv {self.display}"
+
+    def locate(self, position: Position) -> str:
+        return f"{self.display}:{position}"
+
+    def estimated_rows(self) -> int | None:
+        lines = count_lines(self.path)
+        return None if lines is None else max(0, lines - 1)
+
+    def rows(self) -> Iterator[tuple[Position, Row | BadRow]]:
+        try:
+            with self._fh as fh:
+                yield from self._rows(fh)
+        except (OSError, EOFError) as exc:
+            raise read_failure(self.display, exc) from None
+        except csv.Error as exc:
+            raise SourceError(f"warm source {self.display} is not valid CSV: {exc}") from None
+
+    def _rows(self, fh: IO[bytes]) -> Iterator[tuple[Position, Row | BadRow]]:
+        lines = _Lines(fh)
+        reader = csv.reader(lines, delimiter=self.delimiter)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            return
+        if lines.bad is not None:
+            raise SourceError(f"warm source {self.display}: the header row is not UTF-8")
+        missing = [c for c in self.columns if c not in header]
+        if missing:
+            raise SourceError(
+                f"warm source {self.display} has no column {', '.join(map(repr, missing))} "
+                "(named in columns:)", hint=f"header: {', '.join(header)}")
+        typed = [(name, conv) for name, conv in self.columns.items() if conv is not str]
+        width = len(header)
+        start = reader.line_num + 1
+        for cells in reader:
+            position = start
+            start = reader.line_num + 1
+            if lines.bad is not None:
+                byte, col = lines.bad
+                lines.bad = None
+                yield position, BadRow(f"not UTF-8 (byte 0x{byte:02x} at column {col})")
+                continue
+            if len(cells) != width:
+                if not cells:
+                    continue  # a blank line
+                yield position, BadRow(f"{len(cells)} cells, the header has {width}")
+                continue
+            row: dict[str, Any] = dict(zip(header, cells, strict=True))
+            problem = None
+            for name, conv in typed:
+                text = row[name]
+                if text == "":
+                    row[name] = None
+                    continue
+                try:
+                    row[name] = conv(text)
+                except ValueError as exc:
+                    problem = f"column {name}: {text!r} is {exc}"
+                    break
+            yield position, (row if problem is None else BadRow(problem))
+
+
+def open_source(options: Mapping[str, Any], context: SourceContext) -> CsvSource:
+    return CsvSource(options, context)

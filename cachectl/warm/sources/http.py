@@ -1,0 +1,204 @@
+"""``type: http``: a JSON endpoint, paged; needs httpx (the ``http`` extra).
+
+Options:
+  url          the first page's URL
+  items        dotted path to the array of rows in each response (default: the response is one)
+  params       static query parameters
+  headers      static headers
+  env_headers  headers whose values come from environment variables:
+               ``{Authorization: {var: API_TOKEN, prefix: "Bearer "}}`` or ``{X-Api-Key: API_KEY}``
+  pagination   ``{type: page, param: page, start: 1, size_param: per_page, size: 100}``: ask
+               page after page until one is empty (or shorter than ``size``); or
+               ``{type: cursor, param: cursor, next: meta.next_cursor}``: pass the cursor each
+               response names until it is null. Without it, one request.
+  timeout      seconds per request (default 10);  retries: per request (default 3), with
+               backoff, on connection errors, timeouts, 429 and 5xx.
+  max_pages    a safety stop (default 100000)
+Position: the row's number over all pages; reported as page and item.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from cachectl.errors import SourceError
+from cachectl.warm.sources import (
+    BadRow,
+    Position,
+    Row,
+    SourceContext,
+    check_options,
+    option,
+)
+
+INSTALL_HINT = "install the http extra: pip install 'cachectl[http]'"
+_PAGINATION = {"page": ("param", "start", "size_param", "size"), "cursor": ("param", "next")}
+
+
+def _walk(doc: Any, path: str | None) -> Any:
+    if not path:
+        return doc
+    for part in path.split("."):
+        if not isinstance(doc, dict) or part not in doc:
+            return _MISSING
+        doc = doc[part]
+    return doc
+
+
+_MISSING = object()
+
+
+class HttpSource:
+    """Rows of a paged JSON API."""
+
+    def __init__(self, options: Mapping[str, Any], context: SourceContext) -> None:
+        ns = context.namespace
+        check_options("http", ns, options, ("url",),
+                      ("items", "params", "headers", "env_headers", "pagination", "timeout",
+                       "retries", "max_pages"))
+        self.url: str = option(options, "url", str, ns, "http")
+        if not self.url.startswith(("http://", "https://")):
+            raise SourceError(f"namespace {ns}: http url must start with http:// or https://")
+        self.items: str | None = option(options, "items", str, ns, "http")
+        self.params: dict[str, Any] = dict(option(options, "params", dict, ns, "http", {}))
+        self.timeout_s = float(option(options, "timeout", (int, float), ns, "http", 10))
+        self.retries: int = option(options, "retries", int, ns, "http", 3)
+        self.max_pages: int = option(options, "max_pages", int, ns, "http", 100_000)
+        headers = {str(k): str(v) for k, v in
+                   option(options, "headers", dict, ns, "http", {}).items()}
+        for name, spec in option(options, "env_headers", dict, ns, "http", {}).items():
+            var, prefix = (spec, "") if isinstance(spec, str) else (
+                spec.get("var") if isinstance(spec, dict) else None,
+                str(spec.get("prefix", "")) if isinstance(spec, dict) else "")
+            if not isinstance(var, str) or not var:
+                raise SourceError(f"namespace {ns}: env_headers {name!r} must name an "
+                                  "environment variable", hint="e.g. {var: API_TOKEN, prefix: "
+                                  "'Bearer '} or just API_TOKEN")
+            if var not in context.env:
+                raise SourceError(f"namespace {ns}: environment variable {var} is not set "
+                                  f"(header {name} of the http source)",
+                                  hint=f"export {var}=… before running cachectl warm")
+            headers[str(name)] = prefix + context.env[var]
+        self.headers = headers
+        self.secrets = tuple(v for k, v in headers.items() if k in
+                             option(options, "env_headers", dict, ns, "http", {}))
+        pagination = option(options, "pagination", dict, ns, "http", {})
+        self.mode: str | None = None
+        if pagination:
+            self.mode = pagination.get("type")
+            if self.mode not in _PAGINATION:
+                raise SourceError(f"namespace {ns}: http pagination type must be page or cursor, "
+                                  f"got {self.mode!r}")
+            check_options(f"http pagination ({self.mode})", ns, pagination, ("type",),
+                          _PAGINATION[self.mode])
+            if self.mode == "cursor" and not pagination.get("next"):
+                raise SourceError(f"namespace {ns}: cursor pagination needs next: "
+                                  "path.to.the.next.cursor in each response")
+        self.param: str = str(pagination.get("param", "page" if self.mode == "page" else "cursor"))
+        self.start = int(pagination.get("start", 1))
+        self.size_param = pagination.get("size_param")
+        self.size = pagination.get("size")
+        self.next_path: str | None = pagination.get("next")
+        self._pages: list[int] = []  # the first position of each page
+        try:
+            import httpx  # noqa: F401 - fail now, not after other namespaces were written
+        except ImportError:
+            raise SourceError("an http warm source needs httpx", hint=INSTALL_HINT) from None
+
+    @property
+    def description(self) -> str:
+        return f"http {self.url.split('?', 1)[0]}"
+
+    def locate(self, position: Position) -> str:
+        page = bisect.bisect_right(self._pages, position)
+        first = self._pages[page - 1] if page else 1
+        return f"page {page} item {position - first + 1}"
+
+    def estimated_rows(self) -> int | None:
+        return None
+
+    def _get(self, client: Any, params: dict[str, Any]) -> Any:
+        import httpx
+
+        delay = 0.2
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = client.get(self.url, params=params)
+            except httpx.TransportError as exc:
+                if last:
+                    raise SourceError(f"http source {self.description}: "
+                                      f"{type(exc).__name__}: {self._scrub(str(exc))}",
+                                      hint=f"gave up after {self.retries + 1} attempts; "
+                                      "check the url and raise timeout/retries") from None
+            else:
+                status = response.status_code
+                if status == 429 or status >= 500:
+                    if last:
+                        raise SourceError(f"http source {self.description}: HTTP {status} "
+                                          f"after {self.retries + 1} attempts")
+                elif status >= 400:
+                    hint = ("check env_headers (the token) and the url"
+                            if status in (401, 403) else "check the url and params")
+                    raise SourceError(f"http source {self.description}: HTTP {status}", hint=hint)
+                else:
+                    try:
+                        return response.json()
+                    except ValueError:
+                        raise SourceError(
+                            f"http source {self.description}: the response is not JSON "
+                            f"({response.headers.get('content-type', 'no content type')})") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
+
+    def _scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def rows(self) -> Iterator[tuple[Position, Row | BadRow]]:
+        import httpx
+
+        position = 0
+        params = dict(self.params)
+        if self.mode == "page":
+            params[self.param] = self.start
+            if self.size_param and self.size:
+                params[str(self.size_param)] = self.size
+        with httpx.Client(headers=self.headers, timeout=self.timeout_s,
+                          follow_redirects=True) as client:
+            for page in range(1, self.max_pages + 1):
+                doc = self._get(client, params)
+                items = _walk(doc, self.items)
+                if items is _MISSING or not isinstance(items, list):
+                    raise SourceError(
+                        f"http source {self.description}: page {page} has no array at "
+                        f"{self.items or 'the top level'}",
+                        hint="set items: to the dotted path of the rows, e.g. items: data")
+                self._pages.append(position + 1)
+                for item in items:
+                    position += 1
+                    yield position, (item if isinstance(item, dict) else
+                                     BadRow(f"a JSON {type(item).__name__}, not an object"))
+                if self.mode is None:
+                    return
+                if self.mode == "page":
+                    if not items or (self.size and len(items) < int(self.size)):
+                        return
+                    params[self.param] = int(params[self.param]) + 1
+                else:
+                    cursor = _walk(doc, self.next_path)
+                    if cursor is _MISSING or cursor in (None, ""):
+                        return
+                    params[self.param] = cursor
+            raise SourceError(f"http source {self.description}: more than max_pages "
+                              f"({self.max_pages}) pages", hint="raise max_pages if that is right")
+
+
+def open_source(options: Mapping[str, Any], context: SourceContext) -> HttpSource:
+    return HttpSource(options, context)

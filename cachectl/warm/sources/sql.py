@@ -1,0 +1,114 @@
+"""``type: sql``: a SQLAlchemy ``url`` and a ``query``; rows streamed, never loaded whole.
+
+Options: ``url`` (``sqlite:///shop.db`` relative to the policy's folder, ``postgresql://…``
+with the ``sql`` extra), ``query``, ``params`` (bound parameters, ``:name`` in the query),
+``batch_size`` (rows fetched per round trip, default 2000). Rows are read through a
+server-side cursor (``stream_results`` + ``yield_per``). Position: the row number.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from cachectl.errors import SourceError
+from cachectl.warm.sources import (
+    BadRow,
+    Position,
+    Row,
+    SourceContext,
+    check_options,
+    option,
+)
+
+DEFAULT_BATCH = 2000
+INSTALL_HINT = "install the sql extra: pip install 'cachectl[sql]'"
+
+
+def _import_sqlalchemy() -> Any:
+    try:
+        import sqlalchemy
+    except ImportError:
+        raise SourceError("a sql warm source needs SQLAlchemy", hint=INSTALL_HINT) from None
+    return sqlalchemy
+
+
+class SqlSource:
+    """The rows of one query."""
+
+    def __init__(self, options: Mapping[str, Any], context: SourceContext) -> None:
+        ns = context.namespace
+        check_options("sql", ns, options, ("url", "query"), ("params", "batch_size"))
+        sa = _import_sqlalchemy()
+        raw_url = option(options, "url", str, ns, "sql")
+        self.query: str = option(options, "query", str, ns, "sql")
+        self.params: dict[str, Any] = dict(option(options, "params", dict, ns, "sql", {}))
+        self.batch_size: int = option(options, "batch_size", int, ns, "sql", DEFAULT_BATCH)
+        if self.batch_size < 1:
+            raise SourceError(f"namespace {ns}: sql batch_size must be at least 1")
+        try:
+            url = sa.engine.make_url(raw_url)
+        except sa.exc.ArgumentError:
+            raise SourceError(f"namespace {ns}: sql url is not a SQLAlchemy URL",
+                              hint="e.g. sqlite:///seeds/shop.db or "
+                              "postgresql://user@host/dbname") from None
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+                and not url.database.startswith("file:"):
+            from pathlib import Path
+
+            db = Path(url.database).expanduser()
+            if not db.is_absolute():
+                db = context.base_dir / db
+            if not db.is_file():
+                raise SourceError(f"warm source {url.database} (sqlite) does not exist",
+                                  hint="relative sqlite paths start at the policy file's folder")
+            url = url.set(database=str(db))
+        if url.drivername in ("postgresql", "postgres") and importlib.util.find_spec(
+                "psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
+            url = url.set(drivername="postgresql+psycopg")  # psycopg 3 is what the extra installs
+        self.url = url
+        self.display = url.render_as_string(hide_password=True)
+
+    @property
+    def description(self) -> str:
+        return f"sql {self.display}"
+
+    def locate(self, position: Position) -> str:
+        return f"row {position} of the query"
+
+    def estimated_rows(self) -> int | None:
+        return None
+
+    def rows(self) -> Iterator[tuple[Position, Row | BadRow]]:
+        sa = _import_sqlalchemy()
+        try:
+            engine = sa.create_engine(self.url)
+        except ImportError as exc:
+            raise SourceError(f"no database driver for {self.display} ({exc.name or exc})",
+                              hint=INSTALL_HINT) from None
+        except sa.exc.NoSuchModuleError:
+            raise SourceError(f"SQLAlchemy has no dialect for {self.display}",
+                              hint=INSTALL_HINT) from None
+        try:
+            with engine.connect() as conn:
+                result = conn.execution_options(
+                    stream_results=True, yield_per=self.batch_size).execute(
+                        sa.text(self.query), self.params)
+                if not result.returns_rows:
+                    raise SourceError("the sql query returns no rows",
+                                      hint="warm needs a SELECT (or a statement that returns rows)")
+                for number, row in enumerate(result.mappings(), start=1):
+                    yield number, dict(row)
+        except sa.exc.SQLAlchemyError as exc:
+            detail = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["error"])[0]
+            if self.url.password:
+                detail = detail.replace(str(self.url.password), "***")
+            raise SourceError(f"sql source {self.display}: {detail}",
+                              hint="check the url, the query and that the database is up") from None
+        finally:
+            engine.dispose()
+
+
+def open_source(options: Mapping[str, Any], context: SourceContext) -> SqlSource:
+    return SqlSource(options, context)
