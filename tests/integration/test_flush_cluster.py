@@ -1,0 +1,99 @@
+"""flush on a real Redis Cluster: every primary, keys grouped per slot, nothing else touched."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cachectl import flush as core
+from cachectl.cli import main
+from cachectl.connection import build_settings, connect
+from cachectl.policy import Policy, load_policy
+from tests.support.cluster import RedisClusterFixture, cluster_fixture
+
+POLICY = """\
+version: 1
+redis: {key_prefix: shop}
+defaults: {ttl: 10m}
+namespaces:
+  product:         {key: "product:{id}", ttl: 1h, stale: 10m}
+  product_reviews: {key: "product:reviews:{id}", ttl: 30m, stale: 5m}
+"""
+
+cluster = pytest.fixture(scope="module")(cluster_fixture)
+
+
+@pytest.fixture
+def clean_cluster(cluster: RedisClusterFixture) -> Iterator[RedisClusterFixture]:
+    cluster.wait_healthy()
+    for node in cluster.primary_servers():
+        node.client().flushall()
+    yield cluster
+
+
+@pytest.fixture
+def policy_path(tmp_path: Path) -> Path:
+    path = tmp_path / "cachectl.yaml"
+    path.write_text(POLICY)
+    return path
+
+
+def _seed(c: RedisClusterFixture, n: int = 600) -> tuple[list[bytes], list[bytes]]:
+    client = c.client()
+    products = [f"shop:product:{i}".encode() for i in range(n)]
+    reviews = [f"shop:product:reviews:{i}".encode() for i in range(n // 2)]
+    pipe = client.pipeline()
+    for k in products + reviews:
+        pipe.set(k, b"v", px=3_600_000)
+    pipe.execute()
+    return products, reviews
+
+
+def _all_keys(c: RedisClusterFixture) -> set[bytes]:
+    return {k for node in c.primary_servers() for k in node.client().scan_iter(count=1000)}
+
+
+def test_hard_flush_reaches_every_primary(clean_cluster: RedisClusterFixture,
+                                          policy_path: Path) -> None:
+    products, reviews = _seed(clean_cluster)
+    router = clean_cluster.client()
+    owners = {router.get_node_from_key(k).port for k in products}
+    assert len(owners) == 3  # the namespace really is spread over every primary
+    policy: Policy = load_policy(policy_path)
+    client = connect(build_settings(url_flag=clean_cluster.url, env={}, cluster=True))
+    targets = core.select_targets(policy, namespaces=["product"])
+    plan = core.plan_flush(client, policy, targets)
+    assert plan.keys == len(products) and not plan.estimated
+    result = core.flush_namespaces(client, policy, targets, batch=50)
+    assert result.changed == len(products) and result.skipped == 0
+    assert _all_keys(clean_cluster) == set(reviews) | {core.audit_key(policy).encode()}
+
+
+def test_soft_flush_and_key_on_a_cluster(clean_cluster: RedisClusterFixture,
+                                         policy_path: Path) -> None:
+    products, reviews = _seed(clean_cluster, 90)
+    policy = load_policy(policy_path)
+    client = connect(build_settings(url_flag=clean_cluster.url, env={}, cluster=True))
+    result = core.flush_namespaces(
+        client, policy, core.select_targets(policy, namespaces=["product"], soft=True), soft=True)
+    assert result.changed == 90
+    c = clean_cluster.client()
+    assert all(0 < c.pttl(k) <= 600_000 for k in products)
+    assert all(c.pttl(k) > 3_000_000 for k in reviews)
+    one = core.flush_namespaces(
+        client, policy, core.select_targets(policy, key="product", key_params=["id=7"]))
+    assert one.changed == 1 and not c.exists(b"shop:product:7")
+
+
+def test_cli_flush_with_cluster_flag(clean_cluster: RedisClusterFixture, policy_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    products, reviews = _seed(clean_cluster, 300)
+    code = main(["flush", "-p", str(policy_path), "--url", clean_cluster.url, "--cluster",
+                 "--namespace", "product_reviews", "--yes", "--json"])
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["removed"] == len(reviews)
+    assert _all_keys(clean_cluster) == set(products) | {b"shop:cachectl:audit"}
