@@ -40,8 +40,9 @@ from cachectl.progress import ProgressCallback, no_progress
 
 DEFAULT_SCAN_COUNT = 1000
 HIST_BASE = 1.01  # TTL histogram bucket ratio: medians are within 0.5 % of the true value
-BATCH_TARGET_S = 0.004  # aim each server-side batch at ~4 ms of server time
+BATCH_TARGET_S = 0.005  # each server-side call runs about 5 ms, then yields
 MIN_BATCH, MAX_BATCH = 100, 5000
+INNER_COUNT = 256  # SCAN COUNT per iteration inside a time-budgeted script call
 SHARE_FACTOR = 5  # --sample N classifies SHARE_FACTOR·N keys and measures N of them
 UNMATCHED = "(unmatched)"
 
@@ -225,28 +226,39 @@ def scan_facts(
 
 # One batch of the survey, run on the server. It never writes; it reads only keys
 # that SCAN returned on this node, so it needs no KEYS (and works per cluster node).
-#   ARGV[1] cursor          ARGV[2] SCAN COUNT
+# It repeats SCAN from the returned cursor until its time budget is spent (measured
+# with TIME), so each call holds the server for about that long and no longer.
+#   ARGV[1] cursor          ARGV[2] SCAN COUNT per iteration
 #   ARGV[3] measure stride: 1 measures every key, k every k-th (sampling)
 #   ARGV[4] stride offset   ARGV[5] how many biggest keys to return
 #   ARGV[6] example keys per finding
 #   ARGV[7] cachectl's internal key prefix with its ':' ('' for none)
 #   ARGV[8] log of the TTL histogram base
+#   ARGV[9] time budget in microseconds (0: one SCAN only)
 #   then 5 per namespace, in policy order: Lua pattern, grace ms, stale ms,
 #   highest PTTL a write can set, max value bytes (0: unlimited)
 # Returns {cursor, {scanned, measured, gone, denied, internal_seen, internal_mem, server µs},
 #          per-namespace records, unmatched shape records, biggest keys}.
 SURVEY_LUA = r"""
-local t0 = redis.pcall('TIME')
-local scan = redis.call('SCAN', ARGV[1], 'COUNT', ARGV[2])
+local call, pcall_, find, floor, log = redis.call, redis.pcall, string.find, math.floor, math.log
+local function now_us()
+  local t = pcall_('TIME')
+  if type(t) ~= 'table' or not t[1] then return nil end
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local started = now_us()
+local cursor, count = ARGV[1], ARGV[2]
 local stride, offset = tonumber(ARGV[3]), tonumber(ARGV[4])
 local topn, nex = tonumber(ARGV[5]), tonumber(ARGV[6])
 local internal = ARGV[7]
 local ilen = #internal
 local logb = tonumber(ARGV[8])
+local budget = tonumber(ARGV[9])
+local FIRST = 9
 local pats, grace, stale, maxp, maxv = {}, {}, {}, {}, {}
-local nns = (#ARGV - 8) / 5
+local nns = (#ARGV - FIRST) / 5
 for i = 1, nns do
-  local b = 8 + (i - 1) * 5
+  local b = FIRST + (i - 1) * 5
   pats[i] = ARGV[b + 1]
   grace[i] = tonumber(ARGV[b + 2])
   stale[i] = tonumber(ARGV[b + 3])
@@ -279,14 +291,16 @@ local function push_top(k, mem, i)
   if #top > topn then table.remove(top) end
 end
 
-for idx, k in ipairs(scan[2]) do
+local function survey(keys)
+for _, k in ipairs(keys) do
   scanned = scanned + 1
+  local idx = scanned
   local i = 0
   if ilen > 0 and string.sub(k, 1, ilen) == internal then
     i = -1
   else
     for j = 1, nns do
-      if string.find(k, pats[j]) then i = j break end
+      if find(k, pats[j]) then i = j break end
     end
   end
   local rec
@@ -310,14 +324,14 @@ for idx, k in ipairs(scan[2]) do
     iseen = iseen + 1
   end
   if stride == 1 or idx % stride == offset then
-    local mem = redis.pcall('MEMORY', 'USAGE', k)
+    local mem = pcall_('MEMORY', 'USAGE', k)
     if type(mem) == 'table' then
       denied = denied + 1
     elseif not mem then
       gone = gone + 1
     else
-      local pttl = redis.pcall('PTTL', k)
-      if type(pttl) ~= 'number' or pttl == -2 then
+      local pttl = call('PTTL', k)
+      if pttl == -2 then
         gone = gone + 1
       else
         measured = measured + 1
@@ -342,7 +356,7 @@ for idx, k in ipairs(scan[2]) do
             if rec[12] < 0 or pttl < rec[12] then rec[12] = pttl end
             if pttl > rec[13] then rec[13] = pttl end
             if pttl > 0 then
-              local b = math.floor(math.log(pttl) / logb)
+              local b = floor(log(pttl) / logb)
               rec[14][b] = (rec[14][b] or 0) + 1
             end
           end
@@ -374,6 +388,15 @@ for idx, k in ipairs(scan[2]) do
   end
 end
 
+end
+
+repeat
+  local reply = call('SCAN', cursor, 'COUNT', count)
+  cursor = reply[1]
+  survey(reply[2])
+  local now = now_us()
+until cursor == '0' or budget <= 0 or started == nil or now == nil or now - started >= budget
+
 local out_ns = {}
 for _, rec in pairs(ns) do
   local hist = {}
@@ -397,12 +420,10 @@ for _, t in ipairs(top) do
   out_top[#out_top + 1] = t[2]
   out_top[#out_top + 1] = t[3]
 end
+local finished = now_us()
 local us = -1
-local t1 = redis.pcall('TIME')
-if type(t0) == 'table' and type(t1) == 'table' and t0[1] then
-  us = (tonumber(t1[1]) - tonumber(t0[1])) * 1000000 + tonumber(t1[2]) - tonumber(t0[2])
-end
-return {scan[1], {scanned, measured, gone, denied, iseen, imem, us}, out_ns, out_shapes, out_top}
+if started and finished then us = finished - started end
+return {cursor, {scanned, measured, gone, denied, iseen, imem, us}, out_ns, out_shapes, out_top}
 """
 
 
@@ -765,10 +786,11 @@ def collapse_shapes(shapes: dict[str, _ShapeAcc]) -> dict[str, _ShapeAcc]:
 
 
 def _survey_args(policy: Policy, namespaces: Sequence[Namespace], *, cursor: int | bytes,
-                 count: int, stride: int, offset: int, top: int, examples: int) -> list[Any]:
+                 count: int, stride: int, offset: int, top: int, examples: int,
+                 budget_us: int) -> list[Any]:
     internal = policy.internal_prefix + ":"
     args: list[Any] = [cursor, count, stride, offset, top, examples, internal,
-                       repr(math.log(HIST_BASE))]
+                       repr(math.log(HIST_BASE)), budget_us]
     for ns in namespaces:
         args += [lua_pattern(ns.template), ns.grace_ms, ns.stale_ms, ttl_bounds_ms(ns)[1],
                  ns.max_value_bytes or 0]
@@ -827,7 +849,10 @@ def survey_keyspace(
         if size == 0:
             continue
         quota = None if full_scan else math.ceil((sample or 0) * SHARE_FACTOR * size / total)
-        count = 500
+        # a full scan lets the script loop until its time budget is spent; random-cursor
+        # samples and rate-limited scans take one SCAN per call, sized by COUNT
+        budget_us = int(BATCH_TARGET_S * 1e6) if quota is None and limiter is None else 0
+        count = INNER_COUNT if budget_us else 500
         cursor: int | bytes = 0 if full_scan else rng.getrandbits(31)
         node_scanned = 0
         offset = rng.randrange(stride) if stride > 1 else 0
@@ -840,7 +865,7 @@ def survey_keyspace(
                 try:
                     reply = client_script(args=_survey_args(
                         policy, namespaces, cursor=cursor, count=count, stride=stride,
-                        offset=offset, top=top, examples=examples))
+                        offset=offset, top=top, examples=examples, budget_us=budget_us))
                 except rex.ResponseError as exc:
                     if not _scripting_refused(exc):
                         raise
@@ -858,7 +883,7 @@ def survey_keyspace(
             # the script times itself with TIME, so a busy client does not shrink batches
             elapsed = server_s if server_s is not None else clock() - t0
             # keep each call near the target server time: grow or shrink COUNT
-            if elapsed > 0:
+            if elapsed > 0 and not (budget_us and server_s is not None):
                 count = int(min(MAX_BATCH, max(MIN_BATCH, count * min(
                     2.0, max(0.5, BATCH_TARGET_S / elapsed)))))
             node_scanned += batch

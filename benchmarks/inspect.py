@@ -1,0 +1,292 @@
+"""Benchmark: `cachectl inspect` against the other ways to size a keyspace by namespace.
+
+Loads N keys (default 1,000,000) across several namespaces into a throwaway
+redis-server (never 6379), then in one run times:
+
+  1. cachectl inspect --json              exact: every key's MEMORY USAGE and PTTL
+  2. redis-cli --memkeys                  per-type biggest keys (MEMORY USAGE per key)
+  3. redis_exporter -check-key-groups     one /metrics scrape, same namespaces
+  4. redis-py SCAN + pipelined MEMORY USAGE, grouped by the policy's matcher
+  5. cachectl inspect --json --sample S   estimates, with each namespace's error vs 1.
+
+and prints wall times, ratios, each namespace's sampled error and peak RSS.
+
+    .venv/bin/python benchmarks/inspect.py [--keys 1000000] [--sample 20000]
+"""
+
+from __future__ import annotations
+
+import sys
+
+# this file is named like the stdlib's `inspect`: keep its folder off the import path,
+# so the imports below must come after this line
+# ruff: noqa: E402
+sys.path[:] = [p for p in sys.path if p not in ("", __file__.rsplit("/", 1)[0])]
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORK = REPO / "benchmarks" / ".work" / "inspect"
+CACHECTL = REPO / ".venv" / "bin" / "cachectl"
+sys.path.insert(0, str(REPO))
+
+# namespace -> (share of keys, key template, value size range, ttl seconds)
+LAYOUT: dict[str, tuple[float, str, tuple[int, int], int]] = {
+    "product": (0.30, "product:{id}", (200, 900), 3600),
+    "price": (0.22, "price:{sku}", (8, 24), 300),
+    "stock": (0.15, "stock:{sku}", (1, 6), 30 * 60),
+    "session": (0.13, "session:{token}", (100, 400), 86400),
+    "cart": (0.10, "cart:{user_id}", (50, 2000), 1800),
+    "reviews": (0.08, "product:reviews:{id}", (300, 1500), 3600),
+}
+UNMATCHED_SHARE = 0.02  # legacy:<n>:blob keys no namespace claims
+PREFIX = "shop"
+
+
+def policy_yaml() -> str:
+    lines = ["version: 1", f"redis: {{key_prefix: {PREFIX}}}", "namespaces:"]
+    for name, (_, template, _, ttl) in LAYOUT.items():
+        lines.append(f'  {name}: {{key: "{template}", ttl: {ttl}s, jitter: 10%}}')
+    return "\n".join(lines) + "\n"
+
+
+def free_port() -> int:
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port != 6379:
+            return port
+
+
+def resp(*parts: bytes) -> bytes:
+    out = [b"*%d\r\n" % len(parts)]
+    for p in parts:
+        out.append(b"$%d\r\n%s\r\n" % (len(p), p))
+    return b"".join(out)
+
+
+def load_keys(port: int, total: int, seed: int = 7) -> dict[str | None, int]:
+    """Write the keyspace as RESP and feed it to `redis-cli --pipe`; return key counts."""
+    rng = random.Random(seed)
+    counts: dict[str | None, int] = {}
+    path = WORK / "load.resp"
+    with path.open("wb") as f:
+        for name, (share, template, (lo, hi), ttl) in LAYOUT.items():
+            n = int(total * share)
+            counts[name] = n
+            head = f"{PREFIX}:{template.split('{')[0]}".encode()
+            buf = []
+            for i in range(n):
+                value = b"x" * rng.randint(lo, hi)
+                px = int(ttl * 1000 * rng.uniform(0.9, 1.1))
+                buf.append(resp(b"SET", head + str(i).encode(), value, b"PX", str(px).encode()))
+                if len(buf) >= 10000:
+                    f.write(b"".join(buf))
+                    buf.clear()
+            f.write(b"".join(buf))
+        n = total - sum(c for c in counts.values())
+        counts[None] = n
+        f.write(b"".join(resp(b"SET", b"legacy:%d:blob" % i, b"y" * rng.randint(10, 200))
+                         for i in range(n)))
+    with path.open("rb") as f:
+        subprocess.run(["redis-cli", "-p", str(port), "--pipe"], stdin=f, check=True,
+                       stdout=subprocess.DEVNULL)
+    path.unlink()
+    return counts
+
+
+def run_measured(cmd: list[str]) -> tuple[float, float, bytes]:
+    """Run ``cmd``; return (seconds, peak RSS MiB of that process, stdout)."""
+    out_path = WORK / "stdout.tmp"
+    t = time.perf_counter()
+    with out_path.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE)
+        assert proc.stderr is not None
+        _, status, usage = os.wait4(proc.pid, 0)
+        err = proc.stderr.read()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.perf_counter() - t
+    data = out_path.read_bytes()
+    out_path.unlink()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:2])} exited {proc.returncode}: "
+                           f"{err.decode(errors='replace')[-500:]}")
+    return elapsed, usage.ru_maxrss / 1024, data
+
+
+def exporter_scrape(port: int) -> tuple[float, dict[str, tuple[int, int]]] | None:
+    """Time one redis_exporter scrape with -check-key-groups; None when it is not installed."""
+    binary = shutil.which("prometheus-redis-exporter") or shutil.which("redis_exporter")
+    if binary is None:
+        return None
+    web = free_port()
+    # each namespace's pattern captures its literal part, e.g. ^shop:(product:)[^:]+$
+    groups = ",".join("^" + PREFIX + ":(" + re.escape(t.split("{")[0]).replace("\\", "%")
+                      + ")[^:]+$" for _, t, _, _ in LAYOUT.values())
+    proc = subprocess.Popen(
+        [binary, "-redis.addr", f"redis://127.0.0.1:{port}", "-web.listen-address",
+         f"127.0.0.1:{web}", "-check-key-groups", groups, "-check-keys-batch-size", "10000"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", web), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        t = time.perf_counter()
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/metrics", timeout=600) as r:
+            text = r.read().decode()
+        elapsed = time.perf_counter() - t
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    found: dict[str, list[int]] = {}
+    for line in text.splitlines():
+        m = re.match(r'redis_key_group_(count|memory_usage_bytes)\{db="db0",key_group="([^"]*)"\}'
+                     r" (\S+)", line)
+        if m:
+            slot = found.setdefault(m.group(2), [0, 0])
+            slot[0 if m.group(1) == "count" else 1] = int(float(m.group(3)))
+    return elapsed, {k: (v[0], v[1]) for k, v in found.items()}
+
+
+def python_loop(url: str) -> tuple[float, dict[str, int]]:
+    """The hand-written way: SCAN, then MEMORY USAGE pipelined per batch, grouped in Python."""
+    import redis
+
+    from cachectl.keyspace import NamespaceMatcher
+    from cachectl.policy import parse_policy
+
+    policy = parse_policy(policy_yaml(), "policy.yaml", {}).policy
+    assert policy is not None
+    matcher = NamespaceMatcher.from_policy(policy)
+    r = redis.Redis.from_url(url)
+    totals: dict[str, int] = {}
+    t = time.perf_counter()
+    cursor = 0
+    while True:
+        cursor, keys = r.scan(cursor, count=1000)
+        pipe = r.pipeline(transaction=False)
+        for k in keys:
+            pipe.memory_usage(k)
+        for k, mem in zip(keys, pipe.execute(), strict=True):
+            ns = matcher.namespace_of(k)
+            name = ns.name if ns else "(unmatched)"
+            totals[name] = totals.get(name, 0) + (mem or 0)
+        if cursor == 0:
+            break
+    return time.perf_counter() - t, totals
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--keys", type=int, default=1_000_000)
+    ap.add_argument("--sample", type=int, default=20_000)
+    ap.add_argument("--skip-memkeys", action="store_true")
+    args = ap.parse_args()
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    policy_path = WORK / "policy.yaml"
+    policy_path.write_text(policy_yaml())
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(WORK)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True
+                             ).stdout.strip() != b"PONG":
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        url = f"redis://127.0.0.1:{port}/0"
+        t = time.perf_counter()
+        counts = load_keys(port, args.keys)
+        print(f"loaded {args.keys:,} keys in {time.perf_counter() - t:.1f}s "
+              f"({len(LAYOUT)} namespaces + {counts[None]:,} unmatched); "
+              f"redis-server on port {port}, {os.cpu_count()} cores")
+        base = [str(CACHECTL), "inspect", "-p", str(policy_path), "--url", url, "--json"]
+
+        exact_s, exact_rss, out = run_measured(base)
+        exact = json.loads(out)
+        rows: list[tuple[str, float, str]] = [
+            ("cachectl inspect --json (exact)", exact_s,
+             f"scan {exact['elapsed_s']:.2f}s, peak RSS {exact_rss:.0f} MiB")]
+        memkeys_s = None
+        if not args.skip_memkeys:
+            memkeys_s, _, _ = run_measured(["redis-cli", "-p", str(port), "--memkeys"])
+            rows.append(("redis-cli --memkeys", memkeys_s, ""))
+        scraped = exporter_scrape(port)
+        if scraped is None:
+            print("redis_exporter is not installed (apt-get install prometheus-redis-exporter); "
+                  "skipping that peer")
+        else:
+            rows.append(("redis_exporter -check-key-groups (1 scrape)", scraped[0],
+                         f"{sum(c for c, _ in scraped[1].values()):,} keys grouped"))
+        loop_s, loop_totals = python_loop(url)
+        rows.append(("redis-py SCAN + pipelined MEMORY USAGE", loop_s, ""))
+        sample_s, sample_rss, out = run_measured([*base, "--sample", str(args.sample)])
+        sampled = json.loads(out)
+        rows.append((f"cachectl inspect --json --sample {args.sample}", sample_s,
+                     f"scan {sampled['elapsed_s']:.2f}s, peak RSS {sample_rss:.0f} MiB"))
+
+        print()
+        print(f"{'method':<48} {'seconds':>8} {'vs exact':>9}  notes")
+        for name, secs, note in rows:
+            print(f"{name:<48} {secs:8.2f} {secs / exact_s:8.2f}x  {note}")
+
+        print()
+        ex_rows = {r["namespace"]: r for r in exact["namespaces"]}
+        print(f"{'namespace':<10} {'keys':>9} {'exact bytes':>13} {'sampled bytes':>14} "
+              f"{'± 95%':>11} {'error':>7}  {'py loop':>8} {'exporter':>9}")
+        worst = 0.0
+        for r in sampled["namespaces"]:
+            e = ex_rows[r["namespace"]]
+            err = (r["memory_bytes"] - e["memory_bytes"]) / e["memory_bytes"]
+            worst = max(worst, abs(err))
+            py_ok = "same" if loop_totals.get(r["namespace"]) == e["memory_bytes"] else "DIFF"
+            exp_note = "-"
+            if scraped is not None:
+                literal = LAYOUT[r["namespace"]][1].split("{")[0]
+                got = scraped[1].get(literal)
+                exp_note = "same" if got and got[1] == e["memory_bytes"] else "DIFF"
+            print(f"{r['namespace']:<10} {e['keys']:>9,} {e['memory_bytes']:>13,} "
+                  f"{r['memory_bytes']:>14,} {r['memory_margin_bytes']:>11,} {err:>+7.2%}  "
+                  f"{py_ok:>8} {exp_note:>9}")
+        print()
+        print("ratios (exact cachectl = 1):")
+        if scraped is not None:
+            print(f"  redis_exporter scrape / cachectl exact   = {scraped[0] / exact_s:.2f} "
+                  f"(target >= 1.0)")
+        if memkeys_s is not None:
+            print(f"  redis-cli --memkeys / cachectl exact     = {memkeys_s / exact_s:.2f}")
+        print(f"  redis-py loop / cachectl exact           = {loop_s / exact_s:.2f}")
+        print(f"  cachectl exact / sampled (wall)          = {exact_s / sample_s:.1f} "
+              f"(target >= 10)")
+        print(f"  cachectl exact / sampled (scan only)     = "
+              f"{exact['elapsed_s'] / sampled['elapsed_s']:.1f}")
+        print(f"  worst sampled namespace error            = {worst:.2%} (target <= 3%)")
+        print(f"  peak RSS exact / sampled                 = {exact_rss:.0f} / {sample_rss:.0f} MiB "
+              f"(target < 150)")
+    finally:
+        server.terminate()
+        server.wait(10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

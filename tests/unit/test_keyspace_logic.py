@@ -1,0 +1,91 @@
+"""Pure logic of the keyspace layer: shapes, pattern collapse, Lua patterns, medians, previews."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+
+from cachectl.inspect import _estimate_count, _estimate_memory, _preview_text
+from cachectl.keyspace import (
+    HIST_BASE,
+    NamespaceTally,
+    _ShapeAcc,
+    collapse_shapes,
+    key_shape,
+    lua_pattern,
+)
+from cachectl.policy.template import KeyTemplate
+
+
+@pytest.mark.parametrize(("key", "shape"), [
+    (b"order:1234:items", "order:*:items"),
+    (b"user:alice", "user:alice"),
+    (b"session:3f2a-bc", "session:*"),
+    (b"tmp key with spaces", "*"),
+    (b"\xff\xfe:x", "*:x"),
+    (b"a::b", "a::b"),
+    (b"cfg:" + b"x" * 41, "cfg:*"),
+    (b"st*r:1", "*:*"),
+])
+def test_key_shape_hides_variable_segments(key: bytes, shape: str) -> None:
+    assert key_shape(key) == shape
+
+
+def test_collapse_merges_positions_with_many_words() -> None:
+    shapes = {f"user:{name}": _ShapeAcc(1, 1, 10, 100, f"user:{name}".encode())
+              for name in "abcdefghij"}
+    shapes["user"] = _ShapeAcc(2, 2, 5, 25, b"user")
+    shapes["cfg:a"] = _ShapeAcc(1, 1, 1, 1, b"cfg:a")
+    shapes["cfg:b"] = _ShapeAcc(1, 1, 1, 1, b"cfg:b")
+    merged = collapse_shapes(shapes)
+    assert set(merged) == {"user:*", "user", "cfg:a", "cfg:b"}  # two words stay apart
+    assert merged["user:*"].keys == 10 and merged["user:*"].memory == 100
+    assert merged["user:*"].memory_sq == 1000
+
+
+@pytest.mark.parametrize("template", ["product:{id}", "we*ird?[x]%.:{id}", "search:{q:hash}",
+                                      "product:{id}:v{n}.json", "a-b+c(d):{x}"])
+def test_lua_pattern_escapes_every_magic_character(template: str) -> None:
+    pattern = lua_pattern(KeyTemplate(template, "shop"))
+    assert pattern.startswith("^shop:") and pattern.endswith("$")
+    # outside the placeholder classes no Lua magic character appears unescaped
+    stripped = pattern[1:-1].replace("[^:]+", "").replace("[0-9a-f]", "")
+    assert re.search(r"(?<!%)[()\.\[\]*+\-?^$]", re.sub(r"%.", "", stripped)) is None
+
+
+def test_median_from_histogram_is_within_half_a_bucket() -> None:
+    values = [1000, 2000, 3000, 50_000, 60_000]
+    hist: dict[int, int] = {}
+    for v in values:
+        b = math.floor(math.log(v) / math.log(HIST_BASE))
+        hist[b] = hist.get(b, 0) + 1
+    tally = NamespaceTally("ns", 5, 5, 0, 0, 0, 5, 0, 0, 0, 0, 1000, 60_000,
+                           tuple(sorted(hist.items())), (), (), ())
+    assert tally.ttl_median_ms() == pytest.approx(3000, rel=0.006)
+
+
+def test_preview_formats() -> None:
+    text, fmt, cut = _preview_text(b'{"a": [1, 2]}', False, 100)
+    assert fmt == "json" and json.loads(text) == {"a": [1, 2]} and not cut
+    assert _preview_text(b"hello", False, 100) == ("hello", "text", False)
+    assert _preview_text(b"\x00\x01", False, 100) == ("00 01", "hex", False)
+    text, fmt, cut = _preview_text(b'{"a": 1', True, 100)  # truncated JSON stays text
+    assert fmt == "text" and cut
+    text, fmt, cut = _preview_text(bytes(range(200)), False, 30)
+    assert fmt == "hex" and cut and len(text.split()) == 10
+
+
+def test_estimates_and_margins() -> None:
+    class Survey:
+        scanned = 1000
+        total_keys = 10_000
+
+    keys, var = _estimate_count(250, Survey(), exact_counts=False)  # type: ignore[arg-type]
+    assert keys == 2500
+    assert var == pytest.approx(10_000 ** 2 * 0.25 * 0.75 / 1000)
+    assert _estimate_count(250, Survey(), exact_counts=True) == (250.0, 0.0)  # type: ignore[arg-type]
+    mem, margin = _estimate_memory(2500.0, 0.0, 10, 1000, 100_000)  # every key 100 bytes
+    assert mem == 250_000 and margin == 0
