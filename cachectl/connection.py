@@ -324,6 +324,9 @@ def describe_error(exc: BaseException, settings: ConnectionSettings) -> RedisUna
         hint = "is Redis running there? pass --url or set REDIS_URL"
         if "reset by peer" in text and not settings.url.lower().startswith("rediss://"):
             hint += "; a TLS-only server resets plain connections: use rediss://"
+        if settings.cluster:
+            hint = ("a cluster node stopped answering (failing over?); rerun once CLUSTER INFO "
+                    "says cluster_state:ok: the work done so far is complete")
         return RedisUnavailableError(f"cannot connect to {where}: {text}", hint=hint)
     return RedisUnavailableError(f"{where}: {type(exc).__name__}: {text}")
 

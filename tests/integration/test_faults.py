@@ -177,7 +177,7 @@ def test_server_down_before_start_is_exit_3_for_every_command(
 
     url = f"redis://127.0.0.1:{free_port()}/0"
     runs = {"flush": ["flush", "-n", "product", "--yes"], "stats": ["stats", "--interval", "0.1s"],
-            "inspect": ["inspect"], "audit": ["audit"], "warm": ["warm", "-n", "product", "--yes"],
+            "inspect": ["inspect"], "audit": ["audit"], "warm": ["warm", "-n", "product"],
             "bench": ["bench"]}
     tried = []
     import importlib.util

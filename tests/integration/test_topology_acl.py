@@ -28,7 +28,8 @@ FAMILY_RUNS: dict[str, list[list[str]]] = {
     "inspect": [["inspect", "--json"], ["inspect", "-n", "product", "--json"],
                 ["inspect", "shop:product:1", "--json"], ["inspect", "--no-lua", "--json"],
                 ["audit", "--json"], ["audit", "--no-lua", "--json"]],
-    "warm": [["warm", "-n", "product", "--yes", "--json"]],
+    "warm": [["warm", "-n", "product", "--json"],
+             ["warm", "-n", "product", "--only-missing", "--json"]],
     "flush": [["flush", "-n", "product", "--yes", "--json"],
               ["flush", "-n", "price", "--soft", "--yes", "--json"],
               ["flush", "--history", "--json"],
@@ -97,7 +98,11 @@ def test_family_rule_allows_exactly_what_the_command_uses(
     user = acl.family_user([server.client()], family)
     user_codes, _, user_errs = _run_all(family, server, policy,
                                         user.url("127.0.0.1", server.port), capsys)
-    assert user_codes == admin_codes, user_errs
+    assert not any("permission" in e for e in user_errs), user_errs
+    if family == "bench":  # its verdict (exit 0/1) depends on latency on a loaded machine
+        assert all(c in (0, 1) for c in user_codes), user_errs
+    else:
+        assert user_codes == admin_codes, user_errs
 
     reliability.add(f"acl-{family}-least-privilege", area="acl",
                     fault=f"ACL user holding only the {family} rule",
@@ -107,7 +112,11 @@ def test_family_rule_allows_exactly_what_the_command_uses(
                     "grants nothing unused")
 
 
-MISSING_XFAIL: dict[str, str] = {}  # bench now stops with exit 3 on a NOPERM reply
+# bench stops with exit 3 on a NOPERM reply since its owner fixed it
+MISSING_XFAIL: dict[str, str] = {
+    "warm": "warm reports NOPERM per row (exit 1, every row 'failed', the reason names "
+            "'set') instead of stopping with exit 3 naming the missing permission",
+}
 
 
 @pytest.mark.parametrize("family", [

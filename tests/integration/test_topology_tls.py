@@ -8,58 +8,60 @@ import pytest
 
 from cachectl.connection import build_settings, connect
 from cachectl.errors import RedisUnavailableError, UsageError
-from tests.support.certs import CertSet, TlsRedisServer, make_certs
 from tests.support.reliability import Recorder, reliability  # noqa: F401
+from tests.support.tls import TlsFiles, TlsServer, make_tls_files, redis_supports_tls
+
+pytestmark = pytest.mark.skipif(not redis_supports_tls(), reason="redis-server built without TLS")
 
 
 @pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> CertSet:
-    return make_certs(tmp_path_factory.mktemp("pki"))
+def certs(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls_files(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")
-def other_ca(tmp_path_factory: pytest.TempPathFactory) -> CertSet:
-    return make_certs(tmp_path_factory.mktemp("other-pki"), ca_name="some other CA")
+def other_ca(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls_files(tmp_path_factory.mktemp("other-pki"), ca_name="some other CA")
 
 
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory: pytest.TempPathFactory,
-               certs: CertSet) -> Iterator[TlsRedisServer]:
-    server = TlsRedisServer(tmp_path_factory.mktemp("tls"), certs).start()
+               certs: TlsFiles) -> Iterator[TlsServer]:
+    server = TlsServer(tmp_path_factory.mktemp("tls"), certs).start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
 def mtls_server(tmp_path_factory: pytest.TempPathFactory,
-                certs: CertSet) -> Iterator[TlsRedisServer]:
-    server = TlsRedisServer(tmp_path_factory.mktemp("mtls"), certs,
-                            require_client_cert=True).start()
+                certs: TlsFiles) -> Iterator[TlsServer]:
+    server = TlsServer(tmp_path_factory.mktemp("mtls"), certs,
+                            client_certs=True).start()
     yield server
     server.stop()
 
 
-def test_rediss_with_ca_verifies_and_connects(tls_server: TlsRedisServer, certs: CertSet) -> None:
+def test_rediss_with_ca_verifies_and_connects(tls_server: TlsServer, certs: TlsFiles) -> None:
     client = connect(build_settings(url_flag=tls_server.url, env={}, tls_ca=str(certs.ca)))
     client.set("shop:product:1", b"x", px=5000)
     assert tls_server.client().get("shop:product:1") == b"x"  # type: ignore[attr-defined]
 
 
-def test_client_certificate_is_sent_when_required(mtls_server: TlsRedisServer,
-                                                  certs: CertSet) -> None:
+def test_client_certificate_is_sent_when_required(mtls_server: TlsServer,
+                                                  certs: TlsFiles) -> None:
     client = connect(build_settings(url_flag=mtls_server.url, env={}, tls_ca=str(certs.ca),
                                     tls_cert=str(certs.client_cert),
                                     tls_key=str(certs.client_key)))
     assert client.ping()
 
 
-def test_tls_insecure_skips_verification(tls_server: TlsRedisServer) -> None:
+def test_tls_insecure_skips_verification(tls_server: TlsServer) -> None:
     client = connect(build_settings(url_flag=tls_server.url, env={}, tls_insecure=True))
     assert client.ping()
 
 
 def test_missing_client_certificate_is_exit_3_naming_it(
-        mtls_server: TlsRedisServer, certs: CertSet, reliability: Recorder) -> None:  # noqa: F811
+        mtls_server: TlsServer, certs: TlsFiles, reliability: Recorder) -> None:  # noqa: F811
     with pytest.raises(RedisUnavailableError) as info:
         connect(build_settings(url_flag=mtls_server.url, env={}, tls_ca=str(certs.ca),
                                timeout_s=2))
@@ -71,7 +73,7 @@ def test_missing_client_certificate_is_exit_3_naming_it(
 
 
 def test_wrong_ca_is_exit_3_with_a_tls_message(
-        tls_server: TlsRedisServer, other_ca: CertSet, reliability: Recorder) -> None:  # noqa: F811
+        tls_server: TlsServer, other_ca: TlsFiles, reliability: Recorder) -> None:  # noqa: F811
     with pytest.raises(RedisUnavailableError) as info:
         connect(build_settings(url_flag=tls_server.url, env={}, tls_ca=str(other_ca.ca)))
     assert "TLS failed" in info.value.message
@@ -83,7 +85,7 @@ def test_wrong_ca_is_exit_3_with_a_tls_message(
 
 
 def test_clear_text_to_a_tls_port_suggests_rediss(
-        tls_server: TlsRedisServer, reliability: Recorder) -> None:  # noqa: F811
+        tls_server: TlsServer, reliability: Recorder) -> None:  # noqa: F811
     url = tls_server.url.replace("rediss://", "redis://")
     with pytest.raises(RedisUnavailableError) as info:
         connect(build_settings(url_flag=url, env={}, timeout_s=1))
@@ -94,7 +96,7 @@ def test_clear_text_to_a_tls_port_suggests_rediss(
 
 
 def test_tls_flags_with_a_clear_text_url_are_refused(
-        certs: CertSet, reliability: Recorder) -> None:  # noqa: F811
+        certs: TlsFiles, reliability: Recorder) -> None:  # noqa: F811
     with pytest.raises(UsageError) as info:
         build_settings(url_flag="redis://127.0.0.1:1/0", env={}, tls_ca=str(certs.ca))
     assert "rediss://" in info.value.message
@@ -107,6 +109,6 @@ def test_tls_flags_with_a_clear_text_url_are_refused(
 
 
 def test_unreadable_ca_file_is_exit_3_not_a_traceback(
-        tls_server: TlsRedisServer, tmp_path: object) -> None:
+        tls_server: TlsServer, tmp_path: object) -> None:
     with pytest.raises(RedisUnavailableError):
         connect(build_settings(url_flag=tls_server.url, env={}, tls_ca="/nonexistent/ca.crt"))

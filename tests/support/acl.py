@@ -28,7 +28,7 @@ FAMILY_RULES: dict[str, tuple[str, ...] | None] = {
     "inspect": ("+scan", "+dbsize", "+info", "+time", "+pttl", "+memory|usage", "+evalsha",
                 "+script|load", "+type", "+object|encoding", "+object|idletime", "+get",
                 "+strlen"),
-    "warm": ("+set", "+pttl"),
+    "warm": ("+set",),
     # UNLINK (plain), a Lua PTTL/PEXPIRE script (--soft), the audit stream (XADD/XREVRANGE)
     "flush": ("+scan", "+dbsize", "+unlink", "+pttl", "+pexpire", "+evalsha", "+script|load",
               "+xadd", "+xrevrange"),

@@ -1,7 +1,7 @@
 """Record each fault / bad-input scenario a test verified, for ``docs/reliability.md``.
 
 A test takes the ``reliability`` fixture and, after its assertions, calls
-``reliability.add("stable-id", fault=..., command=..., did=..., verified=...)``. Only a
+``reliability.add(<a string literal id>, fault=..., did=..., ...)``. Only a
 test that got that far (so its assertions held) records anything. Records go to
 ``build/reliability/<worker>.jsonl``; ``scripts/reliability_report.py`` renders them.
 The first argument must be a string literal: ``test_reliability_doc`` finds every id
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +27,6 @@ _VOLATILE = [
     (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:PORT"),
     (re.compile(r"localhost:\d+"), "localhost:PORT"),
     (re.compile(r"/tmp/\S+"), "/tmp/…"),
-    (re.compile(r"\b\d+(\.\d+)?s\b"), "Ns"),
 ]
 
 
@@ -47,6 +47,7 @@ class Scenario:
     did: str
     verified: str
     test: str
+    recorded_at: float
 
 
 class Recorder:
@@ -57,7 +58,8 @@ class Recorder:
     def add(self, scenario_id: str, *, area: str, fault: str, command: str, did: str,
             verified: str) -> None:
         self.scenarios.append(Scenario(scenario_id, area, normalize(fault), command,
-                                       normalize(did), normalize(verified), self.test))
+                                       normalize(did), normalize(verified), self.test,
+                                       time.time()))
 
 
 @pytest.fixture

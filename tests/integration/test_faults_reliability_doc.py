@@ -1,0 +1,57 @@
+"""docs/reliability.md covers every scenario the tests declare and record, and nothing else."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _report() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("reliability_report",
+                                                  REPO / "scripts" / "reliability_report.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _doc_ids() -> set[str]:
+    text = (REPO / "docs" / "reliability.md").read_text(encoding="utf-8")
+    return set(re.findall(r"^\| `([^`]+)` \|", text, flags=re.MULTILINE))
+
+
+def test_every_declared_scenario_has_a_row_and_every_row_a_test() -> None:
+    patterns = _report().declared_ids()
+    assert patterns, "no scenario declared in the tests"
+    ids = _doc_ids()
+    for pattern in patterns:
+        assert any(pattern.fullmatch(i) for i in ids), f"no row for {pattern.pattern}"
+    for i in ids:
+        assert any(p.fullmatch(i) for p in patterns), f"stale row {i}: no test declares it"
+
+
+def test_every_recorded_scenario_is_in_the_doc() -> None:
+    report = _report()
+    recorded = report.load_records()
+    declared = report.declared_ids()
+    ids = _doc_ids()
+    # records from this or earlier runs of tests that still exist
+    live = {i for i in recorded if any(p.fullmatch(i) for p in declared)}
+    assert live <= ids, f"recorded but missing from docs/reliability.md: {sorted(live - ids)}"
+
+
+def test_render_is_deterministic_and_escapes_cells() -> None:
+    report = _report()
+    rec = {"id": "x", "area": "one server", "fault": "a | b", "command": "flush",
+           "did": "exit 3", "verified": "ok", "test": "t", "recorded_at": 1.0}
+    patterns = [re.compile("x")]
+    text = report.render({"x": rec}, patterns)
+    assert text == report.render({"x": dict(rec)}, patterns)
+    assert "a \\| b" in text and "## Faults on one server" in text
+    assert report.render({"y": {**rec, "id": "y"}}, patterns).count("| `") == 0
