@@ -82,20 +82,25 @@ class ValueSizes:
 
 def sample_value_sizes(client: Any, ns: Namespace, limit: int = VALUE_SAMPLE_KEYS) -> ValueSizes:
     """Sizes of a few real keys of ``ns``: STRLEN for strings, MEMORY USAGE otherwise."""
-    keys = _scan_some(client, ns, limit)
-    if not keys:
+    found = _scan_some(client, ns, limit, _SAMPLE_SCAN_BATCHES)
+    if not found:
         return ValueSizes((DEFAULT_VALUE_BYTES,), "default (no keys to sample)")
-    sizes = [s for _, _, s in describe_keys(client, keys) if s]
+    sizes = [s for node, keys in found for _, _, s in describe_keys(node, keys) if s]
     if not sizes:
         return ValueSizes((DEFAULT_VALUE_BYTES,), "default (sampled keys vanished)")
     return ValueSizes(tuple(sizes), f"sampled {len(sizes)} keys")
 
 
-def _scan_some(client: Any, ns: Namespace, limit: int) -> list[bytes]:
-    found: list[bytes] = []
-    for batches, (_, keys) in enumerate(scan_namespace(client, ns), start=1):
-        found.extend(keys[: limit - len(found)])
-        if len(found) >= limit or batches >= _SAMPLE_SCAN_BATCHES:
+def _scan_some(client: Any, ns: Namespace, limit: int,
+               max_batches: int | None = None) -> list[tuple[Any, list[bytes]]]:
+    """Up to ``limit`` keys of ``ns``, grouped by the node (client) that holds them."""
+    found: list[tuple[Any, list[bytes]]] = []
+    total = 0
+    for batches, (node, keys) in enumerate(scan_namespace(client, ns), start=1):
+        take = keys[: limit - total]
+        found.append((node, take))
+        total += len(take)
+        if total >= limit or (max_batches is not None and batches >= max_batches):
             break
     return found
 
@@ -121,15 +126,11 @@ def describe_keys(client: Any, keys: Sequence[bytes]) -> list[tuple[bytes, bytes
 
 def sample_existing(client: Any, ns: Namespace, limit: int) -> list[tuple[bytes, bytes, int]]:
     """Up to ``limit`` real keys of ``ns`` with their type and size; reads only."""
-    keys: list[bytes] = []
-    for _, batch in scan_namespace(client, ns):
-        keys.extend(batch[: limit - len(keys)])
-        if len(keys) >= limit:
-            break
     out: list[tuple[bytes, bytes, int]] = []
-    for start in range(0, len(keys), _LOAD_BATCH):
-        out.extend(d for d in describe_keys(client, keys[start:start + _LOAD_BATCH])
-                   if d[1] in READ_COMMANDS)
+    for node, keys in _scan_some(client, ns, limit):
+        for start in range(0, len(keys), _LOAD_BATCH):
+            out.extend(d for d in describe_keys(node, keys[start:start + _LOAD_BATCH])
+                       if d[1] in READ_COMMANDS)
     return out
 
 

@@ -233,24 +233,49 @@ class BenchResult:
 # --------------------------------------------------------------------------- endpoint
 
 
+@dataclass(frozen=True)
+class BenchTarget:
+    """The servers the raw clients talk to: one, or every primary of a cluster."""
+
+    endpoints: tuple[Endpoint, ...]
+    slot_nodes: tuple[int, ...] | None = None  # cluster: slot -> index into endpoints
+
+    def node_of(self, key: bytes) -> int:
+        if self.slot_nodes is None:
+            return 0
+        from redis.crc import key_slot
+
+        return self.slot_nodes[key_slot(key)]
+
+
 def endpoint_of(client: Any, *, url: str, tls_ca: str | None = None,
                 tls_cert: str | None = None, tls_key: str | None = None,
-                tls_insecure: bool = False, timeout_s: float = 5.0) -> Endpoint:
-    """Where ``client`` is connected (the Sentinel master resolved), for the raw workers."""
+                tls_insecure: bool = False, timeout_s: float = 5.0) -> BenchTarget:
+    """Where ``client`` is connected (Sentinel master or cluster primaries resolved)."""
+    tls = dict(tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, tls_insecure=tls_insecure,
+               connect_timeout_s=min(timeout_s, 5.0), timeout_s=timeout_s)
     if hasattr(client, "get_primaries"):
-        raise UsageError("bench measures one server; Redis Cluster is not supported yet",
-                         hint="benchmark one primary: drop --cluster and pass its --url")
+        manager = client.nodes_manager
+        kw = manager.connection_kwargs
+        primaries = sorted(client.get_primaries(), key=lambda n: n.name)
+        index = {node.name: i for i, node in enumerate(primaries)}
+        endpoints = tuple(Endpoint(
+            host=str(node.host), port=int(node.port), username=kw.get("username"),
+            password=kw.get("password"), tls=url.lower().startswith("rediss://"),
+            **tls) for node in primaries)  # type: ignore[arg-type]
+        slot_nodes = tuple(index.get(manager.slots_cache[slot][0].name, 0)
+                           if manager.slots_cache.get(slot) else 0 for slot in range(16384))
+        return BenchTarget(endpoints, slot_nodes)
     pool = client.connection_pool
     kw = pool.connection_kwargs
     host, port = kw.get("host", "127.0.0.1"), kw.get("port", 6379)
     if hasattr(pool, "get_master_address"):
         host, port = pool.get_master_address()
-    return Endpoint(
+    return BenchTarget((Endpoint(
         host=str(host), port=int(port), unix_path=kw.get("path"), db=int(kw.get("db") or 0),
         username=kw.get("username"), password=kw.get("password"),
         tls=url.lower().startswith("rediss://") or "ssl_certfile" in kw or "ssl_ca_certs" in kw,
-        tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, tls_insecure=tls_insecure,
-        connect_timeout_s=min(timeout_s, 5.0), timeout_s=timeout_s)
+        **tls),))  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- running
@@ -273,7 +298,7 @@ class _Prepared:
     origin_source: OriginSource | None = None
 
 
-def run_bench(client: Any, endpoint: Endpoint, policy: Policy, config: BenchConfig, *,
+def run_bench(client: Any, target: BenchTarget, policy: Policy, config: BenchConfig, *,
               server: str = "", on_progress: ProgressCallback = no_progress) -> BenchResult:
     """Benchmark every namespace and mode in ``config``; keys are removed unless ``keep``.
 
@@ -305,7 +330,7 @@ def run_bench(client: Any, endpoint: Endpoint, policy: Policy, config: BenchConf
                 written.extend(prep.keys)
                 written_count += prep.written
             for mode in config.modes:
-                runs.append(_run_one(prep, policy, mode, config, endpoint, rng, parallel,
+                runs.append(_run_one(prep, policy, mode, config, target, rng, parallel,
                                      on_progress, server))
     except KeyboardInterrupt:
         interrupted = True
@@ -393,7 +418,7 @@ def _hot_set(n: int) -> int:
 
 
 def _run_one(prep: _Prepared, policy: Policy, mode: BenchMode, config: BenchConfig,
-             endpoint: Endpoint, rng: random.Random, parallel: str,
+             target: BenchTarget, rng: random.Random, parallel: str,
              on_progress: ProgressCallback, server: str) -> RunResult:
     ns = prep.ns
     hot = mode is BenchMode.HOT
@@ -422,6 +447,8 @@ def _run_one(prep: _Prepared, policy: Policy, mode: BenchMode, config: BenchConf
                          latency=LatencyHistogram().percentiles(), origin=prep.origin,
                          **base)  # type: ignore[arg-type]
     seed = rng.randrange(1 << 30)
+    key_nodes = ([target.node_of(k) for k in prep.keys[:working]]
+                 if target.slot_nodes is not None else None)
     plans = []
     for i in range(config.clients):
         share = None
@@ -429,7 +456,8 @@ def _run_one(prep: _Prepared, policy: Policy, mode: BenchMode, config: BenchConf
             share = config.requests // config.clients + (i < config.requests % config.clients)
             share = max(1, share)
         plans.append(WorkerPlan(
-            endpoint=endpoint, reads=reads, writes=writes, read_ratio=config.read_ratio,
+            endpoints=target.endpoints, key_nodes=key_nodes, reads=reads, writes=writes,
+            read_ratio=config.read_ratio,
             cdf=config.distribution.cdf(working), pipeline=config.pipeline,
             warmup_ns=config.warmup_ms * 1_000_000,
             duration_ns=None if config.requests is not None else (config.duration_ms or 0) * 1_000_000,

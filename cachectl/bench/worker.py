@@ -64,9 +64,14 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class WorkerPlan:
-    """What one client sends. ``reads``/``writes`` are pre-encoded commands, one per key."""
+    """What one client sends. ``reads``/``writes`` are pre-encoded commands, one per key.
 
-    endpoint: Endpoint
+    On a cluster, ``endpoints`` lists every primary and ``key_nodes`` says which one
+    owns each key; a pipeline is split per node, as a cluster client does, and each
+    part is timed as its own round trip.
+    """
+
+    endpoints: Sequence[Endpoint]
     reads: Sequence[bytes]
     writes: Sequence[Sequence[bytes]] = ()  # per key, several variants (jittered TTLs)
     read_ratio: float = 1.0
@@ -76,6 +81,7 @@ class WorkerPlan:
     duration_ns: int | None = None  # stop after this long (after the warm-up) ...
     requests: int | None = None  # ... or after this many measured requests
     seed: int = 0
+    key_nodes: Sequence[int] | None = None  # index into endpoints per key; None: all on 0
 
 
 @dataclass
@@ -101,27 +107,33 @@ class _Denied(Exception):
 _DENIALS = ("NOPERM", "NOAUTH", "WRONGPASS")
 
 
-def build_batches(plan: WorkerPlan) -> list[tuple[bytes, int]]:
-    """Pre-encode the pipelines this client cycles through, and how many reads each holds."""
+def build_batches(plan: WorkerPlan) -> list[tuple[int, bytes, int, int]]:
+    """Pre-encode the pipelines this client cycles through.
+
+    Each entry is ``(node, commands, how many, how many are reads)``.
+    """
     rng = random.Random(plan.seed)
     n_keys = len(plan.reads)
     count = max(1, min(_MAX_BATCHES, 65_536 // plan.pipeline))
     cdf = plan.cdf
+    nodes = plan.key_nodes
     batches = []
     for _ in range(count):
-        parts = []
-        reads = 0
+        parts: dict[int, list[bytes]] = {}
+        reads: dict[int, int] = {}
         for _ in range(plan.pipeline):
             if cdf is not None:
                 k = min(n_keys - 1, bisect.bisect_left(cdf, rng.random() * cdf[-1]))
             else:
                 k = rng.randrange(n_keys)
+            node = nodes[k] if nodes is not None else 0
             if plan.writes and rng.random() >= plan.read_ratio:
-                parts.append(rng.choice(plan.writes[k]))
+                parts.setdefault(node, []).append(rng.choice(plan.writes[k]))
             else:
-                parts.append(plan.reads[k])
-                reads += 1
-        batches.append((b"".join(parts), reads))
+                parts.setdefault(node, []).append(plan.reads[k])
+                reads[node] = reads.get(node, 0) + 1
+        for node, cmds in parts.items():
+            batches.append((node, b"".join(cmds), len(cmds), reads.get(node, 0)))
     return batches
 
 
@@ -190,22 +202,23 @@ def run_worker(plan: WorkerPlan, index: int, control: MutableSequence[int],
     """Connect, wait for the common start, warm up, then measure; never raises."""
     hist = LatencyHistogram()
     report = WorkerReport(histogram={})
-    conn: Connection | None = None
+    conns: list[Connection] = []
     try:
         batches = build_batches(plan)
-        conn = Connection(plan.endpoint)
+        for endpoint in plan.endpoints:
+            conns.append(Connection(endpoint))
         progress[index] = -1  # connected and ready
         while control[CTRL_START_NS] == 0:
             if control[CTRL_STOP]:
-                return _finish(report, hist, conn)
+                return _finish(report, hist, conns)
             time.sleep(0.001)
-        conn = _loop(plan, batches, conn, hist, report, index, control, progress)
+        _loop(plan, batches, conns, hist, report, index, control, progress)
     except _Denied as exc:
         report.fatal = str(exc)
         report.denied = True
     except (OSError, ConnectionError, hiredis.ProtocolError) as exc:
         report.fatal = f"{type(exc).__name__}: {exc}"
-    return _finish(report, hist, conn)
+    return _finish(report, hist, conns)
 
 
 def process_main(plan: WorkerPlan, index: int, control: MutableSequence[int],
@@ -218,17 +231,17 @@ def process_main(plan: WorkerPlan, index: int, control: MutableSequence[int],
     results.put((index, report))
 
 
-def _finish(report: WorkerReport, hist: LatencyHistogram, conn: Connection | None) -> WorkerReport:
-    if conn is not None:
+def _finish(report: WorkerReport, hist: LatencyHistogram,
+            conns: list[Connection]) -> WorkerReport:
+    for conn in conns:
         conn.close()
     report.histogram = hist.to_state()
     return report
 
 
-def _loop(plan: WorkerPlan, batches: list[tuple[bytes, int]], conn: Connection, hist: LatencyHistogram,
-          report: WorkerReport, index: int, control: MutableSequence[int],
-          progress: MutableSequence[int]) -> Connection:
-    pipeline = plan.pipeline
+def _loop(plan: WorkerPlan, batches: list[tuple[int, bytes, int, int]], conns: list[Connection],
+          hist: LatencyHistogram, report: WorkerReport, index: int,
+          control: MutableSequence[int], progress: MutableSequence[int]) -> None:
     clock = time.perf_counter_ns
     start = control[CTRL_START_NS]
     measure_from = start + plan.warmup_ns
@@ -240,10 +253,18 @@ def _loop(plan: WorkerPlan, batches: list[tuple[bytes, int]], conn: Connection, 
     first_measured = 0
     measuring = False
     next_progress = 0
-    sock, reader, buf = conn.sock, conn.reader, conn.buf
-    gets, feed, recv_into, sendall = reader.gets, reader.feed, sock.recv_into, sock.sendall
+    current = 0
+    conn = conns[0]
+    buf = conn.buf
+    gets, feed, recv_into, sendall = (conn.reader.gets, conn.reader.feed, conn.sock.recv_into,
+                                      conn.sock.sendall)
     t1 = clock()
-    for batch, batch_reads in itertools.cycle(batches):
+    for node, batch, pipeline, batch_reads in itertools.cycle(batches):
+        if node != current:  # only on a cluster
+            current, conn = node, conns[node]
+            buf = conn.buf
+            gets, feed, recv_into, sendall = (conn.reader.gets, conn.reader.feed,
+                                              conn.sock.recv_into, conn.sock.sendall)
         if not measuring and t1 >= measure_from:
             measuring = True
             first_measured = t1
@@ -275,9 +296,10 @@ def _loop(plan: WorkerPlan, batches: list[tuple[bytes, int]], conn: Connection, 
                 report.timeouts += pipeline
                 done += pipeline
             conn.close()
-            conn = Connection(plan.endpoint)
-            sock, reader = conn.sock, conn.reader
-            gets, feed, recv_into, sendall = reader.gets, reader.feed, sock.recv_into, sock.sendall
+            conn = conns[node] = Connection(plan.endpoints[node])
+            buf = conn.buf
+            gets, feed, recv_into, sendall = (conn.reader.gets, conn.reader.feed,
+                                              conn.sock.recv_into, conn.sock.sendall)
             continue
         if measuring:
             record(t1 - t0, pipeline)
@@ -298,4 +320,3 @@ def _loop(plan: WorkerPlan, batches: list[tuple[bytes, int]], conn: Connection, 
     report.misses = misses
     report.errors = errors
     report.elapsed_ns = max(0, t1 - first_measured) if measuring else 0
-    return conn

@@ -52,9 +52,9 @@ def test_distribution_parsing() -> None:
 
 def test_zipf_batches_favour_the_first_keys() -> None:
     reads = [encode("GET", f"k{i}") for i in range(100)]
-    plan = WorkerPlan(endpoint=None, reads=reads, cdf=Distribution("zipf", 1.2).cdf(100),  # type: ignore[arg-type]
+    plan = WorkerPlan(endpoints=(), reads=reads, cdf=Distribution("zipf", 1.2).cdf(100),
                       pipeline=1)
-    batches = [b for b, _ in build_batches(plan)]
+    batches = [b for _, b, _, _ in build_batches(plan)]
     top = batches.count(reads[0])
     tail = batches.count(reads[99])
     assert top > 20 * max(tail, 1)
@@ -63,13 +63,23 @@ def test_zipf_batches_favour_the_first_keys() -> None:
 def test_mixed_batches_hold_reads_and_writes_at_the_ratio() -> None:
     reads = [encode("GET", f"k{i}") for i in range(10)]
     writes = [[encode("SET", f"k{i}", "v", "PX", 1000)] for i in range(10)]
-    plan = WorkerPlan(endpoint=None, reads=reads, writes=writes, read_ratio=0.75,  # type: ignore[arg-type]
-                      pipeline=8)
+    plan = WorkerPlan(endpoints=(), reads=reads, writes=writes, read_ratio=0.75, pipeline=8)
     batches = build_batches(plan)
-    total_reads = sum(n for _, n in batches)
+    total_reads = sum(n for _, _, _, n in batches)
     share = total_reads / (8 * len(batches))
     assert 0.7 < share < 0.8
-    assert all(b.count(b"*") == 8 for b, _ in batches)
+    assert all(b.count(b"*") == 8 == count for _, b, count, _ in batches)
+
+
+def test_cluster_pipelines_are_split_per_owning_node() -> None:
+    reads = [encode("GET", f"k{i}") for i in range(12)]
+    plan = WorkerPlan(endpoints=(), reads=reads, pipeline=6, key_nodes=[i % 3 for i in range(12)])
+    batches = build_batches(plan)
+    assert {node for node, _, _, _ in batches} == {0, 1, 2}
+    for node, payload, count, n_reads in batches:
+        assert count == n_reads == payload.count(b"*2\r\n")
+        wanted = {f"k{i}".encode() for i in range(12) if i % 3 == node}
+        assert {line for line in payload.split(b"\r\n") if line.startswith(b"k")} <= wanted
 
 
 def test_make_value_has_the_exact_size() -> None:
