@@ -610,6 +610,7 @@ class FlushResult:
     max_ping_ms: float  # the highest PING round trip seen between batches
     interrupted: bool = False
     audit_id: str | None = None
+    audit_error: str | None = None  # the audit entry could not be written (the flush was)
 
     @property
     def matched(self) -> int:
@@ -640,6 +641,7 @@ class FlushResult:
             "keys_per_s": round(self.keys_per_s, 1),
             "interrupted": self.interrupted,
             "audit_id": self.audit_id,
+            "audit_error": self.audit_error,
             "pacing": {"batches": self.batches, "backoffs": self.backoffs,
                        "paused_s": round(self.paused_s, 3),
                        "max_ping_ms": round(self.max_ping_ms, 3)},
@@ -827,13 +829,28 @@ def flush_namespaces(
         interrupted = True
         with contextlib.suppress(KeyboardInterrupt):
             settle()
+    except rex.RedisError:
+        # Redis failed part-way (connection lost, a permission): record what was done,
+        # if anything was and the audit stream can still be written, then report
+        partial = finish()
+        if partial.changed and not dry_run:
+            with contextlib.suppress(rex.RedisError):
+                append_audit(client, policy, FlushResult(**{**partial.__dict__,
+                                                            "interrupted": True}),
+                             actor or current_actor(), wall_clock())
+        raise
     finally:
         if worker is not None:
             worker.shutdown(wait=True)
     result = finish()
     if not dry_run and (result.matched or interrupted):
-        audit_id = append_audit(client, policy, result, actor or current_actor(), wall_clock())
-        result = FlushResult(**{**result.__dict__, "audit_id": audit_id})
+        try:
+            audit_id = append_audit(client, policy, result, actor or current_actor(),
+                                    wall_clock())
+            result = FlushResult(**{**result.__dict__, "audit_id": audit_id})
+        except rex.RedisError as exc:
+            # the keys are flushed either way; say so rather than fail the whole run
+            result = FlushResult(**{**result.__dict__, "audit_error": _first_line(exc)})
     if interrupted:
         verb = "softened" if soft else "removed"
         raise InterruptedWork(
@@ -861,6 +878,11 @@ def describe(targets: Sequence[FlushTarget]) -> str:
 
 
 # --------------------------------------------------------------------------- audit
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 def audit_key(policy: Policy) -> str:

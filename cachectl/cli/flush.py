@@ -152,6 +152,12 @@ def command(
                     _show(exc.partial, json_out)
                 raise
     _show(result, json_out)
+    if result.audit_error:
+        err.print(f"warning: the flush is done, but its audit entry could not be written to "
+                  f"{core.audit_key(pol)}: {result.audit_error}", markup=False)
+        err.print("hint: grant the user XADD on that key (see README 'Least-privilege ACL')",
+                  markup=False)
+        return 1
     return 0
 
 

@@ -58,7 +58,8 @@ def test_json_shape_of_a_hard_flush(redis_client: redis.Redis, redis_url: str, p
     out = capsys.readouterr()
     doc = json.loads(out.out)
     assert set(doc) == {"mode", "dry_run", "what", "matched", "removed", "skipped", "seconds",
-                        "keys_per_s", "interrupted", "audit_id", "pacing", "targets"}
+                        "keys_per_s", "interrupted", "audit_id", "audit_error", "pacing",
+                        "targets"}
     assert (doc["mode"], doc["matched"], doc["removed"], doc["skipped"]) == ("hard", 2, 2, 0)
     assert doc["targets"][0]["target"] == "namespace product"
     assert sorted(doc["targets"][0]["examples"]) == ["shop:product:1", "shop:product:2"]
@@ -215,6 +216,23 @@ def test_read_only_acl_user_gets_exit_3_and_nothing_partial(
             assert ("'unlink'" in err) if not extra else ("'evalsha'" in err or "'eval'" in err)
         assert admin.dbsize() == 2500
         assert all(admin.pttl(f"shop:product:{i}") > 3_000_000 for i in (0, 1000, 2499))
+
+
+def test_flush_done_but_audit_refused_exits_1_with_a_warning(
+        redis_factory: Callable[..., RedisServer], policy_file: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    server = redis_factory()
+    admin = server.client()
+    _load(admin, [f"shop:product:{i}" for i in range(20)] + ["shop:cart:1"])
+    admin.execute_command("ACL", "SETUSER", "fl", "on", ">pw", "~*", "+@read", "+@connection",
+                          "+unlink")
+    url = f"redis://fl:pw@127.0.0.1:{server.port}/0"
+    assert _run(policy_file, url, "--namespace", "product", "--yes", "--json") == 1
+    out = capsys.readouterr()
+    doc = json.loads(out.out)
+    assert doc["removed"] == 20 and doc["audit_id"] is None and "xadd" in doc["audit_error"]
+    assert "the flush is done, but its audit entry could not be written" in out.err
+    assert admin.dbsize() == 1
 
 
 def _subprocess(policy_file: str, url: str, *args: str) -> subprocess.Popen[str]:
