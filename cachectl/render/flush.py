@@ -13,7 +13,8 @@ from cachectl.render.console import display_key
 
 
 def _count(n: int, estimated: bool) -> str:
-    return f"~{n:,}" if estimated else f"{n:,}"
+    """``1 key``, ``1,200 keys``, ``~5,000 keys``."""
+    return f"{'~' if estimated else ''}{n:,} key{'' if n == 1 and not estimated else 's'}"
 
 
 def plan_text(plan: FlushPlan) -> list[str]:
@@ -21,11 +22,12 @@ def plan_text(plan: FlushPlan) -> list[str]:
     verb = "soften" if plan.mode is FlushMode.SOFT else "remove"
     how = (f"estimated from a sample of {plan.sampled_keys:,} of {plan.dbsize:,} keys"
            if plan.estimated else "counted")
-    lines = [f"About to {verb} {_count(plan.keys, plan.estimated)} keys ({how}):"]
+    lines = [f"About to {verb} {_count(plan.keys, plan.estimated)} ({how}):"]
     for t in plan.targets:
         extra = f", PTTL -> {t.soft_pttl_ms:,} ms" if t.soft_pttl_ms is not None else ""
-        lines.append(f"  {t.target}: {_count(t.keys, t.estimated)} keys{extra}")
-        lines.extend(f"      {display_key(k)}" for k in t.examples)
+        lines.append(f"  {t.target}: {_count(t.keys, t.estimated)}{extra}")
+        if t.kind != "key":  # a named key is its own example
+            lines.extend(f"      {display_key(k)}" for k in t.examples)
     return lines
 
 
@@ -37,7 +39,7 @@ def render_plan(plan: FlushPlan, console: Console) -> None:
 def render_result(result: FlushResult, console: Console) -> None:
     """The summary: per target and in total, matched / removed or softened / skipped."""
     changed = "softened" if result.mode is FlushMode.SOFT else "removed"
-    title = "flush (dry run: nothing changed)" if result.dry_run else (
+    title = "flush (dry run)" if result.dry_run else (
         "flush, interrupted" if result.interrupted else f"flush ({result.mode.value})")
     table = Table(title=title, title_justify="left")
     table.add_column("target")
@@ -57,7 +59,8 @@ def render_result(result: FlushResult, console: Console) -> None:
                 console.print(f"{t.target}, first {len(t.examples)} keys:", markup=False)
                 for k in t.examples:
                     console.print(f"  {display_key(k)}", markup=False, highlight=False)
-    summary = (f"matched {result.matched:,}" + ("" if result.dry_run else
+    summary = (("nothing changed; " if result.dry_run else "") + f"matched {result.matched:,}"
+               + ("" if result.dry_run else
                f", {changed} {result.changed:,}, skipped {result.skipped:,}")
                + f" in {result.seconds:.2f} s ({result.keys_per_s:,.0f} keys/s)")
     if result.backoffs:

@@ -149,7 +149,8 @@ def test_render_result_summary_and_keys_are_not_markup() -> None:
     con, buf = _console()
     render.render_result(_result(dry_run=True), con)
     out = buf.getvalue()
-    assert "dry run" in out and "shop:product:[bold]x\\xff" in out
+    assert "dry run" in out and "nothing changed; matched 10" in out
+    assert "shop:product:[bold]x\\xff" in out
     con, buf = _console()
     render.render_result(_result(), con)
     out = buf.getvalue()
