@@ -82,3 +82,14 @@ def test_readme_console_examples_are_real(
     if echo_exit:
         out += f"exit {code}\n"
     assert out == output
+
+
+def test_docs_explain_every_rule() -> None:
+    from cachectl.diagnostics import RULES
+
+    docs = (REPO / "docs" / "policy.md").read_text()
+    for rule in RULES.values():
+        assert rule.code in docs and rule.name in docs, rule.code
+    for ref in re.findall(r"\[(\d{3}(?:, \d{3})*)\]", docs):
+        for number in ref.split(", "):
+            assert list((REPO / "tests" / "lint_cases").glob(f"{number}-*.yaml")), number

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cachectl.lint import lint_paths, lint_source, sources
 from cachectl.lint.urls import literal_text
@@ -178,3 +180,28 @@ def test_warm_paths_are_relative_to_the_policy_file(tmp_path: Path, monkeypatch:
 def test_semantic_rules_still_run_when_one_namespace_fails_to_resolve() -> None:
     text = policy('  a: {key: "a:{id", ttl: 1m}\n  b: {key: "b:{id}", ttl: 1m, stale: 1h}\n')
     assert findings(text) == ["CP201", "CP104"]
+
+
+_VALUES = st.one_of(st.text(max_size=10), st.integers(-5, 10**9), st.floats(), st.booleans(),
+                    st.none(), st.lists(st.integers(0, 3), max_size=2))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    ns=st.dictionaries(st.sampled_from(["key", "ttl", "stale", "stale_if_error", "jitter", "hit_rate",
+                                        "max_value_bytes", "warm"]), _VALUES),
+    thresholds=st.dictionaries(st.sampled_from(["hit_rate", "critical_hit_rate", "memory_used_ratio",
+                                                "max_stale_ratio", "latency_p99_ms"]), _VALUES),
+    url=st.one_of(st.none(), st.text(max_size=30)),
+    key=st.text(alphabet="ab{}:*?[]\\ \t$-x", max_size=12),
+)
+def test_rules_never_raise_on_random_documents(
+        tmp_path: Path, ns: dict[str, object], thresholds: dict[str, object],
+        url: str | None, key: str) -> None:
+    ns.setdefault("key", key)
+    doc: dict[str, object] = {"version": 1, "thresholds": thresholds,
+                              "namespaces": {"a": ns, "b": {"key": key, "ttl": 60}}}
+    if url is not None:
+        doc["redis"] = {"url": url}
+    diags = lint_source(json.dumps(doc), "p.yaml", {}, tmp_path)
+    assert all(d.span.line >= 1 for d in diags)
