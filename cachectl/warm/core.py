@@ -130,7 +130,25 @@ def open_targets(policy: Policy, namespaces: Iterable[str] = (), *,
             raise UsageError(f"--source-override names namespace {name}, which is not warmed "
                              "in this run", hint=f"add --namespace {name}")
     context_env = dict(env or {})
-    targets = []
+    targets: list[WarmTarget] = []
+    try:
+        _open_each(policy, chosen, overrides, context_env, targets)
+    except BaseException:
+        close_targets(targets)
+        raise
+    return targets
+
+
+def close_targets(targets: Iterable[WarmTarget]) -> None:
+    """Close every source that can be closed (files); sources without ``close`` are left."""
+    for target in targets:
+        close = getattr(target.source, "close", None)
+        if callable(close):
+            close()
+
+
+def _open_each(policy: Policy, chosen: list[Namespace], overrides: dict[str, str],
+               context_env: dict[str, str], targets: list[WarmTarget]) -> None:
     for ns in chosen:
         if ns.warm is not None and ns.warm.encoding == "raw" and ns.warm.value is None:
             raise UsageError(f"namespace {ns.name}: warm encoding: raw needs value: FIELD",
@@ -138,7 +156,6 @@ def open_targets(policy: Policy, namespaces: Iterable[str] = (), *,
         kind, options = _source_spec(ns, overrides.get(ns.name))
         context = SourceContext(ns.name, policy.base_dir, context_env)
         targets.append(WarmTarget(ns, open_source(kind, options, context)))
-    return targets
 
 
 def _source_spec(ns: Namespace, override: str | None) -> tuple[str, dict[str, Any]]:
@@ -264,8 +281,22 @@ def warm_namespaces(
     limiter = RateLimiter(rate)
     if rate:
         batch_size = max(1, min(batch_size, int(rate / 20) or 1))
+    try:
+        return _warm_targets(client, targets, dry_run=dry_run, only_missing=only_missing,
+                             max_errors=max_errors, limiter=limiter, progress=progress,
+                             should_stop=stop_check, rng=rng, batch_size=batch_size,
+                             window=window)
+    finally:
+        close_targets(targets)
+
+
+def _warm_targets(client: Any, targets: list[WarmTarget], *, dry_run: bool, only_missing: bool,
+                  max_errors: int | None, limiter: RateLimiter, progress: WarmProgress,
+                  should_stop: Callable[[], bool], rng: random.Random | None, batch_size: int,
+                  window: int) -> WarmReport:
     results: list[NamespaceWarm] = []
     errors_so_far = 0
+    stop_check = should_stop
     for target in targets:
         writer = None if dry_run else _Writer(client, window=window, nx=only_missing)
         tally = _Tally(target)

@@ -108,6 +108,9 @@ class CsvSource:
         self.path = resolve_path(raw, context)
         self._fh = open_binary(self.path, raw)
 
+    def close(self) -> None:
+        self._fh.close()
+
     @property
     def description(self) -> str:
         return f"csv {self.display}"

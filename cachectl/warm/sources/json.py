@@ -36,6 +36,9 @@ class JsonSource:
         self._array: list[Any] | None = None
         self._load()  # parsed now: a broken document fails before anything is written
 
+    def close(self) -> None:
+        self._fh.close()
+
     @property
     def description(self) -> str:
         return f"json {self.display}" + (f" (items: {self.items})" if self.items else "")

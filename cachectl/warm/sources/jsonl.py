@@ -30,6 +30,9 @@ class JsonlSource:
         self.path = resolve_path(raw, context)
         self._fh = open_binary(self.path, raw)  # opened now: a missing file fails before any write
 
+    def close(self) -> None:
+        self._fh.close()
+
     @property
     def description(self) -> str:
         return f"jsonl {self.display}"
