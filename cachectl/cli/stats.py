@@ -198,6 +198,18 @@ def _watch(conn: RedisOptions, policy: "Policy", options: "StatsOptions", period
         return 0
 
 
+def _stop_on_sigterm() -> None:
+    """Let SIGTERM (systemd, docker stop) end --serve as cleanly as Ctrl-C does."""
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def _serve(conn: RedisOptions, policy: "Policy", options: "StatsOptions", address: str) -> int:
     """Serve /metrics until Ctrl-C (exit 0); Redis down -> ``cachectl_up 0``, not a crash."""
     from cachectl.connection import redis_errors
@@ -219,6 +231,7 @@ def _serve(conn: RedisOptions, policy: "Policy", options: "StatsOptions", addres
         return 200, CONTENT_TYPE, prometheus_text(report).encode()
 
     server = MetricsServer((host, port), produce)
+    _stop_on_sigterm()
     shown = f"{host or '0.0.0.0'}:{server.port}"  # noqa: S104 (only displayed)
     console.stderr().print(f"serving http://{shown}/metrics for {settings.display}; Ctrl-C stops",
                            markup=False, highlight=False)

@@ -125,10 +125,10 @@ def _keys_cell(k: KeySample | None) -> str:
 def namespace_table(report: StatsReport, width: int = 140) -> Table:
     """One row per namespace: counters over the window, verdict, sampled keys.
 
-    Below 140 columns the per-freshness breakdown (fresh/stale/fail-safe hits), origin
+    Below 150 columns the per-freshness breakdown (fresh/stale/fail-safe hits), origin
     calls saved and load time are left out (they stay in --json).
     """
-    wide = width >= 140
+    wide = width >= 150
     window = format_duration_ms(report.window_s * 1000)
     table = Table(title=f"Namespaces · library counters over the last {window} (* critical)",
                   box=box.SIMPLE_HEAD, title_justify="left")
@@ -221,7 +221,7 @@ def stats_dashboard(report: StatsReport, width: int = 140) -> RenderableType:
     return Group(*parts)
 
 
-PIPED_WIDTH = 140
+PIPED_WIDTH = 160
 
 
 def dashboard_console() -> Console:
