@@ -14,7 +14,7 @@ from cachectl.policy import parse_policy
 from cachectl.render.console import jsonable
 from cachectl.render.prometheus import prometheus_text
 from cachectl.stats.checks import namespace_checks, server_checks
-from cachectl.stats.model import NamespaceStats, NodeStats, ReadLatency, ScanSummary, Status, StatsReport
+from cachectl.stats.model import NamespaceStats, NodeStats, ReadLatency, ScanSummary, StatsReport, Status
 from cachectl.stats.namespaces import window_minutes
 from cachectl.stats.serve import parse_address
 from cachectl.stats.server import (
