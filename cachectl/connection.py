@@ -192,7 +192,7 @@ def create_client(settings: ConnectionSettings) -> Any:
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
             list(settings.sentinels), sentinel_kwargs=sentinel_kwargs, **kwargs)
         return sentinel.master_for(  # type: ignore[no-untyped-call]
-            settings.master_name or "mymaster")
+            settings.master_name or "mymaster", connection_class=_sentinel_connection_class())
     if settings.cluster:
         from redis.cluster import RedisCluster
 
@@ -200,6 +200,27 @@ def create_client(settings: ConnectionSettings) -> Any:
         kwargs.pop("health_check_interval", None)
         return RedisCluster.from_url(settings.url, **kwargs)
     return redis.Redis.from_url(settings.url, **kwargs)
+
+
+def _sentinel_connection_class() -> type:
+    """SentinelManagedConnection that asks the Sentinels on every (re)connect.
+
+    redis-py 8 reconnects inside a command's retries through ``connect_check_health``,
+    which SentinelManagedConnection does not override: after a failover the retry went
+    back to the demoted primary ("The previous master is now a slave") until the
+    command failed. Resolving the primary there makes the retry reach the new one.
+    """
+    from redis.sentinel import SentinelManagedConnection
+
+    class SentinelPrimaryConnection(SentinelManagedConnection):
+        def connect_check_health(self, check_health: bool = True,
+                                 retry_socket_connect: bool = True) -> None:
+            if not self._sock and self.connection_pool.is_master:
+                self.host, self.port = self.connection_pool.get_master_address()
+            super().connect_check_health(check_health=check_health,
+                                         retry_socket_connect=retry_socket_connect)
+
+    return SentinelPrimaryConnection
 
 
 def connect(settings: ConnectionSettings) -> Any:

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import threading
+import time
+from pathlib import Path
+
 import pytest
+import redis
 
 from cachectl.connection import build_settings, connect, primaries, redis_errors
 from cachectl.errors import RedisUnavailableError, UsageError
-from tests.support.reliability import Recorder, reliability  # noqa: F401
+from tests.support import shop
+from tests.support.reliability import (  # noqa: F401
+    Recorder,
+    assert_no_traceback,
+    reliability,
+    run_cli,
+)
 from tests.support.sentinel import SentinelFixture, sentinel_fixture
 
 sentinel = pytest.fixture(scope="module")(sentinel_fixture)
@@ -68,3 +81,125 @@ def test_client_follows_a_failover(sentinel: SentinelFixture,
                     fault="SENTINEL FAILOVER between two commands", command="connection layer",
                     did="the next command went to the new primary",
                     verified="value written on the promoted replica")
+
+
+# -- the commands and the library through Sentinel -----------------------------------------
+
+@pytest.fixture(scope="module")
+def sentinel_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return shop.write_policy(tmp_path_factory.mktemp("sentinel-policy"))
+
+
+@pytest.fixture
+def primary(sentinel: SentinelFixture) -> redis.Redis:
+    client = sentinel.current_primary().client()
+    client.flushall()
+    shop.seed(client)
+    return client
+
+
+def _sentinel_args(deployment: SentinelFixture) -> list[str]:
+    args = []
+    for addr in deployment.sentinel_addrs:
+        args += ["--sentinel", addr]
+    return [*args, "--master-name", deployment.master_name]
+
+
+COMMANDS = {
+    "inspect": ["inspect", "--json"],
+    "audit": ["audit", "--json"],
+    "stats": ["stats", "--interval", "100ms", "--json"],
+    "warm": ["warm", "-n", "product", "--json"],
+    "flush": ["flush", "-n", "price", "--yes", "--json"],
+    "bench": ["bench", "-n", "cart", "--requests", "100", "--warmup", "0s", "--keys", "20",
+              "--json"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_command_runs_through_sentinel(
+        name: str, sentinel: SentinelFixture, primary: redis.Redis, sentinel_policy: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    if importlib.util.find_spec(f"cachectl.cli.{name}") is None:
+        pytest.skip(f"cachectl {name} is not built yet")
+    primary.delete(*shop.product_keys())  # so warm has work to do
+    if name != "warm":
+        shop.seed(primary)
+    run = run_cli([*COMMANDS[name], "--policy", str(sentinel_policy),
+                   *_sentinel_args(sentinel)], capsys)
+    assert_no_traceback(run)
+    assert run.code in (0, 1), run.text
+    doc = json.loads(run.out)
+    present = shop.all_keys([primary])
+    assert shop.foreign_intact([primary])
+    if name == "inspect":
+        counts = {ns["namespace"]: ns["keys"] for ns in doc["namespaces"]}
+        assert counts["product"] == shop.PRODUCTS
+    elif name == "warm":
+        assert shop.product_keys() <= present  # written on the primary the Sentinels named
+        assert all(primary.pttl(k) > 0 for k in shop.product_keys())
+    elif name == "flush":
+        assert not shop.price_keys() & present and shop.product_keys() <= present
+    elif name == "stats":
+        assert doc["server"]["total"]["keys"] == primary.dbsize()
+    elif name == "bench":
+        assert not {k for k in present if b":cachectl:bench:" in k}  # cleaned up
+
+
+@pytest.mark.slow
+def test_library_serves_through_a_sentinel_failover_without_raising(
+        sentinel: SentinelFixture, primary: redis.Redis, sentinel_policy: Path,
+        reliability: Recorder) -> None:  # noqa: F811
+    if importlib.util.find_spec("cachectl.cache") is None:
+        pytest.skip("the Cache library is not built yet")
+    from cachectl import Cache
+
+    settings = build_settings(url_flag=None, env={}, sentinels=tuple(sentinel.sentinel_addrs),
+                              master_name=sentinel.master_name)
+    cache = Cache.from_policy(sentinel_policy, settings=settings, timeout_ms=200,
+                              connect_timeout_ms=200, counters=False)
+    errors: list[BaseException] = []
+    wrong: list[object] = []
+    calls = 0
+    stop = threading.Event()
+
+    def traffic() -> None:
+        nonlocal calls
+        i = 0
+        while not stop.is_set():
+            pid = i % 50
+            try:
+                value = cache.get_or_load("product", lambda p=pid: {"id": p}, id=pid)
+            except BaseException as exc:  # exactly what must never happen
+                errors.append(exc)
+                return
+            if value != {"id": pid}:
+                wrong.append(value)
+            calls += 1
+            i += 1
+            time.sleep(0.002)
+
+    primary.delete(*shop.product_keys())
+    worker = threading.Thread(target=traffic)
+    worker.start()
+    try:
+        time.sleep(0.3)
+        before = calls
+        sentinel.failover()
+        time.sleep(0.5)
+        after_failover = calls
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        worker.join(10)
+        cache.close()
+    assert not errors, errors
+    assert not wrong
+    assert before > 0 and calls > after_failover  # it kept serving after the switch
+    new_primary = sentinel.current_primary().client()
+    assert new_primary.dbsize() > 0  # and writes reach the new primary
+    reliability.add("sentinel-failover-library", area="sentinel",
+                    fault="SENTINEL FAILOVER while Cache.get_or_load serves traffic",
+                    command="Cache library", did="no exception reached the caller",
+                    verified="every value returned was the loader's; traffic continued and "
+                    "wrote to the new primary")

@@ -151,7 +151,9 @@ class SentinelFixture:
         old = self.current_primary()
         self.sentinels[0].client().execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
         new = self.wait_new_primary(old, timeout_s)
-        # until the Sentinels demote it, the old primary still accepts writes (split brain)
+        # until the Sentinels demote it, the old primary still accepts writes (split brain);
+        # they would send this REPLICAOF on their next 10 s INFO round: do it now
+        old.client().execute_command("REPLICAOF", "127.0.0.1", new.port)
         self._wait(lambda: old.client().execute_command("ROLE")[0] == b"slave", timeout_s,
                    "the old primary to be demoted")
         return new
