@@ -322,16 +322,24 @@ def soften_keys(node: Any, keys: Sequence[bytes], pttl_ms: int, *,
     if pttl_ms <= 0:
         raise ValueError("pttl_ms must be positive")
     script = node.register_script(_SOFTEN_LUA)
-    if not cluster and not _is_cluster_client(node):
-        try:
-            return SoftenCounts(*(int(n) for n in script(keys=list(keys), args=[pttl_ms])))
-        except rex.ResponseError as exc:
-            if cluster is False or not _crossslot(exc):
-                raise
-    total = SoftenCounts()
-    for group in _by_slot(keys).values():
-        total = total + SoftenCounts(*(int(n) for n in script(keys=group, args=[pttl_ms])))
-    return total
+    try:
+        if not cluster and not _is_cluster_client(node):
+            try:
+                return SoftenCounts(*(int(n) for n in script(keys=list(keys), args=[pttl_ms])))
+            except rex.ResponseError as exc:
+                if cluster is False or not _crossslot(exc):
+                    raise
+        total = SoftenCounts()
+        for group in _by_slot(keys).values():
+            total = total + SoftenCounts(*(int(n) for n in script(keys=group, args=[pttl_ms])))
+        return total
+    except rex.ResponseError as exc:
+        if "can't run this command" in str(exc):  # an ACL refused PTTL/PEXPIRE in the script
+            raise rex.NoPermissionError(
+                "NOPERM the soften script's commands were refused; the user needs "
+                f"'pttl' and 'pexpire' as well as 'evalsha' ({str(exc).splitlines()[0]})"
+            ) from exc
+        raise
 
 
 # --------------------------------------------------------------------------- pacing
