@@ -32,6 +32,7 @@ CTRL_STOP = 1  # non-zero: stop now (interrupt or a fatal error elsewhere)
 PROGRESS_EVERY_NS = 50_000_000
 _READ_BUFFER = 1 << 20
 _MAX_BATCHES = 4096
+_RECONNECTS = 20  # attempts after a timeout when the run has no deadline (--requests)
 
 
 def encode(*parts: bytes | str | int) -> bytes:
@@ -145,14 +146,18 @@ class Connection:
         self.sock = self._open()
         self.reader = hiredis.Reader()
         self.buf = bytearray(_READ_BUFFER)
-        if endpoint.password is not None:
-            auth: tuple[str, ...] = (endpoint.password,)
-            if endpoint.username:
-                auth = (endpoint.username, endpoint.password)
-            self.call(encode("AUTH", *auth))
-        if endpoint.db:
-            self.call(encode("SELECT", endpoint.db))
-        self.call(encode("CLIENT", "SETNAME", "cachectl-bench"))
+        try:
+            if endpoint.password is not None:
+                auth: tuple[str, ...] = (endpoint.password,)
+                if endpoint.username:
+                    auth = (endpoint.username, endpoint.password)
+                self.call(encode("AUTH", *auth))
+            if endpoint.db:
+                self.call(encode("SELECT", endpoint.db))
+            self.call(encode("CLIENT", "SETNAME", "cachectl-bench"))
+        except BaseException:
+            self.close()
+            raise
 
     def _open(self) -> socket.socket:
         ep = self.endpoint
@@ -171,7 +176,11 @@ class Connection:
             if ep.tls_insecure:
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
-            sock = ctx.wrap_socket(sock, server_hostname=ep.host)
+            try:
+                sock = ctx.wrap_socket(sock, server_hostname=ep.host)
+            except BaseException:
+                sock.close()
+                raise
         sock.settimeout(ep.timeout_s)
         return sock
 
@@ -259,64 +268,84 @@ def _loop(plan: WorkerPlan, batches: list[tuple[int, bytes, int, int]], conns: l
     gets, feed, recv_into, sendall = (conn.reader.gets, conn.reader.feed, conn.sock.recv_into,
                                       conn.sock.sendall)
     t1 = clock()
-    for node, batch, pipeline, batch_reads in itertools.cycle(batches):
-        if node != current:  # only on a cluster
-            current, conn = node, conns[node]
-            buf = conn.buf
-            gets, feed, recv_into, sendall = (conn.reader.gets, conn.reader.feed,
-                                              conn.sock.recv_into, conn.sock.sendall)
-        if not measuring and t1 >= measure_from:
-            measuring = True
-            first_measured = t1
-        try:
-            t0 = clock()
-            sendall(batch)
-            got = 0
-            while got < pipeline:
-                reply = gets()
-                if reply is False:
-                    n = recv_into(buf)
-                    if n == 0:
-                        raise ConnectionError("the server closed the connection")
-                    feed(buf, 0, n)  # type: ignore[arg-type]
-                    continue
-                got += 1
-                if reply is None:
-                    misses += 1
-                elif reply.__class__ is reply_error:
-                    errors += 1
-                    if report.first_error is None:
-                        report.first_error = str(reply)
-                        if report.first_error.startswith(_DENIALS):
-                            raise _Denied(report.first_error)
-            t1 = clock()
-        except TimeoutError:
-            t1 = clock()
+    try:
+        for node, batch, pipeline, batch_reads in itertools.cycle(batches):
+            if node != current:  # only on a cluster
+                current, conn = node, conns[node]
+                buf = conn.buf
+                gets, feed, recv_into, sendall = (conn.reader.gets, conn.reader.feed,
+                                                  conn.sock.recv_into, conn.sock.sendall)
+            if not measuring and t1 >= measure_from:
+                measuring = True
+                first_measured = t1
+            try:
+                t0 = clock()
+                sendall(batch)
+                got = 0
+                while got < pipeline:
+                    reply = gets()
+                    if reply is False:
+                        n = recv_into(buf)
+                        if n == 0:
+                            raise ConnectionError("the server closed the connection")
+                        feed(buf, 0, n)  # type: ignore[arg-type]
+                        continue
+                    got += 1
+                    if reply is None:
+                        misses += 1
+                    elif reply.__class__ is reply_error:
+                        errors += 1
+                        if report.first_error is None:
+                            report.first_error = str(reply)
+                            if report.first_error.startswith(_DENIALS):
+                                raise _Denied(report.first_error)
+                t1 = clock()
+            except TimeoutError:
+                t1 = clock()
+                if measuring:
+                    # counted at the time waited: a lower bound, never left out of the tail
+                    record(t1 - t0, pipeline)
+                    report.timeouts += pipeline
+                    done += pipeline
+                conn.close()
+                conn = conns[node] = _reconnect(plan.endpoints[node], stop_at, control)
+                buf = conn.buf
+                gets, feed, recv_into, sendall = (conn.reader.gets, conn.reader.feed,
+                                                  conn.sock.recv_into, conn.sock.sendall)
+                continue
             if measuring:
-                report.timeouts += pipeline
+                record(t1 - t0, pipeline)
                 done += pipeline
-            conn.close()
-            conn = conns[node] = Connection(plan.endpoints[node])
-            buf = conn.buf
-            gets, feed, recv_into, sendall = (conn.reader.gets, conn.reader.feed,
-                                              conn.sock.recv_into, conn.sock.sendall)
-            continue
-        if measuring:
-            record(t1 - t0, pipeline)
-            done += pipeline
-            reads += batch_reads
-        else:
-            misses = errors = 0
-        if t1 >= next_progress:
-            next_progress = t1 + PROGRESS_EVERY_NS
-            progress[index] = done
-            if control[CTRL_STOP]:
+                reads += batch_reads
+            else:
+                misses = errors = 0
+            if t1 >= next_progress:
+                next_progress = t1 + PROGRESS_EVERY_NS
+                progress[index] = done
+                if control[CTRL_STOP]:
+                    break
+            if (stop_at is not None and t1 >= stop_at) or (budget is not None and done >= budget):
                 break
-        if (stop_at is not None and t1 >= stop_at) or (budget is not None and done >= budget):
-            break
-    progress[index] = done
-    report.requests = done
-    report.reads = reads
-    report.misses = misses
-    report.errors = errors
-    report.elapsed_ns = max(0, t1 - first_measured) if measuring else 0
+    finally:  # what was measured is reported even when the connection is lost for good
+        progress[index] = done
+        report.requests = done
+        report.reads = reads
+        report.misses = misses
+        report.errors = errors
+        report.elapsed_ns = max(0, t1 - first_measured) if measuring else 0
+
+
+def _reconnect(endpoint: Endpoint, stop_at: int | None,
+               control: MutableSequence[int]) -> Connection:
+    """A new connection after a timeout; retried while the run lasts (a stalled server)."""
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return Connection(endpoint)
+        except (OSError, ConnectionError):
+            now = time.perf_counter_ns()
+            over = stop_at is not None and now >= stop_at
+            if over or control[CTRL_STOP] or (stop_at is None and attempts >= _RECONNECTS):
+                raise
+            time.sleep(0.05)

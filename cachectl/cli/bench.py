@@ -118,5 +118,5 @@ def command(
         render_result(result, console.stdout())
     if plot is not None:
         write_plot(result, plot)
-        console.stderr().print(f"wrote {plot}", markup=False, highlight=False)
+        console.stderr().print(f"wrote {plot}", markup=False, highlight=False, soft_wrap=True)
     return 0 if result.passed else 1

@@ -341,3 +341,30 @@ def test_origin_times_a_sql_source_through_the_warm_registry(
     assert broken.key_source == "generated"
     assert broken.origin is not None and not broken.origin.timed
     assert "cannot be opened" in (broken.origin.reason or "")
+
+
+def test_a_stalled_server_is_counted_as_timeouts_and_fails(
+        tmp_path: Path, redis_url: str, redis_server: object) -> None:
+    policy = load_policy(write_policy(tmp_path), env={})
+    client = redis.Redis.from_url(redis_url)
+    target = endpoint_of(client, url=redis_url, timeout_s=0.2)
+    side = redis.Redis.from_url(redis_url)
+
+    def stall(task: str, done: int, total: int | None = None) -> None:
+        if task == "price: cached" and done > 0 and not stalled.is_set():
+            stalled.set()
+            threading.Thread(target=side.execute_command, args=("DEBUG", "SLEEP", "0.6"),
+                             daemon=True).start()
+
+    stalled = threading.Event()
+    result = run_bench(client, target, policy, BenchConfig(
+        namespaces=("price",), duration_ms=1500, warmup_ms=0, keys=20, value_size=16),
+        on_progress=stall)
+    run = result.runs[0]
+    assert stalled.is_set()
+    assert run.timeouts >= 1
+    assert run.verdict is Verdict.FAIL
+    assert any("timeouts" in r for r in run.reasons)
+    assert run.latency.max_ms >= 190  # the timed-out request is in the tail, not dropped
+    client.close()
+    side.close()
