@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -181,38 +180,27 @@ def test_wrong_ca_is_a_tls_failure(tmp_path: Path, policy_file: Path,
         server.stop()
 
 
-def test_a_scan_does_not_block_other_clients(redis_client: object, redis_url: str,
-                                             policy_file: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
-    """Each server-side batch stays short: a concurrent PING never waits long."""
-    import redis
-
-    r = redis.Redis.from_url(redis_url)
+def test_no_server_side_batch_runs_long(redis_factory: Callable[..., RedisServer],
+                                        policy_file: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Each EVALSHA stays within its ~5 ms budget: on a busy 2-core box a preempted server
+    may stretch one, so at most a few reach the slow log at 50 ms, and none 500 ms."""
+    server = redis_factory("--slowlog-log-slower-than", "50000", "--slowlog-max-len", "1000")
+    r = server.client()
     pipe = r.pipeline(transaction=False)
-    for i in range(60_000):
+    for i in range(30_000):
         pipe.set(b"shop:product:%d" % i, b"v" * 20, px=3_600_000)
         if i % 10_000 == 0:
             pipe.execute()
     pipe.execute()
-    worst = 0.0
-    stop = threading.Event()
-
-    def probe() -> None:
-        nonlocal worst
-        c = redis.Redis.from_url(redis_url)
-        while not stop.is_set():
-            t = time.perf_counter()
-            c.ping()
-            worst = max(worst, time.perf_counter() - t)
-            time.sleep(0.002)
-
-    thread = threading.Thread(target=probe)
-    thread.start()
-    try:
-        code, _, err = run(capsys, "inspect", "-p", str(policy_file), "--url", redis_url,
-                           "--json")
-    finally:
-        stop.set()
-        thread.join()
+    r.slowlog_reset()
+    code, out, err = run(capsys, "inspect", "-p", str(policy_file), "--url", server.url,
+                         "--json")
     assert code == 0, err
-    assert worst < 0.25  # generous for a loaded 2-core CI box; batches aim at ~4 ms
+    assert '"keys": 30000' in out
+    slow = [e for e in r.slowlog_get(1000) if b"EVAL" in b" ".join(e["command"].split()[:1]
+                                                                   ).upper()]
+    calls = r.info("commandstats")["cmdstat_evalsha"]["calls"]
+    assert calls > 5  # it was batched
+    assert len(slow) <= max(1, calls // 20)
+    assert all(e["duration"] < 500_000 for e in slow)
