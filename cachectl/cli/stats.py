@@ -4,6 +4,8 @@ No ``from __future__ import annotations`` here: ``@redis_options`` rebuilds the
 signature, and Typer must see real ``Annotated`` objects, not strings.
 """
 
+import json
+import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -126,10 +128,11 @@ def _sampler(conn: RedisOptions, policy: "Policy", options: "StatsOptions") -> t
 
 
 def _emit(report: "StatsReport", fmt: str) -> None:
-    from cachectl.render import console
-
     if fmt == "json":
-        console.emit_json(report)
+        # json.dumps, not console.emit_json: a cron job or scraper should not pay for
+        # importing Rich (the shape is the same: StatsReport.to_json)
+        sys.stdout.write(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
     elif fmt == "prometheus":
         from cachectl.render.prometheus import prometheus_text
 
@@ -142,11 +145,12 @@ def _emit(report: "StatsReport", fmt: str) -> None:
 
 def _once(conn: RedisOptions, policy: "Policy", options: "StatsOptions", fmt: str, strict: bool) -> int:
     from cachectl.connection import redis_errors
-    from cachectl.render import console
 
     sampler, settings = _sampler(conn, policy, options)
     with redis_errors(settings):
-        if console.is_terminal():
+        if sys.stderr.isatty():
+            from cachectl.render import console
+
             with console.stderr().status(f"sampling for {options.interval_s:g}s…"):
                 report = sampler.report(keep_baseline=False)
         else:
@@ -157,7 +161,6 @@ def _once(conn: RedisOptions, policy: "Policy", options: "StatsOptions", fmt: st
 
 def _watch(conn: RedisOptions, policy: "Policy", options: "StatsOptions", period: float, fmt: str) -> int:
     """Refresh until Ctrl-C (exit 0); each refresh measures from the previous one."""
-    import sys
     import time
 
     from cachectl.connection import redis_errors
@@ -169,7 +172,8 @@ def _watch(conn: RedisOptions, policy: "Policy", options: "StatsOptions", period
             while True:
                 with redis_errors(settings):
                     report = sampler.report()
-                console.emit_json_line(report)
+                sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False,
+                                            separators=(",", ":")) + "\n")
                 sys.stdout.flush()  # one line per refresh, for `| jq` and friends
                 time.sleep(period)
         from rich.live import Live

@@ -7,7 +7,9 @@ is ``None``, never a made-up zero.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,8 +195,8 @@ class StatsReport:
         return any(c.status in bad for c in self.checks)
 
     def to_json(self) -> dict[str, Any]:
-        """The documented JSON shape (docs/stats.md, docs/stats.schema.json)."""
-        return {
+        """The documented JSON shape (docs/stats.md, docs/stats.schema.json), plain values only."""
+        doc: dict[str, Any] = _plain({
             "schema_version": self.schema_version,
             "generated_at": self.generated_at,
             "target": self.target,
@@ -206,4 +208,20 @@ class StatsReport:
             "namespaces": list(self.namespaces),
             "scan": self.scan,
             "checks": list(self.checks),
-        }
+        })
+        return doc
+
+
+def _plain(obj: Any) -> Any:
+    """Dataclasses, enums and tuples -> JSON values (no Rich needed to print ``--json``)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
