@@ -131,7 +131,8 @@ def build_settings(
                  if value]
     if tls_flags and scheme != "rediss" and not sentinels:
         # redis-py would silently ignore them and connect in clear text
-        raise UsageError(f"{', '.join(tls_flags)} need a rediss:// URL, not {redact_url(url)}",
+        verb = "needs" if len(tls_flags) == 1 else "need"
+        raise UsageError(f"{', '.join(tls_flags)} {verb} a rediss:// URL, not {redact_url(url)}",
                          hint="write the URL as rediss://host:port/db to use TLS")
     if bool(tls_cert) != bool(tls_key):
         raise UsageError("--tls-cert and --tls-key go together",

@@ -7,6 +7,8 @@ leaves exactly the expected keyspace.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import subprocess
 import threading
@@ -19,7 +21,12 @@ import redis
 
 from tests.support import shop
 from tests.support.redis_server import RedisServer
-from tests.support.reliability import Recorder, reliability, run_cli  # noqa: F401
+from tests.support.reliability import (  # noqa: F401
+    Recorder,
+    assert_no_traceback,
+    reliability,
+    run_cli,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 CACHECTL = str(REPO / ".venv" / "bin" / "cachectl")
@@ -195,3 +202,38 @@ def test_server_down_before_start_is_exit_3_for_every_command(
                     command=", ".join(sorted(tried)),
                     did="exit 3: cannot connect to <url>, hint: is Redis running there?",
                     verified="one error line and one hint line; no traceback")
+
+
+def test_maxmemory_noeviction_during_warm_reports_and_leaves_no_key_without_ttl(
+        redis_factory: Callable[..., RedisServer], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:  # noqa: F811
+    if importlib.util.find_spec("cachectl.cli.warm") is None:
+        pytest.skip("cachectl warm is not built yet")
+    n = 6000
+    policy = shop.write_policy(tmp_path / "big", products=n)
+    server = redis_factory("--maxmemory-policy", "noeviction")
+    admin = server.client()
+    for key, value in shop.FOREIGN.items():
+        admin.set(key, value)
+    used = int(admin.info("memory")["used_memory"])
+    admin.config_set("maxmemory", used + 150_000)  # room for a part of the rows only
+    run = run_cli(["warm", "-n", "product", "--json", "--policy", str(policy), "--url",
+                   server.url], capsys)
+    assert_no_traceback(run)
+    assert run.code == 1, run.text  # done, but something fell short
+    doc = json.loads(run.out)
+    assert doc["failed"] > 0 and doc["written"] > 0
+    ns = doc["namespaces"][0]
+    assert ns["written"] + ns["failed"] == ns["rows"] <= n  # every row read is accounted for
+    assert ns["errors_by_reason"] == {"OOM": ns["failed"]}
+    assert "out of memory" in (doc["stopped"] or "")  # it stopped instead of hammering
+    assert all("OOM" in p["reason"] for p in ns["problems"])
+    written = shop.product_keys(n) & shop.all_keys([admin])
+    assert len(written) == doc["written"]
+    assert all(admin.pttl(k) > 0 for k in written)  # nothing without a TTL, ever
+    assert shop.foreign_intact([admin])
+    reliability.add("maxmemory-noeviction-warm", area="one server",
+                    fault="maxmemory reached with noeviction during warm",
+                    command="warm -n product",
+                    did="exit 1: OOM counted per row, stopped once a whole batch was refused",
+                    verified="every key written has a TTL; foreign keys untouched")

@@ -339,3 +339,72 @@ def _error_line(err: str) -> str:
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1, err
     return lines[0]
+
+
+def test_warm_on_cluster_writes_every_key_to_its_slot_owner(
+        clean_cluster: RedisClusterFixture, cluster_policy: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    clean_cluster.client().set("other:product:1", b"not ours")
+    run = _cli(["warm", "-n", "product", "--json"], clean_cluster, cluster_policy, capsys)
+    assert run.code == 0, run.text
+    doc = json.loads(run.out)
+    assert doc["written"] == shop.PRODUCTS and doc["failed"] == 0
+    per_node: dict[int, int] = {}
+    for key in shop.product_keys():
+        owner = clean_cluster.owner_of(key)
+        assert owner.client().pttl(key) > 0  # on the owner, with a TTL
+        per_node[owner.port] = per_node.get(owner.port, 0) + 1
+    assert len(per_node) == 3
+    counts = {n.port: n.client().dbsize() for n in clean_cluster.primary_servers()}
+    other = clean_cluster.owner_of("other:product:1").port
+    counts[other] -= 1
+    assert counts == per_node  # nothing but the warmed keys (and the foreign one)
+
+
+@pytest.mark.slow
+def test_primary_killed_during_warm_then_rerun_is_exact(
+        clean_cluster: RedisClusterFixture, tmp_path: Path,
+        reliability: Recorder) -> None:  # noqa: F811
+    n = 4000
+    policy = shop.write_policy(tmp_path / "big", cluster=True, products=n)
+    client = clean_cluster.client()
+    for key, value in shop.FOREIGN.items():
+        client.set(key, value)
+    victim = clean_cluster.primary_servers()[2]
+    proc = subprocess.Popen(
+        [CACHECTL, "warm", "-n", "product", "--rate", "1500", "--timeout", "1", "--json",
+         "--policy", str(policy), "--url", clean_cluster.url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        _wait(lambda: sum(c.dbsize() for c in _nodes(clean_cluster)) > 300)  # type: ignore[attr-defined]
+        clean_cluster.kill_primary(victim)
+        out, err = proc.communicate(timeout=60)
+        clean_cluster.wait_promoted(victim)
+        assert "Traceback" not in err
+        if proc.returncode == 3:
+            did = "exit 3: " + _error_line(err).removeprefix("error: ")
+        else:
+            # finished, possibly with rows refused while the slot had no owner
+            assert proc.returncode in (0, 1), err
+            doc = json.loads(out)
+            did = (f"completed after promotion: exit {proc.returncode}, "
+                   f"{'some' if doc['failed'] else 'no'} rows reported failed")
+        rerun = run_cli_subprocess(["warm", "-n", "product", "--json", "--policy", str(policy),
+                                    "--url", clean_cluster.url])
+        assert rerun.returncode == 0, rerun.stderr
+        assert json.loads(rerun.stdout)["failed"] == 0
+        present = _present(clean_cluster)
+        assert shop.product_keys(n) <= present
+        assert present - shop.product_keys(n) == set(shop.FOREIGN)  # nothing else written
+        assert shop.foreign_intact(_nodes(clean_cluster))
+        cluster_client = clean_cluster.client()
+        assert all(cluster_client.pttl(k) > 0 for k in list(shop.product_keys(n))[:200])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        clean_cluster.restart_node(victim)
+    reliability.add("cluster-primary-killed-mid-warm", area="cluster",
+                    fault="SIGKILL of a cluster primary while warm was writing",
+                    command="warm -n product", did=did,
+                    verified="a rerun wrote every row (failed: 0); every product key on its "
+                    "slot owner with a TTL; nothing else written")
