@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 
 from cachectl.diagnostics import Diagnostic, Span, make
-from cachectl.policy.model import NamespaceSpec, PolicySpec, SpanIndex
+from cachectl.policy.model import NamespaceSpec, Policy, PolicySpec, SpanIndex
 from cachectl.policy.template import KeyTemplate, TemplateSyntaxError
 
 NsPath = tuple[str | int, ...]
@@ -27,6 +27,7 @@ class LintContext:
     base_dir: Path | None
     env: Mapping[str, str] = field(default_factory=dict)
     found: list[Diagnostic] = field(default_factory=list)
+    policy: Policy | None = None  # the resolved policy, when the loader could build it
 
     def report(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
         self.found.append(make(code, message, span, hint))
@@ -44,6 +45,10 @@ class LintContext:
         prefix = self.spec.redis.key_prefix
         out: dict[str, KeyTemplate] = {}
         for name, ns in self.spec.namespaces.items():
+            resolved = self.policy.namespaces.get(name) if self.policy is not None else None
+            if resolved is not None:  # already compiled by the loader
+                out[name] = resolved.template
+                continue
             try:
                 out[name] = KeyTemplate(ns.key, prefix)
             except TemplateSyntaxError:

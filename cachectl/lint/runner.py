@@ -46,7 +46,7 @@ def _check(result: LoadResult, base_dir: Path | None) -> list[Diagnostic]:
     """The loader's diagnostics, then the rule families' (once per code and position)."""
     found = list(result.diagnostics)
     if result.spec is not None and result.spans is not None:
-        ctx = LintContext(result.spec, result.spans, base_dir)
+        ctx = LintContext(result.spec, result.spans, base_dir, policy=result.policy)
         for rule in RULE_FAMILIES:
             rule(ctx)
         seen = {(d.code, d.span) for d in found}

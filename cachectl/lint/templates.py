@@ -6,7 +6,7 @@ import unicodedata
 from collections import defaultdict
 
 from cachectl.lint.context import LintContext
-from cachectl.policy.template import GLOB_SPECIALS, KeyTemplate, TemplateSyntaxError
+from cachectl.policy.template import GLOB_SPECIALS, KeyTemplate
 
 
 def check(ctx: LintContext) -> None:
@@ -18,13 +18,14 @@ def check(ctx: LintContext) -> None:
             ctx.report("CP208", f"namespace {name}: key {ns.key!r} holds whitespace or control "
                        f"characters ({shown})", at,
                        "keys with spaces are hard to type in redis-cli and to SCAN; use _ or -")
-        try:
-            own = KeyTemplate(ns.key)
-        except TemplateSyntaxError:
+        template = ctx.templates.get(name)
+        if template is None:
             continue
-        if own.has_glob_characters:
-            chars = sorted({ch for s in own.segments for ch in s.prefix + s.suffix
-                            if ch in GLOB_SPECIALS})
+        # the key prefix's own segments come first; CP209 judges those
+        prefix_segments = len(template.key_prefix.split(":")) if template.key_prefix else 0
+        chars = sorted({ch for seg in template.segments[prefix_segments:]
+                        for ch in seg.prefix + seg.suffix if ch in GLOB_SPECIALS})
+        if chars:
             ctx.report("CP204", f"namespace {name}: key {ns.key!r} holds the glob characters "
                        f"{' '.join(chars)}", at,
                        "cachectl escapes them when scanning, but redis-cli KEYS/SCAN users will "
@@ -39,15 +40,27 @@ def _is_space_or_control(ch: str) -> bool:
 def _overlaps(ctx: LintContext) -> None:
     """CP205: report on the later namespace's key, naming the earlier one it collides with.
 
-    Templates only overlap with the same number of segments, and two literal first
-    segments must be equal, so bucketing keeps a 500-namespace policy fast.
+    Templates only overlap with the same number of segments, and where one has a plain
+    literal segment the other must have the same literal or a placeholder there; an
+    index on (segment count, position, literal) finds those candidates, so a policy of
+    hundreds of namespaces stays fast. ``can_overlap`` decides each candidate.
     """
-    templates = ctx.templates
-    by_shape: dict[int, list[tuple[str, KeyTemplate]]] = defaultdict(list)
-    for name, template in templates.items():
-        shape = len(template.segments)
-        for earlier, other in by_shape[shape]:
-            if _may_share_first(template, other) and template.can_overlap(other):
+    seen: list[tuple[str, KeyTemplate]] = []
+    by_count: dict[int, set[int]] = defaultdict(set)
+    literal_at: dict[tuple[int, int, str], set[int]] = defaultdict(set)
+    wild_at: dict[tuple[int, int], set[int]] = defaultdict(set)
+    for name, template in ctx.templates.items():
+        count = len(template.segments)
+        candidates: set[int] | None = None
+        for pos, seg in enumerate(template.segments):
+            if seg.is_literal:
+                fits = literal_at.get((count, pos, seg.prefix), set()) | wild_at.get((count, pos), set())
+                candidates = fits if candidates is None else candidates & fits
+                if not candidates:
+                    break
+        for index in sorted(by_count[count] if candidates is None else candidates):
+            earlier, other = seen[index]
+            if template.can_overlap(other):
                 ctx.report(
                     "CP205",
                     f"namespace {name}: key {template.source!r} can match the same keys as "
@@ -55,9 +68,11 @@ def _overlaps(ctx: LintContext) -> None:
                     ctx.value("namespaces", name, "key"),
                     "a key must belong to one namespace; add a distinct literal segment, "
                     f"e.g. {name}:{template.source}")
-        by_shape[shape].append((name, template))
-
-
-def _may_share_first(a: KeyTemplate, b: KeyTemplate) -> bool:
-    fa, fb = a.segments[0], b.segments[0]
-    return not (fa.is_literal and fb.is_literal and fa.prefix != fb.prefix)
+        index = len(seen)
+        seen.append((name, template))
+        by_count[count].add(index)
+        for pos, seg in enumerate(template.segments):
+            if seg.is_literal:
+                literal_at[(count, pos, seg.prefix)].add(index)
+            else:
+                wild_at[(count, pos)].add(index)

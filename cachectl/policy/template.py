@@ -138,7 +138,7 @@ class KeyTemplate:
             names.append(seg.placeholder)
         self.segments: tuple[Segment, ...] = tuple(segments)
         self.placeholders: tuple[str, ...] = tuple(names)
-        self._regex = re.compile(b":".join(s.regex() for s in segments), re.DOTALL)
+        self._compiled: re.Pattern[bytes] | None = None  # compiled on first match (lint never needs it)
         self.glob: str = ":".join(s.glob() for s in segments)
 
     def __repr__(self) -> str:
@@ -147,7 +147,9 @@ class KeyTemplate:
     @property
     def regex(self) -> re.Pattern[bytes]:
         """The exact matcher, over the key's bytes."""
-        return self._regex
+        if self._compiled is None:
+            self._compiled = re.compile(b":".join(s.regex() for s in self.segments), re.DOTALL)
+        return self._compiled
 
     @property
     def literal_prefix(self) -> str:
@@ -189,13 +191,13 @@ class KeyTemplate:
     def match(self, key: bytes | str) -> dict[str, str] | None:
         """The placeholder values if ``key`` belongs to this template, else None."""
         raw = key.encode("utf-8", "surrogateescape") if isinstance(key, str) else key
-        m = self._regex.fullmatch(raw)
+        m = self.regex.fullmatch(raw)
         if m is None:
             return None
         return {k: v.decode("utf-8", "backslashreplace") for k, v in m.groupdict().items()}
 
     def matches(self, key: bytes) -> bool:
-        return self._regex.fullmatch(key) is not None
+        return self.regex.fullmatch(key) is not None
 
     def can_overlap(self, other: KeyTemplate) -> bool:
         """True when some key would match both templates."""
