@@ -36,6 +36,7 @@ from cachectl.cache.core import (
     invalidation_message,
     l1_expiry_ms,
     new_token,
+    pack_get_pttl,
     parse_invalidation,
     placeholder_binder,
     resolve_policy,
@@ -59,7 +60,7 @@ class _Throttled(Exception):
     """The flight ended without a value: serve the fail-safe value (internal)."""
 
 
-def create_async_client(settings: ConnectionSettings) -> Any:
+def create_async_client(settings: ConnectionSettings, max_connections: int | None = None) -> Any:
     """A redis.asyncio client with the settings ``create_client`` gives the sync one."""
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
@@ -79,6 +80,8 @@ def create_async_client(settings: ConnectionSettings) -> Any:
         kwargs.pop("retry_on_error", None)
         kwargs.pop("health_check_interval", None)
         return RedisCluster.from_url(settings.url, **kwargs)
+    if max_connections is not None:
+        kwargs["max_connections"] = max_connections
     return aredis.Redis.from_url(settings.url, **kwargs)
 
 
@@ -139,7 +142,7 @@ class AsyncCache:
                                               policy_url=policy.redis_url,
                                               policy_cluster=policy.cluster)
             lib = lib_settings(base, opts)
-            client = create_async_client(lib)
+            client = create_async_client(lib, opts.max_connections)
         return cls(policy, client, opts, owns_client=owns, settings=lib)
 
     # ------------------------------------------------------------------ public API
@@ -452,7 +455,7 @@ class AsyncCache:
             pool = self.client.connection_pool
             conn = await pool.get_connection()
             try:
-                await conn.send_packed_command(conn.pack_commands((("GET", key), ("PTTL", key))))
+                await conn.send_packed_command([pack_get_pttl(key)])
                 raw = await conn.read_response()
                 pttl = await conn.read_response()
             except BaseException:
@@ -560,11 +563,27 @@ class AsyncCache:
         """Reload a key in the fail-safe band (see Cache._lead_fail_safe)."""
         name = ns.name
         lock_key, token = self._keys.lock_key(key), new_token()
-        acquired = await self._call(name, lambda c: c.set(lock_key, token, nx=True,
-                                                          px=self.options.lock_ttl_ms))
-        if acquired is None:
-            raise _Throttled()
-        held = acquired is not MISSING
+
+        async def lock_and_look(c: Any) -> Any:
+            pipe = c.pipeline(transaction=False)
+            pipe.set(lock_key, token, nx=True, px=self.options.lock_ttl_ms)
+            pipe.get(key)
+            pipe.pttl(key)
+            return await pipe.execute()
+
+        got = await self._call(name, lock_and_look)
+        held = False
+        if got is not MISSING:
+            acquired, raw, pttl = got
+            d = decide(ns, raw, int(pttl), self._ser, None, self._rng)
+            if d.action is Action.SERVE or d.action is Action.SERVE_REFRESH:
+                if acquired:
+                    await self._release(name, lock_key, token, 0)
+                self._count(name, "fresh_hits" if d.action is Action.SERVE else "stale_hits")
+                return d.value
+            if not acquired:
+                raise _Throttled()
+            held = True
         soft = self.options.soft_timeout_ms
         try:
             if soft:

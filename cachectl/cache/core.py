@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from cachectl.errors import UsageError
 from cachectl.freshness import Freshness, classify, fresh_remaining_ms
@@ -54,11 +54,13 @@ class Serializer(Protocol):
 class JsonSerializer:
     """Compact UTF-8 JSON (``{"id":7}``): what any client in any language can read."""
 
+    _decode = json.JSONDecoder().decode
+
     def dumps(self, value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
     def loads(self, data: bytes) -> Any:
-        return json.loads(data)
+        return JsonSerializer._decode(data.decode("utf-8"))
 
 
 class ValueTooLargeError(UsageError):
@@ -90,6 +92,8 @@ class CacheOptions:
     counters              aggregate counters and write them to Redis in the background
     counters_interval_s   how often the background writer runs
     refresh_workers       threads (sync) or concurrent tasks (asyncio) that revalidate
+    max_connections       connection pool size (standalone Redis); redis-py's default of 100
+                          is too few for 100 threads plus the background work
     read_mode             "pipeline" (GET and PTTL sent together, no MULTI) or "lua"
     """
 
@@ -108,6 +112,7 @@ class CacheOptions:
     counters: bool = True
     counters_interval_s: float = 1.0
     refresh_workers: int = 4
+    max_connections: int = 1024
     read_mode: str = "pipeline"
     serializer: Serializer = field(default_factory=JsonSerializer)
     rng: random.Random = field(default_factory=random.Random)
@@ -151,6 +156,13 @@ def resolve_policy(path_or_policy: str | os.PathLike[str] | Policy,
     raise UsageError(f"from_policy takes a path or a Policy, not {type(path_or_policy).__name__}")
 
 
+def pack_get_pttl(key: str) -> bytes:
+    """GET key and PTTL key in RESP, to be written in one packet (no MULTI)."""
+    k = key.encode("utf-8")
+    n = len(k)
+    return b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n*2\r\n$4\r\nPTTL\r\n$%d\r\n%s\r\n" % (n, k, n, k)
+
+
 def new_token() -> str:
     """A lock token unique to one holder."""
     return secrets.token_hex(8)
@@ -168,8 +180,9 @@ class Action(Enum):
     LOAD = "load"                # gone (or unreadable): load in the caller
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
+    """(a tuple: built on every read, so as cheap as it gets)"""
+
     action: Action
     state: Freshness
     value: Any = None
@@ -226,6 +239,15 @@ class KeyBuilder:
         self._namespaces = dict(policy.namespaces)
         self.lock_prefix = f"{policy.internal_prefix}:lock:"
         self.channel = f"{policy.internal_prefix}:invalidate"
+        # templates ending in one bare placeholder ("shop:product:{id}") render by concatenation
+        self._fast: dict[str, tuple[str, str]] = {}
+        for name, ns in self._namespaces.items():
+            segs = ns.template.segments
+            last = segs[-1]
+            if (last.placeholder is not None and last.modifier is None and not last.prefix
+                    and not last.suffix and all(s.is_literal for s in segs[:-1])):
+                head = ":".join(s.prefix for s in segs[:-1])
+                self._fast[name] = (head + ":" if head else "", last.placeholder)
 
     def namespace(self, name: str) -> Namespace:
         ns = self._namespaces.get(name)
@@ -234,8 +256,16 @@ class KeyBuilder:
         return ns
 
     def key(self, name: str, params: Mapping[str, object]) -> tuple[Namespace, str]:
-        ns = self.namespace(name)
-        return ns, ns.template.render(params)
+        ns = self._namespaces.get(name)
+        if ns is None:
+            ns = self.policy.namespace(name)  # raises UsageError with a did-you-mean
+        fast = self._fast.get(name)
+        if fast is not None:
+            value = params.get(fast[1], None)
+            kind = type(value)
+            if (kind is str and value and ":" not in value) or kind is int:  # type: ignore[operator]
+                return ns, fast[0] + str(value)
+        return ns, ns.template.render(params)  # the general case, and every error message
 
     def lock_key(self, key: str) -> str:
         return self.lock_prefix + key

@@ -28,7 +28,7 @@ class CounterAggregator:
         self._wall = wall_clock
         self._lock = threading.Lock()
         self._pending: dict[tuple[int, str, str], int] = defaultdict(int)
-        self._totals: dict[str, NamespaceCounters] = {}
+        self._totals: dict[tuple[str, str], int] = defaultdict(int)
         self._load_stats: dict[str, tuple[int, int]] = {}  # ns -> (loads, load_us)
 
     def add(self, namespace: str, counter: str, amount: int = 1) -> None:
@@ -37,10 +37,7 @@ class CounterAggregator:
         minute = int(self._wall() // 60)
         with self._lock:
             self._pending[(minute, namespace, counter)] += amount
-            totals = self._totals.get(namespace)
-            if totals is None:
-                totals = self._totals[namespace] = NamespaceCounters()
-            totals.add(counter, amount)
+            self._totals[(namespace, counter)] += amount
 
     def add_load(self, namespace: str, load_us: int) -> None:
         """One successful load of ``load_us`` microseconds (feeds XFetch's Δ)."""
@@ -57,7 +54,12 @@ class CounterAggregator:
     def totals(self) -> dict[str, NamespaceCounters]:
         """Everything counted by this process since it started (a copy)."""
         with self._lock:
-            return {ns: NamespaceCounters(**c.as_dict()) for ns, c in self._totals.items()}
+            totals = list(self._totals.items())
+        out: dict[str, NamespaceCounters] = {}
+        for (namespace, counter), amount in totals:
+            if counter in COUNTER_NAMES:
+                out.setdefault(namespace, NamespaceCounters()).add(counter, amount)
+        return out
 
     def drain(self) -> Deltas:
         with self._lock:

@@ -36,6 +36,7 @@ from cachectl.cache.core import (
     invalidation_message,
     l1_expiry_ms,
     new_token,
+    pack_get_pttl,
     parse_invalidation,
     placeholder_binder,
     resolve_policy,
@@ -43,7 +44,7 @@ from cachectl.cache.core import (
 )
 from cachectl.cache.counters import CounterAggregator
 from cachectl.cache.local import MISSING, LocalStore
-from cachectl.connection import ConnectionSettings, build_settings, create_client
+from cachectl.connection import ConnectionSettings, build_settings, client_kwargs, create_client
 from cachectl.counters import NamespaceCounters, write_buckets
 from cachectl.errors import RedisUnavailableError
 from cachectl.freshness import Freshness, classify, soft_expire_pttl_ms, write_ttl_ms
@@ -63,6 +64,14 @@ def lib_settings(settings: ConnectionSettings, options: CacheOptions) -> Connect
     return replace(settings, timeout_s=options.timeout_ms / 1000.0,
                    connect_timeout_s=options.connect_timeout_ms / 1000.0, retries=0,
                    client_name="cachectl-lib")
+
+
+def create_lib_client(settings: ConnectionSettings, options: CacheOptions) -> Any:
+    """``create_client``, with a larger pool for a standalone server."""
+    if settings.cluster or settings.sentinels:
+        return create_client(settings)
+    return redis.Redis.from_url(settings.url, **client_kwargs(settings),
+                                max_connections=options.max_connections)
 
 
 class Cache:
@@ -126,7 +135,7 @@ class Cache:
             base = settings or build_settings(url_flag=url, env=environ,
                                               policy_url=policy.redis_url,
                                               policy_cluster=policy.cluster)
-            client = create_client(lib_settings(base, opts))
+            client = create_lib_client(lib_settings(base, opts), opts)
         return cls(policy, client, opts, owns_client=owns)
 
     # ------------------------------------------------------------------ public API
@@ -357,7 +366,7 @@ class Cache:
             pool = self.client.connection_pool
             conn = pool.get_connection()
             try:
-                conn.send_packed_command(conn.pack_commands((("GET", key), ("PTTL", key))))
+                conn.send_packed_command([pack_get_pttl(key)])
                 raw = conn.read_response()
                 pttl = conn.read_response()
             except BaseException:
@@ -473,11 +482,28 @@ class Cache:
         """
         name = ns.name
         lock_key, token = self._keys.lock_key(key), new_token()
-        acquired = self._call(name, lambda c: c.set(lock_key, token, nx=True,
-                                                    px=self.options.lock_ttl_ms))
-        if acquired is None:  # someone in the fleet is reloading it, or it is throttled
-            raise _Throttled()
-        held = acquired is not MISSING
+
+        def lock_and_look(c: Any) -> Any:
+            pipe = c.pipeline(transaction=False)
+            pipe.set(lock_key, token, nx=True, px=self.options.lock_ttl_ms)
+            pipe.get(key)
+            pipe.pttl(key)
+            return pipe.execute()
+
+        got = self._call(name, lock_and_look)
+        held = False
+        if got is not MISSING:
+            acquired, raw, pttl = got
+            d = decide(ns, raw, int(pttl), self._ser, None, self._rng)
+            if d.action is Action.SERVE or d.action is Action.SERVE_REFRESH:
+                # reloaded by someone else since our read: serve that, load nothing
+                if acquired:
+                    self._release(name, lock_key, token, 0)
+                self._count(name, "fresh_hits" if d.action is Action.SERVE else "stale_hits")
+                return d.value
+            if not acquired:  # someone in the fleet is reloading it, or it is throttled
+                raise _Throttled()
+            held = True
         soft = self.options.soft_timeout_ms
         try:
             pool = self._pool() if soft else None

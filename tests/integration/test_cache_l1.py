@@ -63,9 +63,9 @@ def test_l1_is_coherent_across_instances(pair) -> None:
 
 def test_l1_never_outlives_the_fresh_time(pair, redis_client) -> None:
     a, _ = pair()
-    redis_client.set("t:item:1", b'"v"', px=3_000 + 150)  # fresh for 150 ms more
+    redis_client.set("t:item:1", b'"v"', px=10_000 + 150)  # fresh for 150 ms more
     assert a.get_or_load("item", lambda: "new", id=1) == "v"
-    redis_client.set("t:item:1", b'"behind"', px=9_000)  # no message: only expiry helps
+    redis_client.set("t:item:1", b'"behind"', px=19_000)  # no message: only expiry helps
     assert a.get_or_load("item", lambda: "new", id=1) == "v"
     assert wait_for(lambda: a.get_or_load("item", lambda: "new", id=1) == "behind", 2)
 

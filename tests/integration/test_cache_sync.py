@@ -19,20 +19,21 @@ from cachectl.errors import UsageError
 from cachectl.freshness import Freshness, classify, ttl_bounds_ms
 from cachectl.policy import Policy, load_policy
 
-# item: grace G = 3000 ms; fresh PTTL > 3000, stale (2000, 3000], fail-safe (0, 2000]
+# item: grace G = 10 s; fresh PTTL > 10000, stale (5000, 10000], fail-safe (0, 5000]
 POLICY = """\
 version: 1
 redis: {key_prefix: t}
 namespaces:
-  item:   {key: "item:{id}", ttl: 10s, stale: 1s, stale_if_error: 3s, jitter: 0%, tags: [cat],
+  item:   {key: "item:{id}", ttl: 10s, stale: 5s, stale_if_error: 10s, jitter: 0%, tags: [cat],
            max_value_bytes: 1KiB}
   plain:  {key: "plain:{id}", ttl: 10m, jitter: 10%, tags: [cat]}
   other:  {key: "other:{id}", ttl: 10m, tags: [misc]}
   early:  {key: "early:{id}", ttl: 10s, stale: 1s, jitter: 0%, early_refresh: true}
   search: {key: "search:{query:hash}:{page}", ttl: 1m}
 """
-FRESH_PTTL, STALE_PTTL, FAIL_SAFE_PTTL = 9_000, 2_500, 1_000
-QUIET = {"counters_interval_s": 0.05, "timeout_ms": 500, "connect_timeout_ms": 500}
+FRESH_PTTL, STALE_PTTL, FAIL_SAFE_PTTL = 19_000, 9_000, 3_000
+# generous timeouts: these tests are about the logic, on a busy CI machine (faults: test_cache_faults)
+QUIET = {"counters_interval_s": 0.05, "timeout_ms": 2000, "connect_timeout_ms": 2000}
 
 
 def write_policy(tmp_path: Path, text: str = POLICY) -> Path:
@@ -226,7 +227,9 @@ def test_100_threads_on_one_stale_key_load_it_exactly_once(make_cache, redis_cli
         t.join()
     assert wait_for(lambda: redis_client.get("t:item:1") == b'{"v":"new"}')
     time.sleep(0.1)
-    assert loader.calls == 1
+    c = cache.local_counters()["item"]
+    assert loader.calls == 1, c
+    assert c.redis_errors == 0  # 100 threads fit the pool (redis-py's default of 100 does not)
     assert len(results) == 500 and set(map(json.dumps, results)) <= {'{"v": "old"}', '{"v": "new"}'}
 
 

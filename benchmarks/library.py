@@ -1,0 +1,233 @@
+"""Benchmark the application library (cachectl.Cache) against raw redis-py on one server.
+
+Starts a throwaway redis-server (never 6379) and measures, per call, interleaved over
+ROUNDS rounds (median of the rounds):
+
+  raw GET          redis-py ``r.get(key)`` (hiredis parser): the peer
+  fresh hit        ``cache.get_or_load`` on a fresh key (GET+PTTL in one round trip, JSON decode,
+                   counters on); also with counters off, and with ``read_mode="lua"``
+  stale hit        ``cache.get_or_load`` on a stale key while its revalidation is in flight
+  L1 hit           ``cache.get_or_load`` with the in-process L1 on
+
+Targets: fresh hit <= 1.3x raw GET; L1 hit >= 10x faster than raw GET; counters add < 5 %.
+
+Then a small simulated workload shows what XFetch (early_refresh) does to stale hits:
+threads read a few hot keys with a short TTL and a 20 ms loader, with and without it.
+
+    .venv/bin/python benchmarks/library.py [--calls 5000] [--rounds 7] [--seconds 4]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Run as a script, this folder comes first on sys.path, and benchmarks/inspect.py (the
+# inspect benchmark) would shadow the standard library's inspect module that redis-py uses.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+import argparse  # noqa: E402
+import random  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import redis  # noqa: E402
+
+from cachectl import Cache  # noqa: E402
+from cachectl.policy import Policy, parse_policy  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "benchmarks" / ".work" / "library"
+POLICY = """\
+version: 1
+redis: {key_prefix: bench}
+namespaces:
+  product: {key: "product:{id}", ttl: 1h, stale: 10m, stale_if_error: 6h, jitter: 10%}
+  hot:     {key: "hot:{id}", ttl: 1s, stale: 1s, jitter: 0%}
+  hot_x:   {key: "hotx:{id}", ttl: 1s, stale: 1s, jitter: 0%, early_refresh: true}
+"""
+VALUE = b'{"id":42,"name":"Desk lamp","price_cents":3999,"tags":["home","light"],"stock":12}'
+
+
+def free_port() -> int:
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port != 6379:
+            return port
+
+
+def start_server() -> tuple[subprocess.Popen[bytes], int]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed")
+    WORK.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(WORK)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    for _ in range(200):
+        try:
+            client.ping()
+            return proc, port
+        except redis.ConnectionError:
+            time.sleep(0.02)
+    proc.kill()
+    raise SystemExit("redis-server did not start")
+
+
+def per_call_us(fn: Callable[[], Any], calls: int) -> tuple[float, float]:
+    """(wall, this process's CPU) µs per call."""
+    cpu, started = time.process_time(), time.perf_counter()
+    for _ in range(calls):
+        fn()
+    wall = time.perf_counter() - started
+    return wall / calls * 1e6, (time.process_time() - cpu) / calls * 1e6
+
+
+def measure(cases: dict[str, Callable[[], Any]], calls: int,
+            rounds: int) -> dict[str, tuple[float, float]]:
+    """Median (wall, CPU) µs per call of each case, the cases interleaved round by round."""
+    for fn in cases.values():  # warm up connections, scripts, caches
+        per_call_us(fn, 500)
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
+    names = list(cases)
+    for r in range(rounds):
+        order = names if r % 2 == 0 else names[::-1]
+        for name in order:
+            samples[name].append(per_call_us(cases[name], calls))
+    return {name: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+            for name, v in samples.items()}
+
+
+def xfetch_workload(policy: Policy, url: str, namespace: str, seconds: float,
+                    threads: int = 4, keys: int = 8) -> dict[str, Any]:
+    """Readers hammer ``keys`` hot keys (ttl 1 s, stale 1 s, 20 ms loader) for ``seconds``."""
+    with Cache.from_policy(policy, url, env={}, timeout_ms=200) as cache:
+        loads = [0]
+        lock = threading.Lock()
+
+        def loader(i: int) -> Callable[[], Any]:
+            def load() -> Any:
+                time.sleep(0.020)
+                with lock:
+                    loads[0] += 1
+                return {"id": i, "at": time.time()}
+            return load
+
+        deadline = time.monotonic() + seconds
+
+        def reader(seed: int) -> None:
+            rng = random.Random(seed)
+            while time.monotonic() < deadline:
+                i = rng.randrange(keys)
+                cache.get_or_load(namespace, loader(i), id=i)
+                time.sleep(0.001)
+
+        workers = [threading.Thread(target=reader, args=(n,)) for n in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        c = cache.local_counters()[namespace]
+    return {"requests": c.requests, "fresh": c.fresh_hits, "stale": c.stale_hits,
+            "misses": c.misses, "loads": loads[0], "early": c.early_refreshes,
+            "stale_share": c.stale_hits / c.requests if c.requests else 0.0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    args = parser.parse_args()
+    result = parse_policy(POLICY, "bench.yaml", {})
+    assert result.policy is not None
+    policy = result.policy
+    proc, port = start_server()
+    url = f"redis://127.0.0.1:{port}/0"
+    caches: list[Cache] = []
+    release = threading.Event()
+    try:
+        raw = redis.Redis(port=port)
+        raw.set("bench:product:1", VALUE, px=7 * 3_600_000)
+        stale_pttl = 6 * 3_600_000 - 60_000  # inside the stale band (G = 6 h, stale = 10 m)
+        raw.set("bench:product:2", VALUE, px=stale_pttl)
+
+        def make(**options: Any) -> Cache:
+            cache = Cache.from_policy(policy, url, env={}, timeout_ms=200, **options)
+            caches.append(cache)
+            return cache
+
+        on, off = make(), make(counters=False)
+        lua, l1 = make(read_mode="lua"), make(l1_max_items=1000, l1_ttl_ms=60_000)
+        while not l1.l1_active:
+            time.sleep(0.01)
+
+        def never() -> Any:
+            raise AssertionError("a fresh hit must not load")
+
+        def slow_refresh() -> Any:
+            release.wait(60)
+            return VALUE.decode()
+
+        on.get_or_load("product", slow_refresh, id=2)  # starts the one revalidation
+        cases = {
+            "raw GET": lambda: raw.get("bench:product:1"),
+            "fresh hit": lambda: on.get_or_load("product", never, id=1),
+            "fresh hit, counters off": lambda: off.get_or_load("product", never, id=1),
+            "fresh hit, read_mode=lua": lambda: lua.get_or_load("product", never, id=1),
+            "stale hit (revalidating)": lambda: on.get_or_load("product", slow_refresh, id=2),
+            "L1 hit": lambda: l1.get_or_load("product", never, id=1),
+        }
+        figures = measure(cases, args.calls, args.rounds)
+        assert on.local_counters()["product"].stale_hits >= args.calls * args.rounds
+        release.set()
+        base, base_cpu = figures["raw GET"]
+        print(f"per call, median of {args.rounds} interleaved rounds of {args.calls} calls "
+              f"(redis-py {redis.__version__}, load average {os.getloadavg()[0]:.1f}):")
+        print(f"  {'':<28} {'wall':>8}  {'ratio':>6}   {'CPU':>8}  {'ratio':>6}")
+        for name, (us, cpu) in figures.items():
+            print(f"  {name:<28} {us:6.1f}µs  {us / base:5.2f}x   {cpu:6.1f}µs  {cpu / base_cpu:5.2f}x")
+        fresh, fresh_cpu = figures["fresh hit"]
+        off, off_cpu = figures["fresh hit, counters off"]
+        l1, l1_cpu = figures["L1 hit"]
+
+        def verdict(ok: bool) -> str:
+            return "ok" if ok else "MISSED"
+
+        print("targets (wall; CPU in brackets, steadier on a busy machine):")
+        print(f"  fresh hit / raw GET      {fresh / base:5.2f}x  [{fresh_cpu / base_cpu:5.2f}x]  "
+              f"target <= 1.30x  {verdict(fresh / base <= 1.3)} [{verdict(fresh_cpu / base_cpu <= 1.3)}]")
+        print(f"  raw GET / L1 hit         {base / l1:5.1f}x  [{base_cpu / l1_cpu:5.1f}x]  "
+              f"target >= 10x    {verdict(base / l1 >= 10)} [{verdict(base_cpu / l1_cpu >= 10)}]")
+        cost, cost_cpu = (fresh - off) / off, (fresh_cpu - off_cpu) / off_cpu
+        print(f"  counters' cost, fresh hit {cost:+6.1%} [{cost_cpu:+6.1%}]"
+              f"  target < 5 %     {verdict(cost < 0.05)} [{verdict(cost_cpu < 0.05)}]")
+        print(f"XFetch: 4 threads, 8 hot keys (ttl 1s, stale 1s, 20 ms loader), "
+              f"{args.seconds:g} s each:")
+        for label, ns in (("early_refresh off", "hot"), ("early_refresh on ", "hot_x")):
+            w = xfetch_workload(policy, url, ns, args.seconds)
+            print(f"  {label}  requests {w['requests']:6d}  stale hits {w['stale']:5d} "
+                  f"({w['stale_share']:6.2%})  misses {w['misses']:3d}  loads {w['loads']:4d}  "
+                  f"early refreshes {w['early']:4d}")
+    finally:
+        release.set()
+        for cache in caches:
+            cache.close()
+        proc.terminate()
+        proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()
