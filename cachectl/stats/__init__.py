@@ -107,12 +107,17 @@ class StatsSampler:
         self.sleep = sleep
         self._baseline: dict[str, Snapshot] = {}
 
+    def _name(self, node: Any) -> str:
+        """host:port; a Sentinel-managed client has none, so the target names it."""
+        name = node_name(node)
+        return self.target if name.startswith("?") and self.target else name
+
     def _snapshots(self, nodes: list[Any]) -> dict[str, Snapshot]:
         return {name: take_snapshot(node, name, self.clock())
-                for name, node in ((node_name(n), n) for n in nodes)}
+                for name, node in ((self._name(n), n) for n in nodes)}
 
     def _pairs(self, nodes: list[Any]) -> list[tuple[Snapshot, Snapshot]]:
-        names = [node_name(n) for n in nodes]
+        names = [self._name(n) for n in nodes]
         if all(name in self._baseline for name in names):
             after = self._snapshots(nodes)
             # a restarted server resets its counters: measure afresh
