@@ -74,31 +74,32 @@ def render_report(report: WarmReport, out: Console) -> None:
              "warm (only missing keys)" if report.only_missing else "warm")
     table = Table(title=title, title_justify="left")
     table.add_column("namespace", no_wrap=True)
-    table.add_column("source", overflow="ellipsis", no_wrap=True, max_width=34)
     for name in ("rows", "would write" if report.dry_run else "written") + (
             ("skipped",) if report.only_missing and not report.dry_run else ()) + (
-            ("rejected",) if report.dry_run else ("rejected", "failed")) + (
-            ("bytes", "seconds") if report.dry_run else ("bytes", "seconds", "keys/s")):
+            ("rejected", "failed") if report.failed else ("rejected",)) + (
+            ("size", "s") if report.dry_run else ("size", "s", "keys/s")):
         table.add_column(name, justify="right", no_wrap=True)
     for ns in report.namespaces:
         row: list[str | Text] = [ns.namespace + ("" if ns.complete else " (partial)"),
-                                 Text(ns.source), f"{ns.rows:,}", f"{ns.written:,}"]
+                                 f"{ns.rows:,}", f"{ns.written:,}"]
         if report.only_missing and not report.dry_run:
             row.append(f"{ns.skipped:,}")
         row.append(Text(f"{ns.rejected:,}", style="red" if ns.rejected else ""))
-        if not report.dry_run:
-            row.append(Text(f"{ns.failed:,}", style="red" if ns.failed else ""))
+        if report.failed:
+            row.append(Text(f"{ns.failed:,}", style="red"))
         row += [format_size_bytes(ns.payload_bytes), f"{ns.seconds:.2f}"]
         if not report.dry_run:
             row.append(f"{ns.keys_per_s:,.0f}")
         table.add_row(*row)
     out.print(table)
     for ns in report.namespaces:
+        out.print(f"{ns.namespace} <- {ns.source}", markup=False, highlight=False, style="dim")
+    for ns in report.namespaces:
         if not ns.problems:
             continue
         bad = ns.rejected + ns.failed
         reasons = ", ".join(f"{n:,} {what}" for what, n in ns.errors_by_reason.items())
-        out.print(f"{ns.namespace}: {bad:,} row(s) not written ({reasons}); first "
+        out.print(f"{ns.namespace}: {_n(bad, 'row')} not written ({reasons}); first "
                   f"{len(ns.problems)}:", markup=False)
         for p in ns.problems:
             out.print(f"  {p.locator}: {p.reason}", markup=False, highlight=False)
@@ -109,16 +110,21 @@ def render_report(report: WarmReport, out: Console) -> None:
                 out.print(f"{ns.namespace}: PX {low:,}..{high:,} ms; sample keys: "
                           + ", ".join(ns.sample_keys), markup=False, highlight=False)
     verb = "would write" if report.dry_run else "wrote"
-    summary = f"{verb} {report.written:,} keys ({format_size_bytes(report.payload_bytes)})"
+    summary = (f"{verb} {_n(report.written, 'key')} "
+               f"({format_size_bytes(report.payload_bytes)})")
     if report.skipped:
         summary += f", skipped {report.skipped:,} existing"
     if report.rejected:
-        summary += f", rejected {report.rejected:,} rows"
+        summary += f", rejected {_n(report.rejected, 'row')}"
     if report.failed:
-        summary += f", Redis refused {report.failed:,} writes"
+        summary += f", Redis refused {_n(report.failed, 'write')}"
     out.print(summary + f" in {report.seconds:.2f} s", markup=False)
     if report.stopped:
         out.print(f"stopped early: {report.stopped}", markup=False, style="red")
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def report_json(report: WarmReport) -> dict[str, Any]:

@@ -336,6 +336,22 @@ def _warm_targets(client: Any, targets: list[WarmTarget], *, dry_run: bool, only
     return WarmReport(tuple(results), dry_run, only_missing)
 
 
+def ttl_sampler(ns: Namespace, rng: random.Random) -> Callable[[], int]:
+    """``lambda: write_ttl_ms(ns, rng)``, with the namespace's figures bound once (hot loop).
+
+    The same formula and the same draws from ``rng``; a unit test holds them equal.
+    """
+    ttl_ms, jitter, grace, uniform = ns.ttl_ms, ns.jitter, ns.grace_ms, rng.uniform
+    if not jitter:
+        return lambda: write_ttl_ms(ns, rng)
+    low = -jitter
+
+    def sample() -> int:
+        return max(1, round(ttl_ms * (1 + uniform(low, jitter))) + grace)
+
+    return sample
+
+
 def _key_renderer(template: KeyTemplate) -> Callable[[dict[str, Any]], str]:
     """``template.render``, with a fast path for the common case that gives the same key.
 
@@ -387,7 +403,7 @@ def _warm_one(tally: _Tally, writer: _Writer | None, *, only_missing: bool, batc
     seen_add = seen.add
     total = source.estimated_rows()
     dumps = _dumps
-    rand = rng or random.Random()
+    next_ttl = ttl_sampler(ns, rng or random.Random())
     name = ns.name
     samples = tally.samples
     lane: _Lane | None = None
@@ -453,7 +469,7 @@ def _warm_one(tally: _Tally, writer: _Writer | None, *, only_missing: bool, batc
         seen_add(fingerprint)
         if len(samples) < SAMPLE_KEYS:
             samples.append(key_text)
-        ttl_b = b"%d" % write_ttl_ms(ns, rand)
+        ttl_b = b"%d" % next_ttl()
         payload += len(key) + size
         use = lane if lane is not None else route(key)  # type: ignore[misc]
         use.parts.append(fmt % (len(key), key, size, value, len(ttl_b), ttl_b))

@@ -43,7 +43,7 @@ def test_warm_table_lists_rejected_rows_and_exits_1(tmp_path: Path, redis_url: s
     code = main(["warm", "-p", policy, "--url", redis_url])
     out, _ = capsys.readouterr()
     assert code == 1
-    assert "product: 2 row(s) not written" in out
+    assert "product: 2 rows not written" in out
     assert "p.jsonl:2: no field 'id' for key 'product:{id}'" in out
     assert "p.jsonl:3: not JSON" in out
     assert "wrote 1 keys" in out and "rejected 2 rows" in out

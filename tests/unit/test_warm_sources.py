@@ -232,3 +232,41 @@ def test_values_are_compact_utf8_json() -> None:
     assert encode_value({"a": "é", "b": [1, 2.5]}) == '{"a":"é","b":[1,2.5]}'.encode()
     assert encode_value({"d": decimal.Decimal("12.00"), "t": datetime.date(2024, 1, 2)}) == \
         b'{"d":12,"t":"2024-01-02"}'
+
+
+def test_the_documented_plugin_example_works(monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "warm.md").read_text()
+    code = doc.split("# cachectl_markdown/__init__.py\n", 1)[1].split("```", 1)[0]
+    package = tmp_path / "plugins" / "cachectl_markdown"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path / "plugins"))
+    entry = EntryPoint(name="markdown", value="cachectl_markdown:open_source",
+                       group=sources.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(sources, "plugin_factories", lambda: {"markdown": entry})
+    articles = tmp_path / "content" / "articles"
+    articles.mkdir(parents=True)
+    (articles / "hello.md").write_text("---\ntitle: Hello\n---\nBody text\n")
+    (articles / "broken.md").write_text("---\n- a list\n---\nx\n")
+    source = open_source("markdown", {"folder": "content/articles"}, ctx(tmp_path))
+    rows = list(source.rows())
+    assert rows[0] == (0, BadRow("the front matter is not a mapping"))
+    assert rows[1] == (1, {"slug": "hello", "title": "Hello", "body": "Body text"})
+    assert source.locate(0) == "broken.md"
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.1, 0.35])
+def test_ttl_sampler_draws_exactly_what_write_ttl_ms_would(jitter: float) -> None:
+    import random
+
+    from cachectl.freshness import write_ttl_ms
+    from cachectl.policy import parse_policy
+    from cachectl.warm.core import ttl_sampler
+
+    text = ("version: 1\nnamespaces:\n  p: {key: 'p:{id}', ttl: 1h, stale: 1m, "
+            f"stale_if_error: 2h, jitter: {jitter}}}\n")
+    ns = parse_policy(text, "x.yaml", {}).policy.namespace("p")  # type: ignore[union-attr]
+    sample = ttl_sampler(ns, random.Random(5))
+    reference = random.Random(5)
+    assert [sample() for _ in range(2000)] == [write_ttl_ms(ns, reference) for _ in range(2000)]
