@@ -176,3 +176,55 @@ def test_the_json_shape_matches_its_schema() -> None:
     jsonschema.Draft202012Validator(SCHEMA).validate(doc)
     assert doc["schema_version"] == 1
     assert doc["namespaces"][0]["status"] == "pass"
+
+
+def _render(width: int) -> str:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from cachectl.render.stats import stats_dashboard
+
+    buf = StringIO()
+    Console(file=buf, width=width, no_color=True, highlight=False).print(stats_dashboard(_report(), width))
+    return buf.getvalue()
+
+
+def test_dashboard_shows_figures_thresholds_and_findings() -> None:
+    text = _render(160)
+    assert "hit rate" in text and "> 80%" in text and "p99 < 50 ms" in text
+    assert "product *" in text and "96.0%" in text and "96/0/0" in text and "PASS" in text
+    assert "FAIL" in text and "used memory 75.0% of maxmemory >= 70.0%" in text
+    assert "Result: FAIL" in text
+
+
+def test_narrow_dashboard_drops_the_breakdown_columns() -> None:
+    text = _render(100)
+    assert "fresh/stale/fs" not in text and "saved" not in text
+    assert "product *" in text and max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_metrics_server_scrapes_fresh_each_time_and_404s_elsewhere() -> None:
+    import urllib.error
+    import urllib.request
+
+    from cachectl.stats.serve import MetricsServer
+
+    calls: list[int] = []
+
+    def produce() -> tuple[int, str, bytes]:
+        calls.append(1)
+        return 200, "text/plain; version=0.0.4", f"cachectl_up {len(calls)}\n".encode()
+
+    server = MetricsServer(("127.0.0.1", 0), produce).start()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        bodies = [urllib.request.urlopen(base + "/metrics", timeout=5).read() for _ in range(2)]
+        assert bodies == [b"cachectl_up 1\n", b"cachectl_up 2\n"]
+        assert b"/metrics" in urllib.request.urlopen(base + "/", timeout=5).read()
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(base + "/other", timeout=5)
+        assert info.value.code == 404
+        info.value.close()
+    finally:
+        server.stop()
