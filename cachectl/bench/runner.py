@@ -325,10 +325,9 @@ def run_bench(client: Any, target: BenchTarget, policy: Policy, config: BenchCon
     interrupted = False
     try:
         for ns in namespaces:
-            prep = _prepare(client, policy, ns, config, rng, on_progress)
-            if not config.existing:
-                written.extend(prep.keys)
-                written_count += prep.written
+            # keys are registered for removal before the first one is written
+            prep = _prepare(client, policy, ns, config, rng, on_progress, written.extend)
+            written_count += prep.written
             for mode in config.modes:
                 runs.append(_run_one(prep, policy, mode, config, target, rng, parallel,
                                      on_progress, server))
@@ -341,14 +340,17 @@ def run_bench(client: Any, target: BenchTarget, policy: Policy, config: BenchCon
                          keys_written=written_count, keys_removed=removed, kept=config.keep,
                          interrupted=interrupted)
     if interrupted:
-        raise InterruptedWork("benchmark interrupted; its keys were removed"
-                              if written and not config.keep else "benchmark interrupted",
-                              partial=result)
+        raise InterruptedWork(
+            "benchmark interrupted" + (f"; its {removed:,} keys were removed"
+                                       if written and not config.keep else ""),
+            partial=result, hint="rerun to benchmark again; nothing needs cleaning up"
+            if not config.keep else "the benchmark keys expire by their TTL")
     return result
 
 
 def _prepare(client: Any, policy: Policy, ns: Namespace, config: BenchConfig,
-             rng: random.Random, on_progress: ProgressCallback) -> _Prepared:
+             rng: random.Random, on_progress: ProgressCallback,
+             register: Callable[[list[bytes]], None]) -> _Prepared:
     source: OriginSource | str | None = None
     if config.origin:
         source = origin_source(ns, policy.base_dir, config.source_env)
@@ -382,6 +384,7 @@ def _prepare(client: Any, policy: Policy, ns: Namespace, config: BenchConfig,
     min_ttl_ms = _min_ttl_ms(config, len(config.modes))
     prep = _Prepared(ns, keys, [encode("GET", k) for k in keys], values, key_source, size_source,
                      sizes=[len(v) for v in values])
+    register(keys)
     prep.written = bench_keys_mod.load_keys(client, ns, keys, values, min_ttl_ms=min_ttl_ms,
                                             rng=rng, on_progress=on_progress,
                                             task=f"{ns.name}: load")

@@ -73,8 +73,13 @@ def command(
     from cachectl.errors import UsageError
     from cachectl.policy import units
     from cachectl.render import console
-    from cachectl.render.bench import bench_json, check_plot_target, render_result, write_plot
-    from cachectl.render.progress import progress_bars
+    from cachectl.render.bench import (
+        bench_json,
+        check_plot_target,
+        live_progress,
+        render_result,
+        write_plot,
+    )
 
     if duration is not None and requests is not None:
         raise UsageError("--duration and --requests exclude each other",
@@ -109,7 +114,7 @@ def command(
     endpoint = endpoint_of(client, url=settings.url, tls_ca=settings.tls_ca,
                            tls_cert=settings.tls_cert, tls_key=settings.tls_key,
                            tls_insecure=settings.tls_insecure, timeout_s=settings.timeout_s)
-    with redis_errors(settings), progress_bars(unit="req") as on_progress:
+    with redis_errors(settings), live_progress() as on_progress:
         result = run_bench(client, endpoint, pol, config, server=settings.display,
                            on_progress=on_progress)
     if json_out:

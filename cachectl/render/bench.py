@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import html
 import io
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,8 @@ from rich.text import Text
 
 from cachectl.bench import BenchResult, RunResult, Verdict
 from cachectl.errors import UsageError
+from cachectl.progress import ProgressCallback, no_progress
+from cachectl.render import console as consoles
 from cachectl.render.console import jsonable
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".html")
@@ -117,6 +122,54 @@ def histogram_lines(run: RunResult, rows: int = 8) -> list[str]:
         out.append(f"  {_ms(low):>7}-{_ms(high):<7} ms |{bar:<{_BAR_WIDTH}}| "
                    f"{count:>10,} {count / total:6.1%}")
     return out
+
+
+# --------------------------------------------------------------------------- live progress
+
+REFRESH_S = 1.0  # drawing takes the GIL from the measuring threads: rarely, and briefly
+
+
+@contextmanager
+def live_progress(enabled: bool | None = None) -> Iterator[ProgressCallback]:
+    """Draw loading and measuring progress on stderr (a terminal only), once a second.
+
+    Unlike the shared progress bars this never refreshes from a background thread: a
+    redraw happens inside the coordinator's own progress call, at most every
+    ``REFRESH_S``, so the measuring clients lose the GIL as little as possible.
+    """
+    if enabled is None:
+        enabled = consoles.is_terminal()
+    if not enabled:
+        yield no_progress
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+    bars = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), console=consoles.stderr(),
+                    transient=True, auto_refresh=False)
+    tasks: dict[str, TaskID] = {}
+    started: dict[str, tuple[float, int]] = {}
+    last_draw = 0.0
+
+    def update(task: str, done: int, total: int | None = None) -> None:
+        nonlocal last_draw
+        now = time.monotonic()
+        if task not in tasks:
+            tasks[task] = bars.add_task(task, total=total, rate="")
+        if done and task not in started:  # the warm-up is over: rate from here
+            started[task] = (now, done)
+        rate = ""
+        if task in started and now - started[task][0] > 0.5:
+            t0, d0 = started[task]
+            unit = "keys" if task.endswith(": load") else "req"
+            rate = f"{(done - d0) / (now - t0):,.0f} {unit}/s"
+        bars.update(tasks[task], completed=done, total=total, rate=rate)
+        if now - last_draw >= REFRESH_S or (total is not None and done >= total):
+            last_draw = now
+            bars.refresh()
+
+    with bars:
+        yield update
 
 
 # --------------------------------------------------------------------------- plot

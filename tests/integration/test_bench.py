@@ -368,3 +368,26 @@ def test_a_stalled_server_is_counted_as_timeouts_and_fails(
     assert run.latency.max_ms >= 190  # the timed-out request is in the tail, not dropped
     client.close()
     side.close()
+
+
+@pytest.mark.parametrize("during", ["price: load", "price: cached"])
+def test_interrupt_removes_the_benchmark_keys(tmp_path: Path, redis_url: str,
+                                              redis_client: redis.Redis, during: str) -> None:
+    from cachectl.errors import InterruptedWork
+
+    def interrupt(task: str, done: int, total: int | None = None) -> None:
+        if task == during and done > 0:
+            raise KeyboardInterrupt
+
+    policy = load_policy(write_policy(tmp_path), env={})
+    client = redis.Redis.from_url(redis_url)
+    started = time.monotonic()
+    with pytest.raises(InterruptedWork) as caught:
+        run_bench(client, endpoint_of(client, url=redis_url), policy, BenchConfig(
+            namespaces=("price",), duration_ms=20_000, warmup_ms=0, keys=3000, value_size=16,
+            clients=2), on_progress=interrupt)
+    client.close()
+    assert time.monotonic() - started < 10
+    assert "keys were removed" in caught.value.message
+    assert caught.value.partial.interrupted
+    assert redis_client.dbsize() == 0
