@@ -236,6 +236,8 @@ def _serve(conn: RedisOptions, policy: "Policy", options: "StatsOptions", addres
 
     server = MetricsServer((host, port), produce)
     _stop_on_sigterm()
+    with redis_errors(settings):
+        sampler.prime()  # the first scrape then measures from now instead of waiting --interval
     shown = f"{host or '0.0.0.0'}:{server.port}"  # noqa: S104 (only displayed)
     console.stderr().print(f"serving http://{shown}/metrics for {settings.display}; Ctrl-C stops",
                            markup=False, highlight=False)

@@ -129,6 +129,10 @@ class StatsSampler:
         after = self._snapshots(nodes)
         return [(before[n], after[n]) for n in names]
 
+    def prime(self) -> None:
+        """Take the baseline now, so the next report measures from here without waiting."""
+        self._baseline = self._snapshots(primaries(self.client))
+
     def report(self, *, keep_baseline: bool = True) -> StatsReport:
         """Measure once: server deltas, counters over the window, the sampled scan, verdicts.
 
