@@ -18,6 +18,15 @@ from cachectl.lint.context import LintContext
 from cachectl.policy.model import did_you_mean
 
 BUILTIN_TYPES = ("jsonl", "json", "csv", "sql", "http")
+# (required, optional) options of each built-in reader, as cachectl.warm.sources checks them
+BUILTIN_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "jsonl": (("path",), ()),
+    "json": (("path",), ("items",)),
+    "csv": (("path",), ("columns", "delimiter")),
+    "sql": (("url", "query"), ("params", "batch_size")),
+    "http": (("url",), ("items", "params", "headers", "env_headers", "pagination", "timeout",
+                        "retries", "max_pages")),
+}
 FILE_TYPES = ("jsonl", "json", "csv")
 ENTRY_POINT_GROUP = "cachectl.sources"
 JSON_READ_LIMIT = 16 * 1024 * 1024
@@ -52,21 +61,18 @@ def check(ctx: LintContext) -> None:
                        did_you_mean(source.type, known_types())
                        or f"known types: {', '.join(known_types())}")
             continue
+        if not _options_ok(ctx, name, source.type, source.options, where):
+            continue
         if source.type not in FILE_TYPES:
             continue
         raw_path = source.options.get("path")
-        if raw_path is None:
-            ctx.report("CP005", f"namespace {name}: a {source.type} source needs a path",
-                       ctx.value(*where), f"e.g. source: {{type: {source.type}, path: "
-                       f"seeds/{name}.{source.type}}}")
-            continue
         if not isinstance(raw_path, str) or not raw_path:
             ctx.report("CP004", f"namespace {name}: warm source path must be a file name",
                        ctx.value(*where, "path"))
             continue
         if ctx.base_dir is None:
             continue
-        path = ctx.base_dir / raw_path
+        path = ctx.base_dir / Path(raw_path).expanduser()
         path_at = ctx.value(*where, "path")
         if not path.is_file():
             what = "is a folder, not a file" if path.is_dir() else "does not exist"
@@ -95,6 +101,28 @@ def check(ctx: LintContext) -> None:
             ctx.report("CP404", f"namespace {name}: the first row of {raw_path} has no field "
                        f"{', '.join(repr(m) for m in missing)} (key {ns.key!r})", path_at,
                        f"row fields: {', '.join(map(str, list(row)[:12])) or '(none)'}")
+
+
+def _options_ok(ctx: LintContext, name: str, kind: str, options: dict[str, Any],
+                where: tuple[str | int, ...]) -> bool:
+    """CP005/CP003: a built-in reader's required options are there, and no unknown one is."""
+    if kind not in BUILTIN_OPTIONS:
+        return True  # a plugin checks its own options
+    required, optional = BUILTIN_OPTIONS[kind]
+    ok = True
+    for option in required:
+        if options.get(option) in (None, ""):
+            ctx.report("CP005", f"namespace {name}: a {kind} source needs {option!r}",
+                       ctx.value(*where), f"{kind} options: {', '.join(required + optional)}")
+            ok = False
+    allowed = required + optional
+    for option in options:
+        if option not in allowed:
+            ctx.report("CP003", f"unknown option {option!r} for a {kind} warm source",
+                       ctx.key(*where, option),
+                       did_you_mean(option, allowed) or f"{kind} options: {', '.join(allowed)}")
+            ok = False
+    return ok
 
 
 def _placeholders(ctx: LintContext, name: str) -> list[str]:
@@ -170,7 +198,7 @@ def _first_json(fh: IO[bytes], options: dict[str, Any]) -> dict[str, Any] | None
                 raise _RowError(f"has no {items!r} list (the source's items option)")
             doc = doc[part]
     if isinstance(doc, dict):
-        return None  # without items: a mapping's layout is the reader's business
+        raise _RowError("is a JSON object, not a list of rows; set items: path.to.the.list")
     if not isinstance(doc, list):
         raise _RowError("is not a JSON list of objects")
     if not doc:

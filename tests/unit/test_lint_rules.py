@@ -120,7 +120,11 @@ def seeds(tmp_path: Path) -> Path:
     ("{type: jsonl, path: rows.jsonl}", []),              # blank lines skipped, row 2 never read
     ("{type: jsonl, path: rows.jsonl.gz}", ["CP404"]),    # gzip read; has sku, not id
     ("{type: json, path: list.json}", []),
-    ("{type: json, path: map.json}", []),                 # a mapping: the reader's business
+    ("{type: json, path: map.json}", ["CP404"]),          # an object without items: no rows
+    ("{type: json, path: map.json, iterms: a}", ["CP003"]),
+    ("{type: csv, path: semi.csv, delimiter: ';', columns: {id: int}}", []),
+    ("{type: sql, url: 'postgresql://localhost/shop'}", ["CP005"]),
+    ("{type: http}", ["CP005"]),
     ("{type: json, path: map.json, items: a.b}", ["CP404"]),
     ("{type: jsonl, path: empty.jsonl}", []),
     ("{type: csv, path: semi.csv, delimiter: ';'}", []),
@@ -129,7 +133,7 @@ def seeds(tmp_path: Path) -> Path:
     ("{type: jsonl, path: scalar.jsonl}", ["CP404"]),
     ("{type: jsonl, path: fake.gz.jsonl.gz}", ["CP404"]),
     ("{type: jsonl, path: 42}", ["CP004"]),
-    ("{type: sql, query: 'select 1'}", []),
+    ("{type: sql, url: 'postgresql://localhost/shop', query: 'select 1'}", []),
     ("{type: http, url: 'http://localhost/x'}", []),
     ("{type: Jsonl, path: rows.jsonl}", ["CP403"]),
 ])
