@@ -201,12 +201,12 @@ class Cache:
         pttl = soft_expire_pttl_ms(ns)
 
         def soften(c: Any) -> Any:
-            if self._l1 is None:
-                return c.execute_command("PEXPIRE", key, pttl, "LT")
-            pipe = c.pipeline(transaction=False)
-            pipe.execute_command("PEXPIRE", key, pttl, "LT")
-            pipe.publish(self._keys.channel, invalidation_message(self._origin, [key]))
-            return pipe.execute()
+            from cachectl.flush import soften_keys  # the one soft-flush primitive
+
+            soften_keys(c, [key.encode()], pttl)
+            if self._l1 is not None:
+                c.publish(self._keys.channel, invalidation_message(self._origin, [key]))
+            return True
 
         return self._call(ns.name, soften) is not MISSING
 
@@ -216,6 +216,7 @@ class Cache:
         Raises UsageError for a tag no namespace carries, RedisUnavailableError when
         Redis fails part way (the keys removed until then stay removed).
         """
+        from cachectl.flush import unlink_keys
         from cachectl.keyspace import scan_namespace
 
         namespaces = self.policy.with_tag(tag)
@@ -228,7 +229,7 @@ class Cache:
             for ns in namespaces:
                 for node, keys in scan_namespace(self.client, ns):
                     for i in range(0, len(keys), UNLINK_BATCH):
-                        removed += int(node.unlink(*keys[i:i + UNLINK_BATCH]))
+                        removed += unlink_keys(node, keys[i:i + UNLINK_BATCH])
             if self._l1 is not None:
                 self.client.publish(self._keys.channel,
                                     invalidation_message(self._origin, namespaces=names))
