@@ -228,3 +228,21 @@ def test_metrics_server_scrapes_fresh_each_time_and_404s_elsewhere() -> None:
         info.value.close()
     finally:
         server.stop()
+
+
+def test_before_redis_7_latency_is_a_commandstats_mean_and_p99_is_not_judged() -> None:
+    from cachectl.stats.server import Snapshot, read_latency
+
+    def snap(at: float, calls: int, usec: int) -> Snapshot:
+        return Snapshot("n:1", at, {}, {"cmdstat_get": {"calls": calls, "usec": usec},
+                                         "cmdstat_set": {"calls": 99, "usec": 9_999}}, None)
+
+    lat = read_latency(snap(0.0, 100, 1_000), snap(1.0, 300, 5_000))
+    assert lat is not None
+    assert (lat.source, lat.basis, lat.calls, lat.p99_ms) == ("commandstats", "interval", 200, None)
+    assert lat.mean_ms == pytest.approx(0.02)
+    idle = read_latency(snap(0.0, 100, 1_000), snap(1.0, 100, 1_000))
+    assert idle is not None and (idle.basis, idle.calls) == ("since_restart", 100)
+    checks = {c.check: c for c in server_checks(_node(latency=lat), T, hot=False, per_node=True)}
+    assert checks["read_latency_p99"].status is Status.NO_DATA
+    assert "mean 0.020 ms" in checks["read_latency_p99"].message
