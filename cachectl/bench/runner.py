@@ -46,6 +46,9 @@ from cachectl.policy.model import Namespace, Policy
 from cachectl.progress import ProgressCallback, no_progress
 
 HOT_KEYS_MAX = 100
+MAX_KEYS = 2_000_000  # per namespace; each key's commands are held in memory
+MAX_WRITE_BYTES = 256 * 1024 * 1024  # per namespace: benchmark keys must not crowd out the cache
+_KEY_OVERHEAD_BYTES = 64  # Redis's per-key bookkeeping, roughly
 ORIGIN_SAMPLES = 200
 ORIGIN_BUDGET_NS = 3_000_000_000
 _TTL_VARIANTS = 4
@@ -139,8 +142,8 @@ class BenchConfig:
         if not 0.0 <= self.read_ratio <= 1.0:
             raise UsageError(f"--read-ratio {self.read_ratio:g} is not between 0 and 1",
                              hint="e.g. --read-ratio 0.9 (90 % reads)")
-        if self.keys < 1:
-            raise UsageError("--keys must be at least 1")
+        if not 1 <= self.keys <= MAX_KEYS:
+            raise UsageError(f"--keys must be between 1 and {MAX_KEYS:,}")
         if self.value_size is not None and self.value_size < 1:
             raise UsageError("--value-size must be at least 1 byte")
         if self.existing and BenchMode.MIXED in self.modes:
@@ -373,14 +376,21 @@ def _prepare(client: Any, policy: Policy, ns: Namespace, config: BenchConfig,
         key_source, size_source = "warm source", f"rows of {source.display}"
     else:
         prep_rows = []
-        rows = bench_keys_mod.synthetic_rows(ns, config.keys)
         vsizes = (bench_keys_mod.ValueSizes((config.value_size,), "--value-size")
                   if config.value_size is not None
                   else bench_keys_mod.sample_value_sizes(client, ns))
-        values = [bench_keys_mod.make_value(vsizes.for_key(i)) for i in range(len(rows))]
+        sizes = [vsizes.for_key(i) for i in range(config.keys)]
+        key_bytes = len(bench_keys_mod.bench_prefix(policy, ns)) + len(ns.template.source) + 8
+        _check_write_volume(ns, config.keys, config.keys * key_bytes + sum(sizes))
+        rows = bench_keys_mod.synthetic_rows(ns, config.keys)
+        shared: dict[int, bytes] = {}  # one bytes object per distinct size
+        values = [shared.get(n) or shared.setdefault(n, bench_keys_mod.make_value(n))
+                  for n in sizes]
         key_source, size_source = "generated", vsizes.source
     keys = bench_keys_mod.bench_keys(policy, ns, rows)
     values = values[:len(keys)]
+    _check_write_volume(ns, len(keys), sum(len(k) + len(v) for k, v in zip(keys, values,
+                                                                            strict=True)))
     min_ttl_ms = _min_ttl_ms(config, len(config.modes))
     prep = _Prepared(ns, keys, [encode("GET", k) for k in keys], values, key_source, size_source,
                      sizes=[len(v) for v in values])
@@ -391,6 +401,19 @@ def _prepare(client: Any, policy: Policy, ns: Namespace, config: BenchConfig,
     prep.origin_rows = prep_rows
     _attach_origin(prep, ns, source, config)
     return prep
+
+
+def _check_write_volume(ns: Namespace, keys: int, payload_bytes: int) -> None:
+    """UsageError when the benchmark keys would take more than MAX_WRITE_BYTES."""
+    planned = payload_bytes + keys * _KEY_OVERHEAD_BYTES
+    if planned > MAX_WRITE_BYTES:
+        from cachectl.policy.units import format_size_bytes
+
+        raise UsageError(
+            f"benchmarking {ns.name} would write ~{format_size_bytes(planned)} "
+            f"({keys:,} keys); bench writes at most {format_size_bytes(MAX_WRITE_BYTES)} "
+            "per namespace, so its keys cannot push application keys out of the cache",
+            hint="lower --keys or --value-size, or read real keys with --existing")
 
 
 def _min_ttl_ms(config: BenchConfig, modes: int) -> int:
@@ -424,7 +447,8 @@ def _run_one(prep: _Prepared, policy: Policy, mode: BenchMode, config: BenchConf
              target: BenchTarget, rng: random.Random, parallel: str,
              on_progress: ProgressCallback, server: str) -> RunResult:
     ns = prep.ns
-    hot = mode is BenchMode.HOT
+    # hot mode reads hot data; a namespace marked `hot: true` is hot data in every mode
+    hot = mode is BenchMode.HOT or ns.hot
     threshold = "latency_hot_p99_ms" if hot else "latency_cached_p99_ms"
     limit = (policy.thresholds.latency_hot_p99_ms if hot
              else policy.thresholds.latency_cached_p99_ms)

@@ -391,3 +391,28 @@ def test_interrupt_removes_the_benchmark_keys(tmp_path: Path, redis_url: str,
     assert "keys were removed" in caught.value.message
     assert caught.value.partial.interrupted
     assert redis_client.dbsize() == 0
+
+
+def test_a_write_volume_that_could_crowd_out_the_cache_is_refused(
+        tmp_path: Path, redis_url: str, redis_client: redis.Redis) -> None:
+    from cachectl.errors import UsageError
+
+    with pytest.raises(UsageError, match="would write ~") as caught:
+        bench(write_policy(tmp_path), redis_url, BenchConfig(
+            namespaces=("price",), requests=10, duration_ms=None, keys=300_000,
+            value_size=1024))
+    assert "--existing" in (caught.value.hint or "")
+    assert redis_client.dbsize() == 0  # refused before anything was written
+
+
+def test_a_namespace_marked_hot_is_judged_by_the_hot_threshold(
+        tmp_path: Path, redis_url: str) -> None:
+    path = tmp_path / "hot.yaml"
+    path.write_text('version: 1\nredis: {key_prefix: shop}\nnamespaces:\n'
+                    '  banner: {key: "banner:{slot}", ttl: 15m, hot: true}\n'
+                    '  cart: {key: "cart:{user_id}", ttl: 30m}\n')
+    result = bench(path, redis_url, BenchConfig(
+        requests=50, duration_ms=None, warmup_ms=0, keys=10, value_size=16))
+    banner, cart = result.runs
+    assert (banner.threshold, banner.threshold_p99_ms) == ("latency_hot_p99_ms", 10)
+    assert (cart.threshold, cart.threshold_p99_ms) == ("latency_cached_p99_ms", 50)

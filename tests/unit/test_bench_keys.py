@@ -93,8 +93,13 @@ def test_make_value_has_the_exact_size() -> None:
     ({"pipeline": 0}, "at least 1"),
     ({"read_ratio": -0.1}, "between 0 and 1"),
     ({"requests": 0}, "at least 1"),
-    ({"keys": 0}, "at least 1"),
+    ({"keys": 0}, "between 1 and"),
 ])
 def test_config_refuses_what_cannot_run(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         BenchConfig(**kwargs).validate()  # type: ignore[arg-type]
+
+
+def test_keys_beyond_the_cap_are_refused() -> None:
+    with pytest.raises(UsageError, match="--keys must be between"):
+        BenchConfig(keys=10_000_000).validate()
