@@ -97,16 +97,20 @@ def dbsize(port: int) -> int:
     return int(out.stdout.strip())
 
 
+CPU_SECONDS: list[float] = []  # of the last run_measured process (user + system)
+
+
 def run_measured(cmd: list[str], stdin_path: Path | None = None,
                  env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Run ``cmd``; (wall seconds, peak RSS MiB, stdout)."""
+    """Run ``cmd``; (wall seconds, peak RSS MiB, stdout); its CPU seconds go to CPU_SECONDS."""
     stdin = stdin_path.open("rb") if stdin_path else subprocess.DEVNULL
-    out = tempfile.TemporaryFile()
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - read back after the process exits
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdin=stdin, stdout=out, stderr=subprocess.PIPE,
                             env={**os.environ, **(env or {})})
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
+    CPU_SECONDS.append(usage.ru_utime + usage.ru_stime)
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode() if proc.stderr else ""
     if stdin_path:
@@ -203,6 +207,7 @@ def main() -> None:
           f"{os.cpu_count()} CPUs; each contender on a fresh redis-server\n")
 
     results: dict[str, tuple[float, float]] = {}
+    cpu: dict[str, float] = {}
 
     def record(name: str, measure: Callable[[int], tuple[float, float]]) -> None:
         with fresh_server() as port:
@@ -210,8 +215,9 @@ def main() -> None:
             keys = dbsize(port)
         assert keys == rows, f"{name}: {keys} keys, expected {rows}"
         results[name] = (seconds, rss)
+        cpu[name] = CPU_SECONDS[-1]
         print(f"  {name:<34} {seconds:7.2f} s  {rows / seconds:>10,.0f} keys/s  "
-              f"peak RSS {rss:6.0f} MiB", flush=True)
+              f"peak RSS {rss:6.0f} MiB  client CPU {cpu[name]:6.1f} s", flush=True)
 
     record("redis-cli --pipe (pre-encoded)",
            lambda port: run_measured(["redis-cli", "-p", str(port), "--pipe"],
@@ -240,7 +246,13 @@ def main() -> None:
     print(f"cachectl warm / redis-cli --pipe : {pipe_s / warm_s:.2f}x throughput (target >= 0.40x)")
     print(f"cachectl warm / redis-py loop    : {loop_s / warm_s:.2f}x throughput (target >= 4x)")
     print(f"cachectl warm peak RSS           : {warm_rss:.0f} MiB (target < 200 MiB)")
-    print(f"cachectl's own timing (no start-up): " + ", ".join(
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+          "(the contenders share the machine with redis-server and anything else running)")
+    print("client CPU per key: " + ", ".join(
+        f"{name.split(' (')[0] if 'jsonl' in name else name} {cpu[name] / rows * 1e6:.1f} us"
+        for name in ("redis-cli --pipe (pre-encoded)", "cachectl warm (jsonl)",
+                     "redis-py pipeline loop")))
+    print("cachectl's own timing (no start-up): " + ", ".join(
         f"{ns} {rows / s:,.0f} keys/s" for ns, s in own.items()))
     for name in ("cachectl warm (csv)", "cachectl warm (sqlite)"):
         if name in results:

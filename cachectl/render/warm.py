@@ -93,7 +93,8 @@ def render_report(report: WarmReport, out: Console) -> None:
         table.add_row(*row)
     out.print(table)
     for ns in report.namespaces:
-        out.print(f"{ns.namespace} <- {ns.source}", markup=False, highlight=False, style="dim")
+        out.print(f"{ns.namespace} <- {ns.source}", markup=False, highlight=False, style="dim",
+                  soft_wrap=True)
     for ns in report.namespaces:
         if not ns.problems:
             continue
@@ -102,13 +103,15 @@ def render_report(report: WarmReport, out: Console) -> None:
         out.print(f"{ns.namespace}: {_n(bad, 'row')} not written ({reasons}); first "
                   f"{len(ns.problems)}:", markup=False)
         for p in ns.problems:
-            out.print(f"  {p.locator}: {p.reason}", markup=False, highlight=False)
+            out.print(f"  {p.locator}: {p.reason}", markup=False, highlight=False,
+                      soft_wrap=True)
     if report.dry_run:
         for ns in report.namespaces:
             if ns.sample_keys:
                 low, high = ns.ttl_bounds_ms
-                out.print(f"{ns.namespace}: PX {low:,}..{high:,} ms; sample keys: "
-                          + ", ".join(ns.sample_keys), markup=False, highlight=False)
+                out.print(f"{ns.namespace}: PX {low:,}..{high:,} ms, e.g. "
+                          + ", ".join(ns.sample_keys[:3]), markup=False, highlight=False,
+                          soft_wrap=True)
     verb = "would write" if report.dry_run else "wrote"
     summary = (f"{verb} {_n(report.written, 'key')} "
                f"({format_size_bytes(report.payload_bytes)})")
