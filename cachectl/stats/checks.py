@@ -141,11 +141,13 @@ def namespace_checks(ns: NamespaceStats, t: Thresholds) -> list[Check]:
         out.append(Check("unknown_namespace", Status.WARN,
                          f"{name}: counters for a namespace the policy does not define",
                          name, None, None, "", namespace=name))
+    out.extend(_error_checks(ns))
     if ns.requests < t.min_requests or ns.hit_rate is None:
-        out.append(Check("hit_rate", Status.LOW_TRAFFIC,
-                         f"{name}: {ns.requests} requests in the window: too little traffic to judge "
-                         f"(min {t.min_requests})",
-                         ns.hit_rate, ns.hit_rate_threshold, ">", "ratio", namespace=name))
+        # errors above are reported whatever the volume; rates need enough requests
+        out.insert(0, Check("hit_rate", Status.LOW_TRAFFIC,
+                            f"{name}: {ns.requests} requests in the window: too little traffic to "
+                            f"judge (min {t.min_requests})",
+                            ns.hit_rate, ns.hit_rate_threshold, ">", "ratio", namespace=name))
         return out
     critical = " (critical)" if ns.critical else ""
     if ns.hit_rate > ns.hit_rate_threshold:
@@ -164,6 +166,12 @@ def namespace_checks(ns: NamespaceStats, t: Thresholds) -> list[Check]:
                          f"{'<=' if ok else '>'} {_pct(t.max_stale_ratio)}"
                          + ("" if ok else " (is the origin failing or slow?)"),
                          ns.stale_ratio, t.max_stale_ratio, "<=", "ratio", namespace=name))
+    return out
+
+
+def _error_checks(ns: NamespaceStats) -> list[Check]:
+    out: list[Check] = []
+    name = ns.namespace
     if ns.fail_safe_hits or ns.refresh_errors:
         out.append(Check("refresh_errors", Status.WARN,
                          f"{name}: {ns.refresh_errors} refresh errors, {ns.fail_safe_hits} fail-safe "

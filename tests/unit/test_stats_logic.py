@@ -246,3 +246,9 @@ def test_before_redis_7_latency_is_a_commandstats_mean_and_p99_is_not_judged() -
     checks = {c.check: c for c in server_checks(_node(latency=lat), T, hot=False, per_node=True)}
     assert checks["read_latency_p99"].status is Status.NO_DATA
     assert "mean 0.020 ms" in checks["read_latency_p99"].message
+
+
+def test_errors_are_reported_even_when_traffic_is_too_low_to_judge_rates() -> None:
+    checks = namespace_checks(_ns(misses=5, requests=5, hit_rate=0.0, redis_errors=5), T)
+    assert [(c.check, c.status) for c in checks] == [
+        ("hit_rate", Status.LOW_TRAFFIC), ("redis_errors", Status.WARN)]
