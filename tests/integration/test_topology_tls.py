@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from cachectl.connection import build_settings, connect
 from cachectl.errors import RedisUnavailableError, UsageError
-from tests.support.reliability import Recorder, reliability  # noqa: F401
+from tests.support import shop
+from tests.support.reliability import (  # noqa: F401
+    Recorder,
+    assert_no_traceback,
+    reliability,
+    run_cli,
+)
 from tests.support.tls import TlsFiles, TlsServer, make_tls_files, redis_supports_tls
 
 pytestmark = pytest.mark.skipif(not redis_supports_tls(), reason="redis-server built without TLS")
@@ -112,3 +121,60 @@ def test_unreadable_ca_file_is_exit_3_not_a_traceback(
         tls_server: TlsServer, tmp_path: object) -> None:
     with pytest.raises(RedisUnavailableError):
         connect(build_settings(url_flag=tls_server.url, env={}, tls_ca="/nonexistent/ca.crt"))
+
+
+# -- every command over TLS ---------------------------------------------------------------
+
+COMMANDS = {
+    "inspect": ["inspect", "--json"],
+    "audit": ["audit", "--json"],
+    "stats": ["stats", "--interval", "100ms", "--json"],
+    "warm": ["warm", "-n", "product", "--json"],
+    "flush": ["flush", "-n", "price", "--yes", "--json"],
+    "bench": ["bench", "-n", "cart", "--requests", "100", "--warmup", "0s", "--keys", "20",
+              "--json"],
+}
+
+
+@pytest.fixture(scope="module")
+def tls_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return shop.write_policy(tmp_path_factory.mktemp("tls-policy"))
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_command_runs_over_mutual_tls(
+        name: str, mtls_server: TlsServer, certs: TlsFiles, tls_policy: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    if importlib.util.find_spec(f"cachectl.cli.{name}") is None:
+        pytest.skip(f"cachectl {name} is not built yet")
+    client = mtls_server.client()
+    client.flushall()
+    if name != "warm":
+        shop.seed(client)
+    run = run_cli([*COMMANDS[name], "--policy", str(tls_policy), "--url", mtls_server.url,
+                   "--tls-ca", str(certs.ca), "--tls-cert", str(certs.client_cert),
+                   "--tls-key", str(certs.client_key)], capsys)
+    assert_no_traceback(run)
+    assert run.code in (0, 1), run.text
+    json.loads(run.out)
+    present = shop.all_keys([client])
+    if name == "warm":
+        assert shop.product_keys() <= present
+    elif name == "flush":
+        assert not shop.price_keys() & present and shop.product_keys() <= present
+    else:
+        assert shop.product_keys() | shop.price_keys() <= present
+    assert shop.foreign_intact([client]) or name == "warm"
+
+
+@pytest.mark.parametrize("name", ["inspect", "flush", "stats"])
+def test_command_with_wrong_ca_is_exit_3(
+        name: str, tls_server: TlsServer, other_ca: TlsFiles, tls_policy: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    if importlib.util.find_spec(f"cachectl.cli.{name}") is None:
+        pytest.skip(f"cachectl {name} is not built yet")
+    run = run_cli([*COMMANDS[name], "--policy", str(tls_policy), "--url", tls_server.url,
+                   "--tls-ca", str(other_ca.ca)], capsys)
+    assert_no_traceback(run)
+    assert run.code == 3, run.text
+    assert "TLS failed" in run.err and "--tls-ca" in run.err
