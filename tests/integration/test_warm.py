@@ -495,3 +495,24 @@ def test_ctrl_c_exits_130_with_complete_writes(tmp_path: Path, redis_url: str) -
     policy = load_policy(policy_path, env={})
     assert assert_ttls_in_bounds(client, policy) == client.dbsize()
 
+
+
+def test_redis_dying_mid_warm_is_a_redis_error_and_a_rerun_completes(
+        tmp_path: Path, redis_factory: Callable[..., RedisServer]) -> None:
+    server = redis_factory()
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in range(20000)))
+    policy = write_policy(tmp_path, """\
+  product: {key: "product:{id}", warm: {source: {type: jsonl, path: p.jsonl}}}
+""")
+    client = redis.Redis.from_url(server.url, socket_timeout=5)
+
+    def crash(task: str, done: int, total: int | None = None, *, payload_bytes: int = 0) -> None:
+        if done >= 2000 and server.proc is not None:
+            server.kill()
+
+    with pytest.raises((redis.ConnectionError, redis.TimeoutError)):
+        warm_namespaces(client, policy, batch_size=100, on_progress=crash)
+    server.start()
+    report = warm_namespaces(client, policy)
+    assert report.ok and report.written == 20000 == client.dbsize()
+    assert assert_ttls_in_bounds(client, policy) == 20000
