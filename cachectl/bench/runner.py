@@ -448,12 +448,12 @@ def _run_one(prep: _Prepared, policy: Policy, mode: BenchMode, config: BenchConf
              on_progress: ProgressCallback, server: str) -> RunResult:
     ns = prep.ns
     # hot mode reads hot data; a namespace marked `hot: true` is hot data in every mode
-    hot = mode is BenchMode.HOT or ns.hot
-    threshold = "latency_hot_p99_ms" if hot else "latency_cached_p99_ms"
-    limit = (policy.thresholds.latency_hot_p99_ms if hot
+    hot_data = mode is BenchMode.HOT or ns.hot
+    threshold = "latency_hot_p99_ms" if hot_data else "latency_cached_p99_ms"
+    limit = (policy.thresholds.latency_hot_p99_ms if hot_data
              else policy.thresholds.latency_cached_p99_ms)
     n = len(prep.keys)
-    working = _hot_set(n) if hot else n
+    working = _hot_set(n) if mode is BenchMode.HOT else n
     reads = prep.reads[:working]
     writes: list[list[bytes]] = []
     if mode is BenchMode.MIXED:

@@ -415,4 +415,5 @@ def test_a_namespace_marked_hot_is_judged_by_the_hot_threshold(
         requests=50, duration_ms=None, warmup_ms=0, keys=10, value_size=16))
     banner, cart = result.runs
     assert (banner.threshold, banner.threshold_p99_ms) == ("latency_hot_p99_ms", 10)
+    assert banner.mode is BenchMode.CACHED and banner.working_set == 10  # every key
     assert (cart.threshold, cart.threshold_p99_ms) == ("latency_cached_p99_ms", 50)
