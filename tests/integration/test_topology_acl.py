@@ -10,6 +10,8 @@ permission away: exit 3 and a message naming the missing permission.
 from __future__ import annotations
 
 import importlib.util
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -198,3 +200,88 @@ def test_readonly_user_running_flush_gets_exit_3_naming_the_permission(
     reliability.add("acl-readonly-flush", area="acl", fault="read-only ACL user runs flush",
                     command="flush -n product --yes", did="exit 3: permission denied (unlink)",
                     verified="every product key is still there")
+
+
+# -- the Cache library ----------------------------------------------------------------------
+
+def _library_workload(policy: Path, url: str, admin: redis.Redis) -> tuple[dict[str, object],
+                                                                           str, list[object]]:
+    """Misses, hits, a stale hit with revalidation, set/get, invalidations, counters, L1."""
+    from cachectl import Cache
+
+    cache = Cache.from_policy(policy, url=url, l1_max_items=100, counters=True,
+                              counters_interval_s=0.1, timeout_ms=500)
+    try:
+        values = [cache.get_or_load("product", lambda i=i: {"id": i}, id=i) for i in range(5)]
+        values += [cache.get_or_load("product", lambda i=i: {"id": i}, id=i) for i in range(5)]
+        admin.set("shop:product:old", b'{"id": "old"}', px=300_000)  # in the stale band
+        values.append(cache.get_or_load("product", lambda: {"id": "new"}, id="old"))
+        time.sleep(0.3)  # the background revalidation
+        values.append(json.loads(admin.get("shop:product:old") or b"null"))
+        cache.set("price", 5, sku="a")
+        values.append(cache.get("price", sku="a"))
+        cache.invalidate("price", sku="a")
+        cache.soft_invalidate("product", id=1)
+        cache.invalidate_tag("catalog")
+        cache.flush_counters()
+        counters = {ns: c for ns, c in cache.local_counters().items()}
+        return counters, cache.breaker_state, values
+    finally:
+        cache.close()
+
+
+def test_library_rule_allows_exactly_what_the_cache_sends(
+        server: RedisServer, policy: Path, reliability: Recorder) -> None:  # noqa: F811
+    if importlib.util.find_spec("cachectl.cache") is None:
+        pytest.skip("the Cache library is not built yet")
+    admin = server.client()
+    admin.flushall()
+    admin.config_resetstat()
+    # the stale hit serves the old value; revalidation stores the loader's new one
+    expected = [{"id": i} for i in range(5)] * 2 + [{"id": "old"}, {"id": "new"}, 5]
+    _, _, values = _library_workload(policy, server.url, admin)
+    assert values == expected
+    used = _used(admin)
+    rule = acl.FAMILY_RULES["library"]
+    assert rule is not None
+    allowed = _perm_names(rule)
+    assert used <= allowed, f"the library sends commands its rule lacks: {sorted(used - allowed)}"
+    assert allowed <= used, f"the library's rule grants unused: {sorted(allowed - used)}"
+
+    admin.flushall()
+    user = acl.family_user([admin], "library")
+    counters, breaker, values = _library_workload(policy, user.url("127.0.0.1", server.port),
+                                                  admin)
+    assert values == expected
+    assert breaker == "closed"
+    assert all(c.redis_errors == 0 and c.refresh_errors == 0  # type: ignore[attr-defined]
+               for c in counters.values())
+    reliability.add("acl-library-least-privilege", area="acl",
+                    fault="ACL user holding only the library rule", command="Cache library",
+                    did="no Redis error, breaker closed, stale key revalidated",
+                    verified="the rule allows every command the library sends and nothing else")
+
+
+def test_library_without_a_permission_falls_back_without_raising(
+        server: RedisServer, policy: Path, reliability: Recorder) -> None:  # noqa: F811
+    if importlib.util.find_spec("cachectl.cache") is None:
+        pytest.skip("the Cache library is not built yet")
+    from cachectl import Cache
+
+    admin = server.client()
+    admin.flushall()
+    reduced = [r for r in acl.family_rule("library") if r != "+get"]
+    weak = acl.set_user([admin], "weak-library", "pw-weak-lib", reduced)
+    cache = Cache.from_policy(policy, url=weak.url("127.0.0.1", server.port),
+                              counters_interval_s=60, timeout_ms=500)
+    try:
+        values = [cache.get_or_load("product", lambda i=i: {"id": i}, id=i) for i in range(3)]
+        counters = cache.local_counters()
+    finally:
+        cache.close()
+    assert values == [{"id": i} for i in range(3)]
+    assert counters["product"].redis_errors > 0
+    reliability.add("acl-library-missing-permission", area="acl",
+                    fault="ACL user lacking +get", command="Cache.get_or_load",
+                    did="served the loader's value; counted redis_errors",
+                    verified="no exception reached the caller")

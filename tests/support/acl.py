@@ -35,8 +35,11 @@ FAMILY_RULES: dict[str, tuple[str, ...] | None] = {
     "stats": ("+info", "+latency|histogram", "+hgetall", "+scan", "+dbsize", "+memory|usage"),
     # writes and removes its own keys under <prefix>:cachectl:bench:, samples real ones
     "bench": ("+get", "+set", "+unlink", "+scan", "+type", "+strlen"),
-    "library": ("+get", "+set", "+pttl", "+pexpire", "+expire", "+evalsha", "+eval",
-                "+script|load", "+publish", "+subscribe", "+hincrby", "+unlink"),
+    # GET+PTTL reads, SET writes, the revalidation lock (SET NX PX, compare-and-delete in
+    # Lua), invalidation (UNLINK, PEXPIRE, SCAN for tags), counters (HINCRBY, EXPIRE), L1
+    # coherence (PUBLISH/SUBSCRIBE on <prefix>:… channels)
+    "library": ("+get", "+set", "+pttl", "+pexpire", "+expire", "+del", "+unlink", "+scan",
+                "+evalsha", "+script|load", "+hincrby", "+publish", "+subscribe"),
 }
 # cachectl commands -> the family whose rule they run under
 COMMAND_FAMILY = {"lint": "lint", "schema": "lint", "inspect": "inspect", "audit": "inspect",
