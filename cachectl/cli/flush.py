@@ -138,7 +138,9 @@ def command(
                       markup=False)
         else:
             render.render_plan(plan, err)
-            if not yes and not typer.confirm("Proceed?", default=False, err=True):
+            question = (f"{'Soften' if soft else 'Remove'} "
+                        f"{render.count_text(plan.keys, plan.estimated)}?")
+            if not yes and not typer.confirm(question, default=False, err=True):
                 err.print("nothing was flushed", markup=False)
                 return 1
         totals = {t.target: t.keys for t in plan.targets}

@@ -12,7 +12,7 @@ from cachectl.flush import AuditEntry, FlushMode, FlushPlan, FlushResult
 from cachectl.render.console import display_key
 
 
-def _count(n: int, estimated: bool) -> str:
+def count_text(n: int, estimated: bool) -> str:
     """``1 key``, ``1,200 keys``, ``~5,000 keys``."""
     return f"{'~' if estimated else ''}{n:,} key{'' if n == 1 and not estimated else 's'}"
 
@@ -22,10 +22,10 @@ def plan_text(plan: FlushPlan) -> list[str]:
     verb = "soften" if plan.mode is FlushMode.SOFT else "remove"
     how = (f"estimated from a sample of {plan.sampled_keys:,} of {plan.dbsize:,} keys"
            if plan.estimated else "counted")
-    lines = [f"About to {verb} {_count(plan.keys, plan.estimated)} ({how}):"]
+    lines = [f"About to {verb} {count_text(plan.keys, plan.estimated)} ({how}):"]
     for t in plan.targets:
         extra = f", PTTL -> {t.soft_pttl_ms:,} ms" if t.soft_pttl_ms is not None else ""
-        lines.append(f"  {t.target}: {_count(t.keys, t.estimated)}{extra}")
+        lines.append(f"  {t.target}: {count_text(t.keys, t.estimated)}{extra}")
         if t.kind != "key":  # a named key is its own example
             lines.extend(f"      {display_key(k)}" for k in t.examples)
     return lines
