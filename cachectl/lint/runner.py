@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
-from cachectl.diagnostics import Diagnostic
+from cachectl.diagnostics import Diagnostic, Span
 from cachectl.errors import UsageError
 from cachectl.lint import document, sources, templates, thresholds, ttl, urls
 from cachectl.lint.context import LintContext
@@ -49,9 +50,24 @@ def _check(result: LoadResult, base_dir: Path | None) -> list[Diagnostic]:
         ctx = LintContext(result.spec, result.spans, base_dir, policy=result.policy)
         for rule in RULE_FAMILIES:
             rule(ctx)
-        seen = {(d.code, d.span) for d in found}
-        found.extend(d for d in ctx.found if (d.code, d.span) not in seen)
-    return sorted(found, key=Diagnostic.sort_key)
+        found.extend(ctx.found)
+    return sorted(_one_per_position(found), key=Diagnostic.sort_key)
+
+
+def _one_per_position(found: list[Diagnostic]) -> list[Diagnostic]:
+    """One finding per code and position: a bad value in ``defaults`` that every namespace
+    inherits is reported once, saying how many namespaces it affects."""
+    groups: dict[tuple[str, Span], list[Diagnostic]] = {}
+    for d in found:
+        groups.setdefault((d.code, d.span), []).append(d)
+    out = []
+    for first, *rest in groups.values():
+        if rest:
+            more = len({d.message for d in rest} - {first.message})
+            if more:
+                first = replace(first, message=f"{first.message} (and {more} more like it)")
+        out.append(first)
+    return out
 
 
 def collect_files(paths: Iterable[str | Path]) -> list[Path]:

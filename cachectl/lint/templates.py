@@ -58,16 +58,17 @@ def _overlaps(ctx: LintContext) -> None:
                 candidates = fits if candidates is None else candidates & fits
                 if not candidates:
                     break
-        for index in sorted(by_count[count] if candidates is None else candidates):
-            earlier, other = seen[index]
-            if template.can_overlap(other):
-                ctx.report(
-                    "CP205",
-                    f"namespace {name}: key {template.source!r} can match the same keys as "
-                    f"namespace {earlier} ({other.source!r})",
-                    ctx.value("namespaces", name, "key"),
-                    "a key must belong to one namespace; add a distinct literal segment, "
-                    f"e.g. {name}:{template.source}")
+        clashes = [f"namespace {earlier} ({other.source!r})" for earlier, other in
+                   (seen[i] for i in sorted(by_count[count] if candidates is None else candidates))
+                   if template.can_overlap(other)]
+        if clashes:
+            ctx.report(
+                "CP205",
+                f"namespace {name}: key {template.source!r} can match the same keys as "
+                f"{' and '.join(clashes)}",
+                ctx.value("namespaces", name, "key"),
+                "a key must belong to one namespace; add a distinct literal segment, "
+                f"e.g. {name}:{template.source}")
         index = len(seen)
         seen.append((name, template))
         by_count[count].add(index)

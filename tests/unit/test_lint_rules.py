@@ -79,13 +79,21 @@ def test_threshold_boundaries() -> None:
     assert findings(policy(ns, "thresholds: {hit_rate: 100%}\n")) == ["CP303", "CP305"]
 
 
-def test_overlap_is_reported_once_per_pair_on_the_later_namespace() -> None:
+def test_overlap_is_reported_once_per_namespace_naming_every_earlier_one() -> None:
     text = policy('  a: {key: "u:{id}", ttl: 1m}\n  b: {key: "u:{x}", ttl: 1m}\n'
                   '  c: {key: "u:me", ttl: 1m}\n')
     diags = [d for d in lint_source(text, "p.yaml", {}) if d.code == "CP205"]
-    assert [d.span.line for d in diags] == [4, 5, 5]
-    assert "namespace a" in diags[0].message
-    assert {"namespace a" in d.message or "namespace b" in d.message for d in diags[1:]} == {True}
+    assert [d.span.line for d in diags] == [4, 5]
+    assert "namespace b: key 'u:{x}'" in diags[0].message and "namespace a (" in diags[0].message
+    assert diags[1].message.endswith("same keys as namespace a ('u:{id}') and namespace b ('u:{x}')")
+
+
+def test_a_bad_default_every_namespace_inherits_is_reported_once() -> None:
+    text = policy('  a: {key: "a:{id}"}\n  b: {key: "b:{id}"}\n  c: {key: "c:{id}"}\n',
+                  "defaults: {ttl: 0s, jitter: 100%}\n")
+    diags = lint_source(text, "p.yaml", {})
+    assert [(d.code, d.span.line) for d in diags] == [("CP102", 2), ("CP106", 2)]
+    assert diags[0].message == "namespace a: ttl must be positive (and 2 more like it)"
 
 
 def test_overlap_check_is_fast_on_500_namespaces() -> None:
