@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -25,7 +24,6 @@ class LintContext:
     spec: PolicySpec
     spans: SpanIndex
     base_dir: Path | None
-    env: Mapping[str, str] = field(default_factory=dict)
     found: list[Diagnostic] = field(default_factory=list)
     policy: Policy | None = None  # the resolved policy, when the loader could build it
 
