@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -408,3 +409,56 @@ def test_primary_killed_during_warm_then_rerun_is_exact(
                     command="warm -n product", did=did,
                     verified="a rerun wrote every row (failed: 0); every product key on its "
                     "slot owner with a TTL; nothing else written")
+
+
+LEAST_PRIVILEGE_RUNS = {
+    "inspect": [["inspect", "--json"], ["audit", "--json"]],
+    "warm": [["warm", "-n", "product", "--json"]],
+    "flush": [["flush", "-n", "price", "--yes", "--json"],
+              ["flush", "-n", "product", "--soft", "--yes", "--json"]],
+    "stats": [["stats", "--interval", "100ms", "--json"]],
+    "bench": [["bench", "-n", "cart", "--requests", "100", "--warmup", "0s", "--keys", "20",
+               "--json"]],
+}
+
+
+@pytest.mark.parametrize("family", sorted(LEAST_PRIVILEGE_RUNS))
+def test_command_runs_on_cluster_as_its_least_privileged_user(
+        family: str, seeded: RedisClusterFixture, cluster_policy: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    runs = LEAST_PRIVILEGE_RUNS[family]
+    if any(importlib.util.find_spec(f"cachectl.cli.{r[0]}") is None for r in runs):
+        pytest.skip(f"cachectl {family} is not built yet")
+    # one ACL per node: replicas too, so the user survives a failover
+    user = acl.family_user([n.client() for n in seeded.live_nodes()], family, cluster=True)
+    url = user.url("127.0.0.1", seeded.primary_servers()[0].port)
+    for argv in runs:
+        run = run_cli([*argv, "--policy", str(cluster_policy), "--url", url], capsys)
+        assert_no_traceback(run)
+        assert run.code in (0, 1), run.text
+        assert "permission" not in run.err
+        assert user.password not in run.text
+    assert shop.foreign_intact(_nodes(seeded))
+
+
+def test_library_on_cluster_reads_writes_and_invalidates(
+        clean_cluster: RedisClusterFixture, cluster_policy: Path) -> None:
+    if importlib.util.find_spec("cachectl.cache") is None:
+        pytest.skip("the Cache library is not built yet")
+    from cachectl import Cache
+
+    nodes = [n.client() for n in clean_cluster.live_nodes()]
+    user = acl.family_user(nodes, "library", cluster=True)
+    url = user.url("127.0.0.1", clean_cluster.live_nodes()[0].port)
+    cache = Cache.from_policy(cluster_policy, url=url, counters_interval_s=60, timeout_ms=500)
+    try:
+        values = [cache.get_or_load("product", lambda i=i: {"id": i}, id=i) for i in range(30)]
+        hits = [cache.get_or_load("product", lambda: {"id": "miss"}, id=i) for i in range(30)]
+        removed = cache.invalidate_tag("catalog")
+        counters = cache.local_counters()["product"]
+    finally:
+        cache.close()
+    assert values == hits == [{"id": i} for i in range(30)]
+    assert counters.redis_errors == 0 and counters.fresh_hits == 30
+    assert removed == 30
+    assert not shop.product_keys(30) & _present(clean_cluster)
