@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -214,11 +213,19 @@ def test_no_path_and_bad_flags_are_exit_2(policies: Path, capsys: pytest.Capture
     assert code == 2 and "no policy files" in err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
-def test_unreadable_file_is_exit_2(policies: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (policies / "clean.yaml").chmod(0)
-    code, _, err = run(capsys, "clean.yaml")
-    assert code == 2 and "cannot read" in err
+def test_unreadable_file_is_exit_2(
+        policies: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    real_open = Path.open
+
+    def deny(self: Path, *args: object, **kwargs: object) -> object:
+        if self.name == "clean.yaml":  # chmod 0 does not stop root, so refuse here
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "open", deny)
+    code, out, err = run(capsys, "clean.yaml")
+    assert (code, out) == (2, "")
+    assert err == "error: cannot read policy file clean.yaml: Permission denied\n"
 
 
 def test_list_rules_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
