@@ -46,7 +46,7 @@ def test_warm_table_lists_rejected_rows_and_exits_1(tmp_path: Path, redis_url: s
     assert "product: 2 rows not written" in out
     assert "p.jsonl:2: no field 'id' for key 'product:{id}'" in out
     assert "p.jsonl:3: not JSON" in out
-    assert "wrote 1 keys" in out and "rejected 2 rows" in out
+    assert "wrote 1 key (" in out and "rejected 2 rows" in out
 
 
 def test_dry_run_needs_no_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
