@@ -275,7 +275,7 @@ def test_latency_governor_backs_off_when_the_server_is_slow(
 
     def ping() -> object:  # the server answers fast at first, then slowly (another load)
         pings["n"] += 1
-        time.sleep(0.0 if pings["n"] <= 2 else 0.012)
+        time.sleep(0.0 if pings["n"] <= 2 else 0.05)
         return real_ping()
 
     monkeypatch.setattr(redis_client, "ping", ping)
@@ -285,7 +285,7 @@ def test_latency_governor_backs_off_when_the_server_is_slow(
                                    batch=100, sleep=slept.append, latency_check_s=0)
     assert result.changed == 400
     assert result.backoffs >= 1 and slept and all(0 < s <= 0.1 for s in slept)
-    assert result.max_ping_ms >= 12
+    assert result.max_ping_ms >= 50
     assert result.batches > 4  # the batch shrank below 100
 
 
