@@ -24,8 +24,10 @@ from __future__ import annotations
 import math
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +45,7 @@ HIST_BASE = 1.01  # TTL histogram bucket ratio: medians are within 0.5 % of the 
 BATCH_TARGET_S = 0.005  # each server-side call runs about 5 ms, then yields
 MIN_BATCH, MAX_BATCH = 100, 5000
 INNER_COUNT = 256  # SCAN COUNT per iteration inside a time-budgeted script call
+PARALLEL_MIN_KEYS = 10_000  # below this a node is scanned in one lane
 SHARE_FACTOR = 5  # --sample N classifies SHARE_FACTOR·N keys and measures N of them
 UNMATCHED = "(unmatched)"
 
@@ -235,6 +238,7 @@ def scan_facts(
 #   ARGV[7] cachectl's internal key prefix with its ':' ('' for none)
 #   ARGV[8] log of the TTL histogram base
 #   ARGV[9] time budget in microseconds (0: one SCAN only)
+#   ARGV[10] '1': stop at the first odd cursor (the first half of a two-lane scan)
 #   then 5 per namespace, in policy order: Lua pattern, grace ms, stale ms,
 #   highest PTTL a write can set, max value bytes (0: unlimited)
 # Returns {cursor, {scanned, measured, gone, denied, internal_seen, internal_mem, server µs},
@@ -254,7 +258,8 @@ local internal = ARGV[7]
 local ilen = #internal
 local logb = tonumber(ARGV[8])
 local budget = tonumber(ARGV[9])
-local FIRST = 9
+local stop_odd = ARGV[10] == '1'
+local FIRST = 10
 local pats, grace, stale, maxp, maxv = {}, {}, {}, {}, {}
 local nns = (#ARGV - FIRST) / 5
 for i = 1, nns do
@@ -390,12 +395,28 @@ end
 
 end
 
+local function odd(c) return string.byte(c, -1) % 2 == 1 end
 repeat
   local reply = call('SCAN', cursor, 'COUNT', count)
+  if stop_odd and odd(reply[1]) then
+    -- This SCAN crossed into the odd half, which the other lane covers. Redo it one
+    -- bucket at a time (COUNT 1 returns the keys of one dictScan step, whose buckets
+    -- share the cursor's parity) and keep only the even steps: the step after the
+    -- last even one returns exactly cursor 1.
+    local c = cursor
+    while true do
+      local step = call('SCAN', c, 'COUNT', 1)
+      c = step[1]
+      if c == '0' or not odd(c) or c == '1' then survey(step[2]) end
+      if c == '0' or odd(c) then break end
+    end
+    reply = {c, {}}
+  end
   cursor = reply[1]
   survey(reply[2])
   local now = now_us()
-until cursor == '0' or budget <= 0 or started == nil or now == nil or now - started >= budget
+until cursor == '0' or (stop_odd and odd(cursor))
+  or budget <= 0 or started == nil or now == nil or now - started >= budget
 
 local out_ns = {}
 for _, rec in pairs(ns) do
@@ -787,10 +808,10 @@ def collapse_shapes(shapes: dict[str, _ShapeAcc]) -> dict[str, _ShapeAcc]:
 
 def _survey_args(policy: Policy, namespaces: Sequence[Namespace], *, cursor: int | bytes,
                  count: int, stride: int, offset: int, top: int, examples: int,
-                 budget_us: int) -> list[Any]:
+                 budget_us: int, stop_odd: bool = False) -> list[Any]:
     internal = policy.internal_prefix + ":"
     args: list[Any] = [cursor, count, stride, offset, top, examples, internal,
-                       repr(math.log(HIST_BASE)), budget_us]
+                       repr(math.log(HIST_BASE)), budget_us, "1" if stop_odd else "0"]
     for ns in namespaces:
         args += [lua_pattern(ns.template), ns.grace_ms, ns.stale_ms, ttl_bounds_ms(ns)[1],
                  ns.max_value_bytes or 0]
@@ -839,66 +860,108 @@ def survey_keyspace(
         (total if full_scan else sample * SHARE_FACTOR) / max(sample, 1)))
     sampled = stride > 1 or not full_scan
     progress_total = total if full_scan else min(total, (sample or 0) * SHARE_FACTOR)
-    script = client_script = None
     method = "lua" if use_lua else "pipeline"
     matcher = NamespaceMatcher(namespaces)
     internal = (policy.internal_prefix + ":").encode()
     done = 0
-    on_progress("scanning keys", 0, progress_total)
-    for node, size in zip(nodes, sizes, strict=True):
-        if size == 0:
-            continue
-        quota = None if full_scan else math.ceil((sample or 0) * SHARE_FACTOR * size / total)
-        # a full scan lets the script loop until its time budget is spent; random-cursor
-        # samples and rate-limited scans take one SCAN per call, sized by COUNT
-        budget_us = int(BATCH_TARGET_S * 1e6) if quota is None and limiter is None else 0
-        count = INNER_COUNT if budget_us else 500
-        cursor: int | bytes = 0 if full_scan else rng.getrandbits(31)
-        node_scanned = 0
-        offset = rng.randrange(stride) if stride > 1 else 0
-        while True:
-            t0 = clock()
-            if method == "lua":
-                if client_script is None or script is not node:
-                    client_script = node.register_script(SURVEY_LUA)
-                    script = node
-                try:
-                    reply = client_script(args=_survey_args(
-                        policy, namespaces, cursor=cursor, count=count, stride=stride,
-                        offset=offset, top=top, examples=examples, budget_us=budget_us))
-                except rex.ResponseError as exc:
-                    if not _scripting_refused(exc):
-                        raise
-                    method = "pipeline"
-                    continue
-                next_cursor, counters, ns_recs, shape_recs, top_recs = reply
-                acc.merge_lua(counters, ns_recs, shape_recs, top_recs)
-                batch = counters[0]
-                server_s = counters[6] / 1e6 if counters[6] >= 0 else None
-            else:
-                next_cursor, keys = node.scan(cursor=cursor, count=count)
-                acc.add_python(node, keys, stride, offset, internal, matcher)
-                batch = len(keys)
-                server_s = None
-            # the script times itself with TIME, so a busy client does not shrink batches
-            elapsed = server_s if server_s is not None else clock() - t0
-            # keep each call near the target server time: grow or shrink COUNT
-            if elapsed > 0 and not (budget_us and server_s is not None):
-                count = int(min(MAX_BATCH, max(MIN_BATCH, count * min(
-                    2.0, max(0.5, BATCH_TARGET_S / elapsed)))))
-            node_scanned += batch
-            done += batch
-            if limiter is not None and batch:
-                limiter.wait(batch)
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def merge(reply: list[Any]) -> int:
+        nonlocal done
+        _, counters, ns_recs, shape_recs, top_recs = reply
+        with lock:
+            acc.merge_lua(counters, ns_recs, shape_recs, top_recs)
+            done += counters[0]
             on_progress("scanning keys", min(done, progress_total), progress_total)
-            if quota is None:
-                cursor = next_cursor
-                if int(cursor) == 0:
-                    break
-            else:
-                if node_scanned >= quota:
-                    break
-                cursor = rng.getrandbits(31)
+        return int(counters[0])
+
+    def second_lane(script: Any, count: int, budget_us: int) -> None:
+        # the odd half of the cursor space: from cursor 1 until SCAN wraps to 0
+        cursor: int | bytes = 1
+        while not stop.is_set():
+            reply = script(args=_survey_args(
+                policy, namespaces, cursor=cursor, count=count, stride=1, offset=0, top=top,
+                examples=examples, budget_us=budget_us))
+            merge(reply)
+            cursor = reply[0]
+            if int(cursor) == 0:
+                return
+
+    on_progress("scanning keys", 0, progress_total)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for node, size in zip(nodes, sizes, strict=True):
+            if size == 0:
+                continue
+            quota = None if full_scan else math.ceil(
+                (sample or 0) * SHARE_FACTOR * size / total)
+            # a full scan lets the script loop until its time budget is spent; random-cursor
+            # samples and rate-limited scans take one SCAN per call, sized by COUNT
+            budget_us = int(BATCH_TARGET_S * 1e6) if quota is None and limiter is None else 0
+            count = INNER_COUNT if budget_us else 500
+            # SCAN visits buckets in reverse-binary order: every even cursor comes before
+            # every odd one, whatever the table size. Two lanes (0 -> first odd cursor,
+            # 1 -> 0) cover the keyspace exactly once between them, and while the server
+            # runs one lane's batch the client merges the other's.
+            lanes = (budget_us > 0 and stride == 1 and size >= PARALLEL_MIN_KEYS)
+            lane: Future[None] | None = None
+            cursor: int | bytes = 0 if full_scan else rng.getrandbits(31)
+            node_scanned = 0
+            offset = rng.randrange(stride) if stride > 1 else 0
+            script = node.register_script(SURVEY_LUA)
+            try:
+                while True:
+                    t0 = clock()
+                    server_s: float | None = None
+                    if method == "lua":
+                        try:
+                            reply = script(args=_survey_args(
+                                policy, namespaces, cursor=cursor, count=count, stride=stride,
+                                offset=offset, top=top, examples=examples,
+                                budget_us=budget_us, stop_odd=lanes))
+                        except rex.ResponseError as exc:
+                            if not _scripting_refused(exc):
+                                raise
+                            method = "pipeline"
+                            lanes = False
+                            continue
+                        next_cursor = reply[0]
+                        batch = merge(reply)
+                        if reply[1][6] >= 0:
+                            server_s = reply[1][6] / 1e6
+                        if lanes and lane is None and int(next_cursor) != 0:
+                            lane = pool.submit(second_lane, script, count, budget_us)
+                    else:
+                        next_cursor, keys = node.scan(cursor=cursor, count=count)
+                        with lock:
+                            acc.add_python(node, keys, stride, offset, internal, matcher)
+                            done += len(keys)
+                            on_progress("scanning keys", min(done, progress_total),
+                                        progress_total)
+                        batch = len(keys)
+                    # the script times itself with TIME, so a busy client does not shrink
+                    # batches; otherwise keep each call near the target by resizing COUNT
+                    elapsed = server_s if server_s is not None else clock() - t0
+                    if elapsed > 0 and not (budget_us and server_s is not None):
+                        count = int(min(MAX_BATCH, max(MIN_BATCH, count * min(
+                            2.0, max(0.5, BATCH_TARGET_S / elapsed)))))
+                    node_scanned += batch
+                    if limiter is not None and batch:
+                        limiter.wait(batch)
+                    if quota is None:
+                        cursor = next_cursor
+                        if int(cursor) == 0 or (lanes and int(cursor) % 2 == 1):
+                            break
+                    else:
+                        if node_scanned >= quota:
+                            break
+                        cursor = rng.getrandbits(31)
+            except BaseException:
+                stop.set()
+                raise
+            finally:
+                if lane is not None:
+                    lane.result()
     return acc.freeze(sampled=sampled, total_keys=total, used_memory=used,
                       nodes=tuple(node_name(n) for n in nodes), elapsed_s=clock() - started,
                       method=method)

@@ -273,3 +273,19 @@ def test_keys_expiring_mid_scan_are_tolerated(redis_client: redis.Redis) -> None
     assert product.keys == 1500  # the expired half is never counted
     assert survey.scanned <= 3000
 
+
+
+@pytest.mark.parametrize("n", [12_000, 33_000])
+def test_two_lane_scan_counts_each_key_once(redis_client: redis.Redis, n: int) -> None:
+    """Big nodes are scanned as two lanes (even and odd cursors); right after loading,
+    while the table may still be rehashing, every key is still counted exactly once."""
+    pipe = redis_client.pipeline(transaction=False)
+    for i in range(n):
+        pipe.set(b"shop:product:%d" % i, b"v" * (i % 13), px=HOUR)
+    pipe.execute()
+    survey = survey_keyspace(redis_client, load())
+    product = survey.namespaces[0]
+    assert survey.scanned == n
+    assert product.keys == n
+    assert product.memory_bytes == memory_of(redis_client, [b"shop:product:%d" % i
+                                                            for i in range(n)])
