@@ -15,6 +15,7 @@ import functools
 import inspect
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -44,10 +45,10 @@ from cachectl.cache.core import (
 )
 from cachectl.cache.counters import CounterAggregator
 from cachectl.cache.local import MISSING, LocalStore
-from cachectl.cache.sync import UNLINK_BATCH, lib_settings
+from cachectl.cache.sync import RECENT_LOADS, UNLINK_BATCH, lib_settings
 from cachectl.connection import ConnectionSettings, build_settings, client_kwargs, create_client
 from cachectl.counters import NamespaceCounters, write_buckets
-from cachectl.errors import RedisUnavailableError
+from cachectl.errors import RedisUnavailableError, UsageError
 from cachectl.freshness import Freshness, classify, soft_expire_pttl_ms, write_ttl_ms
 from cachectl.policy.model import Namespace, Policy
 
@@ -85,6 +86,15 @@ def create_async_client(settings: ConnectionSettings, max_connections: int | Non
     return aredis.Redis.from_url(settings.url, **kwargs)
 
 
+def _by_slot(keys: list[bytes]) -> list[list[bytes]]:
+    from redis.crc import key_slot
+
+    groups: dict[int, list[bytes]] = {}
+    for k in keys:
+        groups.setdefault(key_slot(k), []).append(k)
+    return list(groups.values())
+
+
 async def _call_loader(loader: Loader) -> Any:
     result = loader()
     if inspect.isawaitable(result):
@@ -118,6 +128,7 @@ class AsyncCache:
         self._read_sha: str | None = None
         self._release_sha: str | None = None
         self._flights: dict[str, asyncio.Future[Any]] = {}
+        self._recent: OrderedDict[str, tuple[float, Any]] = OrderedDict()  # see Cache._recent
         self._refreshing: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._workers: list[asyncio.Task[None]] = []
@@ -194,8 +205,12 @@ class AsyncCache:
     async def soft_invalidate(self, namespace: str, /, **params: object) -> bool:
         """Move the key into the stale band (PEXPIRE … LT); False if Redis could not be used."""
         ns, key = self._keys.key(namespace, params)
-        self._forget_local(key)
         pttl = soft_expire_pttl_ms(ns)
+        if ns.stale_ms <= 0 or pttl <= 0:
+            raise UsageError(
+                f"namespace {ns.name!r} has no stale window, so it cannot be soft-invalidated",
+                hint=f"use invalidate(), or give {ns.name} a `stale:` duration in the policy")
+        self._forget_local(key)
 
         async def soften(c: Any) -> Any:
             pipe = c.pipeline(transaction=False)
@@ -214,14 +229,15 @@ class AsyncCache:
             self._l1.discard_namespaces(names)
         self._fallback.discard_namespaces(names)
         removed = 0
+        cluster = hasattr(self.client, "get_primaries")
         try:
-            for node in await self._primaries():
-                for ns in namespaces:
-                    regex = ns.template.regex
-                    async for batch in self._scan(node, ns.template.glob):
-                        keys = [k for k in batch if regex.fullmatch(k)]
-                        for i in range(0, len(keys), UNLINK_BATCH):
-                            removed += int(await node.unlink(*keys[i:i + UNLINK_BATCH]))
+            for ns in namespaces:
+                regex = ns.template.regex
+                async for batch in self._scan(ns.template.glob):
+                    keys = [k for k in batch if regex.fullmatch(k)]
+                    # on a cluster, one UNLINK per hash slot (routed by the client)
+                    for group in (_by_slot(keys) if cluster else [keys]):
+                        removed += int(await self.client.unlink(*group)) if group else 0
             if self._l1 is not None:
                 await self.client.publish(self._keys.channel,
                                           invalidation_message(self._origin, namespaces=names))
@@ -411,6 +427,7 @@ class AsyncCache:
             if value is not MISSING:
                 self._count(name, "fresh_hits")
                 return value
+        read_at = time.monotonic()
         read = await self._read_guarded(ns, key)
         if read is None:
             value = self._fallback.get(key)
@@ -434,8 +451,8 @@ class AsyncCache:
             self._schedule_refresh(ns, key, loader, None)
             return d.value
         if action is Action.LOAD_FAIL_SAFE:
-            return await self._load(ns, key, loader, d.value)
-        return await self._load(ns, key, loader, MISSING)
+            return await self._load(ns, key, loader, d.value, read_at)
+        return await self._load(ns, key, loader, MISSING, read_at)
 
     async def _read_guarded(self, ns: Namespace, key: str) -> tuple[bytes | None, int] | None:
         if not self._breaker.allow():
@@ -492,11 +509,16 @@ class AsyncCache:
         self._counters.add_load(ns.name, int((time.perf_counter() - started) * 1e6))
         return value
 
-    async def _load(self, ns: Namespace, key: str, loader: Loader, fail_safe: Any) -> Any:
+    async def _load(self, ns: Namespace, key: str, loader: Loader, fail_safe: Any,
+                    read_at: float | None = None) -> Any:
         name = ns.name
         flight = self._flights.get(key)
         if flight is not None:
             return await self._wait(ns, key, loader, flight, fail_safe)
+        recent = self._recent.get(key)
+        if recent is not None and read_at is not None and recent[0] >= read_at:
+            self._count(name, "misses")
+            return recent[1]
         flight = self._flights[key] = asyncio.get_running_loop().create_future()
         try:
             if fail_safe is not MISSING:
@@ -550,6 +572,11 @@ class AsyncCache:
     def _end_flight(self, key: str, flight: asyncio.Future[Any], *, value: Any = None,
                     exc: BaseException | None = None) -> None:
         self._flights.pop(key, None)
+        if exc is None:
+            self._recent[key] = (time.monotonic(), value)
+            self._recent.move_to_end(key)
+            if len(self._recent) > RECENT_LOADS:
+                self._recent.popitem(last=False)
         if flight.done():
             return
         if exc is not None:
@@ -724,22 +751,18 @@ class AsyncCache:
 
     def _forget_local(self, key: str) -> None:
         self._fallback.discard((key,))
+        self._recent.pop(key, None)
         if self._l1 is not None:
             self._l1_generation += 1
             self._l1.discard((key,))
 
-    async def _primaries(self) -> list[Any]:
-        get_primaries = getattr(self.client, "get_primaries", None)
-        if get_primaries is None:
-            return [self.client]
-        return [self.client.get_redis_connection(node) for node in get_primaries()]
-
-    @staticmethod
-    async def _scan(node: Any, pattern: str) -> Any:
-        cursor = 0
-        while True:
-            cursor, keys = await node.scan(cursor, match=pattern, count=1000)
-            if keys:
-                yield keys
-            if int(cursor) == 0:
-                return
+    async def _scan(self, pattern: str) -> Any:
+        """Batches of keys matching ``pattern`` on every primary (SCAN, never KEYS)."""
+        batch: list[bytes] = []
+        async for key in self.client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= UNLINK_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch

@@ -12,6 +12,7 @@ import functools
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -46,13 +47,14 @@ from cachectl.cache.counters import CounterAggregator
 from cachectl.cache.local import MISSING, LocalStore
 from cachectl.connection import ConnectionSettings, build_settings, client_kwargs, create_client
 from cachectl.counters import NamespaceCounters, write_buckets
-from cachectl.errors import RedisUnavailableError
+from cachectl.errors import RedisUnavailableError, UsageError
 from cachectl.freshness import Freshness, classify, soft_expire_pttl_ms, write_ttl_ms
 from cachectl.policy.model import Namespace, Policy
 
 T = TypeVar("T")
 REDIS_ERRORS = (rex.RedisError, OSError)
 UNLINK_BATCH = 500
+RECENT_LOADS = 1024  # finished loads remembered for callers that raced them
 
 
 class _Throttled(Exception):
@@ -104,6 +106,9 @@ class Cache:
         self._release_sha: str | None = None
         self._lock = threading.Lock()
         self._flights: dict[str, Future[Any]] = {}
+        # key -> (monotonic time, value) of loads that just finished: a caller whose read
+        # began before one finished uses it instead of loading again
+        self._recent: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._refreshing: set[str] = set()
         self._executor: ThreadPoolExecutor | None = None
         self._stop = threading.Event()
@@ -194,11 +199,16 @@ class Cache:
     def soft_invalidate(self, namespace: str, /, **params: object) -> bool:
         """Move the key into the stale band (PEXPIRE … LT), as ``flush --soft`` does.
 
-        The next read serves it once more and revalidates it. False if Redis was unusable.
+        The next read serves it once more and revalidates it. False if Redis was unusable;
+        UsageError for a namespace without a stale window.
         """
         ns, key = self._keys.key(namespace, params)
-        self._forget_local(key)
         pttl = soft_expire_pttl_ms(ns)
+        if ns.stale_ms <= 0 or pttl <= 0:
+            raise UsageError(
+                f"namespace {ns.name!r} has no stale window, so it cannot be soft-invalidated",
+                hint=f"use invalidate(), or give {ns.name} a `stale:` duration in the policy")
+        self._forget_local(key)
 
         def soften(c: Any) -> Any:
             from cachectl.flush import soften_keys  # the one soft-flush primitive
@@ -225,11 +235,12 @@ class Cache:
         if self._l1 is not None:
             self._l1.discard_namespaces(names)
         self._fallback.discard_namespaces(names)
+        cluster = hasattr(self.client, "get_primaries")
         try:
             for ns in namespaces:
                 for node, keys in scan_namespace(self.client, ns):
                     for i in range(0, len(keys), UNLINK_BATCH):
-                        removed += unlink_keys(node, keys[i:i + UNLINK_BATCH])
+                        removed += unlink_keys(node, keys[i:i + UNLINK_BATCH], cluster=cluster)
             if self._l1 is not None:
                 self.client.publish(self._keys.channel,
                                     invalidation_message(self._origin, namespaces=names))
@@ -324,6 +335,7 @@ class Cache:
             if value is not MISSING:
                 self._count(name, "fresh_hits")
                 return value
+        read_at = time.monotonic()
         read = self._read_guarded(ns, key)
         if read is None:
             return self._fallback_load(ns, key, loader)
@@ -343,8 +355,8 @@ class Cache:
             self._schedule_refresh(ns, key, loader, None)
             return d.value
         if action is Action.LOAD_FAIL_SAFE:
-            return self._load(ns, key, loader, d.value)
-        return self._load(ns, key, loader, MISSING)
+            return self._load(ns, key, loader, d.value, read_at)
+        return self._load(ns, key, loader, MISSING, read_at)
 
     def _read_guarded(self, ns: Namespace, key: str) -> tuple[bytes | None, int] | None:
         """(value, PTTL) in one round trip, or None when Redis is unusable (counted)."""
@@ -404,14 +416,22 @@ class Cache:
         self._counters.add_load(ns.name, int((time.perf_counter() - started) * 1e6))
         return value
 
-    def _load(self, ns: Namespace, key: str, loader: Callable[[], Any], fail_safe: Any) -> Any:
+    def _load(self, ns: Namespace, key: str, loader: Callable[[], Any], fail_safe: Any,
+              read_at: float | None = None) -> Any:
         """Load a missing (or fail-safe) key once per process; other callers wait for it."""
         name = ns.name
         with self._lock:
             flight = self._flights.get(key)
             leader = flight is None
             if flight is None:
-                flight = self._flights[key] = Future()
+                recent = self._recent.get(key)
+                if recent is not None and read_at is not None and recent[0] >= read_at:
+                    leader = False  # loaded by someone else since our read began
+                else:
+                    flight = self._flights[key] = Future()
+        if flight is None:
+            self._count(name, "misses")
+            return recent[1]  # type: ignore[index]
         if not leader:
             return self._wait(ns, key, loader, flight, fail_safe)
         try:
@@ -467,6 +487,11 @@ class Cache:
                     exc: BaseException | None = None) -> None:
         with self._lock:
             self._flights.pop(key, None)
+            if exc is None:
+                self._recent[key] = (time.monotonic(), value)
+                self._recent.move_to_end(key)
+                if len(self._recent) > RECENT_LOADS:
+                    self._recent.popitem(last=False)
         if exc is not None:
             flight.set_exception(exc)
         else:
@@ -678,6 +703,8 @@ class Cache:
 
     def _forget_local(self, key: str) -> None:
         self._fallback.discard((key,))
+        with self._lock:
+            self._recent.pop(key, None)
         if self._l1 is not None:
             self._l1_generation += 1
             self._l1.discard((key,))

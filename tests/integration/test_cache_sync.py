@@ -372,8 +372,13 @@ def test_set_invalidate_and_soft_invalidate(make_cache, redis_client, policy) ->
 
 def test_soft_invalidate_never_lengthens_a_ttl(make_cache, redis_client) -> None:
     put(redis_client, "t:item:1", 1, FAIL_SAFE_PTTL)
-    make_cache().soft_invalidate("item", id=1)
+    cache = make_cache()
+    cache.soft_invalidate("item", id=1)
     assert redis_client.pttl("t:item:1") <= FAIL_SAFE_PTTL
+    cache.set("plain", 1, id=1)
+    with pytest.raises(UsageError, match="no stale window"):
+        cache.soft_invalidate("plain", id=1)  # nothing to serve stale: say so, change nothing
+    assert redis_client.pttl("t:plain:1") > 60_000
 
 
 def test_invalidate_tag_removes_every_tagged_namespace(make_cache, redis_client) -> None:
