@@ -7,13 +7,16 @@ import json
 import re
 
 import pytest
+from hypothesis import given, settings
 from rich.console import Console
 
 from cachectl import flush as core
 from cachectl.errors import UsageError
+from cachectl.keyspace import NamespaceMatcher
 from cachectl.policy import Policy, parse_policy
 from cachectl.render import console as console_mod
 from cachectl.render import flush as render
+from tests.integration import test_flush_properties as props
 
 POLICY = """\
 version: 1
@@ -183,3 +186,20 @@ def test_history_lines() -> None:
     con, buf = _console()
     render.render_history("k", (), con)
     assert "no flush recorded yet" in buf.getvalue()
+
+
+@settings(max_examples=150, deadline=None)
+@given(props.scenario())
+def test_fast_owner_test_agrees_with_the_whole_policy_matcher(
+        case: tuple[Policy, list[bytes], list[str]]) -> None:
+    # the per-key test consults only earlier namespaces whose templates can overlap;
+    # for every key a target's regex accepts it must answer as the full matcher does
+    policy, keys, targets = case
+    matcher = NamespaceMatcher.from_policy(policy)
+    for name in targets:
+        target = core.FlushTarget("namespace", name, f"namespace {name}")
+        fast = core._owner_test(policy, target)
+        regex = policy.namespace(name).template.regex
+        for k in keys:
+            if regex.fullmatch(k):
+                assert fast(k) == core._owned(policy, matcher, target, k), k
