@@ -204,3 +204,28 @@ def test_no_server_side_batch_runs_long(redis_factory: Callable[..., RedisServer
     assert calls > 5  # it was batched
     assert len(slow) <= max(1, calls // 20)
     assert all(e["duration"] < 500_000 for e in slow)
+
+
+def test_the_documented_least_privilege_acl_is_enough(
+        redis_factory: Callable[..., RedisServer], policy_file: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/inspect.md's ACL rule runs every inspect and audit mode (kept true here)."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "inspect.md").read_text()
+    rule = re.search(r"Least-privilege ACL for both commands:\n`([^`]+)`", doc)
+    assert rule is not None
+    server = redis_factory()
+    admin = server.client()
+    admin.execute_command("ACL", "SETUSER", "insp", "on", ">insp-pw", "resetkeys", "-@all",
+                          *rule.group(1).split())
+    admin.set("shop:product:1", '{"a": 1}', px=3_600_000)
+    admin.hset("shop:product:2", "f", "v")
+    url = f"redis://insp:insp-pw@127.0.0.1:{server.port}/0"
+    for args, want in ((["inspect"], 0), (["inspect", "shop:product:1", "shop:product:2"], 0),
+                       (["inspect", "-n", "product"], 0), (["audit"], 1)):
+        code, out, err = run(capsys, *args, "-p", str(policy_file), "--url", url, "--json")
+        assert code == want, (args, err)
+        assert "permission" not in err
+    code, out, _ = run(capsys, "audit", "-p", str(policy_file), "--url", url, "--json")
+    assert '"method": "lua"' in out
