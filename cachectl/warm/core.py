@@ -273,9 +273,9 @@ def warm_namespaces(
         raise UsageError(f"rate {rate:g} must be positive")
     if max_errors is not None and max_errors < 0:
         raise UsageError(f"max_errors {max_errors} must be 0 or more")
-    targets = open_targets(policy, namespaces, source_overrides=source_overrides, env=env)
     if client is None and not dry_run:
         raise UsageError("a warm that writes needs a Redis client")
+    targets = open_targets(policy, namespaces, source_overrides=source_overrides, env=env)
     progress = on_progress or _no_progress
     stop_check = should_stop or (lambda: False)
     limiter = RateLimiter(rate)
@@ -507,7 +507,7 @@ def _warm_one(tally: _Tally, writer: _Writer | None, *, only_missing: bool, batc
             if pending.tags:
                 limiter.wait(len(pending.tags))
                 writer.send(pending, tally)
-    progress(name, rows, total if total is None else max(total, rows), payload_bytes=payload)
+    progress(name, rows, rows, payload_bytes=payload)  # the total is known now
 
 
 def _raw_value(value: Any) -> bytes:

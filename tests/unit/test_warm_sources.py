@@ -270,3 +270,24 @@ def test_ttl_sampler_draws_exactly_what_write_ttl_ms_would(jitter: float) -> Non
     sample = ttl_sampler(ns, random.Random(5))
     reference = random.Random(5)
     assert [sample() for _ in range(2000)] == [write_ttl_ms(ns, reference) for _ in range(2000)]
+
+
+def test_sqlite_works_without_sqlalchemy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sys
+
+    db = sqlite3.connect(tmp_path / "shop.db")
+    db.execute("CREATE TABLE p (id INTEGER, name TEXT)")
+    db.executemany("INSERT INTO p VALUES (?, ?)", [(i, f"n{i}") for i in range(1, 6)])
+    db.commit()
+    db.close()
+    monkeypatch.setitem(sys.modules, "sqlalchemy", None)  # `import sqlalchemy` now fails
+    source = open_source("sql", {"url": "sqlite:///shop.db", "batch_size": 2,
+                                 "query": "SELECT * FROM p WHERE id >= :low", "params": {"low": 4}},
+                         ctx(tmp_path))
+    assert type(source).__name__ == "SqliteSource"
+    assert list(source.rows()) == [(1, {"id": 4, "name": "n4"}), (2, {"id": 5, "name": "n5"})]
+    with pytest.raises(SourceError, match="needs SQLAlchemy"):
+        open_source("sql", {"url": "postgresql://x@h/db", "query": "SELECT 1"}, ctx(tmp_path))
+    with pytest.raises(SourceError, match="no such table"):
+        list(open_source("sql", {"url": "sqlite:///shop.db", "query": "SELECT * FROM q"},
+                         ctx(tmp_path)).rows())

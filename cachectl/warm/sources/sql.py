@@ -110,5 +110,65 @@ class SqlSource:
             engine.dispose()
 
 
-def open_source(options: Mapping[str, Any], context: SourceContext) -> SqlSource:
+class SqliteSource:
+    """A ``sqlite:///path`` source read with the standard library, when SQLAlchemy is absent."""
+
+    def __init__(self, options: Mapping[str, Any], context: SourceContext) -> None:
+        from pathlib import Path
+
+        ns = context.namespace
+        check_options("sql", ns, options, ("url", "query"), ("params", "batch_size"))
+        raw_url: str = option(options, "url", str, ns, "sql")
+        self.query: str = option(options, "query", str, ns, "sql")
+        self.params: dict[str, Any] = dict(option(options, "params", dict, ns, "sql", {}))
+        self.batch_size: int = option(options, "batch_size", int, ns, "sql", DEFAULT_BATCH)
+        db = Path(raw_url.removeprefix("sqlite:///").split("?", 1)[0]).expanduser()
+        if not db.is_absolute():
+            db = context.base_dir / db
+        if not db.is_file():
+            raise SourceError(f"warm source {raw_url} (sqlite) does not exist",
+                              hint="relative sqlite paths start at the policy file's folder")
+        self.path = db
+        self.display = raw_url
+
+    @property
+    def description(self) -> str:
+        return f"sql {self.display}"
+
+    def locate(self, position: Position) -> str:
+        return f"row {position} of the query"
+
+    def estimated_rows(self) -> int | None:
+        return None
+
+    def rows(self) -> Iterator[tuple[Position, Row | BadRow]]:
+        import sqlite3
+
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            cursor = conn.execute(self.query, self.params)
+            if cursor.description is None:
+                raise SourceError("the sql query returns no rows",
+                                  hint="warm needs a SELECT (or a statement that returns rows)")
+            names = [d[0] for d in cursor.description]
+            number = 0
+            while batch := cursor.fetchmany(self.batch_size):
+                for values in batch:
+                    number += 1
+                    yield number, dict(zip(names, values, strict=True))
+        except sqlite3.Error as exc:
+            raise SourceError(f"sql source {self.display}: {exc}",
+                              hint="check the query and the database file") from None
+        finally:
+            conn.close()
+
+
+def open_source(options: Mapping[str, Any], context: SourceContext) -> SqlSource | SqliteSource:
+    """SQLAlchemy for any URL; without it, ``sqlite:///`` URLs through the standard library."""
+    url = options.get("url")
+    if isinstance(url, str) and url.startswith("sqlite:///"):
+        try:
+            import sqlalchemy  # noqa: F401
+        except ImportError:
+            return SqliteSource(options, context)
     return SqlSource(options, context)
