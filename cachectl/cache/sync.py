@@ -365,6 +365,13 @@ class Cache:
             return None
         try:
             read = self._read(key)
+        except rex.ResponseError as exc:
+            if not str(exc).startswith("WRONGTYPE"):
+                self._breaker.failure()
+                self._count(ns.name, "redis_errors")
+                return None
+            # Redis answered: the key holds another type; a load overwrites it
+            read = (None, -2)
         except REDIS_ERRORS:
             self._breaker.failure()
             self._count(ns.name, "redis_errors")

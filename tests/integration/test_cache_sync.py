@@ -205,6 +205,25 @@ def test_unreadable_value_is_a_miss_and_is_overwritten(make_cache, redis_client)
     assert redis_client.get("t:item:3") == b'{"v":3}'
 
 
+def test_a_key_of_another_type_is_a_miss_not_a_redis_error(make_cache, redis_client) -> None:
+    redis_client.hset("t:item:4", "f", "v")
+    cache = make_cache()
+    assert cache.get_or_load("item", CountingLoader({"v": 4}), id=4) == {"v": 4}
+    assert redis_client.get("t:item:4") == b'{"v":4}'
+    c = cache.local_counters()["item"]
+    assert (c.misses, c.redis_errors) == (1, 0)
+
+
+def test_values_written_are_plain_json_any_client_reads(make_cache, redis_client) -> None:
+    cache = make_cache()
+    value = {"id": 7, "price": 19.99, "tags": ["a", "b"], "name": "Lämpchen", "ok": True,
+             "none": None}
+    cache.set("plain", value, id=7)
+    assert json.loads(redis_client.get("t:plain:7")) == value
+    redis_client.set("t:plain:8", json.dumps([1, 2, 3]), px=60_000)  # written by anyone
+    assert cache.get("plain", id=8) == [1, 2, 3]
+
+
 # ------------------------------------------------------------------ stampedes
 
 
@@ -461,3 +480,36 @@ def test_no_thread_left_after_close(policy: Policy, redis_url: str, redis_client
     cache.close()  # idempotent
     assert set(threading.enumerate()) - before == set()
     assert redis_client.get("t:item:1") == b"2"  # the background refresh finished first
+
+
+EXIT_SCRIPT = """
+import asyncio, sys
+from cachectl import AsyncCache, Cache
+from cachectl.policy import load_policy
+
+policy = load_policy(sys.argv[1], {})
+cache = Cache.from_policy(policy, sys.argv[2], env={}, counters_interval_s=3600)
+cache.set("plain", 1, id=1)
+cache.get("plain", id=1)
+cache.get("plain", id=2)
+acache = AsyncCache.from_policy(policy, sys.argv[2], env={}, counters_interval_s=3600)
+
+async def main():
+    await acache.get("other", id=1)
+
+asyncio.run(main())
+print("exiting without close()")
+"""
+
+
+def test_counters_are_written_at_interpreter_exit(tmp_path: Path, redis_url: str,
+                                                  redis_client) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, str(write_policy(tmp_path)),
+                          redis_url], capture_output=True, text=True, timeout=60, check=True)
+    assert "exiting without close()" in out.stdout
+    plain = counters(redis_client, "plain")
+    assert (plain["fresh_hits"], plain["misses"]) == (1, 1)
+    assert counters(redis_client, "other")["misses"] == 1
