@@ -120,8 +120,9 @@ def with_pings(port: int, work: object) -> tuple[float, dict[str, float], object
 
 def cachectl_flush(port: int, policy: Path) -> dict[str, object]:
     cli = REPO / ".venv" / "bin" / "cachectl"
-    cmd = [str(cli) if cli.exists() else sys.executable, *([] if cli.exists() else
-           ["-m", "cachectl.cli"]), "flush", "-p", str(policy), "--url",
+    start = [str(cli)] if cli.exists() else [
+        sys.executable, "-c", "from cachectl.cli import main; main()"]
+    cmd = [*start, "flush", "-p", str(policy), "--url",
            f"redis://127.0.0.1:{port}/0", "--namespace", "product", "--yes", "--json"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return dict(json.loads(out.stdout))

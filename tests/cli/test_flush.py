@@ -19,8 +19,9 @@ from cachectl.cli import main
 from tests.support.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
-CACHECTL = [sys.executable, "-m", "cachectl.cli"] if not (REPO / ".venv/bin/cachectl").exists() \
-    else [str(REPO / ".venv/bin/cachectl")]
+_SCRIPT = REPO / ".venv" / "bin" / "cachectl"
+CACHECTL = [str(_SCRIPT)] if _SCRIPT.exists() else [
+    sys.executable, "-c", "from cachectl.cli import main; main()"]
 
 POLICY = """\
 version: 1
