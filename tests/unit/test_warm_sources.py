@@ -200,6 +200,10 @@ def test_plugins_load_from_the_entry_point_group(monkeypatch: pytest.MonkeyPatch
     assert "memory" in sources.known_types()
     with pytest.raises(SourceError, match="failed to load: ModuleNotFoundError"):
         open_source("broken", {}, ctx(tmp_path))
+    # the plugin's own exceptions are the plugin's failure, not a cachectl bug (exit 70)
+    failing = open_source("memory", {"items": None}, ctx(tmp_path))
+    with pytest.raises(SourceError, match="'memory' source plugin failed: TypeError"):
+        list(failing.rows())
 
 
 segment_text = st.one_of(

@@ -116,8 +116,59 @@ def source_factory(kind: str) -> SourceFactory:
 
 
 def open_source(kind: str, options: Mapping[str, Any], context: SourceContext) -> Source:
-    """Open a source of type ``kind``; SourceError when its options are wrong."""
-    return source_factory(kind)(options, context)
+    """Open a source of type ``kind``; SourceError when its options are wrong.
+
+    A plugin's own exceptions (a bug in it, a library it uses failing) become SourceError
+    naming the plugin, so they are not reported as a bug in cachectl.
+    """
+    factory = source_factory(kind)
+    if kind in BUILTIN_SOURCES:
+        return factory(options, context)
+    try:
+        return _PluginSource(kind, factory(options, context))
+    except SourceError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the plugin's failure, reported as such
+        raise SourceError(f"the {kind!r} source plugin failed: {type(exc).__name__}: {exc}",
+                          hint="a problem in the plugin or its source, not in cachectl") from None
+
+
+class _PluginSource:
+    """A plugin's source, with its exceptions turned into SourceError."""
+
+    def __init__(self, kind: str, inner: Source) -> None:
+        self.kind = kind
+        self.inner = inner
+
+    @property
+    def description(self) -> str:
+        return self.inner.description
+
+    def _failed(self, exc: Exception) -> SourceError:
+        return SourceError(f"the {self.kind!r} source plugin failed: {type(exc).__name__}: {exc}",
+                           hint="a problem in the plugin or its source, not in cachectl")
+
+    def rows(self) -> Iterator[tuple[Position, Row | BadRow]]:
+        try:
+            yield from self.inner.rows()
+        except SourceError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - see open_source
+            raise self._failed(exc) from None
+
+    def locate(self, position: Position) -> str:
+        return self.inner.locate(position)
+
+    def estimated_rows(self) -> int | None:
+        try:
+            return self.inner.estimated_rows()
+        except Exception:  # noqa: BLE001 - an estimate is optional
+            return None
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if callable(close):
+            close()
 
 
 # --------------------------------------------------------------------------- helpers for readers
