@@ -5,11 +5,14 @@
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cachectl.cli.options import JsonOpt, NamespaceOpt, PolicyOpt, RedisOptions, redis_options
+
+if TYPE_CHECKING:
+    from cachectl.bench import BenchResult
 
 MODES = ("cached", "hot", "mixed")
 
@@ -67,19 +70,13 @@ def command(
 
     Example: cachectl bench -n product -n price --mode hot --mode cached --duration 30s
     """
-    from cachectl.bench import BenchConfig, BenchMode, Distribution, endpoint_of, run_bench
+    from cachectl.bench import BenchConfig, BenchMode, BenchResult, Distribution, endpoint_of, run_bench
     from cachectl.cli.options import load_cli_policy
     from cachectl.connection import redis_errors
-    from cachectl.errors import UsageError
+    from cachectl.errors import InterruptedWork, UsageError
     from cachectl.policy import units
     from cachectl.render import console
-    from cachectl.render.bench import (
-        bench_json,
-        check_plot_target,
-        live_progress,
-        render_result,
-        write_plot,
-    )
+    from cachectl.render.bench import check_plot_target, live_progress, write_plot
 
     if duration is not None and requests is not None:
         raise UsageError("--duration and --requests exclude each other",
@@ -114,14 +111,27 @@ def command(
     endpoint = endpoint_of(client, url=settings.url, tls_ca=settings.tls_ca,
                            tls_cert=settings.tls_cert, tls_key=settings.tls_key,
                            tls_insecure=settings.tls_insecure, timeout_s=settings.timeout_s)
-    with redis_errors(settings), live_progress() as on_progress:
-        result = run_bench(client, endpoint, pol, config, server=settings.display,
-                           on_progress=on_progress)
-    if json_out:
-        console.emit_json(bench_json(result))
-    else:
-        render_result(result, console.stdout())
+    try:
+        with redis_errors(settings), live_progress() as on_progress:
+            result = run_bench(client, endpoint, pol, config, server=settings.display,
+                               on_progress=on_progress)
+    except InterruptedWork as exc:
+        # the runs that finished before Ctrl-C are worth seeing; then exit 130
+        if isinstance(exc.partial, BenchResult) and exc.partial.runs:
+            _show(exc.partial, json_out)
+        raise
+    _show(result, json_out)
     if plot is not None:
         write_plot(result, plot)
         console.stderr().print(f"wrote {plot}", markup=False, highlight=False, soft_wrap=True)
     return 0 if result.passed else 1
+
+
+def _show(result: "BenchResult", json_out: bool) -> None:
+    from cachectl.render import console
+    from cachectl.render.bench import bench_json, render_result
+
+    if json_out:
+        console.emit_json(bench_json(result))
+    else:
+        render_result(result, console.stdout())

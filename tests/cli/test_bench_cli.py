@@ -100,3 +100,28 @@ def test_plot_draws_the_percentile_curve(policy: Path, redis_url: str, tmp_path:
     else:
         assert b"<svg" in data and b"cachectl bench" in data
     assert f"wrote {target}" in capsys.readouterr().err
+
+
+def test_interrupt_shows_the_finished_runs_and_exits_130(
+        policy: Path, redis_url: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from cachectl.bench import runner
+
+    real = runner._run_one
+    calls = []
+
+    def second_run_interrupted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "_run_one", second_run_interrupted)
+    code = main(["bench", "-p", str(policy), "--url", redis_url, "--json", *FAST])
+    out, err = capsys.readouterr()
+    assert code == 130
+    doc = json.loads(out)
+    assert doc["interrupted"] is True
+    assert [r["namespace"] for r in doc["runs"]] == ["product"]
+    assert doc["keys_removed"] == 40  # both namespaces' keys: price's were loaded already
+    assert "error: benchmark interrupted; its 40 keys were removed" in err
