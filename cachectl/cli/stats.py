@@ -117,13 +117,18 @@ def _output_format(json_out: bool, output_format: str | None) -> str:
     return "json" if json_out else (output_format or "text")
 
 
-def _sampler(conn: RedisOptions, policy: "Policy", options: "StatsOptions") -> tuple[Any, Any]:
-    """A connected StatsSampler (RedisUnavailableError, exit 3, if PING fails) and the settings."""
-    from cachectl.connection import connect
+def _sampler(conn: RedisOptions, policy: "Policy", options: "StatsOptions",
+             ping: bool = True) -> tuple[Any, Any]:
+    """A StatsSampler and the settings; with ``ping``, RedisUnavailableError (exit 3) if down."""
+    from cachectl.connection import connect, create_client, redis_errors
     from cachectl.stats import StatsSampler
 
     settings = conn.settings(policy)
-    client = connect(settings)
+    if ping:
+        client = connect(settings)
+    else:
+        with redis_errors(settings):
+            client = create_client(settings)
     return StatsSampler(client, policy, options, target=settings.display), settings
 
 
@@ -223,7 +228,8 @@ def _serve(conn: RedisOptions, policy: "Policy", options: "StatsOptions", addres
     from cachectl.stats.serve import MetricsServer, parse_address
 
     host, port = parse_address(address)
-    sampler, settings = _sampler(conn, policy, options)
+    # an exporter starts even while Redis is down, and reports cachectl_up 0 until it is back
+    sampler, settings = _sampler(conn, policy, options, ping=False)
 
     def produce() -> tuple[int, str, bytes]:
         try:
@@ -236,8 +242,11 @@ def _serve(conn: RedisOptions, policy: "Policy", options: "StatsOptions", addres
 
     server = MetricsServer((host, port), produce)
     _stop_on_sigterm()
-    with redis_errors(settings):
-        sampler.prime()  # the first scrape then measures from now instead of waiting --interval
+    try:
+        with redis_errors(settings):
+            sampler.prime()  # the first scrape then measures from now instead of waiting --interval
+    except CachectlError as exc:  # keep serving: scrapes say cachectl_up 0 until Redis is back
+        console.stderr().print(f"warning: {exc.message}", markup=False, highlight=False)
     shown = f"{host or '0.0.0.0'}:{server.port}"  # noqa: S104 (only displayed)
     console.stderr().print(f"serving http://{shown}/metrics for {settings.display}; Ctrl-C stops",
                            markup=False, highlight=False)

@@ -219,3 +219,26 @@ def test_watch_json_streams_reports_until_ctrl_c(redis_url: str, policy_path: Pa
         jsonschema.Draft202012Validator(SCHEMA).validate(doc)
     assert docs[0]["generated_at"] <= docs[1]["generated_at"]
     assert proc.returncode == 0, err
+
+
+def test_serve_starts_while_redis_is_down_and_reports_up_0(policy_path: Path) -> None:
+    port = free_port()
+    proc = _spawn("-p", str(policy_path), "--url", f"redis://127.0.0.1:{free_port()}/0",
+                  "--timeout", "0.5", "--serve", f"127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+                    body = resp.read().decode()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "the server never answered"
+                time.sleep(0.1)
+        up = next(f for f in text_string_to_metric_families(body) if f.name == "cachectl_up")
+        assert up.samples[0].value == 0 and "cannot connect" in up.samples[0].labels["error"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
