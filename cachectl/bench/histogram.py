@@ -149,20 +149,32 @@ class LatencyHistogram:
 
         Points thicken towards 100 % (each halving of the remaining distance gets
         ``ticks_per_half`` steps), which is what a log-scale percentile plot needs.
+        One pass over the counts, however many points.
         """
         if self.total == 0:
             return []
-        points: list[tuple[float, float]] = []
+        wanted: list[float] = []
         remaining = 1.0
         p = 0.0
         while True:
             step = remaining / 2 / ticks_per_half
             for _ in range(ticks_per_half):
-                points.append((p * 100, self.value_at_percentile(p * 100) / 1e6))
+                wanted.append(p * 100)
                 p += step
             remaining /= 2
-            if 1 / remaining > self.total or len(points) > 400:
+            if 1 / remaining > self.total or len(wanted) > 400:
                 break
+        points: list[tuple[float, float]] = []
+        buckets = self.items()
+        seen = 0
+        index = 0
+        for pct in wanted:
+            rank = max(1, math.ceil(pct / 100.0 * self.total))
+            while seen < rank:
+                index, count = next(buckets)
+                seen += count
+            highest = lowest_equivalent(index) + bucket_width(index) - 1
+            points.append((pct, max(self.min_ns, min(highest, self.max_ns)) / 1e6))
         points.append((100.0, self.max_ns / 1e6))
         return points
 

@@ -113,3 +113,12 @@ def test_bars_count_every_value_and_curve_rises_to_max() -> None:
     latencies = [v for _, v in curve]
     assert latencies == sorted(latencies)
     assert [p for p, _ in curve] == sorted(p for p, _ in curve)
+
+
+def test_curve_points_equal_the_percentiles_they_name() -> None:
+    rng = random.Random(11)
+    hist = LatencyHistogram.of(int(rng.lognormvariate(12, 1.2)) for _ in range(50_000))
+    curve = hist.percentile_curve()
+    assert len(curve) > 50
+    for p, ms in curve[:-1]:
+        assert ms == hist.value_at_percentile(p) / 1e6
