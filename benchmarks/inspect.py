@@ -16,16 +16,29 @@ and prints wall times, ratios, each namespace's sampled error and peak RSS.
 
 from __future__ import annotations
 
+import os
 import sys
 
-# this file is named like the stdlib's `inspect`: keep its folder off the import path,
-# so the imports below must come after this line
-# ruff: noqa: E402
-sys.path[:] = [p for p in sys.path if p not in ("", __file__.rsplit("/", 1)[0])]
+# This file is named like the stdlib's `inspect`, so the other scripts in this folder
+# (whose folder leads sys.path) find it when anything they import asks for `inspect`.
+# Then hand them the real module: the import system returns whatever sys.modules holds.
+if __name__ != "__main__":
+    import importlib.util
+    import sysconfig
+
+    _spec = importlib.util.spec_from_file_location(
+        "inspect", os.path.join(sysconfig.get_paths()["stdlib"], "inspect.py"))
+    assert _spec is not None and _spec.loader is not None
+    _real = importlib.util.module_from_spec(_spec)
+    sys.modules[__name__] = _real
+    _spec.loader.exec_module(_real)
+else:
+    # run as a script: keep this folder off the import path for the same reason
+    _here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 
 import argparse
 import json
-import os
 import random
 import re
 import shutil
