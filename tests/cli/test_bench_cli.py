@@ -125,3 +125,17 @@ def test_interrupt_shows_the_finished_runs_and_exits_130(
     assert [r["namespace"] for r in doc["runs"]] == ["product"]
     assert doc["keys_removed"] == 40  # both namespaces' keys: price's were loaded already
     assert "error: benchmark interrupted; its 40 keys were removed" in err
+
+
+def test_plot_without_matplotlib_is_a_clear_usage_error(
+        policy: Path, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    code = main(["bench", "-p", str(policy), "--url", redis_url, "--plot",
+                 str(tmp_path / "x.png"), *FAST])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--plot needs matplotlib" in err and "cachectl[plot]" in err
+    assert not (tmp_path / "x.png").exists()
