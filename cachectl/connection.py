@@ -225,16 +225,38 @@ def _sentinel_connection_class() -> type:
 
 
 def connect(settings: ConnectionSettings) -> Any:
-    """A client that has answered PING; raises RedisUnavailableError."""
+    """A client that has answered PING; raises RedisUnavailableError.
+
+    A URL naming a Redis Cluster node gets the cluster client even without --cluster:
+    a standalone client would SCAN one node only and report a third of the keyspace
+    as if it were all of it.
+    """
     with redis_errors(settings):
         try:
             client = create_client(settings)
             client.ping()
+            if not settings.cluster and not settings.sentinels and _is_cluster_node(client):
+                client.close()
+                settings = replace(settings, cluster=True)
+                client = create_client(settings)
+                client.ping()
         except rex.RedisClusterException:
             # redis-py hides the reason (a NOPERM, a non-cluster server) behind one message
             _diagnose_cluster_seed(settings)
             raise
     return client
+
+
+def _is_cluster_node(client: Any) -> bool:
+    """Whether the server runs in cluster mode (HELLO's ``mode``; HELLO needs no ACL rule)."""
+    try:
+        reply = client.execute_command("HELLO")
+    except rex.ResponseError:  # Redis < 6 has no HELLO: such a server is told by MOVED later
+        return False
+    if isinstance(reply, list):
+        reply = dict(zip(reply[::2], reply[1::2], strict=False))
+    mode = reply.get(b"mode", reply.get("mode")) if isinstance(reply, dict) else None
+    return mode in (b"cluster", "cluster")
 
 
 def _diagnose_cluster_seed(settings: ConnectionSettings) -> None:

@@ -79,18 +79,47 @@ def test_cluster_flag_on_a_standalone_server_says_so(
                     verified="the hint says to drop --cluster")
 
 
-def test_cluster_node_without_cluster_flag_asks_for_it(
+def test_cluster_node_without_cluster_flag_gets_the_cluster_client(
+        clean_cluster: RedisClusterFixture) -> None:
+    client = connect(build_settings(url_flag=clean_cluster.url, env={}))
+    assert len(primaries(client)) == 3  # not one node's third of the keyspace
+
+
+def test_standalone_client_on_a_cluster_node_says_pass_cluster(
         clean_cluster: RedisClusterFixture, reliability: Recorder) -> None:  # noqa: F811
+    from cachectl.connection import create_client
+
     settings = build_settings(url_flag=clean_cluster.url, env={})
-    client = connect(settings)
+    client = create_client(settings)  # what a library user building clients gets
     with pytest.raises(RedisUnavailableError) as info, redis_errors(settings):
         for i in range(30):  # some key hashes to another node -> MOVED
             client.set(f"shop:product:{i}", b"v")
     assert "is a Redis Cluster node" in info.value.message
     assert "--cluster" in (info.value.hint or "")
     reliability.add("cluster-without-flag", area="cluster",
-                    fault="a cluster node used as a standalone server (MOVED)", command="connect",
-                    did="exit 3: " + info.value.message, verified="the hint says --cluster")
+                    fault="a cluster node used through a standalone client (MOVED)",
+                    command="connection layer", did="exit 3: " + info.value.message,
+                    verified="the hint says --cluster; connect() itself detects cluster mode "
+                    "(HELLO) and returns the cluster client")
+
+
+def test_commands_without_cluster_flag_still_cover_every_node(
+        seeded: RedisClusterFixture, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        reliability: Recorder) -> None:  # noqa: F811
+    policy = shop.write_policy(tmp_path)  # no redis.cluster in the policy, no --cluster
+    run = _cli(["inspect", "--json"], seeded, policy, capsys)
+    assert run.code == 0, run.text
+    counts = {ns["namespace"]: ns["keys"] for ns in json.loads(run.out)["namespaces"]}
+    assert counts["product"] == shop.PRODUCTS
+    run = _cli(["flush", "-n", "product", "--yes", "--json"], seeded, policy, capsys)
+    assert run.code == 0 and json.loads(run.out)["removed"] == shop.PRODUCTS
+    assert not shop.product_keys() & _present(seeded)
+    reliability.add("cluster-url-without-cluster-flag", area="cluster",
+                    fault="a cluster node's URL without --cluster or redis.cluster",
+                    command="inspect; flush -n product --yes",
+                    did="detected cluster mode and scanned all 3 primaries",
+                    verified="all 40 product keys counted, then all removed (before: one node's "
+                    "third, exit 0)")
 
 
 def test_acl_user_without_cluster_slots_gets_a_permission_message(
