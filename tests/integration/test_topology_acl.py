@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import time
 from pathlib import Path
 
@@ -285,3 +286,41 @@ def test_library_without_a_permission_falls_back_without_raising(
                     fault="ACL user lacking +get", command="Cache.get_or_load",
                     did="served the loader's value; counted redis_errors",
                     verified="no exception reached the caller")
+
+
+ROLE_RUNS = {
+    "readonly": ["inspect", "audit", "stats"],
+    "operator": ["inspect", "audit", "stats", "warm", "flush", "bench"],
+}
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_RUNS))
+def test_role_runs_the_commands_the_readme_promises(
+        role: str, server: RedisServer, policy: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    user = acl.role_user([server.client()], role)
+    for family in ROLE_RUNS[role]:
+        runs = [r for r in FAMILY_RUNS[acl.COMMAND_FAMILY[family]] if r[0] == family]
+        for argv in runs:
+            if importlib.util.find_spec(f"cachectl.cli.{argv[0]}") is None:
+                continue
+            server.client().flushall()
+            shop.seed(server.client())
+            run = run_cli([*argv, "--policy", str(policy),
+                           "--url", user.url("127.0.0.1", server.port)], capsys)
+            assert run.code in (0, 1), (role, argv, run.text)
+            assert "permission" not in run.err, (role, argv, run.err)
+
+
+def test_readme_acl_table_is_the_tested_rules() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- section:topologies", 1)[1].split("<!-- /section:topologies")[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        if len(cells) == 3 and cells[0] in acl.FAMILY_RULES:
+            rows[cells[0]] = cells[2].strip("`").replace("\\|", "|")
+    assert rows == {f: acl.readme_rule(f) for f in acl.FAMILY_RULES}
+    for role in ("operator", "readonly"):
+        shown = " ".join(acl.role_rule(role)[3:])  # without resetkeys resetchannels -@all
+        assert f"(`{shown.replace('|', chr(92) + '|')}`)" in section, role
