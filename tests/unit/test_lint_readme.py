@@ -93,3 +93,11 @@ def test_docs_explain_every_rule() -> None:
     for ref in re.findall(r"\[(\d{3}(?:, \d{3})*)\]", docs):
         for number in ref.split(", "):
             assert list((REPO / "tests" / "lint_cases").glob(f"{number}-*.yaml")), number
+
+
+def test_the_readme_policy_example_lints_clean() -> None:
+    from cachectl.lint import lint_source
+
+    (example,) = re.findall(r"```yaml\n(# yaml-language-server.*?)```", section("policy"), re.DOTALL)
+    # its warm path is written as from policies/, like the example policies
+    assert lint_source(example, "example.yaml", {}, REPO / "policies") == ()
