@@ -256,6 +256,8 @@ local stride, offset = tonumber(ARGV[3]), tonumber(ARGV[4])
 local topn, nex = tonumber(ARGV[5]), tonumber(ARGV[6])
 local internal = ARGV[7]
 local ilen = #internal
+-- an anchored pattern fails at the first differing byte and allocates nothing
+local ipat = '^' .. string.gsub(internal, '%W', '%%%0')
 local logb = tonumber(ARGV[8])
 local budget = tonumber(ARGV[9])
 local stop_odd = ARGV[10] == '1'
@@ -301,7 +303,7 @@ for _, k in ipairs(keys) do
   scanned = scanned + 1
   local idx = scanned
   local i = 0
-  if ilen > 0 and string.sub(k, 1, ilen) == internal then
+  if ilen > 0 and find(k, ipat) then
     i = -1
   else
     for j = 1, nns do
