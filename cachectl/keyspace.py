@@ -46,6 +46,10 @@ BATCH_TARGET_S = 0.005  # each server-side call runs about 5 ms, then yields
 MIN_BATCH, MAX_BATCH = 100, 5000
 INNER_COUNT = 256  # SCAN COUNT per iteration inside a time-budgeted script call
 PARALLEL_MIN_KEYS = 10_000  # below this a node is scanned in one lane
+# SCAN walks buckets in reverse-binary order, so the cursor's two lowest bits split the
+# walk into four consecutive quarters whatever the table size: 00, 10, 01, 11
+LANES = 4
+LANE_STARTS = (0, 2, 1, 3)
 SHARE_FACTOR = 5  # --sample N classifies SHARE_FACTOR·N keys and measures N of them
 UNMATCHED = "(unmatched)"
 
@@ -238,7 +242,8 @@ def scan_facts(
 #   ARGV[7] cachectl's internal key prefix with its ':' ('' for none)
 #   ARGV[8] log of the TTL histogram base
 #   ARGV[9] time budget in microseconds (0: one SCAN only)
-#   ARGV[10] '1': stop at the first odd cursor (the first half of a two-lane scan)
+#   ARGV[10] lane mask ('0': one lane covers everything; '3': four lanes)
+#   ARGV[11] the cursor's low bits this lane owns   ARGV[12] the next lane's start cursor
 #   then 5 per namespace, in policy order: Lua pattern, grace ms, stale ms,
 #   highest PTTL a write can set, max value bytes (0: unlimited)
 # Returns {cursor, {scanned, measured, gone, denied, internal_seen, internal_mem, server µs},
@@ -260,8 +265,10 @@ local ilen = #internal
 local ipat = '^' .. string.gsub(internal, '%W', '%%%0')
 local logb = tonumber(ARGV[8])
 local budget = tonumber(ARGV[9])
-local stop_odd = ARGV[10] == '1'
-local FIRST = 10
+local lane_mod = tonumber(ARGV[10]) + 1
+local lane_val = tonumber(ARGV[11])
+local next_start = ARGV[12]
+local FIRST = 12
 local pats, grace, stale, maxp, maxv = {}, {}, {}, {}, {}
 local nns = (#ARGV - FIRST) / 5
 for i = 1, nns do
@@ -397,27 +404,31 @@ end
 
 end
 
-local function odd(c) return string.byte(c, -1) % 2 == 1 end
+-- does this lane own cursor c? (100 is a multiple of 4: the last two digits decide)
+local function owns(c)
+  return lane_mod == 1 or (c ~= '0' and tonumber(string.sub(c, -2)) % lane_mod == lane_val)
+end
+local last_lane = next_start == '0'
 repeat
   local reply = call('SCAN', cursor, 'COUNT', count)
-  if stop_odd and odd(reply[1]) then
-    -- This SCAN crossed into the odd half, which the other lane covers. Redo it one
-    -- bucket at a time (COUNT 1 returns the keys of one dictScan step, whose buckets
-    -- share the cursor's parity) and keep only the even steps: the step after the
-    -- last even one returns exactly cursor 1.
+  if not last_lane and not owns(reply[1]) then
+    -- This SCAN crossed into the next lane's buckets. Redo it one step at a time
+    -- (COUNT 1 returns the keys of one dictScan step, whose buckets all share the
+    -- cursor's low bits) and keep the steps that are ours: the step after this
+    -- lane's last bucket returns exactly the next lane's start cursor.
     local c = cursor
     while true do
       local step = call('SCAN', c, 'COUNT', 1)
       c = step[1]
-      if c == '0' or not odd(c) or c == '1' then survey(step[2]) end
-      if c == '0' or odd(c) then break end
+      if owns(c) or c == next_start then survey(step[2]) end
+      if not owns(c) then break end
     end
     reply = {c, {}}
   end
   cursor = reply[1]
   survey(reply[2])
   local now = now_us()
-until cursor == '0' or (stop_odd and odd(cursor))
+until cursor == '0' or not owns(cursor)
   or budget <= 0 or started == nil or now == nil or now - started >= budget
 
 local out_ns = {}
@@ -810,10 +821,14 @@ def collapse_shapes(shapes: dict[str, _ShapeAcc]) -> dict[str, _ShapeAcc]:
 
 def _survey_args(policy: Policy, namespaces: Sequence[Namespace], *, cursor: int | bytes,
                  count: int, stride: int, offset: int, top: int, examples: int,
-                 budget_us: int, stop_odd: bool = False) -> list[Any]:
+                 budget_us: int, lane: int | None = None) -> list[Any]:
     internal = policy.internal_prefix + ":"
     args: list[Any] = [cursor, count, stride, offset, top, examples, internal,
-                       repr(math.log(HIST_BASE)), budget_us, "1" if stop_odd else "0"]
+                       repr(math.log(HIST_BASE)), budget_us]
+    if lane is None:
+        args += [0, 0, 0]
+    else:
+        args += [LANES - 1, LANE_STARTS[lane], LANE_STARTS[(lane + 1) % LANES]]
     for ns in namespaces:
         args += [lua_pattern(ns.template), ns.grace_ms, ns.stale_ms, ttl_bounds_ms(ns)[1],
                  ns.max_value_bytes or 0]
@@ -878,20 +893,19 @@ def survey_keyspace(
             on_progress("scanning keys", min(done, progress_total), progress_total)
         return int(counters[0])
 
-    def second_lane(script: Any, count: int, budget_us: int) -> None:
-        # the odd half of the cursor space: from cursor 1 until SCAN wraps to 0
-        cursor: int | bytes = 1
+    def run_lane(script: Any, lane: int, cursor: int, count: int, budget_us: int) -> None:
+        # one quarter of the cursor space: from its start until SCAN leaves it
         while not stop.is_set():
             reply = script(args=_survey_args(
                 policy, namespaces, cursor=cursor, count=count, stride=1, offset=0, top=top,
-                examples=examples, budget_us=budget_us))
+                examples=examples, budget_us=budget_us, lane=lane))
             merge(reply)
-            cursor = reply[0]
-            if int(cursor) == 0:
+            cursor = int(reply[0])
+            if cursor == 0 or cursor % LANES != LANE_STARTS[lane]:
                 return
 
     on_progress("scanning keys", 0, progress_total)
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=LANES - 1) as pool:
         for node, size in zip(nodes, sizes, strict=True):
             if size == 0:
                 continue
@@ -901,12 +915,10 @@ def survey_keyspace(
             # samples and rate-limited scans take one SCAN per call, sized by COUNT
             budget_us = int(BATCH_TARGET_S * 1e6) if quota is None and limiter is None else 0
             count = INNER_COUNT if budget_us else 500
-            # SCAN visits buckets in reverse-binary order: every even cursor comes before
-            # every odd one, whatever the table size. Two lanes (0 -> first odd cursor,
-            # 1 -> 0) cover the keyspace exactly once between them, and while the server
-            # runs one lane's batch the client merges the other's.
+            # Big nodes are walked as LANES quarters of the cursor space at once, so the
+            # server always has the next batch queued while the client merges the last.
             lanes = (budget_us > 0 and stride == 1 and size >= PARALLEL_MIN_KEYS)
-            lane: Future[None] | None = None
+            others: list[Future[None]] = []
             cursor: int | bytes = 0 if full_scan else rng.getrandbits(31)
             node_scanned = 0
             offset = rng.randrange(stride) if stride > 1 else 0
@@ -920,7 +932,7 @@ def survey_keyspace(
                             reply = script(args=_survey_args(
                                 policy, namespaces, cursor=cursor, count=count, stride=stride,
                                 offset=offset, top=top, examples=examples,
-                                budget_us=budget_us, stop_odd=lanes))
+                                budget_us=budget_us, lane=0 if lanes else None))
                         except rex.ResponseError as exc:
                             if not _scripting_refused(exc):
                                 raise
@@ -931,8 +943,9 @@ def survey_keyspace(
                         batch = merge(reply)
                         if reply[1][6] >= 0:
                             server_s = reply[1][6] / 1e6
-                        if lanes and lane is None and int(next_cursor) != 0:
-                            lane = pool.submit(second_lane, script, count, budget_us)
+                        if lanes and not others:
+                            others = [pool.submit(run_lane, script, i, LANE_STARTS[i], count,
+                                                  budget_us) for i in range(1, LANES)]
                     else:
                         next_cursor, keys = node.scan(cursor=cursor, count=count)
                         with lock:
@@ -952,7 +965,7 @@ def survey_keyspace(
                         limiter.wait(batch)
                     if quota is None:
                         cursor = next_cursor
-                        if int(cursor) == 0 or (lanes and int(cursor) % 2 == 1):
+                        if int(cursor) == 0 or (lanes and int(cursor) % LANES != 0):
                             break
                     else:
                         if node_scanned >= quota:
@@ -962,8 +975,8 @@ def survey_keyspace(
                 stop.set()
                 raise
             finally:
-                if lane is not None:
-                    lane.result()
+                for other in others:
+                    other.result()
     return acc.freeze(sampled=sampled, total_keys=total, used_memory=used,
                       nodes=tuple(node_name(n) for n in nodes), elapsed_s=clock() - started,
                       method=method)

@@ -276,9 +276,9 @@ def test_keys_expiring_mid_scan_are_tolerated(redis_client: redis.Redis) -> None
 
 
 @pytest.mark.parametrize("n", [12_000, 33_000])
-def test_two_lane_scan_counts_each_key_once(redis_client: redis.Redis, n: int) -> None:
-    """Big nodes are scanned as two lanes (even and odd cursors); right after loading,
-    while the table may still be rehashing, every key is still counted exactly once."""
+def test_lane_scan_counts_each_key_once(redis_client: redis.Redis, n: int) -> None:
+    """Big nodes are scanned as four lanes (quarters of the cursor space); right after
+    loading, while the table may still be rehashing, every key is counted exactly once."""
     pipe = redis_client.pipeline(transaction=False)
     for i in range(n):
         pipe.set(b"shop:product:%d" % i, b"v" * (i % 13), px=HOUR)
