@@ -145,6 +145,12 @@ def hand_loop(port: int) -> int:
     return removed
 
 
+def _server_cpu_s(r: redis.Redis) -> float:
+    """CPU seconds the redis-server process has used (INFO cpu), all threads."""
+    info = r.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def hand_loop_process(port: int) -> int:
     """The hand-written loop in its own Python process, like the CLI (fair start-up)."""
     out = subprocess.run([sys.executable, __file__, "--hand-loop", str(port)],
@@ -184,10 +190,12 @@ def main() -> int:
               f"{idle['p99_ms']:.2f} ms  max {idle['max_ms']:.2f} ms  ({idle['n']:,} pings): "
               "the machine's noise floor")
         inner_times: list[float] = []
+        server_cpu: dict[str, float] = {}
         for name in ("cachectl", "hand-written", "cachectl#2", "hand-written#2"):
             r.delete("shop:cachectl:audit")
             pipe_load(server.port, target)
             assert r.dbsize() == args.keys + args.others, r.dbsize()
+            cpu_before = _server_cpu_s(r)
             if name.startswith("cachectl"):
                 secs, pings, res = with_pings(server.port, lambda: cachectl_flush(server.port, policy))
                 removed = int(res["removed"])  # type: ignore[index]
@@ -197,10 +205,12 @@ def main() -> int:
             else:
                 secs, pings, res = with_pings(server.port, lambda: hand_loop_process(server.port))
                 removed, note = int(res), ""  # type: ignore[call-overload]
+            server_cpu[name] = _server_cpu_s(r) - cpu_before
             left = r.dbsize() - (1 if r.exists("shop:cachectl:audit") else 0)
             ok = removed == args.keys and left == args.others
             results[name] = (secs, pings)
             print(f"{name:15s} {secs:6.2f} s  {removed / secs:10,.0f} keys/s  "
+                  f"server CPU {server_cpu[name]:5.2f} s  "
                   f"PING p50 {pings['p50_ms']:.2f} ms  p99 {pings['p99_ms']:.2f} ms  "
                   f"max {pings['max_ms']:.2f} ms  ({pings['n']:,} pings){note}"
                   f"{'' if ok else f'  WRONG KEYS: removed {removed}, left {left}'}")
@@ -212,6 +222,9 @@ def main() -> int:
               f"(target <= 1.00: {'met' if best_c <= best_h else 'missed'})")
         print(f"cachectl's flush itself (after start-up, policy, count): best {min(inner_times):.2f} s"
               f", ratio to the whole hand-written process = {min(inner_times) / best_h:.2f}")
+        print("server CPU per flush (independent of the host's load): cachectl "
+              f"{min(server_cpu['cachectl'], server_cpu['cachectl#2']):.2f} s, hand-written "
+              f"{min(server_cpu['hand-written'], server_cpu['hand-written#2']):.2f} s")
         print(f"PING p99 during cachectl flush (worst run): {p99:.2f} ms "
               f"(target < 5 ms: {'met' if p99 < 5 else 'missed'})")
         print(f"machine: {os.cpu_count()} cores, load average "
