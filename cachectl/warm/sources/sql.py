@@ -98,8 +98,14 @@ class SqlSource:
                 if not result.returns_rows:
                     raise SourceError("the sql query returns no rows",
                                       hint="warm needs a SELECT (or a statement that returns rows)")
-                for number, row in enumerate(result.mappings(), start=1):
-                    yield number, dict(row)
+                # plain tuples zipped with the column names: RowMapping objects cost more
+                # than the rest of a row's work
+                names = list(result.keys())
+                number = 0
+                for partition in result.partitions():
+                    for values in partition:
+                        number += 1
+                        yield number, dict(zip(names, values, strict=True))
         except sa.exc.SQLAlchemyError as exc:
             detail = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["error"])[0]
             if self.url.password:
