@@ -513,3 +513,20 @@ def test_counters_are_written_at_interpreter_exit(tmp_path: Path, redis_url: str
     plain = counters(redis_client, "plain")
     assert (plain["fresh_hits"], plain["misses"]) == (1, 1)
     assert counters(redis_client, "other")["misses"] == 1
+
+
+class UpperSerializer:
+    """A pluggable serializer: plain text, upper-cased on the way in."""
+
+    def dumps(self, value: Any) -> bytes:
+        return str(value).upper().encode()
+
+    def loads(self, data: bytes) -> Any:
+        return data.decode()
+
+
+def test_a_serializer_can_be_plugged_in(make_cache, redis_client) -> None:
+    cache = make_cache(serializer=UpperSerializer())
+    assert cache.get_or_load("plain", lambda: "lamp", id=1) == "lamp"  # the loader's value
+    assert redis_client.get("t:plain:1") == b"LAMP"
+    assert cache.get("plain", id=1) == "LAMP"
