@@ -348,7 +348,7 @@ def _estimate_count(seen: int, survey: KeyspaceSurvey, exact_counts: bool) -> tu
     if exact_counts or survey.scanned == 0:
         return float(seen), 0.0
     p = seen / survey.scanned
-    total = survey.total_keys
+    total = survey.live_keys or survey.total_keys
     return total * p, total * total * p * (1 - p) / survey.scanned
 
 

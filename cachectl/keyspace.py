@@ -575,6 +575,7 @@ class KeyspaceSurvey:
     nodes: tuple[str, ...]
     elapsed_s: float
     method: str  # "lua" or "pipeline"
+    live_keys: float = 0.0  # DBSIZE less the share Redis reports as expired, not yet reclaimed
 
 
 class _Survey:
@@ -745,7 +746,7 @@ class _Survey:
         self._big(BigKey(key, mem, ns.name))
 
     def freeze(self, *, sampled: bool, total_keys: int, used_memory: int, nodes: tuple[str, ...],
-               elapsed_s: float, method: str) -> KeyspaceSurvey:
+               elapsed_s: float, method: str, live_keys: float) -> KeyspaceSurvey:
         self._trim()
         tallies = []
         for ns, a in zip(self.namespaces, self.acc, strict=True):
@@ -766,7 +767,8 @@ class _Survey:
             sampled=sampled, scanned=self.scanned, measured=self.measured, gone=self.gone,
             denied=self.denied, internal_keys=self.internal_keys,
             internal_bytes=self.internal_bytes, total_keys=total_keys,
-            used_memory_bytes=used_memory, nodes=nodes, elapsed_s=elapsed_s, method=method)
+            used_memory_bytes=used_memory, nodes=nodes, elapsed_s=elapsed_s, method=method,
+            live_keys=live_keys)
 
 
 _VARIABLE_SEGMENT = re.compile(rb"[^A-Za-z_\-.]")
@@ -870,8 +872,13 @@ def survey_keyspace(
     sizes = [int(n.dbsize()) for n in nodes]
     total = sum(sizes)
     used = 0
-    for n in nodes:
+    live = 0.0
+    for n, size in zip(nodes, sizes, strict=True):
         used += int(n.info("memory").get("used_memory", 0))
+        # SCAN skips keys that expired but are not reclaimed yet while DBSIZE counts them;
+        # Redis estimates their share (INFO stats expired_stale_perc, Redis >= 6)
+        stale = float(n.info("stats").get("expired_stale_perc", 0.0) or 0.0)
+        live += size * (1 - min(max(stale, 0.0), 100.0) / 100)
     full_scan = sample is None or sample * SHARE_FACTOR >= total
     stride = 1 if sample is None else max(1, round(
         (total if full_scan else sample * SHARE_FACTOR) / max(sample, 1)))
@@ -979,4 +986,4 @@ def survey_keyspace(
                     other.result()
     return acc.freeze(sampled=sampled, total_keys=total, used_memory=used,
                       nodes=tuple(node_name(n) for n in nodes), elapsed_s=clock() - started,
-                      method=method)
+                      method=method, live_keys=live)

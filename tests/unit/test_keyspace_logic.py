@@ -82,6 +82,7 @@ def test_estimates_and_margins() -> None:
     class Survey:
         scanned = 1000
         total_keys = 10_000
+        live_keys = 0.0  # unknown: DBSIZE is the total
 
     keys, var = _estimate_count(250, Survey(), exact_counts=False)  # type: ignore[arg-type]
     assert keys == 2500
@@ -89,3 +90,13 @@ def test_estimates_and_margins() -> None:
     assert _estimate_count(250, Survey(), exact_counts=True) == (250.0, 0.0)  # type: ignore[arg-type]
     mem, margin = _estimate_memory(2500.0, 0.0, 10, 1000, 100_000)  # every key 100 bytes
     assert mem == 250_000 and margin == 0
+
+
+def test_estimates_discount_keys_redis_reports_as_expired() -> None:
+    class Survey:
+        scanned = 1000
+        total_keys = 10_000
+        live_keys = 9_000.0  # INFO stats expired_stale_perc:10
+
+    keys, _ = _estimate_count(250, Survey(), exact_counts=False)  # type: ignore[arg-type]
+    assert keys == 2250
