@@ -57,6 +57,14 @@ def run(args: list[str], *, debug: bool = False) -> int:
         # stdout was closed early (`cachectl … | head`): not an error worth a message
         _silence_stdout()
         return int(ExitCode.OK)
+    except SystemExit:
+        # click turns a broken pipe into exit 1 after wrapping stdout; treat it as above
+        from typer._click.utils import PacifyFlushWrapper
+
+        if isinstance(sys.stdout, PacifyFlushWrapper):
+            _silence_stdout()
+            return int(ExitCode.OK)
+        raise
     except Exception as exc:  # the one place a bug becomes exit 70
         if debug:
             raise

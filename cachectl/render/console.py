@@ -18,14 +18,22 @@ from typing import IO, Any
 from rich.console import Console
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # Rich's default exits 1; `cachectl … | head` is not a failure, so let
+        # cli.main() see the BrokenPipeError and exit 0
+        self.quiet = True
+        raise BrokenPipeError
+
+
 @cache
 def stdout() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    return _Console(highlight=False, soft_wrap=False)
 
 
 @cache
 def stderr() -> Console:
-    return Console(stderr=True, highlight=False)
+    return _Console(stderr=True, highlight=False)
 
 
 def is_terminal(stream: IO[str] | None = None) -> bool:

@@ -1,0 +1,63 @@
+"""The one error boundary: exit codes, --debug anywhere, broken pipes, --version, help examples."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cachectl import __version__
+from cachectl.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"cachectl {__version__}"
+
+
+def test_unknown_command_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["frobnicate"]) == 2
+    assert "No such command" in capsys.readouterr().err
+
+
+def test_missing_policy_is_exit_2_with_a_hint(capsys: pytest.CaptureFixture[str],
+                                               tmp_path: Path) -> None:
+    code = main(["flush", "--policy", str(tmp_path / "nope.yaml"), "--namespace", "x", "--yes"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: policy file") and "hint:" in err
+    assert "Traceback" not in err
+
+
+def test_debug_is_accepted_after_the_command(tmp_path: Path) -> None:
+    from cachectl.errors import PolicyError
+
+    with pytest.raises(PolicyError):
+        main(["flush", "--policy", str(tmp_path / "nope.yaml"), "-n", "x", "--yes", "--debug"])
+
+
+@pytest.mark.parametrize("args", [["lint", "--list-rules"], ["schema"],
+                                  ["lint", "policies/", "--format", "json"]])
+def test_a_closed_stdout_is_not_an_error(args: list[str]) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "cachectl", *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    with proc.stderr:
+        code = proc.wait(60)
+        assert proc.stderr.read() == b""
+    assert code == 0
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    from cachectl.cli.app import COMMANDS, _load
+
+    for name in COMMANDS:
+        module = _load(name)
+        assert module is not None, f"cachectl {name} is not built"
+        doc = module.command.__doc__ or ""
+        assert "Example:" in doc, f"cachectl {name} --help has no example"
