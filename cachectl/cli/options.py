@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,8 +131,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 def redis_options(func: F) -> F:
     """Add the connection flags to a command; it receives them as ``conn: RedisOptions``."""
     signature = inspect.signature(func)
-    params = [p for p in signature.parameters.values() if p.name != "conn"]
-    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params] + _REDIS_PARAMS
+    # resolve string annotations (`from __future__ import annotations` in the command's
+    # module): Typer reads the wrapper's signature and cannot see that module's globals
+    try:
+        hints = typing.get_type_hints(func, include_extras=True)
+    except NameError:  # a name imported only for type checking; the annotations are real ones
+        hints = {}
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY,
+                        annotation=hints.get(p.name, p.annotation))
+              for p in signature.parameters.values() if p.name != "conn"] + _REDIS_PARAMS
 
     @functools.wraps(func)
     def wrapper(**kwargs: Any) -> Any:
