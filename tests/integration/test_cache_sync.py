@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -188,7 +189,7 @@ def test_soft_timeout_serves_fail_safe_and_lets_the_load_finish(make_cache, redi
     assert time.monotonic() - started < 0.25
     assert wait_for(lambda: redis_client.get("t:item:1") == b'{"v":"new"}')
     assert wait_for(lambda: cache.local_counters()["item"].refreshes == 1)
-    assert not redis_client.exists("t:cachectl:lock:t:item:1")
+    assert wait_for(lambda: not redis_client.exists("t:cachectl:lock:t:item:1"))
 
 
 def test_key_without_expiry_is_served_and_rewritten_with_a_ttl(make_cache, redis_client) -> None:
@@ -318,11 +319,18 @@ def test_waiters_share_the_leaders_error(make_cache) -> None:
     assert loader.calls == 1 and len(errors) == 10
 
 
+class AlwaysEarly(random.Random):
+    """rand() = 1 - 1e-6: XFetch's -Δ·β·ln(1 - rand) is 13.8 Δ, so a key near expiry refreshes."""
+
+    def random(self) -> float:
+        return 1 - 1e-6
+
+
 def test_early_refresh_reloads_a_fresh_key_before_it_goes_stale(make_cache, redis_client) -> None:
-    cache = make_cache()
+    cache = make_cache(rng=AlwaysEarly())
     # teach the cache that loads take ~100 ms (XFetch's Δ)
     cache.get_or_load("early", CountingLoader({"v": 0}, delay_s=0.1), id=0)
-    put(redis_client, "t:early:1", {"v": "old"}, 1_000 + 2)  # fresh for 2 more ms
+    put(redis_client, "t:early:1", {"v": "old"}, 1_000 + 1_000)  # fresh 1 s more < 13.8 Δ
     loader = CountingLoader({"v": "new"})
     assert cache.get_or_load("early", loader, id=1) == {"v": "old"}
     assert wait_for(lambda: redis_client.get("t:early:1") == b'{"v":"new"}')
