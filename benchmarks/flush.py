@@ -11,8 +11,9 @@ hit (the hand-written loop filters them with a regex, as a careful operator woul
 The keys are loaded with ``redis-cli --pipe`` and reloaded between runs. While each
 flush runs, a second process sends PING every millisecond and records its latency.
 
-Prints both times, the ratio, PING p50/p99/max during each, and checks that exactly
-the namespace's keys went. Working files live in benchmarks/.work/.
+Prints both times, the ratio, PING p50/p99/max during each, the server's own CPU time
+and the commands it logged as slower than 1 ms (SLOWLOG), and checks that exactly the
+namespace's keys went. Working files live in benchmarks/.work/.
 
     .venv/bin/python benchmarks/flush.py [--keys 1000000] [--others 1000000]
 """
@@ -196,6 +197,9 @@ def main() -> int:
             pipe_load(server.port, target)
             assert r.dbsize() == args.keys + args.others, r.dbsize()
             cpu_before = _server_cpu_s(r)
+            r.config_set("slowlog-log-slower-than", 1000)  # µs: every command over 1 ms
+            r.config_set("slowlog-max-len", 10_000)
+            r.slowlog_reset()
             if name.startswith("cachectl"):
                 secs, pings, res = with_pings(server.port, lambda: cachectl_flush(server.port, policy))
                 removed = int(res["removed"])  # type: ignore[index]
@@ -206,11 +210,15 @@ def main() -> int:
                 secs, pings, res = with_pings(server.port, lambda: hand_loop_process(server.port))
                 removed, note = int(res), ""  # type: ignore[call-overload]
             server_cpu[name] = _server_cpu_s(r) - cpu_before
+            slow = [e for e in r.slowlog_get(10_000)
+                    if e["command"].split(b" ")[0].upper() not in (b"CONFIG", b"SLOWLOG")]
+            slow_max_ms = max((e["duration"] for e in slow), default=0) / 1000
             left = r.dbsize() - (1 if r.exists("shop:cachectl:audit") else 0)
             ok = removed == args.keys and left == args.others
             results[name] = (secs, pings)
             print(f"{name:15s} {secs:6.2f} s  {removed / secs:10,.0f} keys/s  "
                   f"server CPU {server_cpu[name]:5.2f} s  "
+                  f"commands > 1 ms: {len(slow)} (max {slow_max_ms:.1f} ms)  "
                   f"PING p50 {pings['p50_ms']:.2f} ms  p99 {pings['p99_ms']:.2f} ms  "
                   f"max {pings['max_ms']:.2f} ms  ({pings['n']:,} pings){note}"
                   f"{'' if ok else f'  WRONG KEYS: removed {removed}, left {left}'}")

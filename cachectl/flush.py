@@ -541,7 +541,7 @@ def plan_flush(
     else:
         for t in scan_targets:
             owns = _owner_test(policy, t)
-            for _node, keys in _target_batches(client, policy, t, count=2000):
+            for _node, keys in _target_batches(client, policy, t, count=1000):
                 kept = [k for k in keys if owns(k)]
                 counts[t] += len(kept)
                 room = examples - len(found[t])
@@ -808,7 +808,7 @@ def flush_namespaces(
             total = (totals or {}).get(target.label)
             on_progress(target.label, 0, total)
             owns = _owner_test(policy, target)
-            for node, keys in _keys_of(client, policy, target):
+            for node, keys in _keys_of(client, policy, target, lambda: governor.batch):
                 own = [k for k in keys if owns(k)]
                 tally.other += len(keys) - len(own)
                 start = 0
@@ -867,13 +867,34 @@ def flush_namespaces(
     return result
 
 
-def _keys_of(client: Any, policy: Policy, target: FlushTarget) -> Iterator[tuple[Any, list[bytes]]]:
+def _keys_of(client: Any, policy: Policy, target: FlushTarget,
+             count: Callable[[], int]) -> Iterator[tuple[Any, list[bytes]]]:
+    """``(node, keys)`` batches for a target, SCAN's COUNT read from ``count()`` each call.
+
+    The same SCAN as ``keyspace.scan_namespace`` (every primary, the template's escaped
+    glob, then its exact regex; the caller then applies NamespaceMatcher), but the COUNT follows
+    the latency governor: a SCAN's cost grows with COUNT (about 1 ms per 1,000 buckets
+    on a slow host), so when the server's latency rises each SCAN gets shorter too.
+    """
     if target.kind == "key":
         assert target.key is not None
         yield client, [target.key]  # the client routes a single key itself (cluster too)
         return
-    # SCAN COUNT above the batch size: fewer round trips; the chunking bounds each UNLINK
-    yield from _target_batches(client, policy, target, count=2000)
+    if target.kind == "pattern":
+        match, regex = target.name, None
+    else:
+        template = policy.namespace(target.name).template
+        match, regex = template.glob, template.regex
+    for node in _primaries(client):
+        cursor = 0
+        while True:
+            cursor, keys = node.scan(cursor=cursor, match=match, count=count())
+            if regex is not None:  # the glob only narrows; the exact regex confirms
+                keys = [k for k in keys if regex.fullmatch(k)]
+            if keys:
+                yield node, keys
+            if cursor == 0:
+                break
 
 
 def describe(targets: Sequence[FlushTarget]) -> str:
