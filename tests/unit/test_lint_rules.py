@@ -198,7 +198,8 @@ _VALUES = st.one_of(st.text(max_size=10), st.integers(-5, 10**9), st.floats(), s
                     st.none(), st.lists(st.integers(0, 3), max_size=2))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     ns=st.dictionaries(st.sampled_from(["key", "ttl", "stale", "stale_if_error", "jitter", "hit_rate",
                                         "max_value_bytes", "warm"]), _VALUES),

@@ -156,13 +156,13 @@ def test_random_yamlish_text_never_raises(text: str) -> None:
     check_result(parse_policy(text, "fuzz.yaml", {"X": "1"}))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=300))
 def test_random_bytes_never_raise(data: bytes) -> None:
     check_result(parse_policy(data, "fuzz.yaml", {}))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(
     st.sampled_from(["key", "ttl", "stale", "stale_if_error", "jitter", "hit_rate", "tags",
                      "critical", "max_value_bytes", "early_refresh", "warm"]),
