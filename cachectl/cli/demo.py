@@ -123,7 +123,9 @@ def _shop(url: str, seconds: float, *, live: bool, namespaces: tuple[str, ...] |
 
     out = console.stdout()
     catalogue = load_catalogue()
-    with Cache.from_policy(DEMO_POLICY, url=url) as cache:
+    # 50 ms per call, not the library's 10 ms default: the demo shares two cores with
+    # the server and the shoppers, and a timeout there is a fallback, not a failure
+    with Cache.from_policy(DEMO_POLICY, url=url, timeout_ms=50) as cache:
         if live and show:
             with Live(_traffic_table({}), console=out, refresh_per_second=4) as view:
                 result = run_shoppers(cache, catalogue, seconds=seconds, namespaces=namespaces,
