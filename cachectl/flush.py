@@ -48,7 +48,7 @@ from cachectl.policy.model import Namespace, Policy
 from cachectl.policy.template import GLOB_SPECIALS, KeyParamError
 from cachectl.progress import ProgressCallback, no_progress
 
-DEFAULT_BATCH = 1000
+DEFAULT_BATCH = 250  # small commands keep other clients' latency low (see benchmarks/flush.py)
 MAX_BATCH = 10_000
 MIN_BATCH = 50
 AUDIT_MAXLEN = 10_000
