@@ -14,13 +14,9 @@ finished first; ``partial`` holds the report) and redis-py errors when Redis fai
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-import json
 import random
 import socket
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +30,8 @@ from cachectl.pacing import RateLimiter
 from cachectl.policy.model import Namespace, Policy
 from cachectl.policy.template import KeyParamError, KeyTemplate
 from cachectl.policy.units import format_size_bytes
+from cachectl.warm.codec import dumps as _dumps
+from cachectl.warm.codec import encode_value as encode_value  # re-exported
 from cachectl.warm.model import FIRST_PROBLEMS, SAMPLE_KEYS, NamespaceWarm, RowProblem, WarmReport
 from cachectl.warm.pipe import SET_NX, SET_PX, Batch, Pipe
 from cachectl.warm.sources import FILE_TYPES, BadRow, Source, SourceContext, open_source
@@ -60,43 +58,6 @@ class WarmTarget:
 
     namespace: Namespace
     source: Source
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8")
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"a {type(value).__name__} cannot be stored as JSON")
-
-
-# ensure_ascii off: the stored payload is the row as plain UTF-8 JSON, as the library stores it
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
-_c_encoder = getattr(json.encoder, "c_make_encoder", None)
-if _c_encoder is not None:
-    # JSONEncoder.encode builds this C encoder again on every call; build it once
-    # no circular-reference markers (rows from a source are trees; RecursionError is caught)
-    _iterencode = _c_encoder(None, _json_default, json.encoder.encode_basestring, None, ":", ",",
-                             False, False, True)
-
-    def _dumps(value: Any) -> str:
-        if value.__class__ is str:
-            return _ENCODER.encode(value)
-        return "".join(_iterencode(value, 0))
-else:  # pragma: no cover - CPython always has the C encoder
-    def _dumps(value: Any) -> str:
-        return _ENCODER.encode(value)
-
-
-def encode_value(value: Any) -> bytes:
-    """The compact JSON a warm stores for a row (or a field of it)."""
-    return _dumps(value).encode("utf-8")
 
 
 def open_targets(policy: Policy, namespaces: Iterable[str] = (), *,
@@ -385,15 +346,37 @@ def _key_renderer(template: KeyTemplate) -> Callable[[dict[str, Any]], str]:
     return lambda row: render(row)
 
 
+def _fast_key(template: KeyTemplate) -> tuple[str, str, str] | None:
+    """(field, head, tail) when ``template`` has one placeholder without a modifier: a row
+    whose field is a plain int, or a non-empty str without ':', renders as head+value+tail
+    (``_key_renderer``'s fast path, inlined in the hot loop); None otherwise."""
+    if len(template.placeholders) != 1 or any(seg.modifier is not None
+                                              for seg in template.segments):
+        return None
+    pieces = [(seg.prefix, seg.placeholder, seg.suffix) for seg in template.segments]
+    index = next(i for i, (_, ph, _) in enumerate(pieces) if ph is not None)
+    head = ":".join(p[0] if p[1] is None else "" for p in pieces[:index])
+    head = (head + ":" if index else "") + pieces[index][0]
+    tail = pieces[index][2] + "".join(":" + p[0] for p in pieces[index + 1:])
+    return template.placeholders[0], head, tail
+
+
 def _warm_one(tally: _Tally, writer: _Writer | None, *, only_missing: bool, batch_size: int,
               limiter: RateLimiter, progress: WarmProgress, should_stop: Callable[[], bool],
               error_budget: int | None, rng: random.Random | None) -> None:
-    """Read every row of one source and send it (the hot loop: keep it lean)."""
+    """Read every row of one source and send it (the hot loop: keep it lean).
+
+    Per row: one key (the template's single placeholder inlined when it can be), one value
+    (the bytes a jsonl source already encoded, else compact JSON), one TTL draw, one RESP
+    command appended to the lane's batch; everything else happens per batch.
+    """
     target = tally.target
     ns = target.namespace
     source = target.source
     template = ns.template
     render_key = _key_renderer(template)
+    fast_key = _fast_key(template)
+    key_field, key_head, key_tail = fast_key if fast_key is not None else ("", "", "")
     placeholders = template.placeholders
     warm = ns.warm
     value_field = warm.value if warm is not None else None
@@ -407,6 +390,7 @@ def _warm_one(tally: _Tally, writer: _Writer | None, *, only_missing: bool, batc
     next_ttl = ttl_sampler(ns, rng or random.Random())
     name = ns.name
     samples = tally.samples
+    n_samples = len(samples)
     lane: _Lane | None = None
     route = writer.route if writer is not None else None
     if writer is None:
@@ -418,6 +402,11 @@ def _warm_one(tally: _Tally, writer: _Writer | None, *, only_missing: bool, batc
     rows = 0
     payload = 0
     cluster_ttls = tally.ttls if writer is not None and writer.cluster else None
+    encoded_rows = getattr(source, "encoded_rows", None) if value_field is None else None
+    if callable(encoded_rows):
+        stream: Iterable[tuple[int, Any, bytes | None]] = encoded_rows()
+    else:
+        stream = ((position, row, None) for position, row in source.rows())
 
     def reject(position: int, reason: str, category: str, key: str | None = None) -> None:
         tally.problem(position, reason, category, key)
@@ -425,25 +414,36 @@ def _warm_one(tally: _Tally, writer: _Writer | None, *, only_missing: bool, batc
             tally.rows, tally.payload_bytes = rows, payload
             raise _Stop("max-errors")
 
-    for position, row in source.rows():
+    for position, row, value in stream:
         rows += 1
         if row.__class__ is not dict:
             reject(position, row.reason if isinstance(row, BadRow) else "not a row",
                    "unreadable row")
             continue
-        try:
-            key_text = render_key(row)
-        except KeyParamError as exc:
-            missing = [p for p in placeholders if p not in row]
-            if missing:
-                reject(position, f"no field {missing[0]!r} for key {template.source!r}",
-                       "missing field")
-            else:
-                reject(position, str(exc), "bad key value")
-            continue
+        key_text = None
+        if fast_key is not None:
+            part = row.get(key_field)
+            cls = part.__class__
+            if cls is int:
+                key_text = key_head + str(part) + key_tail
+            elif cls is str and part and ":" not in part:
+                key_text = key_head + part + key_tail
+        if key_text is None:
+            try:
+                key_text = render_key(row)
+            except KeyParamError as exc:
+                missing = [p for p in placeholders if p not in row]
+                if missing:
+                    reject(position, f"no field {missing[0]!r} for key {template.source!r}",
+                           "missing field")
+                else:
+                    reject(position, str(exc), "bad key value")
+                continue
         try:
             key = key_text.encode("utf-8")
-            if value_field is None:
+            if value is not None:
+                pass  # the source encoded it already
+            elif value_field is None:
                 value = dumps(row).encode("utf-8")
             elif value_field not in row:
                 reject(position, f"no field {value_field!r} (warm.value)", "missing field",
@@ -468,8 +468,9 @@ def _warm_one(tally: _Tally, writer: _Writer | None, *, only_missing: bool, batc
                    "kept)", "duplicate key", key_text)
             continue
         seen_add(fingerprint)
-        if len(samples) < SAMPLE_KEYS:
+        if n_samples < SAMPLE_KEYS:
             samples.append(key_text)
+            n_samples += 1
         ttl_b = b"%d" % next_ttl()
         payload += len(key) + size
         use = lane if lane is not None else route(key)  # type: ignore[misc]
