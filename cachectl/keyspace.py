@@ -50,6 +50,7 @@ PARALLEL_MIN_KEYS = 10_000  # below this a node is scanned in one lane
 # walk into four consecutive quarters whatever the table size: 00, 10, 01, 11
 LANES = 4
 LANE_STARTS = (0, 2, 1, 3)
+SAMPLE_RUN = 2000  # a sample reads runs of about this many keys from random cursors
 SHARE_FACTOR = 5  # --sample N classifies SHARE_FACTOR·N keys and measures N of them
 UNMATCHED = "(unmatched)"
 
@@ -244,6 +245,7 @@ def scan_facts(
 #   ARGV[9] time budget in microseconds (0: one SCAN only)
 #   ARGV[10] lane mask ('0': one lane covers everything; '3': four lanes)
 #   ARGV[11] the cursor's low bits this lane owns   ARGV[12] the next lane's start cursor
+#   ARGV[13] stop once this many keys were read (0: no limit)
 #   then 5 per namespace, in policy order: Lua pattern, grace ms, stale ms,
 #   highest PTTL a write can set, max value bytes (0: unlimited)
 # Returns {cursor, {scanned, measured, gone, denied, internal_seen, internal_mem, server µs},
@@ -268,7 +270,8 @@ local budget = tonumber(ARGV[9])
 local lane_mod = tonumber(ARGV[10]) + 1
 local lane_val = tonumber(ARGV[11])
 local next_start = ARGV[12]
-local FIRST = 12
+local max_keys = tonumber(ARGV[13])
+local FIRST = 13
 local pats, grace, stale, maxp, maxv = {}, {}, {}, {}, {}
 local nns = (#ARGV - FIRST) / 5
 for i = 1, nns do
@@ -428,7 +431,7 @@ repeat
   cursor = reply[1]
   survey(reply[2])
   local now = now_us()
-until cursor == '0' or not owns(cursor)
+until cursor == '0' or not owns(cursor) or (max_keys > 0 and scanned >= max_keys)
   or budget <= 0 or started == nil or now == nil or now - started >= budget
 
 local out_ns = {}
@@ -823,7 +826,7 @@ def collapse_shapes(shapes: dict[str, _ShapeAcc]) -> dict[str, _ShapeAcc]:
 
 def _survey_args(policy: Policy, namespaces: Sequence[Namespace], *, cursor: int | bytes,
                  count: int, stride: int, offset: int, top: int, examples: int,
-                 budget_us: int, lane: int | None = None) -> list[Any]:
+                 budget_us: int, lane: int | None = None, max_keys: int = 0) -> list[Any]:
     internal = policy.internal_prefix + ":"
     args: list[Any] = [cursor, count, stride, offset, top, examples, internal,
                        repr(math.log(HIST_BASE)), budget_us]
@@ -831,6 +834,7 @@ def _survey_args(policy: Policy, namespaces: Sequence[Namespace], *, cursor: int
         args += [0, 0, 0]
     else:
         args += [LANES - 1, LANE_STARTS[lane], LANE_STARTS[(lane + 1) % LANES]]
+    args.append(max_keys)
     for ns in namespaces:
         args += [lua_pattern(ns.template), ns.grace_ms, ns.stale_ms, ttl_bounds_ms(ns)[1],
                  ns.max_value_bytes or 0]
@@ -918,13 +922,15 @@ def survey_keyspace(
                 continue
             quota = None if full_scan else math.ceil(
                 (sample or 0) * SHARE_FACTOR * size / total)
-            # a full scan lets the script loop until its time budget is spent; random-cursor
-            # samples and rate-limited scans take one SCAN per call, sized by COUNT
-            budget_us = int(BATCH_TARGET_S * 1e6) if quota is None and limiter is None else 0
+            # the script loops SCAN until its time budget is spent (a sample also stops
+            # after SAMPLE_RUN keys, so it is drawn from many random starting points);
+            # rate-limited scans take one SCAN per call, sized by COUNT
+            budget_us = int(BATCH_TARGET_S * 1e6) if limiter is None else 0
             count = INNER_COUNT if budget_us else 500
             # Big nodes are walked as LANES quarters of the cursor space at once, so the
             # server always has the next batch queued while the client merges the last.
-            lanes = (budget_us > 0 and stride == 1 and size >= PARALLEL_MIN_KEYS)
+            lanes = (quota is None and budget_us > 0 and stride == 1
+                     and size >= PARALLEL_MIN_KEYS)
             others: list[Future[None]] = []
             cursor: int | bytes = 0 if full_scan else rng.getrandbits(31)
             node_scanned = 0
@@ -939,7 +945,9 @@ def survey_keyspace(
                             reply = script(args=_survey_args(
                                 policy, namespaces, cursor=cursor, count=count, stride=stride,
                                 offset=offset, top=top, examples=examples,
-                                budget_us=budget_us, lane=0 if lanes else None))
+                                budget_us=budget_us, lane=0 if lanes else None,
+                                max_keys=0 if quota is None else min(
+                                    SAMPLE_RUN, max(1, quota - node_scanned))))
                         except rex.ResponseError as exc:
                             if not _scripting_refused(exc):
                                 raise
