@@ -4,7 +4,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -103,7 +103,7 @@ def command(
     if history:
         settings = conn.settings(pol)
         client = conn.connect(pol)
-        with redis_errors(settings):
+        with closing(client), redis_errors(settings):
             entries = core.read_history(client, pol, limit)
         if json_out:
             console.emit_json(render.history_json(core.audit_key(pol), entries))
@@ -125,7 +125,7 @@ def command(
     settings = conn.settings(pol)
     client = conn.connect(pol)
     err = console.stderr()
-    with redis_errors(settings):
+    with closing(client), redis_errors(settings):
         if dry_run:
             with progress_bars() as bar:
                 result = core.flush_namespaces(client, pol, targets, soft=soft, dry_run=True,
