@@ -387,7 +387,13 @@ def _warm_one(tally: _Tally, writer: _Writer | None, *, only_missing: bool, batc
     seen_add = seen.add
     total = source.estimated_rows()
     dumps = _dumps
-    next_ttl = ttl_sampler(ns, rng or random.Random())
+    ttl_rng = rng or random.Random()
+    next_ttl = ttl_sampler(ns, ttl_rng)
+    # ttl_sampler's arithmetic inlined (the same draws and rounding; a unit test holds the
+    # written TTLs equal to write_ttl_ms's)
+    jittered = bool(ns.jitter)
+    ttl_ms, ttl_grace, draw = ns.ttl_ms, ns.grace_ms, ttl_rng.random
+    ttl_low, ttl_span = -ns.jitter, ns.jitter - -ns.jitter
     name = ns.name
     samples = tally.samples
     n_samples = len(samples)
@@ -471,7 +477,11 @@ def _warm_one(tally: _Tally, writer: _Writer | None, *, only_missing: bool, batc
         if n_samples < SAMPLE_KEYS:
             samples.append(key_text)
             n_samples += 1
-        ttl_b = b"%d" % next_ttl()
+        if jittered:
+            ttl = round(ttl_ms * (1 + (ttl_low + ttl_span * draw()))) + ttl_grace
+            ttl_b = b"%d" % (ttl if ttl > 1 else 1)
+        else:
+            ttl_b = b"%d" % next_ttl()
         payload += len(key) + size
         use = lane if lane is not None else route(key)  # type: ignore[misc]
         use.parts.append(fmt % (len(key), key, size, value, len(ttl_b), ttl_b))

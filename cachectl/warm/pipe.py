@@ -88,6 +88,11 @@ class Pipe:
         data = self._sock.recv(_RECV)
         if not data:
             raise ConnectionError("Redis closed the connection")
+        whole = len(data) // 5
+        if whole * 5 == len(data) and not self._reader.has_data() \
+                and data.count(b"+OK\r\n") == whole:
+            self._ack_ok(whole)  # nothing but whole +OK replies: no parsing needed
+            return
         self._reader.feed(data)
         gets = self._reader.gets
         inflight = self._inflight
@@ -110,3 +115,19 @@ class Pipe:
             batch.acked = acked
             inflight.popleft()
             self._on_done(batch)
+
+    def _ack_ok(self, count: int) -> None:
+        """``count`` +OK replies, credited to the oldest batches in order."""
+        inflight = self._inflight
+        while count and inflight:
+            batch = inflight[0]
+            take = min(count, len(batch.tags) - batch.acked)
+            batch.ok += take
+            batch.acked += take
+            count -= take
+            if batch.acked < len(batch.tags):
+                return
+            inflight.popleft()
+            self._on_done(batch)
+        if count:
+            raise ConnectionError(f"Redis sent {count} replies more than commands sent")
