@@ -116,6 +116,8 @@ def build_settings(
     if scheme not in _SCHEMES:
         raise UsageError(f"{redact_url(url)} is not a Redis URL",
                          hint="use redis://host:6379/0, rediss://… for TLS, or unix:///path.sock")
+    url = scheme + url[len(scheme):]  # redis-py refuses REDIS:// (found by test_cli_fuzz)
+    _check_url(url)
     password = None
     if password_file is not None:
         try:
@@ -151,6 +153,22 @@ def build_settings(
     if timeout_s is not None:
         settings = replace(settings, timeout_s=timeout_s, connect_timeout_s=min(timeout_s, 5.0))
     return settings
+
+
+def _check_url(url: str) -> None:
+    """Refuse what redis-py would crash on (ValueError) with a usage error naming it."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        if parts.scheme != "unix":
+            redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError as exc:
+        secret = url.split("://", 1)[-1].rpartition("@")[0].partition(":")[2]
+        text = _scrub(str(exc), (secret,) if secret else ())
+        raise UsageError(f"{redact_url(url)} is not a valid Redis URL: {text}",
+                         hint="e.g. redis://user:password@host:6379/0") from None
+    if port == 0:
+        raise UsageError(f"{redact_url(url)} has port 0", hint="e.g. redis://host:6379/0")
 
 
 def client_kwargs(settings: ConnectionSettings) -> dict[str, Any]:

@@ -30,12 +30,25 @@ FUZZ = settings(max_examples=15, deadline=None, derandomize=True,
                                        HealthCheck.too_slow])
 PRODUCT_KEY = re.compile(rb"shop:product:[^:]+", re.DOTALL)
 
+# Hundreds of in-process runs leave clients to the garbage collector; when a client's
+# reference cycle is collected, its socket may be finalized before the client closes it,
+# and that ResourceWarning is not a cachectl failure (a real `cachectl` process exits).
+pytestmark = [pytest.mark.filterwarnings("ignore:unclosed <socket:ResourceWarning"),
+              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     s = RedisServer(tmp_path_factory.mktemp("fuzz-redis")).start()
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(server: RedisServer) -> Iterator[redis.Redis]:
+    client = server.client()
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +84,8 @@ words = st.text(min_size=0, max_size=30)
 @FUZZ
 @given(name=words)
 def test_any_namespace_name(name: str, server: RedisServer, policy: Path,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+                            capsys: pytest.CaptureFixture[str],
+                            reliability: Recorder) -> None:  # noqa: F811
     _needs("inspect", "flush")
     for argv in (["inspect", "-n", name], ["flush", "-n", name, "--dry-run"],
                  ["bench", "-n", name, "--requests", "5", "--warmup", "0s", "--keys", "3"]):
@@ -80,29 +94,44 @@ def test_any_namespace_name(name: str, server: RedisServer, policy: Path,
         code, _, err = _check([*argv, "--policy", str(policy), "--url", server.url], capsys)
         if name not in ("product", "price", "cart"):
             assert code == 2, (argv, err)
+    reliability.add("fuzz-namespace", area="bad input",
+                    fault="arbitrary text as --namespace",
+                    command="inspect -n, flush -n --dry-run, bench -n",
+                    did="exit 2 for unknown names, with an error line",
+                    verified="no traceback, never exit 70")
 
 
 @FUZZ
 @given(params=st.lists(words, max_size=3))
-def test_any_key_params(params: list[str], server: RedisServer, policy: Path,
-                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_any_key_params(params: list[str], server: RedisServer, admin: redis.Redis, policy: Path,
+                        capsys: pytest.CaptureFixture[str],
+                        reliability: Recorder) -> None:  # noqa: F811
     _needs("flush")
-    server.client().set("shop:product:keep", b"1", px=60_000)
+    admin.set("shop:product:keep", b"1", px=60_000)
     _check(["flush", "--key", "product", *params, "--dry-run", "--json", "--policy", str(policy),
             "--url", server.url], capsys)
-    assert server.client().exists("shop:product:keep")
+    assert admin.exists("shop:product:keep")
+    reliability.add("fuzz-key-params", area="bad input",
+                    fault="arbitrary PARAM=VALUE lists for --key product",
+                    command="flush --key product … --dry-run", did="exit 0 or 2 with an error line",
+                    verified="no traceback; the existing key untouched")
 
 
 @FUZZ
 @given(key=st.binary(max_size=40))
-def test_any_key_bytes_for_inspect(key: bytes, server: RedisServer, policy: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_any_key_bytes_for_inspect(key: bytes, server: RedisServer, admin: redis.Redis, policy: Path,
+                                   capsys: pytest.CaptureFixture[str],
+                                   reliability: Recorder) -> None:  # noqa: F811
     _needs("inspect")
-    server.client().set(b"shop:product:" + key, b"v", px=60_000)
+    admin.set(b"shop:product:" + key, b"v", px=60_000)
     _check(["inspect", "--hex", (b"shop:product:" + key).hex(), "--json", "--policy",
             str(policy), "--url", server.url], capsys)
     _check(["inspect", "--hex", key.hex() or "zz", "--policy", str(policy), "--url", server.url],
            capsys)
+    reliability.add("fuzz-inspect-hex", area="bad input",
+                    fault="arbitrary bytes as --hex keys (present and absent)",
+                    command="inspect --hex", did="exit 0-3",
+                    verified="no traceback, never exit 70")
 
 
 def _url(server_port: int, dead_port: int) -> st.SearchStrategy[str]:
@@ -123,13 +152,19 @@ def _url(server_port: int, dead_port: int) -> st.SearchStrategy[str]:
 @settings(parent=FUZZ, max_examples=25)
 @given(data=st.data())
 def test_any_url(data: st.DataObject, server: RedisServer, policy: Path,
-                 capsys: pytest.CaptureFixture[str]) -> None:
+                 capsys: pytest.CaptureFixture[str],
+                 reliability: Recorder) -> None:  # noqa: F811
     _needs("inspect")
     url = data.draw(_url(server.port, free_port()))
     # a URL without a usable explicit port could reach the machine's Redis: never
     port = url.rsplit(":", 1)[-1].split("/")[0] if "://" in url else ""
     assume("://" not in url or ("6379" not in url and port.isdigit()))
     _check(["inspect", "--policy", str(policy), "--url", url, "--timeout", "0.5"], capsys)
+    reliability.add("fuzz-url", area="bad input",
+                    fault="arbitrary URLs: schemes, userinfo, hosts, ports (never 6379), paths",
+                    command="inspect --url",
+                    did="exit 2 (not a Redis URL) or 3 (unreachable), with an error line",
+                    verified="no traceback, never exit 70")
 
 
 def _not_a_duration(text: str) -> bool:
@@ -147,19 +182,26 @@ durations = st.one_of(words, st.sampled_from(["-1s", "0", "0s", "1e309", "nan", 
 @FUZZ
 @given(window=durations, interval=durations.filter(_not_a_duration))
 def test_any_stats_durations(window: str, interval: str, server: RedisServer, policy: Path,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+                             capsys: pytest.CaptureFixture[str],
+                             reliability: Recorder) -> None:  # noqa: F811
     _needs("stats")
     _check(["stats", "--window", window, "--no-scan", "--interval", "50ms", "--json",
             "--policy", str(policy), "--url", server.url], capsys)
     code, _, _ = _check(["stats", "--interval", interval, "--policy", str(policy), "--url",
                          server.url], capsys)
     assert code == 2
+    reliability.add("fuzz-durations", area="bad input",
+                    fault="arbitrary --window and invalid --interval durations "
+                    "(negative, inf, nan, huge, junk)",
+                    command="stats", did="exit 0/1 for valid windows, 2 for invalid intervals",
+                    verified="no traceback, never exit 70")
 
 
 @FUZZ
 @given(duration=durations.filter(_not_a_duration), rate=words, batch=words)
 def test_any_bench_and_flush_numbers(duration: str, rate: str, batch: str, server: RedisServer,
-                                     policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+                                     policy: Path, capsys: pytest.CaptureFixture[str],
+                                     reliability: Recorder) -> None:  # noqa: F811
     _needs("flush")
     if importlib.util.find_spec("cachectl.cli.bench") is not None:
         code, _, _ = _check(["bench", "-n", "cart", "--duration", duration, "--warmup", "0s",
@@ -168,6 +210,11 @@ def test_any_bench_and_flush_numbers(duration: str, rate: str, batch: str, serve
     _check(["flush", "-n", "cart", "--dry-run", "--rate", rate, "--batch", batch,
             "--policy", str(policy), "--url", server.url], capsys)
     _check(["inspect", "--sample", rate, "--policy", str(policy), "--url", server.url], capsys)
+    reliability.add("fuzz-numbers", area="bad input",
+                    fault="invalid bench --duration; arbitrary --rate, --batch, --sample text",
+                    command="bench, flush --dry-run, inspect --sample",
+                    did="exit 2 with an error line (or 0/1 when valid)",
+                    verified="no traceback, never exit 70")
 
 
 # -- data: keys and seed rows -------------------------------------------------------------
@@ -178,10 +225,11 @@ def test_any_bench_and_flush_numbers(duration: str, rate: str, batch: str, serve
        strays=st.lists(st.binary(min_size=1, max_size=24), max_size=5),
        with_ttl=st.booleans())
 def test_keys_of_arbitrary_bytes(suffixes: list[bytes], strays: list[bytes], with_ttl: bool,
-                                 server: RedisServer, policy: Path,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+                                 server: RedisServer, admin: redis.Redis, policy: Path,
+                                 capsys: pytest.CaptureFixture[str],
+                                 reliability: Recorder) -> None:  # noqa: F811
     _needs("inspect", "audit", "flush", "stats")
-    client: redis.Redis = server.client()
+    client = admin
     client.flushall()
     keys = {b"shop:product:" + s for s in suffixes}
     for key in keys:
@@ -203,6 +251,11 @@ def test_keys_of_arbitrary_bytes(suffixes: list[bytes], strays: list[bytes], wit
     owned = {k for k in before if PRODUCT_KEY.fullmatch(k)}
     internal = {k for k in after if k.startswith(b"shop:cachectl:")}  # flush's audit stream
     assert after - internal == before - owned  # exactly the template's keys went
+    reliability.add("fuzz-key-bytes", area="bad input",
+                    fault="keys of arbitrary bytes under and outside the namespace, with and without TTL",
+                    command="inspect, audit, stats, flush --dry-run, flush --yes",
+                    did="exit 0/1 with valid JSON",
+                    verified="flush removed exactly the keys the template matches; nothing else")
 
 
 @settings(parent=FUZZ, max_examples=20)
@@ -213,14 +266,15 @@ def test_keys_of_arbitrary_bytes(suffixes: list[bytes], strays: list[bytes], wit
               st.text(max_size=10)),
     st.just("{}"), st.just("[]"), st.just('{"id": "a:b"}'), st.just('{"id": ""}')),
     max_size=15))
-def test_seed_rows_of_arbitrary_text(lines: list[str], server: RedisServer, tmp_path_factory:
-                                     pytest.TempPathFactory,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_seed_rows_of_arbitrary_text(lines: list[str], server: RedisServer, admin: redis.Redis,
+                                     tmp_path_factory: pytest.TempPathFactory,
+                                     capsys: pytest.CaptureFixture[str],
+                                     reliability: Recorder) -> None:  # noqa: F811
     _needs("warm")
     directory = tmp_path_factory.mktemp("rows")
     policy = shop.write_policy(directory, products=0)
     (directory / "seeds" / "products.jsonl").write_text("\n".join(lines), encoding="utf-8")
-    client: redis.Redis = server.client()
+    client = admin
     client.flushall()
     code, out, _ = _check(["warm", "-n", "product", "--json", "--policy", str(policy), "--url",
                            server.url], capsys)
@@ -230,23 +284,23 @@ def test_seed_rows_of_arbitrary_text(lines: list[str], server: RedisServer, tmp_
         assert len(written) <= doc["written"]
         assert all(client.pttl(k) > 0 for k in written)  # nothing without a TTL, ever
         assert all(PRODUCT_KEY.fullmatch(k) for k in written)
-
-
-def test_fuzz_scenarios_are_recorded(reliability: Recorder) -> None:  # noqa: F811
-    """One row per fuzzed surface in docs/reliability.md (the tests above must pass first)."""
-    reliability.add("fuzz-cli-arguments", area="bad input",
-                    fault="arbitrary namespaces, key params, --hex keys, URLs (never port 6379), "
-                    "durations, rates, batch sizes, sample sizes",
-                    command="inspect, flush --dry-run, bench, stats",
-                    did="exit 0-3; exit 2/3 always with an error line",
-                    verified="no traceback, never exit 70")
-    reliability.add("fuzz-key-bytes", area="bad input",
-                    fault="keys of arbitrary bytes under and outside the namespace, with and "
-                    "without TTL",
-                    command="inspect, audit, stats, flush --dry-run, flush --yes",
-                    did="exit 0/1 with valid JSON",
-                    verified="flush removed exactly the keys the template matches; no traceback")
     reliability.add("fuzz-seed-rows", area="bad input",
                     fault="seed rows of arbitrary text and JSON (missing, empty, ':' ids)",
                     command="warm -n product", did="exit 0-3, bad rows reported",
                     verified="every written key matches the template and has a TTL")
+
+
+@pytest.mark.parametrize("url, code", [
+    ("REDIS://127.0.0.1:{port}/0", 0),            # found by test_any_url: was exit 70
+    ("redis://127.0.0.1:abc/0", 2),
+    ("redis://:Pw-9x@127.0.0.1:99999/0", 2),
+    ("redis://[::1:5/0", 2),
+    ("redis://127.0.0.1:{port}/0?db=abc", 2),
+])
+def test_urls_redis_py_would_crash_on(url: str, code: int, server: RedisServer, policy: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    _needs("inspect")
+    got, out, err = _check(["inspect", "--policy", str(policy), "--url",
+                            url.format(port=server.port)], capsys)
+    assert got == code, err
+    assert "Pw-9x" not in out + err
