@@ -420,6 +420,10 @@ def _warm_one(tally: _Tally, writer: _Writer | None, *, only_missing: bool, batc
             tally.rows, tally.payload_bytes = rows, payload
             raise _Stop("max-errors")
 
+    lane_count = lane_size = 0
+    if lane is not None:
+        parts_append, tags_append, keys_append = (
+            lane.parts.append, lane.tags.append, lane.keys.append)
     for position, row, value in stream:
         rows += 1
         if row.__class__ is not dict:
@@ -483,32 +487,48 @@ def _warm_one(tally: _Tally, writer: _Writer | None, *, only_missing: bool, batc
         else:
             ttl_b = b"%d" % next_ttl()
         payload += len(key) + size
-        use = lane if lane is not None else route(key)  # type: ignore[misc]
-        use.parts.append(fmt % (len(key), key, size, value, len(ttl_b), ttl_b))
-        use.tags.append(position)
-        use.keys.append(key)
-        if cluster_ttls is not None:
-            use.values.append(value)  # type: ignore[union-attr]
-            cluster_ttls[key] = int(ttl_b)
-        use.size += size
-        if len(use.tags) >= batch_size or use.size >= BATCH_BYTES:
-            tally.rows, tally.payload_bytes = rows, payload
-            limiter.wait(len(use.tags))
-            if writer is None:
-                tally.written += len(use.tags)
-                use.take()
-            else:
-                writer.send(use, tally)
-            now = time.monotonic()
-            if now - last_progress >= PROGRESS_EVERY_S:
-                last_progress = now
-                progress(name, rows, total, payload_bytes=payload)
-            if should_stop():
-                raise _Stop(None)
-            if writer is not None and writer.out_of_memory:
-                raise _Stop(writer.out_of_memory)
-            if budget is not None and tally.rejected + tally.failed > budget:
-                raise _Stop("max-errors")
+        if lane is not None:  # one connection: its lists bound to locals, counted here
+            parts_append(fmt % (len(key), key, size, value, len(ttl_b), ttl_b))
+            tags_append(position)
+            keys_append(key)
+            lane_count += 1
+            lane_size += size
+            if lane_count < batch_size and lane_size < BATCH_BYTES:
+                continue
+            use = lane
+        else:
+            use = route(key)  # type: ignore[misc]
+            use.parts.append(fmt % (len(key), key, size, value, len(ttl_b), ttl_b))
+            use.tags.append(position)
+            use.keys.append(key)
+            if cluster_ttls is not None:
+                use.values.append(value)  # type: ignore[union-attr]
+                cluster_ttls[key] = int(ttl_b)
+            use.size += size
+            if len(use.tags) < batch_size and use.size < BATCH_BYTES:
+                continue
+        # a batch is full: send it (once per batch)
+        tally.rows, tally.payload_bytes = rows, payload
+        limiter.wait(len(use.tags))
+        if writer is None:
+            tally.written += len(use.tags)
+            use.take()
+        else:
+            writer.send(use, tally)
+        now = time.monotonic()
+        if now - last_progress >= PROGRESS_EVERY_S:
+            last_progress = now
+            progress(name, rows, total, payload_bytes=payload)
+        if should_stop():
+            raise _Stop(None)
+        if writer is not None and writer.out_of_memory:
+            raise _Stop(writer.out_of_memory)
+        if budget is not None and tally.rejected + tally.failed > budget:
+            raise _Stop("max-errors")
+        if lane is not None:
+            parts_append, tags_append, keys_append = (
+                lane.parts.append, lane.tags.append, lane.keys.append)
+            lane_count = lane_size = 0
     tally.rows, tally.payload_bytes = rows, payload
     if writer is None:
         if lane is not None:

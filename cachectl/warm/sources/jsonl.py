@@ -65,8 +65,8 @@ class JsonlSource:
                     number += 1
                     if fast:
                         try:
-                            row = fast_loads(line)  # type: ignore[misc]
-                            data = fast_dumps(row)  # type: ignore[misc]
+                            row = fast_loads(line)
+                            data = fast_dumps(row)
                         except fast_errors:
                             pass  # the stdlib path below reads it or words the reason
                         else:
