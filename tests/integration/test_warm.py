@@ -531,3 +531,44 @@ def test_redis_dying_mid_warm_is_a_redis_error_and_a_rerun_completes(
     report = warm_namespaces(client, policy)
     assert report.ok and report.written == 20000 == client.dbsize()
     assert assert_ttls_in_bounds(client, policy) == 20000
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["orjson", "stdlib"])
+def test_stored_bytes_and_ttls_are_the_same_with_or_without_orjson(
+        tmp_path: Path, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+        fast: bool) -> None:
+    import random
+
+    from cachectl.freshness import write_ttl_ms
+    from cachectl.warm import codec
+
+    if fast and codec.fast_row is None:
+        pytest.skip("orjson is not installed (the fast extra)")
+    if not fast:
+        monkeypatch.setattr(codec, "fast_row", None)
+    lines = [
+        '{"id": 1, "name": "caf\u00e9 \U0001f600", "rating": 4.5, "tags": ["a", "b"]}',
+        '{"id":2,"tiny":1e-05,"small":0.00012,"big":1e16,"neg":-0.0}',
+        '{"id":3,"huge_int":123456789012345678901234567890,"u64":18446744073709551615}',
+        '{"id":4,"nan":NaN,"text":"5e-3 is text","esc":"\\u00e9\\n\\t\\u0001"}',
+        '{"id":5,"nested":{"a":[1,2.5,{"b":null}],"c":true}}',
+        '{"id": 6, "url": "https://example-shop.test/p/6/1.webp"}',
+    ]
+    (tmp_path / "p.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    policy = write_policy(tmp_path, """\
+  product:
+    key: "product:{id}"
+    stale: 1m
+    warm: {source: {type: jsonl, path: p.jsonl}}
+""")
+    started = time.monotonic()
+    report = warm_namespaces(redis_client, policy, rng=random.Random(11))
+    elapsed_ms = int((time.monotonic() - started) * 1000) + 50
+    assert report.written == len(lines) and report.rejected == 0
+    draws = random.Random(11)
+    ns = policy.namespace("product")
+    for n, line in enumerate(lines, 1):
+        key = f"t:product:{n}"
+        assert redis_client.get(key) == compact(json.loads(line)), line
+        expected = write_ttl_ms(ns, draws)  # the same draws, in row order
+        assert expected - elapsed_ms <= redis_client.pttl(key) <= expected
