@@ -317,33 +317,27 @@ def ttl_sampler(ns: Namespace, rng: random.Random) -> Callable[[], int]:
 def _key_renderer(template: KeyTemplate) -> Callable[[dict[str, Any]], str]:
     """``template.render``, with a fast path for the common case that gives the same key.
 
-    Rows whose placeholder values are all non-empty str without ':' or plain ints are
-    rendered here; every other row goes through ``template.render`` (and its errors).
+    Rows whose placeholder value is a non-empty str without ':' or a plain int are rendered
+    here (``_fast_key``; the hot loop inlines the same test); every other row goes through
+    ``template.render`` (and its errors).
     """
     render = template.render
-    if any(seg.modifier is not None for seg in template.segments):
+    fast = _fast_key(template)
+    if fast is None:
         return lambda row: render(row)
-    pieces = [(seg.prefix, seg.placeholder, seg.suffix) for seg in template.segments]
-    names = template.placeholders
-    if len(names) == 1:
-        index = next(i for i, (_, ph, _) in enumerate(pieces) if ph is not None)
-        head = ":".join(p[0] if p[1] is None else "" for p in pieces[:index])
-        head = (head + ":" if index else "") + pieces[index][0]
-        tail = pieces[index][2] + "".join(":" + p[0] for p in pieces[index + 1:])
-        name = names[0]
+    name, head, tail = fast
 
-        def one(row: dict[str, Any]) -> str:
-            value = row.get(name)
-            cls = value.__class__
-            if cls is str:
-                if value and ":" not in value:
-                    return head + value + tail  # type: ignore[no-any-return]
-            elif cls is int:
-                return head + str(value) + tail
-            return render(row)
+    def one(row: dict[str, Any]) -> str:
+        value = row.get(name)
+        cls = value.__class__
+        if cls is str:
+            if value and ":" not in value:
+                return head + value + tail  # type: ignore[no-any-return]
+        elif cls is int:
+            return head + str(value) + tail
+        return render(row)
 
-        return one
-    return lambda row: render(row)
+    return one
 
 
 def _fast_key(template: KeyTemplate) -> tuple[str, str, str] | None:
