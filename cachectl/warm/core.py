@@ -512,7 +512,9 @@ def _warm_one(tally: _Tally, writer: _Writer | None, *, only_missing: bool, batc
         now = time.monotonic()
         if now - last_progress >= PROGRESS_EVERY_S:
             last_progress = now
-            progress(name, rows, total, payload_bytes=payload)
+            # a big file's total is an estimate: never let it fall behind the rows read
+            progress(name, rows, total if total is None or total >= rows else rows,
+                     payload_bytes=payload)
         if should_stop():
             raise _Stop(None)
         if writer is not None and writer.out_of_memory:

@@ -295,3 +295,17 @@ def test_sqlite_works_without_sqlalchemy(monkeypatch: pytest.MonkeyPatch, tmp_pa
     with pytest.raises(SourceError, match="no such table"):
         list(open_source("sql", {"url": "sqlite:///shop.db", "query": "SELECT * FROM q"},
                          ctx(tmp_path)).rows())
+
+
+def test_count_lines_is_exact_for_small_files_and_estimated_for_big_ones(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b"".join(b'{"id": %d, "pad": "%s"}\n' % (i, b"x" * (i % 37))
+                              for i in range(20000)))
+    assert sources.count_lines(path) == 20000
+    estimate = sources.count_lines(path, exact_bytes=80_000)  # samples the first 10 kB
+    assert estimate is not None and estimate != 20000 and abs(estimate - 20000) < 2000  # within 10%
+    path.write_bytes(b'{"id": 1}\n{"id": 2}')  # no newline at the end
+    assert sources.count_lines(path) == 2
+    gz = tmp_path / "p.jsonl.gz"
+    gz.write_bytes(gzip.compress(b'{"id": 1}\n'))
+    assert sources.count_lines(gz) is None
