@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cachectl.warm import codec
@@ -109,7 +109,7 @@ json_value = st.recursive(json_leaf, lambda kids: st.lists(kids, max_size=4)
                           max_leaves=20)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(row=st.dictionaries(st.text(max_size=6), json_value, max_size=6),
        ascii_input=st.booleans())
 def test_varied_rows_store_identical_bytes(row: dict[str, Any], ascii_input: bool) -> None:
@@ -124,7 +124,7 @@ def test_varied_rows_store_identical_bytes(row: dict[str, Any], ascii_input: boo
         assert fast[1] == expected
 
 
-@settings(max_examples=250, deadline=None)
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(value=st.floats(allow_nan=False, allow_infinity=False)
        | st.integers(min_value=-(2**80), max_value=2**80))
 def test_the_float_guard_never_lets_a_different_number_through(value: float | int) -> None:
