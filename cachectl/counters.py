@@ -100,7 +100,10 @@ def read_window(client: Any, internal_prefix: str,
     totals: dict[str, NamespaceCounters] = {}
     known = set(COUNTER_NAMES)
     for bucket in pipe.execute():
-        for raw_field, raw_value in bucket.items():
+        # a dict from redis-py; some servers (RESP3 proxies, fakeredis) answer a flat list
+        pairs = bucket.items() if isinstance(bucket, dict) else zip(
+            bucket[0::2], bucket[1::2], strict=True)
+        for raw_field, raw_value in pairs:
             text = raw_field.decode() if isinstance(raw_field, bytes) else raw_field
             namespace, _, counter = text.rpartition("|")
             if counter in known and namespace:

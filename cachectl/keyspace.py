@@ -847,6 +847,16 @@ def _scripting_refused(exc: rex.ResponseError) -> bool:
         marker in text for marker in ("NOPERM", "unknown command", "not allowed", "disabled"))
 
 
+def _info(node: Any, section: str) -> dict[str, Any]:
+    """One INFO section; empty where INFO is not offered (some proxies, embedded servers)."""
+    try:
+        return dict(node.info(section))
+    except rex.ResponseError as exc:
+        if "unknown command" in str(exc).lower():
+            return {}
+        raise
+
+
 def survey_keyspace(
     client: Any,
     policy: Policy,
@@ -878,10 +888,10 @@ def survey_keyspace(
     used = 0
     live = 0.0
     for n, size in zip(nodes, sizes, strict=True):
-        used += int(n.info("memory").get("used_memory", 0))
+        used += int(_info(n, "memory").get("used_memory", 0))
         # SCAN skips keys that expired but are not reclaimed yet while DBSIZE counts them;
         # Redis estimates their share (INFO stats expired_stale_perc, Redis >= 6)
-        stale = float(n.info("stats").get("expired_stale_perc", 0.0) or 0.0)
+        stale = float(_info(n, "stats").get("expired_stale_perc", 0.0) or 0.0)
         live += size * (1 - min(max(stale, 0.0), 100.0) / 100)
     full_scan = sample is None or sample * SHARE_FACTOR >= total
     stride = 1 if sample is None else max(1, round(

@@ -1,0 +1,45 @@
+"""The counter format: buckets written by the library read back by stats, whatever the reply shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fakeredis
+
+from cachectl import counters
+
+
+def test_written_buckets_read_back_per_namespace() -> None:
+    client = fakeredis.FakeRedis()
+    pipe = client.pipeline(transaction=False)
+    counters.write_buckets(pipe, "shop:cachectl", {
+        100: {("product", "fresh_hits"): 7, ("product", "misses"): 3},
+        101: {("product", "stale_hits"): 2, ("price", "loads"): 1, ("price", "load_us"): 5000},
+    })
+    pipe.execute()
+    assert 0 < client.ttl(counters.bucket_key("shop:cachectl", 100)) <= counters.COUNTER_RETENTION_S
+    totals = counters.read_window(client, "shop:cachectl", [99, 100, 101])
+    assert totals["product"].as_dict()["fresh_hits"] == 7
+    assert totals["product"].hits == 9 and totals["product"].requests == 12
+    assert totals["product"].stale_ratio == 2 / 9
+    assert totals["price"].mean_load_ms == 5.0
+    assert counters.read_window(client, "shop:cachectl", [102]) == {}
+
+
+class _FlatReplies:
+    """A client whose HGETALL answers a flat [field, value, ...] list (RESP3 proxies, fakeredis TCP)."""
+
+    def pipeline(self, transaction: bool = False) -> Any:
+        return self
+
+    def hgetall(self, key: str) -> None:
+        pass
+
+    def execute(self) -> list[list[bytes]]:
+        return [[b"product|fresh_hits", b"4", b"product|misses", b"1", b"odd-field", b"9"]]
+
+
+def test_flat_list_replies_are_read_too() -> None:
+    totals = counters.read_window(_FlatReplies(), "shop:cachectl", [1])
+    assert totals["product"].hits == 4 and totals["product"].misses == 1
+    assert list(totals) == ["product"]
