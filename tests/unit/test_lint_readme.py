@@ -18,7 +18,7 @@ README = (REPO / "README.md").read_text()
 
 
 def section(name: str) -> str:
-    m = re.search(rf"<!-- section:{name} \(owner: lint\) -->(.*?)<!-- /section:{name} -->",
+    m = re.search(rf"<!-- section:{name} -->(.*?)<!-- /section:{name} -->",
                   README, re.DOTALL)
     assert m, f"README has no {name} section"
     return m.group(1)
