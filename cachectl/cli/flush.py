@@ -1,10 +1,7 @@
 """cachectl flush: remove or soften exactly the keys of chosen namespaces, safely."""
 
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from typing import Annotated, Any
 
 import typer
@@ -18,6 +15,7 @@ from cachectl.cli.options import (
     YesOpt,
     load_cli_policy,
     redis_options,
+    stop_on_sigint,
 )
 
 COMMAND_SETTINGS: dict[str, Any] = {}
@@ -29,27 +27,6 @@ def can_ask() -> bool:
         return sys.stdin.isatty() and sys.stderr.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-@contextmanager
-def stop_on_sigint() -> Iterator[threading.Event]:
-    """First Ctrl-C: set the event (stop after the batch in flight); a second one aborts."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        sys.stderr.write("\nstopping after the batch in flight (Ctrl-C again to abort now)\n")
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @redis_options

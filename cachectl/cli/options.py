@@ -10,8 +10,12 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import signal
+import sys
+import threading
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -161,3 +165,24 @@ def load_cli_policy(flag: Path | None) -> Policy:
     from cachectl.policy import load_policy
 
     return load_policy(policy_path(flag), env=os.environ)
+
+
+@contextmanager
+def stop_on_sigint() -> Iterator[threading.Event]:
+    """First Ctrl-C: set the event (stop after the batch in flight); a second one aborts."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        sys.stderr.write("\nstopping after the batch in flight (Ctrl-C again to abort now)\n")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)

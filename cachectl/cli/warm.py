@@ -1,11 +1,6 @@
 """cachectl warm: fill namespaces from their seed sources with the policy's TTLs."""
 
 
-import signal
-import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -17,30 +12,10 @@ from cachectl.cli.options import (
     RedisOptions,
     load_cli_policy,
     redis_options,
+    stop_on_sigint,
 )
 
 COMMAND_SETTINGS: dict[str, Any] = {}
-
-
-@contextmanager
-def _stop_on_sigint() -> Iterator[threading.Event]:
-    """First Ctrl-C: finish the batch in flight, then stop; a second one aborts at once."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        sys.stderr.write("\nstopping after the batch in flight (Ctrl-C again to abort now)\n")
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _overrides(values: list[str]) -> dict[str, str]:
@@ -111,7 +86,7 @@ def command(
 
     settings = conn.settings(pol)
     client = None if dry_run else conn.connect(pol)
-    with redis_errors(settings), _stop_on_sigint() as stop, render.warm_progress() as bar:
+    with redis_errors(settings), stop_on_sigint() as stop, render.warm_progress() as bar:
         try:
             report = warm_namespaces(
                 client, pol, namespace or (), dry_run=dry_run, only_missing=only_missing,
