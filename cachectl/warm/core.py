@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import redis.exceptions as rex
 
-from cachectl.errors import InterruptedWork, UsageError
+from cachectl.errors import InterruptedWork, RedisUnavailableError, UsageError
 from cachectl.freshness import ttl_bounds_ms, write_ttl_ms
 from cachectl.pacing import RateLimiter
 from cachectl.policy.model import Namespace, Policy
@@ -276,6 +276,8 @@ def _warm_targets(client: Any, targets: list[WarmTarget], *, dry_run: bool, only
                            if stop.reason == "max-errors" else stop.reason)
             if writer is not None:
                 writer.finish(tally)
+                if writer.permission_denied:
+                    raise _permission_error(writer.permission_denied)
         except BaseException:
             if writer is not None:
                 writer.abort()
@@ -295,6 +297,13 @@ def _warm_targets(client: Any, targets: list[WarmTarget], *, dry_run: bool, only
         if stopped:
             return WarmReport(tuple(results), dry_run, only_missing, stopped=stopped)
     return WarmReport(tuple(results), dry_run, only_missing)
+
+
+def _permission_error(reply: str) -> RedisUnavailableError:
+    """A NOPERM reply: every further write would be refused too, so stop with exit 3."""
+    return RedisUnavailableError(
+        f"permission denied: {reply}",
+        hint="warm needs SET on the namespaces' keys; see README 'Least-privilege ACL'")
 
 
 def ttl_sampler(ns: Namespace, rng: random.Random) -> Callable[[], int]:
@@ -519,6 +528,8 @@ def _warm_one(tally: _Tally, writer: _Writer | None, *, only_missing: bool, batc
             raise _Stop(None)
         if writer is not None and writer.out_of_memory:
             raise _Stop(writer.out_of_memory)
+        if writer is not None and writer.permission_denied:
+            raise _permission_error(writer.permission_denied)
         if budget is not None and tally.rejected + tally.failed > budget:
             raise _Stop("max-errors")
         if lane is not None:
@@ -562,6 +573,7 @@ class _Writer:
         self._tally: _Tally | None = None
         self.redirected: list[tuple[int, bytes, bytes, int]] = []
         self.out_of_memory: str | None = None
+        self.permission_denied: str | None = None  # a command-level NOPERM: stop, exit 3
 
     def lanes(self) -> list[_Lane]:
         return list(self._lanes.values())
@@ -620,6 +632,10 @@ class _Writer:
                 continue
             category = error.split(" ", 1)[0] if error[:1].isupper() else "error"
             oom += category == "OOM"
+            # a command refused outright fails every row: stop (exit 3); a key pattern the
+            # user may not touch refuses only those rows, which are reported one by one
+            if category == "NOPERM" and "to run" in error and self.permission_denied is None:
+                self.permission_denied = error
             tally.problem(batch.tags[index], f"Redis refused the write: {error}", category,
                           key.decode("utf-8", "backslashreplace"), kind="failed")
         if batch.values:

@@ -116,10 +116,7 @@ def test_family_rule_allows_exactly_what_the_command_uses(
 
 
 # bench stops with exit 3 on a NOPERM reply since its owner fixed it
-MISSING_XFAIL: dict[str, str] = {
-    "warm": "warm reports NOPERM per row (exit 1, every row 'failed', the reason names "
-            "'set') instead of stopping with exit 3 naming the missing permission",
-}
+MISSING_XFAIL: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("family", [
