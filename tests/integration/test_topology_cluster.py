@@ -314,6 +314,10 @@ def test_primary_killed_during_flush_then_rerun_is_exact(
         reliability: Recorder) -> None:  # noqa: F811
     n = 3000
     shop.seed(seeded.client(), products=n)
+    # replication is asynchronous: let every replica catch up before a primary is killed,
+    # or the failover itself (not the flush) loses the newest keys
+    for node in seeded.primary_servers():
+        node.client().execute_command("WAIT", 1, 5000)
     victim = seeded.primary_servers()[1]
     proc = subprocess.Popen(
         [CACHECTL, "flush", "-n", "product", "--yes", "--rate", "1500", "--batch", "50",
