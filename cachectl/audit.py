@@ -16,7 +16,7 @@ from typing import Any
 
 from cachectl.connection import ConnectionSettings, redis_errors
 from cachectl.freshness import ttl_bounds_ms
-from cachectl.keyspace import KeyspaceSurvey, survey_keyspace
+from cachectl.keyspace import KeyspaceSurvey, NodeFigures, survey_keyspace
 from cachectl.pacing import RateLimiter
 from cachectl.policy.model import Policy
 from cachectl.policy.units import format_duration_ms, format_size_bytes
@@ -66,7 +66,7 @@ class AuditReport:
     namespaces: int
     expired_during_scan: int
     denied_keys: int
-    nodes: tuple[str, ...]
+    nodes: tuple[NodeFigures, ...]
     elapsed_s: float
     method: str
 

@@ -21,6 +21,7 @@ from cachectl.keyspace import (
     KeyspaceSurvey,
     NamespaceMatcher,
     NamespaceTally,
+    NodeFigures,
     key_facts,
     scan_keys,
     survey_keyspace,
@@ -312,7 +313,7 @@ class InspectSummary:
     internal_keys: int
     internal_bytes: int
     used_memory_bytes: int
-    nodes: tuple[str, ...]
+    nodes: tuple[NodeFigures, ...]
     elapsed_s: float
     method: str
     confidence: float = 0.95

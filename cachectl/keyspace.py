@@ -554,6 +554,15 @@ class BigKey:
 
 
 @dataclass(frozen=True)
+class NodeFigures:
+    """One primary at the start of a survey: its key count (DBSIZE) and used memory."""
+
+    node: str
+    keys: int
+    used_memory_bytes: int
+
+
+@dataclass(frozen=True)
 class KeyspaceSurvey:
     """The whole keyspace aggregated per namespace (see ``survey_keyspace``).
 
@@ -575,7 +584,7 @@ class KeyspaceSurvey:
     internal_bytes: int
     total_keys: int
     used_memory_bytes: int
-    nodes: tuple[str, ...]
+    nodes: tuple[NodeFigures, ...]
     elapsed_s: float
     method: str  # "lua" or "pipeline"
     live_keys: float = 0.0  # DBSIZE less the share Redis reports as expired, not yet reclaimed
@@ -748,7 +757,8 @@ class _Survey:
                     a.ex_oversize.append((key, size))
         self._big(BigKey(key, mem, ns.name))
 
-    def freeze(self, *, sampled: bool, total_keys: int, used_memory: int, nodes: tuple[str, ...],
+    def freeze(self, *, sampled: bool, total_keys: int, used_memory: int,
+               nodes: tuple[NodeFigures, ...],
                elapsed_s: float, method: str, live_keys: float) -> KeyspaceSurvey:
         self._trim()
         tallies = []
@@ -887,8 +897,11 @@ def survey_keyspace(
     total = sum(sizes)
     used = 0
     live = 0.0
+    figures = []
     for n, size in zip(nodes, sizes, strict=True):
-        used += int(_info(n, "memory").get("used_memory", 0))
+        node_used = int(_info(n, "memory").get("used_memory", 0))
+        used += node_used
+        figures.append(NodeFigures(node_name(n), size, node_used))
         # SCAN skips keys that expired but are not reclaimed yet while DBSIZE counts them;
         # Redis estimates their share (INFO stats expired_stale_perc, Redis >= 6)
         stale = float(_info(n, "stats").get("expired_stale_perc", 0.0) or 0.0)
@@ -1003,5 +1016,5 @@ def survey_keyspace(
                 for other in others:
                     other.result()
     return acc.freeze(sampled=sampled, total_keys=total, used_memory=used,
-                      nodes=tuple(node_name(n) for n in nodes), elapsed_s=clock() - started,
+                      nodes=tuple(figures), elapsed_s=clock() - started,
                       method=method, live_keys=live)

@@ -226,8 +226,6 @@ def test_inspect_on_cluster_counts_every_primary(
     assert len(doc["nodes"]) == 3
 
 
-@pytest.mark.xfail(strict=True, reason="inspect --json on a cluster lists the nodes it scanned "
-                   "but gives no per-node key/memory figures, only totals")
 def test_inspect_on_cluster_reports_per_node_figures(
         seeded: RedisClusterFixture, cluster_policy: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
