@@ -402,6 +402,8 @@ def test_primary_killed_during_warm_then_rerun_is_exact(
     client = clean_cluster.client()
     for key, value in shop.FOREIGN.items():
         client.set(key, value)
+    for node in clean_cluster.primary_servers():  # replicas catch up before a primary dies
+        node.client().execute_command("WAIT", 1, 5000)
     victim = clean_cluster.primary_servers()[2]
     proc = subprocess.Popen(
         [CACHECTL, "warm", "-n", "product", "--rate", "1500", "--timeout", "1", "--json",
