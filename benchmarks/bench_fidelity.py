@@ -21,19 +21,21 @@ from pathlib import Path
 # this folder holds scripts named like stdlib modules (inspect.py): never import from it
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
-import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import redis  # noqa: E402
+
+from tests.support.redis_server import RedisServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work"
@@ -47,32 +49,6 @@ redis: {key_prefix: fid}
 namespaces:
   item: {key: "item:{id}", ttl: 1h}
 """
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port != 6379:
-            return port
-
-
-def start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            client.ping()
-            return proc, port
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("redis-server did not start")
 
 
 def redis_benchmark(port: int, clients: int, pipeline: int, requests: int) -> dict[str, float]:
@@ -133,9 +109,10 @@ def main() -> int:
         workdir = Path(tmp)
         policy = workdir / "cachectl.yaml"
         policy.write_text(POLICY)
-        proc, port = start_server(workdir)
+        server = RedisServer(workdir).start()
+        port = server.port
         try:
-            client = redis.Redis(port=port)
+            client = server.client()
             for i in range(KEYS):
                 client.set(f"fid:item:{i:012d}", VALUE, px=3_600_000)
             client.close()
@@ -153,8 +130,7 @@ def main() -> int:
                       f"{rb_tp[-1]['rps']:,.0f}/s, cachectl {cc_tp[-1]['rps']:,.0f}/s, "
                       f"redis-py {py_tp[-1]:,.0f}/s", flush=True)
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+            server.stop()
 
     def med(rows: list[dict[str, float]], field: str) -> float:
         return statistics.median(r[field] for r in rows)

@@ -26,13 +26,11 @@ import sys
 # inspect benchmark) would shadow the standard library's inspect module that redis-py uses.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+sys.path.insert(0, os.path.dirname(_HERE))
 
 import argparse  # noqa: E402
 import random  # noqa: E402
-import shutil  # noqa: E402
-import socket  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -43,6 +41,7 @@ import redis  # noqa: E402
 
 from cachectl import Cache  # noqa: E402
 from cachectl.policy import Policy, parse_policy  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work" / "library"
@@ -55,35 +54,6 @@ namespaces:
   hot_x:   {key: "hotx:{id}", ttl: 1s, stale: 1s, jitter: 0%, early_refresh: true}
 """
 VALUE = b'{"id":42,"name":"Desk lamp","price_cents":3999,"tags":["home","light"],"stock":12}'
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port != 6379:
-            return port
-
-
-def start_server() -> tuple[subprocess.Popen[bytes], int]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed")
-    WORK.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(WORK)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            client.ping()
-            return proc, port
-        except redis.ConnectionError:
-            time.sleep(0.02)
-    proc.kill()
-    raise SystemExit("redis-server did not start")
 
 
 def per_call_us(fn: Callable[[], Any], calls: int) -> tuple[float, float]:
@@ -155,12 +125,12 @@ def main() -> None:
     result = parse_policy(POLICY, "bench.yaml", {})
     assert result.policy is not None
     policy = result.policy
-    proc, port = start_server()
-    url = f"redis://127.0.0.1:{port}/0"
+    server = RedisServer(WORK).start()
+    url = server.url
     caches: list[Cache] = []
     release = threading.Event()
     try:
-        raw = redis.Redis(port=port)
+        raw = redis.Redis(port=server.port)
         raw.set("bench:product:1", VALUE, px=7 * 3_600_000)
         stale_pttl = 6 * 3_600_000 - 60_000  # inside the stale band (G = 6 h, stale = 10 m)
         raw.set("bench:product:2", VALUE, px=stale_pttl)
@@ -232,8 +202,7 @@ def main() -> None:
         release.set()
         for cache in caches:
             cache.close()
-        proc.terminate()
-        proc.wait(10)
+        server.stop()
 
 
 if __name__ == "__main__":

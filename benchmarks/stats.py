@@ -22,16 +22,18 @@ from pathlib import Path
 # benchmarks/ also holds scripts named like stdlib modules (inspect.py): keep this folder,
 # which Python puts first on the path for a script, out of the import path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
 import json
 import shutil
-import socket
 import statistics
 import subprocess
 import time
 
 import redis
+
+from tests.support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work" / "stats"
@@ -41,15 +43,6 @@ POLICY = ROOT / "policies" / "ecommerce.yaml"
 MIX = {"product": 0.40, "price": 0.30, "stock": 0.20, "session": 0.10}
 TEMPLATES = {"product": "shop:product:{}", "price": "shop:price:sku-{}",
              "stock": "shop:stock:sku-{}", "session": "shop:session:tok{}"}
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port != 6379:
-            return port
 
 
 def resp(*parts: bytes) -> bytes:
@@ -129,12 +122,8 @@ def main() -> int:
         print("redis-server and redis-cli are needed", file=sys.stderr)
         return 2
     WORK.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(WORK), "--maxmemory", "2gb",
-         "--maxmemory-policy", "allkeys-lru"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = RedisServer(WORK, "--maxmemory", "2gb", "--maxmemory-policy", "allkeys-lru").start()
+    port = server.port
     url = f"redis://127.0.0.1:{port}/0"
     try:
         client = redis.Redis(port=port)
@@ -209,8 +198,7 @@ def main() -> int:
                       f"  error {err:4.1f}%  memory ~{mem / 2**20:7.1f} MiB")
         return 0
     finally:
-        server.terminate()
-        server.wait(10)
+        server.stop()
 
 
 if __name__ == "__main__":
