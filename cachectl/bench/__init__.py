@@ -2,25 +2,24 @@
 
 The measuring clients write pre-encoded RESP on raw sockets and parse replies with
 hiredis (``worker``), so the figures are Redis's and the network's, not redis-py's.
-Latencies go into an HDR-style histogram (``histogram``); ``runner.run_bench``
+Latencies go into an HDR-style histogram (``histogram``); ``model`` holds the
+configuration and result types; ``runner.run_bench``
 prepares keys, drives the clients and judges each namespace × mode.
 """
 
 from __future__ import annotations
 
 from cachectl.bench.histogram import LatencyHistogram, Percentiles
-from cachectl.bench.runner import (
+from cachectl.bench.model import (
     BenchConfig,
     BenchMode,
     BenchResult,
-    BenchTarget,
     Distribution,
     OriginResult,
     RunResult,
     Verdict,
-    endpoint_of,
-    run_bench,
 )
+from cachectl.bench.runner import BenchTarget, endpoint_of, run_bench
 
 __all__ = [
     "BenchConfig",
