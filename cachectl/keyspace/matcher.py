@@ -1,0 +1,70 @@
+"""Which namespace a key belongs to: the compiled matcher, its Lua twin, and key shapes.
+
+A key is attributed to exactly one namespace: the first, in policy order, whose
+exact matcher accepts it; SCAN's MATCH glob only narrows the search.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from cachectl.policy.model import Namespace, Policy
+from cachectl.policy.template import HASH_MODIFIER, KeyTemplate
+
+
+class NamespaceMatcher:
+    """Attributes keys to namespaces with one compiled alternation."""
+
+    def __init__(self, namespaces: Iterable[Namespace]) -> None:
+        self.namespaces: tuple[Namespace, ...] = tuple(namespaces)
+        self._by_group: dict[str, Namespace] = {}
+        parts = []
+        for i, ns in enumerate(self.namespaces):
+            group = f"n{i}"
+            self._by_group[group] = ns
+            body = re.sub(rb"\(\?P<[A-Za-z_][A-Za-z0-9_]*>", b"(?:", ns.template.regex.pattern)
+            parts.append(b"(?P<" + group.encode() + b">" + body + b")")
+        self._regex = re.compile(b"|".join(parts), re.DOTALL) if parts else None
+
+    @classmethod
+    def from_policy(cls, policy: Policy) -> NamespaceMatcher:
+        return cls(policy.namespaces.values())
+
+    def namespace_of(self, key: bytes) -> Namespace | None:
+        """The namespace owning ``key``, or None."""
+        if self._regex is None:
+            return None
+        m = self._regex.fullmatch(key)
+        if m is None or m.lastgroup is None:
+            return None
+        return self._by_group[m.lastgroup]
+
+
+def lua_pattern(template: KeyTemplate) -> str:
+    """The template as an anchored Lua pattern that accepts exactly what ``template.regex`` does."""
+    def lit(text: str) -> str:
+        # every non-alphanumeric byte is escaped with %; Lua then takes it literally
+        return "".join(ch if ch.isascii() and ch.isalnum() else "%" + ch for ch in text)
+
+    parts = []
+    for seg in template.segments:
+        if seg.placeholder is None:
+            parts.append(lit(seg.prefix))
+        else:
+            body = "[0-9a-f]" * 16 if seg.modifier == HASH_MODIFIER else "[^:]+"
+            parts.append(lit(seg.prefix) + body + lit(seg.suffix))
+    return "^" + ":".join(parts) + "$"
+
+
+_VARIABLE_SEGMENT = re.compile(rb"[^A-Za-z_\-.]")
+
+
+def key_shape(key: bytes) -> str:
+    """A key's shape: segments with digits, odd bytes or over 40 bytes become ``*``.
+
+    ``order:1234:items`` -> ``order:*:items``. Mirrors ``shape_of`` in SURVEY_LUA.
+    """
+    parts = [b"*" if len(seg) > 40 or _VARIABLE_SEGMENT.search(seg) else seg
+             for seg in key.split(b":")]
+    return b":".join(parts).decode("utf-8", "backslashreplace")

@@ -1,0 +1,197 @@
+"""``survey_keyspace``: the whole keyspace aggregated per namespace, exact or sampled."""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import redis.exceptions as rex
+
+from cachectl.connection import node_name, primaries
+from cachectl.keyspace.matcher import NamespaceMatcher
+from cachectl.keyspace.results import KeyspaceSurvey, NodeFigures, _Survey
+from cachectl.keyspace.survey_lua import LANE_STARTS, LANES, SURVEY_LUA, survey_args
+from cachectl.pacing import RateLimiter
+from cachectl.policy.model import Policy
+from cachectl.progress import ProgressCallback, no_progress
+
+BATCH_TARGET_S = 0.005  # each server-side call runs about 5 ms, then yields
+MIN_BATCH, MAX_BATCH = 100, 5000
+INNER_COUNT = 256  # SCAN COUNT per iteration inside a time-budgeted script call
+PARALLEL_MIN_KEYS = 10_000  # below this a node is scanned in one lane
+SAMPLE_RUN = 2000  # a sample reads runs of about this many keys from random cursors
+SHARE_FACTOR = 5  # --sample N classifies SHARE_FACTOR·N keys and measures N of them
+
+
+def _scripting_refused(exc: rex.ResponseError) -> bool:
+    text = str(exc)
+    return isinstance(exc, rex.NoPermissionError) or any(
+        marker in text for marker in ("NOPERM", "unknown command", "not allowed", "disabled"))
+
+
+def _info(node: Any, section: str) -> dict[str, Any]:
+    """One INFO section; empty where INFO is not offered (some proxies, embedded servers)."""
+    try:
+        return dict(node.info(section))
+    except rex.ResponseError as exc:
+        if "unknown command" in str(exc).lower():
+            return {}
+        raise
+
+
+def survey_keyspace(
+    client: Any,
+    policy: Policy,
+    *,
+    sample: int | None = None,
+    top: int = 10,
+    examples: int = 5,
+    limiter: RateLimiter | None = None,
+    on_progress: ProgressCallback = no_progress,
+    clock: Callable[[], float] = time.perf_counter,
+    rng: random.Random | None = None,
+    use_lua: bool = True,
+) -> KeyspaceSurvey:
+    """Aggregate every primary's keyspace per namespace of ``policy``.
+
+    ``sample`` None measures every key (exact). ``sample=N`` attributes about
+    ``SHARE_FACTOR·N`` keys read from SCAN at random cursors and measures N of them
+    (MEMORY USAGE, PTTL); inspect turns that into estimates with margins. When the
+    keyspace is not much larger than that, every key is scanned and only every k-th
+    measured. Raises redis-py errors (wrap with ``redis_errors``).
+    """
+    rng = rng or random.Random()  # sampling, not security
+    started = clock()
+    namespaces = list(policy.namespaces.values())
+    acc = _Survey(namespaces, top, examples)
+    nodes = primaries(client)
+    sizes = [int(n.dbsize()) for n in nodes]
+    total = sum(sizes)
+    used = 0
+    live = 0.0
+    figures = []
+    for n, size in zip(nodes, sizes, strict=True):
+        node_used = int(_info(n, "memory").get("used_memory", 0))
+        used += node_used
+        figures.append(NodeFigures(node_name(n), size, node_used))
+        # SCAN skips keys that expired but are not reclaimed yet while DBSIZE counts them;
+        # Redis estimates their share (INFO stats expired_stale_perc, Redis >= 6)
+        stale = float(_info(n, "stats").get("expired_stale_perc", 0.0) or 0.0)
+        live += size * (1 - min(max(stale, 0.0), 100.0) / 100)
+    full_scan = sample is None or sample * SHARE_FACTOR >= total
+    stride = 1 if sample is None else max(1, round(
+        (total if full_scan else sample * SHARE_FACTOR) / max(sample, 1)))
+    sampled = stride > 1 or not full_scan
+    progress_total = total if full_scan else min(total, (sample or 0) * SHARE_FACTOR)
+    method = "lua" if use_lua else "pipeline"
+    matcher = NamespaceMatcher(namespaces)
+    internal = (policy.internal_prefix + ":").encode()
+    done = 0
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def merge(reply: list[Any]) -> int:
+        nonlocal done
+        _, counters, ns_recs, shape_recs, top_recs = reply
+        with lock:
+            acc.merge_lua(counters, ns_recs, shape_recs, top_recs)
+            done += counters[0]
+            on_progress("scanning keys", min(done, progress_total), progress_total)
+        return int(counters[0])
+
+    def run_lane(script: Any, lane: int, cursor: int, count: int, budget_us: int) -> None:
+        # one quarter of the cursor space: from its start until SCAN leaves it
+        while not stop.is_set():
+            reply = script(args=survey_args(
+                policy, namespaces, cursor=cursor, count=count, stride=1, offset=0, top=top,
+                examples=examples, budget_us=budget_us, lane=lane))
+            merge(reply)
+            cursor = int(reply[0])
+            if cursor == 0 or cursor % LANES != LANE_STARTS[lane]:
+                return
+
+    on_progress("scanning keys", 0, progress_total)
+    with ThreadPoolExecutor(max_workers=LANES - 1) as pool:
+        for node, size in zip(nodes, sizes, strict=True):
+            if size == 0:
+                continue
+            quota = None if full_scan else math.ceil(
+                (sample or 0) * SHARE_FACTOR * size / total)
+            # the script loops SCAN until its time budget is spent (a sample also stops
+            # after SAMPLE_RUN keys, so it is drawn from many random starting points);
+            # rate-limited scans take one SCAN per call, sized by COUNT
+            budget_us = int(BATCH_TARGET_S * 1e6) if limiter is None else 0
+            count = INNER_COUNT if budget_us else 500
+            # Big nodes are walked as LANES quarters of the cursor space at once, so the
+            # server always has the next batch queued while the client merges the last.
+            lanes = (quota is None and budget_us > 0 and stride == 1
+                     and size >= PARALLEL_MIN_KEYS)
+            others: list[Future[None]] = []
+            cursor: int | bytes = 0 if full_scan else rng.getrandbits(31)
+            node_scanned = 0
+            offset = rng.randrange(stride) if stride > 1 else 0
+            script = node.register_script(SURVEY_LUA)
+            try:
+                while True:
+                    t0 = clock()
+                    server_s: float | None = None
+                    if method == "lua":
+                        try:
+                            reply = script(args=survey_args(
+                                policy, namespaces, cursor=cursor, count=count, stride=stride,
+                                offset=offset, top=top, examples=examples,
+                                budget_us=budget_us, lane=0 if lanes else None,
+                                max_keys=0 if quota is None else min(
+                                    SAMPLE_RUN, max(1, quota - node_scanned))))
+                        except rex.ResponseError as exc:
+                            if not _scripting_refused(exc):
+                                raise
+                            method = "pipeline"
+                            lanes = False
+                            continue
+                        next_cursor = reply[0]
+                        batch = merge(reply)
+                        if reply[1][6] >= 0:
+                            server_s = reply[1][6] / 1e6
+                        if lanes and not others:
+                            others = [pool.submit(run_lane, script, i, LANE_STARTS[i], count,
+                                                  budget_us) for i in range(1, LANES)]
+                    else:
+                        next_cursor, keys = node.scan(cursor=cursor, count=count)
+                        with lock:
+                            acc.add_python(node, keys, stride, offset, internal, matcher)
+                            done += len(keys)
+                            on_progress("scanning keys", min(done, progress_total),
+                                        progress_total)
+                        batch = len(keys)
+                    # the script times itself with TIME, so a busy client does not shrink
+                    # batches; otherwise keep each call near the target by resizing COUNT
+                    elapsed = server_s if server_s is not None else clock() - t0
+                    if elapsed > 0 and not (budget_us and server_s is not None):
+                        count = int(min(MAX_BATCH, max(MIN_BATCH, count * min(
+                            2.0, max(0.5, BATCH_TARGET_S / elapsed)))))
+                    node_scanned += batch
+                    if limiter is not None and batch:
+                        limiter.wait(batch)
+                    if quota is None:
+                        cursor = next_cursor
+                        if int(cursor) == 0 or (lanes and int(cursor) % LANES != 0):
+                            break
+                    else:
+                        if node_scanned >= quota:
+                            break
+                        cursor = rng.getrandbits(31)
+            except BaseException:
+                stop.set()
+                raise
+            finally:
+                for other in others:
+                    other.result()
+    return acc.freeze(sampled=sampled, total_keys=total, used_memory=used,
+                      nodes=tuple(figures), elapsed_s=clock() - started,
+                      method=method, live_keys=live)
