@@ -20,6 +20,11 @@ import redis
 import redis.exceptions as rex
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from redis.sentinel import (
+    MasterNotFoundError,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
 
 from cachectl.errors import RedisUnavailableError, UsageError
 
@@ -53,6 +58,18 @@ class ConnectionSettings:
             hosts = ",".join(f"{h}:{p}" for h, p in self.sentinels)
             return f"sentinel {hosts} master {self.master_name}"
         return redact_url(self.url)
+
+    @property
+    def tls(self) -> bool:
+        """Speak TLS: a ``rediss://`` URL, or (through Sentinel) any ``--tls-*`` flag.
+
+        Through Sentinel, TLS applies to the Sentinels and to the primary alike (a
+        TLS deployment sets ``tls-port`` on both, and ``tls-replication yes``).
+        """
+        if self.url.lower().startswith("rediss://"):
+            return True
+        return bool(self.sentinels) and bool(
+            self.tls_ca or self.tls_cert or self.tls_key or self.tls_insecure)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -185,7 +202,7 @@ def client_kwargs(settings: ConnectionSettings) -> dict[str, Any]:
     }
     if settings.password is not None:
         kwargs["password"] = settings.password
-    if settings.url.lower().startswith("rediss://"):
+    if settings.tls:
         if settings.tls_ca:
             kwargs["ssl_ca_certs"] = settings.tls_ca
         if settings.tls_cert:
@@ -204,14 +221,15 @@ def create_client(settings: ConnectionSettings) -> Any:
     if settings.sentinels:
         from redis.sentinel import Sentinel
 
-        sentinel_kwargs = {k: kwargs[k] for k in ("socket_timeout", "socket_connect_timeout")}
+        for_sentinels, for_primary = sentinel_kwargs(settings, kwargs)
         # the Sentinels are redundant: ask the next one rather than retrying a dead one
         # (redis-py's default retries made an unreachable Sentinel cost ~9s at --timeout 1)
-        sentinel_kwargs["retry"] = Retry(ExponentialBackoff(cap=0.2, base=0.05), 0)
+        for_sentinels["retry"] = _no_retry()
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
-            list(settings.sentinels), sentinel_kwargs=sentinel_kwargs, **kwargs)
+            list(settings.sentinels), sentinel_kwargs=for_sentinels, **for_primary)
         return sentinel.master_for(  # type: ignore[no-untyped-call]
-            settings.master_name or "mymaster", connection_class=_sentinel_connection_class())
+            settings.master_name or "mymaster",
+            connection_class=_sentinel_connection_class(settings.tls))
     if settings.cluster:
         from redis.cluster import RedisCluster
 
@@ -221,25 +239,66 @@ def create_client(settings: ConnectionSettings) -> Any:
     return redis.Redis.from_url(settings.url, **kwargs)
 
 
-def _sentinel_connection_class() -> type:
-    """SentinelManagedConnection that asks the Sentinels on every (re)connect.
+def _no_retry() -> Retry:
+    return Retry(ExponentialBackoff(cap=0.2, base=0.05), 0)
+
+
+def sentinel_kwargs(settings: ConnectionSettings,
+                    kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(keyword arguments for the Sentinels, for the primary) from ``client_kwargs``.
+
+    The Sentinels get the timeouts and, with TLS, the same TLS options as the primary
+    (no credentials: a Sentinel's own password is not the data nodes'). The primary also
+    gets the URL's user, password and database (``redis://user:pw@ignored/0``): the
+    host and port come from the Sentinels, but an ACL user must still reach the primary.
+    """
+    for_sentinels = {k: kwargs[k] for k in ("socket_timeout", "socket_connect_timeout")}
+    for_primary = dict(kwargs)
+    if settings.tls:
+        tls = {k: v for k, v in kwargs.items() if k.startswith("ssl_")}
+        for_sentinels.update(ssl=True, **tls)
+        for_primary["ssl"] = True  # redis-py's SentinelConnectionPool picks its SSL class
+    if "://" in settings.url and not settings.url.lower().startswith("unix://"):
+        parsed = redis.connection.parse_url(settings.url)  # type: ignore[no-untyped-call]
+        for name in ("username", "password", "db"):
+            if parsed.get(name) is not None:
+                for_primary[name] = parsed[name]
+    return for_sentinels, for_primary
+
+
+def _sentinel_connection_class(tls: bool) -> type:
+    """SentinelManagedConnection (SSL or not) that asks the Sentinels on every (re)connect.
 
     redis-py 8 reconnects inside a command's retries through ``connect_check_health``,
     which SentinelManagedConnection does not override: after a failover the retry went
     back to the demoted primary ("The previous master is now a slave") until the
     command failed. Resolving the primary there makes the retry reach the new one.
     """
-    from redis.sentinel import SentinelManagedConnection
+    return _SentinelPrimarySSLConnection if tls else _SentinelPrimaryConnection
 
-    class SentinelPrimaryConnection(SentinelManagedConnection):
-        def connect_check_health(self, check_health: bool = True,
-                                 retry_socket_connect: bool = True) -> None:
-            if not self._sock and self.connection_pool.is_master:
-                self.host, self.port = self.connection_pool.get_master_address()
-            super().connect_check_health(check_health=check_health,
-                                         retry_socket_connect=retry_socket_connect)
 
-    return SentinelPrimaryConnection
+class _ResolvePrimaryOnConnect:
+    """Mixin for SentinelManagedConnection: see ``_sentinel_connection_class``."""
+
+    _sock: Any
+    connection_pool: Any
+    host: str
+    port: int
+
+    def connect_check_health(self, check_health: bool = True,
+                             retry_socket_connect: bool = True) -> None:
+        if not self._sock and self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        super().connect_check_health(  # type: ignore[misc]
+            check_health=check_health, retry_socket_connect=retry_socket_connect)
+
+
+class _SentinelPrimaryConnection(_ResolvePrimaryOnConnect, SentinelManagedConnection):
+    pass
+
+
+class _SentinelPrimarySSLConnection(_ResolvePrimaryOnConnect, SentinelManagedSSLConnection):
+    pass
 
 
 def connect(settings: ConnectionSettings) -> Any:
@@ -253,7 +312,7 @@ def connect(settings: ConnectionSettings) -> Any:
         try:
             client = create_client(settings)
             client.ping()
-            if not settings.cluster and not settings.sentinels and _is_cluster_node(client):
+            if not settings.cluster and not settings.sentinels and is_cluster_node(client):
                 client.close()
                 settings = replace(settings, cluster=True)
                 client = create_client(settings)
@@ -262,10 +321,14 @@ def connect(settings: ConnectionSettings) -> Any:
             # redis-py hides the reason (a NOPERM, a non-cluster server) behind one message
             _diagnose_cluster_seed(settings)
             raise
+        except MasterNotFoundError:
+            # redis-py 8 reduces each Sentinel's error to "network:ConnectionError"
+            _diagnose_sentinels(settings)
+            raise
     return client
 
 
-def _is_cluster_node(client: Any) -> bool:
+def is_cluster_node(client: Any) -> bool:
     """Whether the server runs in cluster mode (HELLO's ``mode``; HELLO needs no ACL rule)."""
     try:
         reply = client.execute_command("HELLO")
@@ -275,6 +338,33 @@ def _is_cluster_node(client: Any) -> bool:
         reply = dict(zip(reply[::2], reply[1::2], strict=False))
     mode = reply.get(b"mode", reply.get("mode")) if isinstance(reply, dict) else None
     return mode in (b"cluster", "cluster")
+
+
+def detect_cluster(settings: ConnectionSettings) -> ConnectionSettings:
+    """``settings`` with ``cluster=True`` if the URL names a Redis Cluster node.
+
+    For clients built without ``connect`` (the library): one short-lived connection asks
+    ``is_cluster_node``, with the connect timeout as its reply timeout too (a library
+    socket timeout of a few milliseconds is meant for cache reads, not for this). A
+    server that cannot be reached is taken to be what the settings say: the library must
+    be buildable while Redis is down (set ``redis.cluster: true`` to cover that case).
+    """
+    if settings.cluster or settings.sentinels or settings.url.lower().startswith("unix://"):
+        return settings
+    probe_settings = replace(settings, retries=0,
+                             timeout_s=max(settings.timeout_s, settings.connect_timeout_s))
+    try:
+        probe = redis.Redis.from_url(settings.url, **client_kwargs(probe_settings))
+    except (rex.RedisError, OSError, ValueError):
+        return settings
+    try:
+        if is_cluster_node(probe):
+            return replace(settings, cluster=True)
+    except (rex.RedisError, OSError):
+        pass
+    finally:
+        probe.close()
+    return settings
 
 
 def _diagnose_cluster_seed(settings: ConnectionSettings) -> None:
@@ -295,6 +385,29 @@ def _diagnose_cluster_seed(settings: ConnectionSettings) -> None:
         pass  # unreachable: the cluster client's own error says so
     finally:
         seed.close()
+
+
+def _diagnose_sentinels(settings: ConnectionSettings) -> None:
+    """When no Sentinel named the primary: if none answers PING, raise the first reason.
+
+    A TLS failure (wrong CA, TLS-only Sentinels reached in clear text) is preferred, as
+    it is the one the user can fix with a flag. If one Sentinel answers, the master name
+    is what is wrong and the caller's MasterNotFoundError stands.
+    """
+    for_sentinels, _ = sentinel_kwargs(settings, client_kwargs(settings))
+    for_sentinels["retry"] = _no_retry()  # one try each, as in the discovery itself
+    failures: list[BaseException] = []
+    for host, port in settings.sentinels:
+        sentinel = redis.Redis(host=host, port=port, **for_sentinels)
+        try:
+            sentinel.ping()
+            return
+        except (rex.RedisError, OSError) as exc:
+            failures.append(exc)
+        finally:
+            sentinel.close()
+    tls = [f for f in failures if _is_tls_failure(f, str(f))]
+    raise (tls or failures)[0]
 
 
 def primaries(client: Any) -> list[Any]:
@@ -384,8 +497,12 @@ def describe_error(exc: BaseException, settings: ConnectionSettings) -> RedisUna
                                      hint="wait for it to finish loading and rerun")
     if isinstance(exc, rex.ConnectionError | OSError):
         hint = "is Redis running there? pass --url or set REDIS_URL"
-        if "reset by peer" in text and not settings.url.lower().startswith("rediss://"):
+        if settings.sentinels:
+            hint = "are the Sentinels up at the --sentinel addresses?"
+        if "reset by peer" in text and not settings.tls:
             hint += "; a TLS-only server resets plain connections: use rediss://"
+            if settings.sentinels:
+                hint += " or --tls-ca (TLS to the Sentinels and the primary)"
         if settings.cluster:
             hint = ("a cluster node stopped answering (failing over?); rerun once CLUSTER INFO "
                     "says cluster_state:ok: the work done so far is complete")

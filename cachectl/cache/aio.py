@@ -46,7 +46,14 @@ from cachectl.cache.core import (
 from cachectl.cache.counters import CounterAggregator
 from cachectl.cache.local import MISSING, LocalStore
 from cachectl.cache.sync import RECENT_LOADS, UNLINK_BATCH, lib_settings
-from cachectl.connection import ConnectionSettings, build_settings, client_kwargs, create_client
+from cachectl.connection import (
+    ConnectionSettings,
+    build_settings,
+    client_kwargs,
+    create_client,
+    detect_cluster,
+    sentinel_kwargs,
+)
 from cachectl.counters import NamespaceCounters, write_buckets
 from cachectl.errors import RedisUnavailableError, UsageError
 from cachectl.freshness import Freshness, classify, soft_expire_pttl_ms, write_ttl_ms
@@ -71,9 +78,9 @@ def create_async_client(settings: ConnectionSettings, max_connections: int | Non
     if settings.sentinels:
         from redis.asyncio.sentinel import Sentinel
 
-        sentinel_kwargs = {k: kwargs[k] for k in ("socket_timeout", "socket_connect_timeout")}
+        for_sentinels, for_primary = sentinel_kwargs(settings, kwargs)  # TLS, ACL user
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
-            list(settings.sentinels), sentinel_kwargs=sentinel_kwargs, **kwargs)
+            list(settings.sentinels), sentinel_kwargs=for_sentinels, **for_primary)
         return sentinel.master_for(settings.master_name or "mymaster")
     if settings.cluster:
         from redis.asyncio.cluster import RedisCluster
@@ -152,7 +159,8 @@ class AsyncCache:
             base = settings or build_settings(url_flag=url, env=environ,
                                               policy_url=policy.redis_url,
                                               policy_cluster=policy.cluster)
-            lib = lib_settings(base, opts)
+            # a URL naming a cluster node gets the cluster client (as the CLI's connect)
+            lib = detect_cluster(lib_settings(base, opts))
             client = create_async_client(lib, opts.max_connections)
         return cls(policy, client, opts, owns_client=owns, settings=lib)
 
@@ -314,6 +322,11 @@ class AsyncCache:
             await self.flush_counters()
         if self._owns_client:
             await self.client.aclose()
+            # through Sentinel: the clients that asked the Sentinels hold sockets too
+            pool = getattr(self.client, "connection_pool", None)  # a cluster has none
+            manager = getattr(pool, "sentinel_manager", None)
+            for sentinel in getattr(manager, "sentinels", ()):
+                await sentinel.aclose()
 
     async def __aenter__(self) -> AsyncCache:
         self._ensure_started()

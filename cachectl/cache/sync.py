@@ -45,7 +45,13 @@ from cachectl.cache.core import (
 )
 from cachectl.cache.counters import CounterAggregator
 from cachectl.cache.local import MISSING, LocalStore
-from cachectl.connection import ConnectionSettings, build_settings, client_kwargs, create_client
+from cachectl.connection import (
+    ConnectionSettings,
+    build_settings,
+    client_kwargs,
+    create_client,
+    detect_cluster,
+)
 from cachectl.counters import NamespaceCounters, write_buckets
 from cachectl.errors import RedisUnavailableError, UsageError
 from cachectl.freshness import Freshness, classify, soft_expire_pttl_ms, write_ttl_ms
@@ -69,7 +75,12 @@ def lib_settings(settings: ConnectionSettings, options: CacheOptions) -> Connect
 
 
 def create_lib_client(settings: ConnectionSettings, options: CacheOptions) -> Any:
-    """``create_client``, with a larger pool for a standalone server."""
+    """``create_client``, with a larger pool for a standalone server.
+
+    A URL naming a cluster node gets the cluster client without ``redis.cluster: true``
+    (``detect_cluster``, as the CLI's ``connect``): a standalone client would get MOVED.
+    """
+    settings = detect_cluster(settings)
     if settings.cluster or settings.sentinels:
         return create_client(settings)
     return redis.Redis.from_url(settings.url, **client_kwargs(settings),
@@ -128,8 +139,10 @@ class Cache:
 
         The server: ``url``, else ``REDIS_URL`` in ``env`` (default: the process
         environment), else the policy's ``redis.url``. ``client`` uses an existing
-        redis-py client instead. ``options`` are CacheOptions fields. Never connects
-        here: a cache built while Redis is down works and uses Redis once it is back.
+        redis-py client instead. ``options`` are CacheOptions fields. Connects only to
+        ask whether the URL names a cluster node (and, for a cluster, to read its slot
+        map): a cache built while a standalone Redis is down works and uses Redis once
+        it is back.
         Raises PolicyError (bad policy) or UsageError (unknown option).
         """
         environ = env if env is not None else os.environ

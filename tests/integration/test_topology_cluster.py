@@ -495,3 +495,57 @@ def test_library_on_cluster_reads_writes_and_invalidates(
     assert counters.redis_errors == 0 and counters.fresh_hits == 30
     assert removed == 30
     assert not shop.product_keys(30) & _present(clean_cluster)
+
+
+def test_library_detects_a_cluster_node_without_cluster_in_the_policy(
+        clean_cluster: RedisClusterFixture, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        reliability: Recorder) -> None:  # noqa: F811
+    import asyncio
+
+    from cachectl import AsyncCache, Cache
+
+    policy = shop.write_policy(tmp_path)  # no redis.cluster: the URL names one node
+    nodes = [n.client() for n in clean_cluster.live_nodes()]
+    user = acl.family_user(nodes, "library", cluster=True)
+    url = user.url("127.0.0.1", clean_cluster.live_nodes()[0].port)
+    with Cache.from_policy(policy, url=url, env={}, counters_interval_s=60,
+                           timeout_ms=500) as cache:
+        assert hasattr(cache.client, "get_primaries")  # the cluster client, not one node's
+        values = [cache.get_or_load("product", lambda i=i: {"id": i}, id=i) for i in range(30)]
+        hits = [cache.get_or_load("product", lambda: "loaded again", id=i) for i in range(30)]
+        cache.flush_counters()
+        local = cache.local_counters()["product"]
+    assert values == hits == [{"id": i} for i in range(30)]
+    assert local.redis_errors == 0  # before: MOVED for two thirds of the keys
+    for i in range(30):  # each key on the primary that owns its slot
+        assert clean_cluster.owner_of(f"shop:product:{i}").client().pttl(
+            f"shop:product:{i}") > 0
+
+    async def run_async() -> list[object]:
+        async with AsyncCache.from_policy(policy, url=url, env={}, counters=False,
+                                          timeout_ms=500) as acache:
+            got = [await acache.get_or_load("cart", lambda u=u: [u], user_id=u)
+                   for u in ("a", "b", "c", "d", "e", "f")]
+            return [got, acache.local_counters().get("cart")]
+
+    got, _ = asyncio.run(run_async())
+    assert got == [[u] for u in ("a", "b", "c", "d", "e", "f")]
+    assert {f"shop:cart:{u}".encode() for u in "abcdef"} <= _present(clean_cluster)
+
+    # the counters the library wrote (spread over the nodes by slot) are what stats reads
+    stats_user = acl.family_user(nodes, "stats", cluster=True)
+    run = run_cli(["stats", "--interval", "100ms", "--json", "--policy", str(policy),
+                   "--url", stats_user.url("127.0.0.1", clean_cluster.live_nodes()[0].port)],
+                  capsys)
+    assert_no_traceback(run)
+    assert run.code in (0, 1), run.text
+    doc = json.loads(run.out)
+    assert len(doc["server"]["nodes"]) == 3
+    product = next(ns for ns in doc["namespaces"] if ns["namespace"] == "product")
+    assert (product["misses"], product["fresh_hits"], product["redis_errors"]) == (30, 30, 0)
+    reliability.add("cluster-library-without-cluster-flag", area="cluster",
+                    fault="Cache.from_policy / AsyncCache.from_policy given one cluster node's "
+                    "URL, no redis.cluster in the policy", command="Cache library",
+                    did="detected cluster mode (HELLO) and used the cluster client",
+                    verified="30 loads and 30 hits without a Redis error, each key on its slot "
+                    "owner; stats (3 nodes) read the library's counters: 30 misses, 30 hits")

@@ -3,6 +3,10 @@
 Small ``down-after-milliseconds`` and ``failover-timeout`` so a failover (forced with
 SENTINEL FAILOVER, or by killing the primary) completes in a few seconds. Every
 process is stopped by ``stop()``.
+
+``SentinelFixture(workdir, tls=files)`` makes every process TLS-only: the data nodes
+and the Sentinels listen on ``tls-port`` with ``port 0``, replication and the Sentinels'
+own connections use TLS (``tls-replication yes``), so nothing answers in clear text.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 import redis
 
 from tests.support.redis_server import RedisServer, free_port, redis_server_binary
+from tests.support.tls import TlsFiles, TlsServer
 
 MASTER_NAME = "mymaster"
 DOWN_AFTER_MS = 1000
@@ -27,21 +32,32 @@ class SentinelError(RuntimeError):
 class SentinelProcess:
     """One ``redis-server --sentinel`` on a free port, with a writable config file."""
 
-    def __init__(self, workdir: Path, monitored_port: int, quorum: int) -> None:
+    def __init__(self, workdir: Path, monitored_port: int, quorum: int,
+                 tls: TlsFiles | None = None) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.monitored_port = monitored_port
         self.quorum = quorum
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
 
     def client(self) -> redis.Redis:
+        if self.tls is not None:
+            return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, ssl=True,
+                               ssl_ca_certs=str(self.tls.ca))
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
 
     def start(self, timeout_s: float = 10.0) -> SentinelProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "sentinel.conf"
+        listen = f"port {self.port}\n"
+        if self.tls is not None:
+            listen = (f"port 0\ntls-port {self.port}\ntls-replication yes\n"
+                      f"tls-cert-file {self.tls.server_cert}\n"
+                      f"tls-key-file {self.tls.server_key}\n"
+                      f"tls-ca-cert-file {self.tls.ca}\ntls-auth-clients no\n")
         conf.write_text(
-            f"port {self.port}\nbind 127.0.0.1\ndir {self.workdir}\n"
+            f"{listen}bind 127.0.0.1\ndir {self.workdir}\n"
             f"logfile {self.workdir / 'sentinel.log'}\n"
             f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.monitored_port} {self.quorum}\n"
             f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n"
@@ -78,14 +94,24 @@ class SentinelFixture:
     """A primary, a replica and 3 Sentinels watching them as ``mymaster``."""
 
     def __init__(self, workdir: Path, sentinels: int = 3, quorum: int = 2,
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 extra_args: tuple[str, ...] = (), tls: TlsFiles | None = None) -> None:
         self.workdir = workdir
+        self.tls = tls
         # shutdown-timeout 0: a primary must not wait for its replica when the test stops it
         args = ("--shutdown-timeout", "0", *extra_args)
-        self.primary = RedisServer(workdir / "primary", *args)
-        self.replica = RedisServer(workdir / "replica", "--replicaof", "127.0.0.1",
-                                   str(self.primary.port), *args)
-        self.sentinels = [SentinelProcess(workdir / f"sentinel-{i}", self.primary.port, quorum)
+        self.primary: RedisServer
+        self.replica: RedisServer
+        if tls is None:
+            self.primary = RedisServer(workdir / "primary", *args)
+            self.replica = RedisServer(workdir / "replica", "--replicaof", "127.0.0.1",
+                                       str(self.primary.port), *args)
+        else:
+            args = ("--tls-replication", "yes", *args)
+            self.primary = TlsServer(workdir / "primary", tls, *args)
+            self.replica = TlsServer(workdir / "replica", tls, "--replicaof", "127.0.0.1",
+                                     str(self.primary.port), *args)
+        self.sentinels = [SentinelProcess(workdir / f"sentinel-{i}", self.primary.port, quorum,
+                                          tls=tls)
                           for i in range(sentinels)]
 
     @property
