@@ -27,6 +27,9 @@ NOISE = {"hello", "ping", "client|setname", "client|setinfo", "auth", "config|re
          "select"}
 
 BENCH = ["bench", "-n", "product", "--requests", "200", "--warmup", "0s", "--keys", "30"]
+# cart holds a key of every type (acl.seed_every_type): sampling sizes sends MEMORY USAGE for
+# the non-strings, --existing reads each with its own command
+BENCH_CART = ["bench", "-n", "cart", "--requests", "200", "--warmup", "0s", "--keys", "30"]
 FAMILY_RUNS: dict[str, list[list[str]]] = {
     "inspect": [["inspect", "--json"], ["inspect", "-n", "product", "--json"],
                 ["inspect", "shop:product:1", "--json"], ["inspect", "--no-lua", "--json"],
@@ -39,8 +42,14 @@ FAMILY_RUNS: dict[str, list[list[str]]] = {
               ["flush", "-n", "cart", "--dry-run", "--json"]],
     "stats": [["stats", "--interval", "100ms", "--json"]],
     "bench": [[*BENCH, "--json"], [*BENCH, "--mode", "mixed", "--json"],
-              [*BENCH, "--existing", "--json"]],
+              [*BENCH, "--existing", "--json"], [*BENCH_CART, "--json"],
+              [*BENCH_CART, "--existing", "--json"]],
 }
+
+
+def _seed(client: redis.Redis) -> None:
+    shop.seed(client)
+    acl.seed_every_type(client)
 
 
 def _available(family: str) -> bool:
@@ -75,7 +84,7 @@ def _run_all(family: str, server: RedisServer, policy: Path, url: str,
     codes, used, errs = [], set(), []
     for argv in FAMILY_RUNS[family]:
         admin.flushall()
-        shop.seed(admin)
+        _seed(admin)
         admin.config_resetstat()
         run = run_cli([*argv, "--policy", str(policy), "--url", url], capsys)
         codes.append(run.code)
@@ -132,7 +141,7 @@ def test_missing_permission_is_exit_3_naming_it(
     reduced = [r for r in acl.family_rule(family) if r != f"+{first_used}"]
     weak = acl.set_user([server.client()], f"weak-{family}", "pw-weak", reduced)
     server.client().flushall()
-    shop.seed(server.client())
+    _seed(server.client())
     run = run_cli([*FAMILY_RUNS[family][0], "--policy", str(policy),
                    "--url", weak.url("127.0.0.1", server.port)], capsys)
     assert run.code == 3, run.text
@@ -150,7 +159,7 @@ def _run_all_first(family: str, server: RedisServer, policy: Path,
                    capsys: pytest.CaptureFixture[str]) -> set[str]:
     admin = server.client()
     admin.flushall()
-    shop.seed(admin)
+    _seed(admin)
     admin.config_resetstat()
     run_cli([*FAMILY_RUNS[family][0], "--policy", str(policy), "--url", server.url], capsys)
     return _used(admin)
@@ -302,7 +311,7 @@ def test_role_runs_the_commands_the_readme_promises(
             if importlib.util.find_spec(f"cachectl.cli.{argv[0]}") is None:
                 continue
             server.client().flushall()
-            shop.seed(server.client())
+            _seed(server.client())
             run = run_cli([*argv, "--policy", str(policy),
                            "--url", user.url("127.0.0.1", server.port)], capsys)
             assert run.code in (0, 1), (role, argv, run.text)

@@ -450,8 +450,11 @@ LEAST_PRIVILEGE_RUNS = {
     "flush": [["flush", "-n", "price", "--yes", "--json"],
               ["flush", "-n", "product", "--soft", "--yes", "--json"]],
     "stats": [["stats", "--interval", "100ms", "--json"]],
+    # cart also holds a key of every type (acl.seed_every_type): MEMORY USAGE, HGETALL, …
     "bench": [["bench", "-n", "cart", "--requests", "100", "--warmup", "0s", "--keys", "20",
-               "--json"]],
+               "--json"],
+              ["bench", "-n", "cart", "--requests", "100", "--warmup", "0s", "--keys", "20",
+               "--existing", "--json"]],
 }
 
 
@@ -465,12 +468,15 @@ def test_command_runs_on_cluster_as_its_least_privileged_user(
     # one ACL per node: replicas too, so the user survives a failover
     user = acl.family_user([n.client() for n in seeded.live_nodes()], family, cluster=True)
     url = user.url("127.0.0.1", seeded.primary_servers()[0].port)
+    typed = acl.seed_every_type(seeded.client())
     for argv in runs:
         run = run_cli([*argv, "--policy", str(cluster_policy), "--url", url], capsys)
         assert_no_traceback(run)
         assert run.code in (0, 1), run.text
         assert "permission" not in run.err
         assert user.password not in run.text
+        if "--existing" in argv:  # it read the keys of every type
+            assert json.loads(run.out)["runs"][0]["keys"] >= len(typed), run.out
     assert shop.foreign_intact(_nodes(seeded))
 
 

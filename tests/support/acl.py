@@ -34,7 +34,10 @@ FAMILY_RULES: dict[str, tuple[str, ...] | None] = {
               "+xadd", "+xrevrange"),
     "stats": ("+info", "+latency|histogram", "+hgetall", "+scan", "+dbsize", "+memory|usage"),
     # writes and removes its own keys under <prefix>:cachectl:bench:, samples real ones
-    "bench": ("+get", "+set", "+unlink", "+scan", "+type", "+strlen"),
+    # (TYPE, then STRLEN or MEMORY USAGE); --existing reads real keys with the read
+    # command of their type (GET, HGETALL, LRANGE, SMEMBERS, ZRANGE, XRANGE)
+    "bench": ("+get", "+set", "+unlink", "+scan", "+type", "+strlen", "+memory|usage",
+              "+hgetall", "+lrange", "+smembers", "+zrange", "+xrange"),
     # GET+PTTL reads, SET writes, the revalidation lock (SET NX PX, compare-and-delete in
     # Lua), invalidation (UNLINK, PEXPIRE, SCAN for tags), counters (HINCRBY, EXPIRE), L1
     # coherence (PUBLISH/SUBSCRIBE on <prefix>:… channels)
@@ -105,3 +108,22 @@ def family_user(clients: Iterable[Any], family: str, prefix: str = "shop", *,
 
 def role_user(clients: Iterable[Any], role: str, prefix: str = "shop") -> AclUser:
     return set_user(clients, role, f"pw-{role}-s3cret", role_rule(role, prefix))
+
+
+def seed_every_type(client: Any, prefix: str = "shop") -> set[bytes]:
+    """A hash, list, set, sorted set and stream in the cart namespace (with TTLs).
+
+    The bench rule is checked against what bench sends for these (MEMORY USAGE to size
+    them, HGETALL/LRANGE/SMEMBERS/ZRANGE/XRANGE to read them with --existing).
+    """
+    keys = {t: f"{prefix}:cart:{t}".encode() for t in ("hash", "list", "set", "zset", "stream")}
+    pipe = client.pipeline(transaction=False)
+    pipe.hset(keys["hash"], mapping={"sku-1": 2, "sku-2": 1})
+    pipe.rpush(keys["list"], b"sku-1", b"sku-2")
+    pipe.sadd(keys["set"], b"sku-1", b"sku-2")
+    pipe.zadd(keys["zset"], {b"sku-1": 1.0, b"sku-2": 2.0})
+    pipe.xadd(keys["stream"], {b"sku": b"sku-1"})
+    for key in keys.values():
+        pipe.pexpire(key, 1_800_000)
+    pipe.execute()
+    return set(keys.values())
