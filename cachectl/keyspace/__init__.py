@@ -21,10 +21,12 @@ STRLEN on the rare string that is over its namespace's ``max_value_bytes``.
 
 from cachectl.keyspace.matcher import NamespaceMatcher, key_shape, lua_pattern
 from cachectl.keyspace.results import (
+    UNMATCHED,
     BigKey,
     KeyspaceSurvey,
     NamespaceTally,
     NodeFigures,
+    NodeTally,
     ShapeTally,
     _ShapeAcc,
     collapse_shapes,
@@ -40,11 +42,9 @@ from cachectl.keyspace.scan import (
 from cachectl.keyspace.survey import SAMPLE_RUN, SHARE_FACTOR, survey_keyspace
 from cachectl.keyspace.survey_lua import HIST_BASE, SURVEY_LUA, survey_args
 
-UNMATCHED = "(unmatched)"
-
 __all__ = [
     "DEFAULT_SCAN_COUNT", "HIST_BASE", "SAMPLE_RUN", "SHARE_FACTOR", "SURVEY_LUA", "UNMATCHED",
-    "BigKey", "KeyFacts", "KeyspaceSurvey", "NamespaceMatcher", "NamespaceTally", "NodeFigures",
+    "BigKey", "KeyFacts", "KeyspaceSurvey", "NamespaceMatcher", "NamespaceTally", "NodeFigures", "NodeTally",
     "ShapeTally", "_ShapeAcc", "collapse_shapes", "key_facts", "key_shape", "lua_pattern",
     "scan_facts", "scan_keys", "scan_namespace", "survey_args", "survey_keyspace",
 ]

@@ -3,6 +3,7 @@ the accumulator that merges the server's batches into it."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -10,11 +11,13 @@ from typing import Any
 
 import redis.exceptions as rex
 
+from cachectl.connection import node_name
 from cachectl.freshness import ttl_bounds_ms
 from cachectl.keyspace.matcher import NamespaceMatcher, key_shape
 from cachectl.keyspace.survey_lua import HIST_BASE
 from cachectl.policy.model import Namespace
 
+UNMATCHED = "(unmatched)"
 
 @dataclass
 class _NsAcc:
@@ -106,12 +109,28 @@ class BigKey:
 
 
 @dataclass(frozen=True)
+class NodeTally:
+    """One namespace (or the unmatched keys) on one primary: keys read from SCAN
+    (``seen``), keys measured and their memory (MEMORY USAGE summed)."""
+
+    name: str
+    seen: int
+    keys: int
+    memory_bytes: int
+
+
+@dataclass(frozen=True)
 class NodeFigures:
-    """One primary at the start of a survey: its key count (DBSIZE) and used memory."""
+    """One primary: its key count (DBSIZE) and used memory at the start of the survey,
+    how many keys the survey read there, and its tallies per namespace (policy order,
+    namespaces it holds none of included) and for the unmatched keys."""
 
     node: str
     keys: int
     used_memory_bytes: int
+    scanned: int = 0
+    namespaces: tuple[NodeTally, ...] = ()
+    unmatched: NodeTally | None = None
 
 
 @dataclass(frozen=True)
@@ -154,10 +173,24 @@ class _Survey:
         self.examples = examples
         self.scanned = self.measured = self.gone = self.denied = 0
         self.internal_keys = self.internal_bytes = 0
+        # per node: [scanned, then seen, measured, bytes for each namespace and unmatched]
+        self.per_node: dict[str, list[int]] = {}
 
-    def merge_lua(self, counters: list[int], ns_recs: list[Any], shape_recs: list[Any],
-                  top: list[Any]) -> None:
+    def _node(self, node: str) -> list[int]:
+        tally = self.per_node.get(node)
+        if tally is None:
+            tally = self.per_node[node] = [0] * (1 + 3 * (len(self.namespaces) + 1))
+        return tally
+
+    def merge_lua(self, node: str, counters: list[int], ns_recs: list[Any],
+                  shape_recs: list[Any], top: list[Any]) -> list[int]:
+        """Add one script reply from ``node``; return the keys it read per stratum
+        (each namespace, then the unmatched keys, then cachectl's own)."""
         scanned, measured, gone, denied, iseen, imem = counters[:6]
+        per_node = self._node(node)
+        per_node[0] += scanned
+        strata = [0] * (len(self.namespaces) + 2)
+        strata[-1] = iseen
         self.scanned += scanned
         self.measured += measured
         self.gone += gone
@@ -165,7 +198,12 @@ class _Survey:
         self.internal_keys += iseen
         self.internal_bytes += imem
         for rec in ns_recs:
-            a = self.acc[int(rec[0]) - 1]
+            i = int(rec[0]) - 1
+            strata[i] = rec[1]
+            per_node[1 + 3 * i] += rec[1]
+            per_node[2 + 3 * i] += rec[2]
+            per_node[3 + 3 * i] += rec[3]
+            a = self.acc[i]
             a.seen += rec[1]
             a.keys += rec[2]
             a.memory += rec[3]
@@ -184,13 +222,19 @@ class _Survey:
             a.ex_no_ttl.extend(rec[14][:max(room, 0)])
             self._pairs(a.ex_too_long, rec[15])
             self._pairs(a.ex_oversize, rec[16])
+        u = 3 * len(self.namespaces)
         for rec in shape_recs:
+            strata[-2] += rec[1]
+            per_node[1 + u] += rec[1]
+            per_node[2 + u] += rec[2]
+            per_node[3 + u] += rec[3]
             self._shape(rec[0].decode("utf-8", "backslashreplace"), rec[1], rec[2], rec[3],
                         int(rec[4]), rec[5])
         for j in range(0, len(top), 3):
             idx = int(top[j + 2])
             name = self.namespaces[idx - 1].name if idx > 0 else None
             self._big(BigKey(top[j], int(top[j + 1]), name))
+        return strata
 
     def _ttl_range(self, a: _NsAcc, low: int, high: int) -> None:
         if low >= 0 and (a.ttl_min < 0 or low < a.ttl_min):
@@ -220,29 +264,49 @@ class _Survey:
         if len(self.top) > 4 * self.top_n:
             self._trim()
 
+    def _node_figures(self, figures: NodeFigures) -> NodeFigures:
+        raw = self.per_node.get(figures.node) or self._node(figures.node)
+        tallies = [NodeTally(name, raw[1 + 3 * i], raw[2 + 3 * i], raw[3 + 3 * i])
+                   for i, name in enumerate([ns.name for ns in self.namespaces] + [UNMATCHED])]
+        return dataclasses.replace(figures, scanned=raw[0], namespaces=tuple(tallies[:-1]),
+                                   unmatched=tallies[-1])
+
     def _trim(self) -> None:
         self.top.sort(key=lambda b: (-b.memory_bytes, b.key))
         del self.top[self.top_n:]
 
     # the same per-key logic as SURVEY_LUA, for servers that refuse scripts
     def add_python(self, node: Any, keys: list[bytes], stride: int, offset: int,
-                   internal: bytes, matcher: NamespaceMatcher) -> None:
+                   internal: bytes, matcher: NamespaceMatcher, quota: int = 0) -> list[int]:
+        """The same as one script call, with pipelined commands; returns keys per stratum."""
         index = {ns.name: i for i, ns in enumerate(self.namespaces)}
+        nns = len(self.namespaces)
+        name = node_name(node)
+        per_node = self._node(name)
+        per_node[0] += len(keys)
+        strata = [0] * (nns + 2)
         owners: list[int] = []
-        for key in keys:
+        chosen: list[int] = []
+        for n, key in enumerate(keys):
             self.scanned += 1
             if internal and key.startswith(internal):
-                owners.append(-1)
+                i = -1
                 self.internal_keys += 1
-                continue
-            ns = matcher.namespace_of(key)
-            i = index[ns.name] if ns is not None else -2
-            owners.append(i)
-            if i >= 0:
-                self.acc[i].seen += 1
             else:
-                self._shape(key_shape(key), 1, 0, 0, 0, key)
-        chosen = [n for n in range(len(keys)) if stride == 1 or (n + 1) % stride == offset]
+                ns = matcher.namespace_of(key)
+                i = index[ns.name] if ns is not None else -2
+                if i >= 0:
+                    self.acc[i].seen += 1
+                else:
+                    self._shape(key_shape(key), 1, 0, 0, 0, key)
+            owners.append(i)
+            st = i if i >= 0 else (nns if i == -2 else nns + 1)
+            strata[st] += 1
+            if st <= nns:
+                per_node[1 + 3 * st] += 1
+            if (stride == 1 or (n + 1) % stride == offset) and (
+                    quota == 0 or strata[st] <= quota):
+                chosen.append(n)
         pipe = node.pipeline(transaction=False)
         for n in chosen:
             pipe.memory_usage(keys[n])
@@ -264,6 +328,9 @@ class _Survey:
             if i == -1:
                 self.internal_bytes += mem
                 continue
+            st = i if i >= 0 else nns
+            per_node[2 + 3 * st] += 1
+            per_node[3 + 3 * st] += mem
             if i == -2:
                 s = self.shapes[key_shape(key)]
                 s.keys += 1
@@ -272,6 +339,7 @@ class _Survey:
                 self._big(BigKey(key, mem, None))
                 continue
             self._add_key(node, i, key, mem, pttl)
+        return strata
 
     def _add_key(self, node: Any, i: int, key: bytes, mem: int, pttl: int) -> None:
         ns, a = self.namespaces[i], self.acc[i]
@@ -327,6 +395,7 @@ class _Survey:
         shapes = [ShapeTally(p, s.seen, s.keys, s.memory, s.memory_sq, s.example)
                   for p, s in collapse_shapes(self.shapes).items()]
         shapes.sort(key=lambda s: (-s.memory_bytes, -s.seen, s.pattern))
+        nodes = tuple(self._node_figures(f) for f in nodes)
         return KeyspaceSurvey(
             namespaces=tuple(tallies), unmatched=tuple(shapes), biggest=tuple(self.top),
             sampled=sampled, scanned=self.scanned, measured=self.measured, gone=self.gone,

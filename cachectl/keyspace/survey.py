@@ -44,6 +44,28 @@ def _info(node: Any, section: str) -> dict[str, Any]:
         raise
 
 
+def _stratum_quota(seen: list[int], calls: int, calls_left: int, to_measure: int) -> int:
+    """How many keys of each stratum the next call measures (at least 1).
+
+    Water-filling: strata are expected to show up as often as so far (``seen`` over
+    ``calls``); the quota q is the smallest that measures ``to_measure`` more keys over
+    the remaining calls, a stratum with fewer than q keys per call giving all it has.
+    """
+    calls_left = max(calls_left, 1)
+    if to_measure <= 0:
+        return 1
+    if calls == 0:
+        return max(1, math.ceil(to_measure / calls_left / max(len(seen) - 1, 1)))
+    per_call = sorted(s / calls for s in seen if s > 0)
+    need = to_measure / calls_left
+    for j, rate in enumerate(per_call):
+        # the strata from j on all give q; those before give their whole rate
+        q = (need - sum(per_call[:j])) / (len(per_call) - j)
+        if q <= rate:
+            return max(1, math.ceil(q))
+    return 1 + math.ceil(per_call[-1]) if per_call else 1
+
+
 def survey_keyspace(
     client: Any,
     policy: Policy,
@@ -60,10 +82,12 @@ def survey_keyspace(
     """Aggregate every primary's keyspace per namespace of ``policy``.
 
     ``sample`` None measures every key (exact). ``sample=N`` attributes about
-    ``SHARE_FACTOR·N`` keys read from SCAN at random cursors and measures N of them
-    (MEMORY USAGE, PTTL); inspect turns that into estimates with margins. When the
-    keyspace is not much larger than that, every key is scanned and only every k-th
-    measured. Raises redis-py errors (wrap with ``redis_errors``).
+    ``SHARE_FACTOR·N`` keys read from SCAN at random cursors and measures about N of
+    them (MEMORY USAGE, PTTL), spread evenly over the strata (each namespace, the
+    unmatched keys, cachectl's own) so a small namespace's mean size is known as well
+    as a big one's; inspect turns that into estimates with margins. When the keyspace
+    is not much larger than that, every key is scanned and only every k-th measured.
+    Raises redis-py errors (wrap with ``redis_errors``).
     """
     rng = rng or random.Random()  # sampling, not security
     started = clock()
@@ -84,8 +108,9 @@ def survey_keyspace(
         stale = float(_info(n, "stats").get("expired_stale_perc", 0.0) or 0.0)
         live += size * (1 - min(max(stale, 0.0), 100.0) / 100)
     full_scan = sample is None or sample * SHARE_FACTOR >= total
-    stride = 1 if sample is None else max(1, round(
-        (total if full_scan else sample * SHARE_FACTOR) / max(sample, 1)))
+    # a full scan of a keyspace not much bigger than the sample measures every k-th key;
+    # a partial one measures per-stratum quotas instead
+    stride = 1 if sample is None or not full_scan else max(1, round(total / max(sample, 1)))
     sampled = stride > 1 or not full_scan
     progress_total = total if full_scan else min(total, (sample or 0) * SHARE_FACTOR)
     method = "lua" if use_lua else "pipeline"
@@ -95,22 +120,23 @@ def survey_keyspace(
     lock = threading.Lock()
     stop = threading.Event()
 
-    def merge(reply: list[Any]) -> int:
+    def merge(name: str, reply: list[Any]) -> list[int]:
         nonlocal done
         _, counters, ns_recs, shape_recs, top_recs = reply
         with lock:
-            acc.merge_lua(counters, ns_recs, shape_recs, top_recs)
+            strata = acc.merge_lua(name, counters, ns_recs, shape_recs, top_recs)
             done += counters[0]
             on_progress("scanning keys", min(done, progress_total), progress_total)
-        return int(counters[0])
+        return strata
 
-    def run_lane(script: Any, lane: int, cursor: int, count: int, budget_us: int) -> None:
+    def run_lane(script: Any, name: str, lane: int, cursor: int, count: int,
+                 budget_us: int) -> None:
         # one quarter of the cursor space: from its start until SCAN leaves it
         while not stop.is_set():
             reply = script(args=survey_args(
                 policy, namespaces, cursor=cursor, count=count, stride=1, offset=0, top=top,
                 examples=examples, budget_us=budget_us, lane=lane))
-            merge(reply)
+            merge(name, reply)
             cursor = int(reply[0])
             if cursor == 0 or cursor % LANES != LANE_STARTS[lane]:
                 return
@@ -120,8 +146,14 @@ def survey_keyspace(
         for node, size in zip(nodes, sizes, strict=True):
             if size == 0:
                 continue
+            name = node_name(node)
             quota = None if full_scan else math.ceil(
                 (sample or 0) * SHARE_FACTOR * size / total)
+            # a sample measures about its share of N here, the same number per stratum
+            # in each call (see _stratum_quota)
+            to_measure = math.ceil((sample or 0) * size / total)
+            strata_seen = [0] * (len(namespaces) + 2)
+            calls = 0
             # the script loops SCAN until its time budget is spent (a sample also stops
             # after SAMPLE_RUN keys, so it is drawn from many random starting points);
             # rate-limited scans take one SCAN per call, sized by COUNT
@@ -133,13 +165,16 @@ def survey_keyspace(
                      and size >= PARALLEL_MIN_KEYS)
             others: list[Future[None]] = []
             cursor: int | bytes = 0 if full_scan else rng.getrandbits(31)
-            node_scanned = 0
+            node_scanned = node_measured = 0
             offset = rng.randrange(stride) if stride > 1 else 0
             script = node.register_script(SURVEY_LUA)
             try:
                 while True:
                     t0 = clock()
                     server_s: float | None = None
+                    per_stratum = 0 if quota is None else _stratum_quota(
+                        strata_seen, calls, math.ceil((quota - node_scanned) / SAMPLE_RUN),
+                        to_measure - node_measured)
                     if method == "lua":
                         try:
                             reply = script(args=survey_args(
@@ -147,7 +182,8 @@ def survey_keyspace(
                                 offset=offset, top=top, examples=examples,
                                 budget_us=budget_us, lane=0 if lanes else None,
                                 max_keys=0 if quota is None else min(
-                                    SAMPLE_RUN, max(1, quota - node_scanned))))
+                                    SAMPLE_RUN, max(1, quota - node_scanned)),
+                                quota=per_stratum))
                         except rex.ResponseError as exc:
                             if not _scripting_refused(exc):
                                 raise
@@ -155,20 +191,26 @@ def survey_keyspace(
                             lanes = False
                             continue
                         next_cursor = reply[0]
-                        batch = merge(reply)
+                        measured_before = acc.measured + acc.gone + acc.denied
+                        strata = merge(name, reply)
                         if reply[1][6] >= 0:
                             server_s = reply[1][6] / 1e6
                         if lanes and not others:
-                            others = [pool.submit(run_lane, script, i, LANE_STARTS[i], count,
-                                                  budget_us) for i in range(1, LANES)]
+                            others = [pool.submit(run_lane, script, name, i, LANE_STARTS[i],
+                                                  count, budget_us) for i in range(1, LANES)]
                     else:
                         next_cursor, keys = node.scan(cursor=cursor, count=count)
                         with lock:
-                            acc.add_python(node, keys, stride, offset, internal, matcher)
+                            measured_before = acc.measured + acc.gone + acc.denied
+                            strata = acc.add_python(node, keys, stride, offset, internal,
+                                                    matcher, quota=per_stratum)
                             done += len(keys)
                             on_progress("scanning keys", min(done, progress_total),
                                         progress_total)
-                        batch = len(keys)
+                    batch = sum(strata)
+                    calls += 1
+                    node_measured += acc.measured + acc.gone + acc.denied - measured_before
+                    strata_seen = [a + b for a, b in zip(strata_seen, strata, strict=True)]
                     # the script times itself with TIME, so a busy client does not shrink
                     # batches; otherwise keep each call near the target by resizing COUNT
                     elapsed = server_s if server_s is not None else clock() - t0

@@ -9,6 +9,7 @@ from typing import Any
 from cachectl.freshness import ttl_bounds_ms
 from cachectl.keyspace.matcher import lua_pattern
 from cachectl.policy.model import Namespace, Policy
+from cachectl.policy.template import KeyTemplate
 
 HIST_BASE = 1.01  # TTL histogram bucket ratio: medians are within 0.5 % of the true value
 # SCAN walks buckets in reverse-binary order, so the cursor's two lowest bits split the
@@ -30,12 +31,19 @@ LANE_STARTS = (0, 2, 1, 3)
 #   ARGV[10] lane mask ('0': one lane covers everything; '3': four lanes)
 #   ARGV[11] the cursor's low bits this lane owns   ARGV[12] the next lane's start cursor
 #   ARGV[13] stop once this many keys were read (0: no limit)
-#   then 5 per namespace, in policy order: Lua pattern, grace ms, stale ms,
-#   highest PTTL a write can set, max value bytes (0: unlimited)
+#   ARGV[14] measure at most this many keys of each stratum (each namespace, the
+#            unmatched keys, cachectl's own keys) in this call (0: no limit)
+#   ARGV[15] D: how many leading bytes every namespace's (and the internal prefix's)
+#            literal head shares; ARGV[16] the internal prefix's byte at D+1 (-1: any)
+#   then 6 per namespace, in policy order: Lua pattern, grace ms, stale ms,
+#   highest PTTL a write can set, max value bytes (0: unlimited), its byte at D+1
+#   (-1: any). A key is tried only against the patterns its byte D+1 allows.
 # Returns {cursor, {scanned, measured, gone, denied, internal_seen, internal_mem, server µs},
 #          per-namespace records, unmatched shape records, biggest keys}.
 SURVEY_LUA = r"""
-local call, pcall_, find, floor, log = redis.call, redis.pcall, string.find, math.floor, math.log
+local call, pcall_, find, gsub, byte = redis.call, redis.pcall, string.find, string.gsub,
+  string.byte
+local floor, log = math.floor, math.log
 local function now_us()
   local t = pcall_('TIME')
   if type(t) ~= 'table' or not t[1] then return nil end
@@ -48,39 +56,64 @@ local topn, nex = tonumber(ARGV[5]), tonumber(ARGV[6])
 local internal = ARGV[7]
 local ilen = #internal
 -- an anchored pattern fails at the first differing byte and allocates nothing
-local ipat = '^' .. string.gsub(internal, '%W', '%%%0')
+local ipat = '^' .. gsub(internal, '%W', '%%%0')
 local logb = tonumber(ARGV[8])
 local budget = tonumber(ARGV[9])
 local lane_mod = tonumber(ARGV[10]) + 1
 local lane_val = tonumber(ARGV[11])
 local next_start = ARGV[12]
 local max_keys = tonumber(ARGV[13])
-local FIRST = 13
-local pats, grace, stale, maxp, maxv = {}, {}, {}, {}, {}
-local nns = (#ARGV - FIRST) / 5
+local quota = tonumber(ARGV[14])
+local at = tonumber(ARGV[15]) + 1
+local FIRST, PER = 16, 6
+local pats, grace, stale, maxp, maxv, disp = {}, {}, {}, {}, {}, {}
+local nns = (#ARGV - FIRST) / PER
 for i = 1, nns do
-  local b = FIRST + (i - 1) * 5
+  local b = FIRST + (i - 1) * PER
   pats[i] = ARGV[b + 1]
   grace[i] = tonumber(ARGV[b + 2])
   stale[i] = tonumber(ARGV[b + 3])
   maxp[i] = tonumber(ARGV[b + 4])
   maxv[i] = tonumber(ARGV[b + 5])
+  disp[i] = tonumber(ARGV[b + 6])
+end
+-- candidates by the key's byte at D+1, in the order they are tried: cachectl's own
+-- prefix (-1) first, then the namespaces in policy order
+local order0 = {}
+if ilen > 0 then
+  pats[-1] = ipat
+  disp[-1] = tonumber(ARGV[16])
+  order0[1] = -1
+end
+for i = 1, nns do order0[#order0 + 1] = i end
+local any, cand = {}, {}
+for _, j in ipairs(order0) do
+  if disp[j] < 0 then any[#any + 1] = j end
+end
+for _, j in ipairs(order0) do
+  local b = disp[j]
+  if b >= 0 and cand[b] == nil then
+    local list = {}
+    for _, x in ipairs(order0) do
+      if disp[x] == b or disp[x] < 0 then list[#list + 1] = x end
+    end
+    cand[b] = list
+  end
 end
 local ns = {}
 local shapes, order = {}, {}
 local top = {}
 local scanned, measured, gone, denied, iseen, imem = 0, 0, 0, 0, 0, 0
+local taken = {}  -- keys measured per stratum in this call (with a quota)
+for j = 1, nns + 2 do taken[j] = 0 end
+local LONG = '[^:]' .. string.rep('[^:]', 40) .. '[^:]*'
 
+-- a key's shape: every ':'-segment holding a byte outside [A-Za-z_.-], or longer than
+-- 40 bytes, becomes '*' (two C-level substitutions; key_shape in Python mirrors it)
 local function shape_of(k)
-  local parts = {}
-  for seg in string.gmatch(k .. ':', '([^:]*):') do
-    if #seg > 40 or string.find(seg, '[^%a_%-%.]') then
-      parts[#parts + 1] = '*'
-    else
-      parts[#parts + 1] = seg
-    end
-  end
-  return table.concat(parts, ':')
+  local s = gsub(k, '[^:]*[^%a_%-%.:][^:]*', '*')
+  if #s > 40 then s = gsub(s, LONG, '*') end
+  return s
 end
 
 local function push_top(k, mem, i)
@@ -93,16 +126,15 @@ local function push_top(k, mem, i)
 end
 
 local function survey(keys)
-for _, k in ipairs(keys) do
+for n = 1, #keys do
+  local k = keys[n]
   scanned = scanned + 1
   local idx = scanned
   local i = 0
-  if ilen > 0 and find(k, ipat) then
-    i = -1
-  else
-    for j = 1, nns do
-      if find(k, pats[j]) then i = j break end
-    end
+  local c = cand[byte(k, at)] or any
+  for x = 1, #c do
+    local j = c[x]
+    if find(k, pats[j]) then i = j break end
   end
   local rec
   if i > 0 then
@@ -124,7 +156,9 @@ for _, k in ipairs(keys) do
   else
     iseen = iseen + 1
   end
-  if stride == 1 or idx % stride == offset then
+  local st = i > 0 and i or (i == 0 and nns + 1 or nns + 2)
+  if (stride == 1 or idx % stride == offset) and (quota == 0 or taken[st] < quota) then
+    taken[st] = taken[st] + 1
     local mem = pcall_('MEMORY', 'USAGE', k)
     if type(mem) == 'table' then
       denied = denied + 1
@@ -250,7 +284,8 @@ return {cursor, {scanned, measured, gone, denied, iseen, imem, us}, out_ns, out_
 
 def survey_args(policy: Policy, namespaces: Sequence[Namespace], *, cursor: int | bytes,
                  count: int, stride: int, offset: int, top: int, examples: int,
-                 budget_us: int, lane: int | None = None, max_keys: int = 0) -> list[Any]:
+                 budget_us: int, lane: int | None = None, max_keys: int = 0,
+                 quota: int = 0) -> list[Any]:
     internal = policy.internal_prefix + ":"
     args: list[Any] = [cursor, count, stride, offset, top, examples, internal,
                        repr(math.log(HIST_BASE)), budget_us]
@@ -258,8 +293,32 @@ def survey_args(policy: Policy, namespaces: Sequence[Namespace], *, cursor: int 
         args += [0, 0, 0]
     else:
         args += [LANES - 1, LANE_STARTS[lane], LANE_STARTS[(lane + 1) % LANES]]
-    args.append(max_keys)
-    for ns in namespaces:
+    heads = [literal_head(ns.template) for ns in namespaces]
+    shared = _shared_length([*heads, internal.encode()])
+    args += [max_keys, quota, shared, _byte_at(internal.encode(), shared)]
+    for ns, head in zip(namespaces, heads, strict=True):
         args += [lua_pattern(ns.template), ns.grace_ms, ns.stale_ms, ttl_bounds_ms(ns)[1],
-                 ns.max_value_bytes or 0]
+                 ns.max_value_bytes or 0, _byte_at(head, shared)]
     return args
+
+
+def literal_head(template: KeyTemplate) -> bytes:
+    """The literal text every key of ``template`` starts with (up to its first placeholder)."""
+    parts = []
+    for seg in template.segments:
+        parts.append(seg.prefix)
+        if seg.placeholder is not None:
+            break
+    return ":".join(parts).encode()
+
+
+def _shared_length(heads: list[bytes]) -> int:
+    n = min(map(len, heads), default=0)
+    for i in range(n):
+        if len({h[i] for h in heads}) > 1:
+            return i
+    return n
+
+
+def _byte_at(head: bytes, pos: int) -> int:
+    return head[pos] if pos < len(head) else -1
