@@ -16,7 +16,8 @@ from typing import Any
 
 from cachectl.connection import ConnectionSettings, redis_errors
 from cachectl.freshness import ttl_bounds_ms
-from cachectl.keyspace import KeyspaceSurvey, NodeFigures, survey_keyspace
+from cachectl.inspect import NodeRow, node_rows
+from cachectl.keyspace import KeyspaceSurvey, survey_keyspace
 from cachectl.pacing import RateLimiter
 from cachectl.policy.model import Policy
 from cachectl.policy.units import format_duration_ms, format_size_bytes
@@ -66,7 +67,7 @@ class AuditReport:
     namespaces: int
     expired_during_scan: int
     denied_keys: int
-    nodes: tuple[NodeFigures, ...]
+    nodes: tuple[NodeRow, ...]
     elapsed_s: float
     method: str
 
@@ -148,5 +149,5 @@ def report_from_survey(survey: KeyspaceSurvey, policy: Policy, *, top: int = 10)
                               f.namespace or "", f.code))
     return AuditReport(
         findings=tuple(found), scanned_keys=survey.scanned, namespaces=len(survey.namespaces),
-        expired_during_scan=survey.gone, denied_keys=survey.denied, nodes=survey.nodes,
+        expired_during_scan=survey.gone, denied_keys=survey.denied, nodes=node_rows(survey),
         elapsed_s=survey.elapsed_s, method=survey.method)

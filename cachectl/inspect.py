@@ -22,6 +22,7 @@ from cachectl.keyspace import (
     NamespaceMatcher,
     NamespaceTally,
     NodeFigures,
+    NodeTally,
     key_facts,
     scan_keys,
     survey_keyspace,
@@ -299,6 +300,63 @@ class PatternRow:
 
 
 @dataclass(frozen=True)
+class NodeNamespaceRow:
+    """One namespace on one primary: its keys and their memory (estimates when sampled)."""
+
+    namespace: str
+    keys: int
+    memory_bytes: int
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    """One primary: DBSIZE and used memory at the start, and what each namespace (policy
+    order, empty ones included) and the unmatched keys hold there. Exact figures sum to
+    the summary's totals; with ``estimated`` they are the node's own sample scaled to its
+    DBSIZE, so they sum to the totals only approximately."""
+
+    node: str
+    keys: int
+    used_memory_bytes: int
+    namespaces: tuple[NodeNamespaceRow, ...]
+    unmatched_keys: int
+    unmatched_bytes: int
+    estimated: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"node": self.node, "keys": self.keys,
+                "used_memory_bytes": self.used_memory_bytes,
+                "namespaces": [{"namespace": n.namespace, "keys": n.keys,
+                                "memory_bytes": n.memory_bytes} for n in self.namespaces],
+                "unmatched": {"keys": self.unmatched_keys, "memory_bytes": self.unmatched_bytes},
+                "estimated": self.estimated}
+
+
+def node_rows(survey: KeyspaceSurvey) -> tuple[NodeRow, ...]:
+    """Per-primary figures of a survey: exact counts and bytes, or per-node estimates."""
+    means = {t.name: t.memory_bytes / t.keys for t in survey.namespaces if t.keys}
+    live_share = survey.live_keys / survey.total_keys if survey.total_keys else 1.0
+
+    def figure(node: NodeFigures, t: NodeTally) -> tuple[int, int]:
+        if not survey.sampled:
+            return t.keys, t.memory_bytes
+        if node.scanned >= node.keys:  # the whole node was read: the count is exact
+            keys = float(t.seen)
+        else:
+            keys = node.keys * live_share * t.seen / node.scanned if node.scanned else 0.0
+        mean = t.memory_bytes / t.keys if t.keys else means.get(t.name, 0.0)
+        return round(keys), round(keys * mean)
+
+    rows = []
+    for node in survey.nodes:
+        spread = tuple(NodeNamespaceRow(t.name, *figure(node, t)) for t in node.namespaces)
+        unmatched = figure(node, node.unmatched) if node.unmatched else (0, 0)
+        rows.append(NodeRow(node.node, node.keys, node.used_memory_bytes, spread, *unmatched,
+                            estimated=survey.sampled))
+    return tuple(rows)
+
+
+@dataclass(frozen=True)
 class InspectSummary:
     """The keyspace per namespace; ``mode`` is exact or sample."""
 
@@ -313,7 +371,7 @@ class InspectSummary:
     internal_keys: int
     internal_bytes: int
     used_memory_bytes: int
-    nodes: tuple[NodeFigures, ...]
+    nodes: tuple[NodeRow, ...]
     elapsed_s: float
     method: str
     confidence: float = 0.95
@@ -408,4 +466,4 @@ def summary_from_survey(survey: KeyspaceSurvey) -> InspectSummary:
         measured_keys=survey.measured, expired_during_scan=survey.gone,
         denied_keys=survey.denied, internal_keys=survey.internal_keys,
         internal_bytes=survey.internal_bytes, used_memory_bytes=survey.used_memory_bytes,
-        nodes=survey.nodes, elapsed_s=survey.elapsed_s, method=survey.method)
+        nodes=node_rows(survey), elapsed_s=survey.elapsed_s, method=survey.method)

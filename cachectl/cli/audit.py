@@ -36,11 +36,11 @@ def command(
     client = conn.connect(pol)
 
     from cachectl.audit import audit_keyspace
+    from cachectl.cli.inspect import exit_without_collecting, progress_if_terminal
     from cachectl.pacing import RateLimiter
     from cachectl.render import console
-    from cachectl.render.progress import progress_bars
 
-    with progress_bars() as progress:
+    with progress_if_terminal() as progress:
         report = audit_keyspace(client, pol, settings, top=top, examples=examples,
                                 limiter=RateLimiter(rate) if rate else None,
                                 on_progress=progress, use_lua=not no_lua)
@@ -53,4 +53,5 @@ def command(
         from cachectl.render.inspect import print_wide
 
         print_wide(console.stdout(), report_text(report))
+    exit_without_collecting()
     return 0 if report.ok else 1

@@ -1,11 +1,16 @@
 """cachectl inspect: keys, one namespace, or the whole keyspace, against the policy."""
 
+import gc
+import sys
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Annotated
 
 import typer
 
 from cachectl.cli.options import JsonOpt, PolicyOpt, RedisOptions, load_cli_policy, redis_options
 from cachectl.errors import UsageError
+from cachectl.progress import ProgressCallback, no_progress
 
 
 def _key_bytes(text: str, hex_keys: bool) -> bytes:
@@ -16,6 +21,29 @@ def _key_bytes(text: str, hex_keys: bool) -> bytes:
         return bytes.fromhex(text)
     except ValueError:
         raise UsageError(f"--hex: {text!r} is not hexadecimal", hint="e.g. 73686f703a01ff") from None
+
+
+def progress_if_terminal() -> AbstractContextManager[ProgressCallback]:
+    """Rich progress bars on a terminal; when piped, a no-op without importing them."""
+    from cachectl.render import console
+
+    if console.is_terminal():
+        from cachectl.render.progress import progress_bars
+
+        return progress_bars()
+    return _silent()
+
+
+@contextmanager
+def _silent() -> Iterator[ProgressCallback]:
+    yield no_progress
+
+
+def exit_without_collecting() -> None:
+    """Results are written: let the interpreter exit without one last garbage collection
+    over every imported module's objects (tens of milliseconds for a short run)."""
+    sys.stdout.flush()
+    gc.freeze()
 
 
 @redis_options
@@ -64,7 +92,6 @@ def command(
 
     from cachectl.pacing import RateLimiter
     from cachectl.render import console
-    from cachectl.render.progress import progress_bars
 
     out = console.stdout()
     limiter = RateLimiter(rate) if rate else None
@@ -82,7 +109,7 @@ def command(
         from cachectl.inspect import list_namespace
 
         rows = []
-        with progress_bars() as progress:
+        with progress_if_terminal() as progress:
             for detail in list_namespace(client, pol, namespace, settings, limit=limit or None,
                                          limiter=limiter, on_progress=progress):
                 if json_out:
@@ -101,7 +128,7 @@ def command(
         return 0
     from cachectl.inspect import summarize
 
-    with progress_bars() as progress:
+    with progress_if_terminal() as progress:
         summary = summarize(client, pol, settings, sample=sample, limiter=limiter,
                             on_progress=progress, use_lua=not no_lua)
     if json_out:
@@ -110,4 +137,5 @@ def command(
         from cachectl.render.inspect import print_wide, summary_tables
 
         print_wide(out, summary_tables(summary))
+    exit_without_collecting()
     return 0

@@ -40,6 +40,10 @@ def report_text(report: AuditReport) -> Group:
             parts.append(Text(f"    hint: {f.hint}", style="dim"))
     if not report.findings:
         parts.append(Text("no findings", style="green"))
+    if len(report.nodes) > 1:
+        from cachectl.render.inspect import node_table
+
+        parts += [Text(""), node_table(report.nodes)]
     parts.append(Text(""))
     parts.append(Text(summary_line(report),
                       style="bold red" if report.errors else "bold green"))
@@ -66,7 +70,7 @@ def report_json(report: AuditReport) -> dict[str, Any]:
         "scanned_keys": report.scanned_keys,
         "expired_during_scan": report.expired_during_scan,
         "denied_keys": report.denied_keys,
-        "nodes": list(report.nodes),
+        "nodes": jsonable(list(report.nodes)),
         "elapsed_s": round(report.elapsed_s, 3),
         "method": report.method,
         "findings": jsonable(list(report.findings)),

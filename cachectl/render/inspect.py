@@ -10,7 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from cachectl.inspect import InspectSummary, KeyDetail
+from cachectl.inspect import InspectSummary, KeyDetail, NodeRow
 from cachectl.policy.units import format_duration_ms, format_size_bytes
 from cachectl.render.console import display_key, jsonable
 
@@ -140,9 +140,39 @@ def summary_tables(s: InspectSummary) -> Group:
         if len(s.unmatched) > 20:
             other.add_row(f"… {len(s.unmatched) - 20} more patterns (--json lists all)", "", "", "")
         parts += [Text(""), other]
+    if len(s.nodes) > 1:
+        parts += [Text(""), node_table(s.nodes, [r.namespace for r in s.namespaces])]
     parts.append(Text(""))
     parts.append(Text(footer(s), style="dim"))
     return Group(*parts)
+
+
+def node_table(nodes: Iterable[NodeRow], order: list[str] | None = None) -> Table:
+    """Keys and memory per namespace on each primary: one column per node, one row per
+    namespace (in ``order``, else policy order), then the unmatched keys and the node's
+    own DBSIZE and used memory."""
+    nodes = list(nodes)
+    estimated = any(n.estimated for n in nodes)
+    table = Table(show_edge=False, pad_edge=False, title_justify="left",
+                  title="per node" + (" (estimated)" if estimated else ""))
+    table.add_column("namespace", no_wrap=True)
+    for n in nodes:
+        table.add_column(n.node, justify="right", no_wrap=True)
+    names = order or ([r.namespace for r in nodes[0].namespaces] if nodes else [])
+    cells = [{r.namespace: r for r in n.namespaces} for n in nodes]
+
+    def cell(keys: int, size: int) -> str:
+        return f"{keys:,} · {format_size_bytes(size)}" if keys else "-"
+
+    for name in names:
+        table.add_row(name, *(cell(c[name].keys, c[name].memory_bytes) if name in c else "-"
+                              for c in cells))
+    if any(n.unmatched_keys for n in nodes):
+        table.add_row(Text("(unmatched)", style="yellow"),
+                      *(cell(n.unmatched_keys, n.unmatched_bytes) for n in nodes))
+    table.add_row(Text("all keys · used memory", style="dim"),
+                  *(Text(cell(n.keys, n.used_memory_bytes), style="dim") for n in nodes))
+    return table
 
 
 def footer(s: InspectSummary) -> str:
