@@ -14,6 +14,11 @@ Soft flush: every key's PTTL is lowered to the top of its namespace's stale band
 LT semantics, checked atomically per key); values are untouched, so the library
 serves them as stale and revalidates them one caller at a time.
 
+Throughput: SCAN replies are read one ahead by a thread, filtered in C (one compiled
+regex per target, see ``_selector``), gathered into full batches, and each batch is
+UNLINKed on another connection while the next SCAN runs, so the server is rarely
+idle waiting for the client. Every command stays well under a millisecond.
+
 Pacing: ``rate`` caps keys per second; the server's own latency (a PING timed
 between batches) is watched throughout, and batches shrink and pause when it rises.
 Every destructive run appends one entry to the capped stream
@@ -28,7 +33,10 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import queue
+import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,15 +50,17 @@ from redis.crc import key_slot
 
 from cachectl.errors import InterruptedWork, UsageError
 from cachectl.freshness import soft_expire_pttl_ms
-from cachectl.keyspace import NamespaceMatcher, scan_keys, scan_namespace
+from cachectl.keyspace import NamespaceMatcher, scan_keys
 from cachectl.pacing import RateLimiter
 from cachectl.policy.model import Namespace, Policy
 from cachectl.policy.template import GLOB_SPECIALS, KeyParamError
 from cachectl.progress import ProgressCallback, no_progress
 
-DEFAULT_BATCH = 250  # small commands keep other clients' latency low (see benchmarks/flush.py)
+DEFAULT_BATCH = 500  # keys per UNLINK: well under a millisecond of server time (benchmarks/flush.py)
 MAX_BATCH = 10_000
 MIN_BATCH = 50
+SCAN_FACTOR = 2  # SCAN COUNT per batch: a SCAN returns only the keys its glob matches
+MAX_SCAN_COUNT = 10_000
 AUDIT_MAXLEN = 10_000
 EXACT_COUNT_LIMIT = 200_000  # keys per deployment; above this, plan_flush estimates
 SAMPLE_KEYS = 20_000
@@ -425,32 +435,87 @@ def _owned(policy: Policy, matcher: NamespaceMatcher, target: FlushTarget, key: 
     return owner is not None and owner.name == target.name
 
 
-def _owner_test(policy: Policy, target: FlushTarget) -> Callable[[bytes], bool]:
-    """A fast per-key test equal to ``_owned`` for keys a target's SCAN yields.
+def _unnamed(pattern: bytes) -> bytes:
+    """A template regex with its named groups made plain (to combine several)."""
+    return re.sub(rb"\(\?P<[A-Za-z_][A-Za-z0-9_]*>", b"(?:", pattern)
+
+
+def _owner_regex(policy: Policy, target: FlushTarget) -> re.Pattern[bytes] | None:
+    """One compiled test for "this key, which the target's regex accepts, is its to flush".
 
     Only namespaces listed before the target whose templates can overlap it can take
-    one of its keys away, so the matcher is built from those and the target alone:
-    for any key the target's regex accepts, its ``namespace_of`` answer is the same
-    as the whole policy's matcher's.
+    one of its keys away (the policy's first matching namespace owns a key), and a key
+    under ``internal_prefix`` is never anyone's. Both become negative look-aheads in
+    front of the target's own regex, so a whole SCAN batch is filtered in C. None when
+    neither can happen (no such rival, and the template's literal prefix rules out the
+    internal one): then every key the target's regex accepts is the target's.
     """
-    internal = _internal(policy)
-    if target.kind == "pattern":
-        return lambda k: not k.startswith(internal)
     ns = policy.namespace(target.name)
-    rivals: list[Namespace] = []
+    internal = _internal(policy)
+    rivals: list[bytes] = []
     for other in policy.namespaces.values():
         if other.name == ns.name:
             break
         if other.template.can_overlap(ns.template):
-            rivals.append(other)
-    namespace_of = NamespaceMatcher([*rivals, ns]).namespace_of
-    return lambda k: not k.startswith(internal) and namespace_of(k) is ns
+            rivals.append(_unnamed(other.template.regex.pattern))
+    literal = ns.template.literal_prefix.encode()
+    # a key starts with the literal prefix; it can start with `internal` only if one of
+    # the two starts with the other
+    internal_possible = literal.startswith(internal) or internal.startswith(literal)
+    if not rivals and not internal_possible:
+        return None
+    guard = b"(?!" + re.escape(internal) + b")" if internal_possible else b""
+    if rivals:
+        guard += b"(?!(?:" + b"|".join(rivals) + rb")\Z)"
+    return re.compile(guard + _unnamed(ns.template.regex.pattern), re.DOTALL)
+
+
+def _owner_test(policy: Policy, target: FlushTarget) -> Callable[[bytes], bool]:
+    """A per-key test equal to ``_owned`` for keys the target's exact regex accepts."""
+    internal = _internal(policy)
+    if target.kind == "pattern":
+        return lambda k: not k.startswith(internal)
+    rx = _owner_regex(policy, target)
+    if rx is None:
+        return lambda k: True
+    fullmatch = rx.fullmatch
+    return lambda k: fullmatch(k) is not None
+
+
+Selector = Callable[[list[bytes]], tuple[list[bytes], int]]
+
+
+def _selector(policy: Policy, target: FlushTarget) -> Selector:
+    """``keys -> (the target's own keys, how many others its exact regex accepted)``.
+
+    ``keys`` come from SCAN with the target's glob (which only narrows). Keys the exact
+    regex rejects are dropped silently; keys it accepts that another namespace (or
+    cachectl itself) owns are counted, never returned. Filtering runs in C
+    (``filter`` over compiled regexes): a flush handles millions of keys.
+    """
+    internal = _internal(policy)
+    if target.kind == "pattern":
+        def by_prefix(keys: list[bytes]) -> tuple[list[bytes], int]:
+            own = [k for k in keys if not k.startswith(internal)]
+            return own, len(keys) - len(own)
+        return by_prefix
+    exact = policy.namespace(target.name).template.regex.fullmatch
+    owner = _owner_regex(policy, target)
+    if owner is None:
+        def by_regex(keys: list[bytes]) -> tuple[list[bytes], int]:
+            return list(filter(exact, keys)), 0
+        return by_regex
+    owns = owner.fullmatch
+
+    def by_owner(keys: list[bytes]) -> tuple[list[bytes], int]:
+        hits = list(filter(exact, keys))
+        own = list(filter(owns, hits))
+        return own, len(hits) - len(own)
+    return by_owner
 
 
 def _glob_regex(pattern: str) -> Callable[[bytes], bool]:
     """A client-side matcher for a Redis glob (for sampled estimates only)."""
-    import re
-
     # translate per character so the sample agrees with SCAN MATCH on ordinary patterns
     out = []
     i = 0
@@ -516,7 +581,7 @@ def plan_flush(
             found[t].append(t.key)
     scan_targets = [t for t in targets if t.kind != "key"]
     if estimate and scan_targets:
-        tests = {t: _target_test(policy, matcher, t) for t in scan_targets}
+        tests = {t: _sample_filter(policy, t) for t in scan_targets}
         per_node = max(1, sample_keys // max(1, len(nodes)))
         for node, size in zip(nodes, sizes, strict=True):
             seen_here = 0
@@ -525,12 +590,10 @@ def plan_flush(
             while seen_here < per_node:
                 cursor, keys = node.scan(cursor=cursor, count=1000)
                 seen_here += len(keys)
-                for k in keys:
-                    for t, test in tests.items():
-                        if test(k):
-                            hits[t] += 1
-                            if len(found[t]) < examples:
-                                found[t].append(k)
+                for t, test in tests.items():
+                    kept = test(keys)
+                    hits[t] += len(kept)
+                    found[t].extend(kept[:examples - len(found[t])])
                 if cursor == 0:
                     break
             sampled += seen_here
@@ -540,13 +603,11 @@ def plan_flush(
                     hits[t] * size / seen_here)
     else:
         for t in scan_targets:
-            owns = _owner_test(policy, t)
-            for _node, keys in _target_batches(client, policy, t, count=1000):
-                kept = [k for k in keys if owns(k)]
+            select = _selector(policy, t)
+            for _node, keys in scan_keys(client, _glob(policy, t), count=1000):
+                kept = select(keys)[0]
                 counts[t] += len(kept)
-                room = examples - len(found[t])
-                if room > 0:
-                    found[t].extend(kept[:room])
+                found[t].extend(kept[:examples - len(found[t])])
     plans = tuple(
         TargetPlan(t.label, t.kind, t.name, counts[t], estimate and t.kind != "key",
                    tuple(found[t][:examples]),
@@ -556,28 +617,26 @@ def plan_flush(
                      any(p.estimated for p in plans), sampled if estimate else 0, dbsize)
 
 
-def _target_test(policy: Policy, matcher: NamespaceMatcher,
-                 target: FlushTarget) -> Callable[[bytes], bool]:
+def _glob(policy: Policy, target: FlushTarget) -> str:
+    """The SCAN MATCH glob of a namespace or pattern target."""
+    if target.kind == "pattern":
+        return target.name
+    return policy.namespace(target.name).template.glob
+
+
+def _sample_filter(policy: Policy, target: FlushTarget) -> Callable[[list[bytes]], list[bytes]]:
+    """The keys of an unfiltered SCAN batch that are the target's to flush."""
+    select = _selector(policy, target)
     if target.kind == "pattern":
         glob = _glob_regex(target.name)
-        internal = _internal(policy)
-        return lambda k: glob(k) and not k.startswith(internal)
-    return lambda k: _owned(policy, matcher, target, k)
+        return lambda keys: select([k for k in keys if glob(k)])[0]
+    return lambda keys: select(keys)[0]
 
 
 def _primaries(client: Any) -> list[Any]:
     from cachectl.connection import primaries
 
     return primaries(client)
-
-
-def _target_batches(client: Any, policy: Policy, target: FlushTarget,
-                    count: int = 1000) -> Iterator[tuple[Any, list[bytes]]]:
-    """``(node, keys)`` batches a SCAN finds for a namespace or pattern target."""
-    if target.kind == "pattern":
-        yield from scan_keys(client, target.name, count=count)
-    else:
-        yield from scan_namespace(client, policy.namespace(target.name), count=count)
 
 
 # --------------------------------------------------------------------------- flush
@@ -739,6 +798,9 @@ def flush_namespaces(
         check_soft(policy, targets)
     limiter = RateLimiter(rate, clock=clock, sleep=sleep)
     governor = LatencyGovernor(batch)
+
+    def scan_count() -> int:
+        return min(MAX_SCAN_COUNT, max(1, round(SCAN_FACTOR * governor.batch)))
     cluster = _is_cluster_client(client)
     tallies = {t: _Tally() for t in targets}
     started = clock()
@@ -751,9 +813,10 @@ def flush_namespaces(
                            clock() - started, int(counters["batches"]), governor.backoffs,
                            float(counters["paused"]), governor.max_rtt_ms, interrupted)
 
-    # One worker sends each batch's UNLINK (or script) on its own connection while the
-    # main thread SCANs for the next batch: the two round trips overlap. At most one
-    # batch is ever in flight, and it is always settled (counted) before stopping.
+    # Three connections keep the server busy: _ScanAhead's thread issues the SCANs back
+    # to back, this thread filters their replies into batches, and one worker sends
+    # each batch's UNLINK (or script). At most one batch is ever in flight, and it is
+    # always settled (counted) before stopping.
     worker = None if dry_run else ThreadPoolExecutor(1, thread_name_prefix="cachectl-flush")
     in_flight: list[tuple[Future[Any], _Tally, int]] = []
 
@@ -807,21 +870,12 @@ def flush_namespaces(
             tally = tallies[target]
             total = (totals or {}).get(target.label)
             on_progress(target.label, 0, total)
-            owns = _owner_test(policy, target)
-            for node, keys in _keys_of(client, policy, target, lambda: governor.batch):
-                own = [k for k in keys if owns(k)]
-                tally.other += len(keys) - len(own)
-                start = 0
-                while start < len(own):
-                    # the governor may shrink the batch between chunks
-                    chunk = own[start:start + governor.batch]
-                    start += len(chunk)
-                    act(node, target, chunk)
-                    on_progress(target.label, tally.matched, total)
-                    if should_stop is not None and should_stop():
-                        interrupted = True
-                        break
-                if interrupted:
+            found = _owned_batches(client, policy, target, tally, scan_count)
+            for node, chunk in _chunks(found, lambda: governor.batch):
+                act(node, target, chunk)
+                on_progress(target.label, tally.matched, total)
+                if should_stop is not None and should_stop():
+                    interrupted = True
                     break
             settle()
             if target.kind == "key":
@@ -867,34 +921,116 @@ def flush_namespaces(
     return result
 
 
-def _keys_of(client: Any, policy: Policy, target: FlushTarget,
-             count: Callable[[], int]) -> Iterator[tuple[Any, list[bytes]]]:
-    """``(node, keys)`` batches for a target, SCAN's COUNT read from ``count()`` each call.
+def _owned_batches(client: Any, policy: Policy, target: FlushTarget, tally: _Tally,
+                   count: Callable[[], int]) -> Iterator[tuple[Any, list[bytes]]]:
+    """``(node, keys)``: the target's own keys, one list per SCAN (COUNT from ``count()``).
 
-    The same SCAN as ``keyspace.scan_namespace`` (every primary, the template's escaped
-    glob, then its exact regex; the caller then applies NamespaceMatcher), but the COUNT follows
-    the latency governor: a SCAN's cost grows with COUNT (about 1 ms per 1,000 buckets
-    on a slow host), so when the server's latency rises each SCAN gets shorter too.
+    Every primary is scanned with the template's escaped glob (or the raw pattern) by
+    ``_ScanAhead``, so the next SCAN is on the wire while this thread filters the last
+    reply; ``_selector`` keeps exactly the target's keys and counts in ``tally.other``
+    those the exact regex accepts but another namespace or cachectl owns. COUNT follows
+    the latency governor: a SCAN's cost grows with COUNT, so when the server's latency
+    rises each SCAN gets shorter too.
     """
+    select = _selector(policy, target)
     if target.kind == "key":
         assert target.key is not None
-        yield client, [target.key]  # the client routes a single key itself (cluster too)
+        own, other = select([target.key])
+        tally.other += other
+        yield client, own  # the client routes a single key itself (cluster too)
         return
-    if target.kind == "pattern":
-        match, regex = target.name, None
-    else:
-        template = policy.namespace(target.name).template
-        match, regex = template.glob, template.regex
-    for node in _primaries(client):
-        cursor = 0
+    with contextlib.closing(_ScanAhead(_primaries(client), _glob(policy, target), count)) as scans:
+        for node, keys in scans:
+            own, other = select(keys)
+            tally.other += other
+            if own:
+                yield node, own
+
+
+class _ScanAhead:
+    """Iterate ``(node, keys)`` SCAN replies (every node, full walk) read by a thread.
+
+    A SCAN's next call needs the last reply's cursor, so one connection alone leaves
+    the server idle while the client parses and filters. Here a thread issues the
+    SCANs back to back, at most ``depth`` replies ahead of the consumer, which the
+    bounded queue enforces. Reading is harmless: keys a SCAN returns are only acted
+    on after the consumer has them. Errors reach the consumer in order; ``close()``
+    stops the thread after its SCAN in flight.
+    """
+
+    def __init__(self, nodes: Sequence[Any], match: str, count: Callable[[], int],
+                 depth: int = 2) -> None:
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(list(nodes), match, count),
+                                        name="cachectl-flush-scan", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, nodes: list[Any], match: str, count: Callable[[], int]) -> None:
+        last: tuple[str, Any] = ("end", None)
+        try:
+            for node in nodes:
+                cursor = 0
+                while not self._stop.is_set():
+                    cursor, keys = node.scan(cursor=cursor, match=match, count=count())
+                    if keys and not self._put(("keys", (node, keys))):
+                        return
+                    if cursor == 0:
+                        break
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            last = ("error", exc)
+        self._put(last)
+
+    def __iter__(self) -> Iterator[tuple[Any, list[bytes]]]:
         while True:
-            cursor, keys = node.scan(cursor=cursor, match=match, count=count())
-            if regex is not None:  # the glob only narrows; the exact regex confirms
-                keys = [k for k in keys if regex.fullmatch(k)]
-            if keys:
-                yield node, keys
-            if cursor == 0:
-                break
+            try:
+                kind, value = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                if self._thread.is_alive():
+                    continue
+                raise RuntimeError("the SCAN thread ended without a word") from None
+            if kind == "keys":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _chunks(batches: Iterator[tuple[Any, list[bytes]]],
+            size: Callable[[], int]) -> Iterator[tuple[Any, list[bytes]]]:
+    """Regroup per-SCAN key lists into batches of ``size()`` keys (read before each one).
+
+    A sparse namespace yields a few keys per SCAN; gathering them keeps every UNLINK
+    full. A node's last batch may be smaller: batches never mix nodes.
+    """
+    pending: list[bytes] = []
+    current: Any = None
+    for node, keys in batches:
+        if pending and node is not current:
+            yield current, pending
+            pending = []
+        current = node
+        pending.extend(keys)
+        while len(pending) >= size():
+            n = size()
+            chunk, pending = pending[:n], pending[n:]
+            yield node, chunk
+    if pending:
+        yield current, pending
 
 
 def describe(targets: Sequence[FlushTarget]) -> str:
