@@ -60,7 +60,8 @@ from cachectl.freshness import Freshness, classify, soft_expire_pttl_ms, write_t
 from cachectl.policy.model import Namespace, Policy
 
 T = TypeVar("T")
-REDIS_ERRORS = (rex.RedisError, OSError, asyncio.TimeoutError)
+# RedisClusterException (e.g. SlotNotCoveredError mid-failover) is not a RedisError
+REDIS_ERRORS = (rex.RedisError, rex.RedisClusterException, OSError, asyncio.TimeoutError)
 Loader = Callable[[], Any]  # returns a value or an awaitable of one
 
 
@@ -221,11 +222,7 @@ class AsyncCache:
         self._forget_local(key)
 
         async def soften(c: Any) -> Any:
-            pipe = c.pipeline(transaction=False)
-            pipe.execute_command("PEXPIRE", key, pttl, "LT")
-            if self._l1 is not None:
-                pipe.publish(self._keys.channel, invalidation_message(self._origin, [key]))
-            return await pipe.execute()
+            return await self._then_publish(c, key, "PEXPIRE", key, pttl, "LT")
 
         return await self._call(ns.name, soften) is not MISSING
 
@@ -747,10 +744,7 @@ class AsyncCache:
         async def write(c: Any) -> Any:
             if self._l1 is None:
                 return await c.set(key, data, px=ttl_ms)
-            pipe = c.pipeline(transaction=False)
-            pipe.set(key, data, px=ttl_ms)
-            pipe.publish(self._keys.channel, invalidation_message(self._origin, [key]))
-            return await pipe.execute()
+            return await self._then_publish(c, key, "SET", key, data, "PX", ttl_ms)
 
         if await self._call(ns.name, write) is MISSING:
             self._fallback.put(key, value, fallback_expiry_ms(ns, self.options), ns.name)
@@ -761,13 +755,29 @@ class AsyncCache:
         self._forget_local(key)
 
         async def unlink(c: Any) -> Any:
-            pipe = c.pipeline(transaction=False)
-            pipe.unlink(key)
-            if self._l1 is not None:
-                pipe.publish(self._keys.channel, invalidation_message(self._origin, [key]))
-            return await pipe.execute()
+            return await self._then_publish(c, key, "UNLINK", key)
 
         return await self._call(ns.name, unlink) is not MISSING
+
+    async def _then_publish(self, c: Any, key: str, *command: Any) -> Any:
+        """Run ``command`` on ``key``, then (with an L1) PUBLISH its invalidation.
+
+        Both in one pipeline on a standalone server. Not on a cluster: redis-py's async
+        cluster pipeline refuses PUBLISH (RedisClusterException) and its ``unlink`` is a
+        no-op coroutine (an invalidate said True and left the key), so there the command
+        and the PUBLISH are two calls.
+        """
+        message = invalidation_message(self._origin, [key])
+        if hasattr(c, "get_primaries"):
+            result = await c.execute_command(*command)
+            if self._l1 is not None:
+                await c.publish(self._keys.channel, message)
+            return result
+        pipe = c.pipeline(transaction=False)
+        pipe.execute_command(*command)
+        if self._l1 is not None:
+            pipe.publish(self._keys.channel, message)
+        return (await pipe.execute())[0]
 
     def _forget_local(self, key: str) -> None:
         self._fallback.discard((key,))

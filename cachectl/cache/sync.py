@@ -58,7 +58,8 @@ from cachectl.freshness import Freshness, classify, soft_expire_pttl_ms, write_t
 from cachectl.policy.model import Namespace, Policy
 
 T = TypeVar("T")
-REDIS_ERRORS = (rex.RedisError, OSError)
+# RedisClusterException (e.g. SlotNotCoveredError mid-failover) is not a RedisError
+REDIS_ERRORS = (rex.RedisError, rex.RedisClusterException, OSError)
 UNLINK_BATCH = 500
 RECENT_LOADS = 1024  # finished loads remembered for callers that raced them
 
@@ -698,10 +699,7 @@ class Cache:
         def write(c: Any) -> Any:
             if self._l1 is None:
                 return c.set(key, data, px=ttl_ms)
-            pipe = c.pipeline(transaction=False)
-            pipe.set(key, data, px=ttl_ms)
-            pipe.publish(self._keys.channel, invalidation_message(self._origin, [key]))
-            return pipe.execute()
+            return self._then_publish(c, key, "SET", key, data, "PX", ttl_ms)
 
         if self._call(ns.name, write) is MISSING:
             self._fallback.put(key, value, fallback_expiry_ms(ns, self.options), ns.name)
@@ -714,12 +712,26 @@ class Cache:
         def unlink(c: Any) -> Any:
             if self._l1 is None:
                 return c.unlink(key)
-            pipe = c.pipeline(transaction=False)
-            pipe.unlink(key)
-            pipe.publish(self._keys.channel, invalidation_message(self._origin, [key]))
-            return pipe.execute()
+            return self._then_publish(c, key, "UNLINK", key)
 
         return self._call(ns.name, unlink) is not MISSING
+
+    def _then_publish(self, c: Any, key: str, *command: Any) -> Any:
+        """Run ``command`` on ``key``, then PUBLISH its invalidation for the other L1s.
+
+        One round trip on a standalone server; redis-py's cluster pipeline refuses
+        PUBLISH (RedisClusterException, found by the cluster ACL test), so on a cluster
+        they are two calls.
+        """
+        message = invalidation_message(self._origin, [key])
+        if hasattr(c, "get_primaries"):
+            result = c.execute_command(*command)
+            c.publish(self._keys.channel, message)
+            return result
+        pipe = c.pipeline(transaction=False)
+        pipe.execute_command(*command)
+        pipe.publish(self._keys.channel, message)
+        return pipe.execute()[0]
 
     def _forget_local(self, key: str) -> None:
         self._fallback.discard((key,))

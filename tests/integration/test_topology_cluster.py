@@ -555,3 +555,134 @@ def test_library_detects_a_cluster_node_without_cluster_in_the_policy(
                     did="detected cluster mode (HELLO) and used the cluster client",
                     verified="30 loads and 30 hits without a Redis error, each key on its slot "
                     "owner; stats (3 nodes) read the library's counters: 30 misses, 30 hits")
+
+
+def _cluster_used(primaries: list[RedisServer]) -> set[str]:
+    """Commands the primaries ran since CONFIG RESETSTAT (primary_servers() sends ROLE:
+    the caller lists them before resetting)."""
+    from tests.integration.test_topology_acl import NOISE
+
+    used: set[str] = set()
+    for node in primaries:
+        used |= {n.removeprefix("cmdstat_") for n in node.client().info("commandstats")}
+    return used - NOISE - {"replconf"}  # the replicas' acknowledgements, not cachectl's
+
+
+@pytest.mark.parametrize("family", ["bench", "flush", "inspect", "stats", "warm"])
+def test_cluster_rule_allows_exactly_what_every_invocation_uses(
+        family: str, clean_cluster: RedisClusterFixture, cluster_policy: Path,
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:  # noqa: F811
+    """The README's rule plus ``+cluster|slots +command``, for every invocation the
+    standalone ACL test checks (--no-lua, --soft, --history, --existing, …)."""
+    from tests.integration.test_topology_acl import FAMILY_RUNS, _perm_names
+
+    runs = FAMILY_RUNS[family]
+    if any(importlib.util.find_spec(f"cachectl.cli.{r[0]}") is None for r in runs):
+        pytest.skip(f"cachectl {family} is not built yet")
+    nodes = [n.client() for n in clean_cluster.live_nodes()]
+    user = acl.family_user(nodes, family, cluster=True)
+    user_url = user.url("127.0.0.1", clean_cluster.primary_servers()[0].port)
+
+    def run_all(url: str) -> tuple[list[int], set[str], list[str]]:
+        codes, used, errs = [], set(), []
+        for argv in runs:
+            primaries = clean_cluster.primary_servers()
+            for node in primaries:
+                node.client().flushall()
+                node.client().script_flush()  # so a run that needs SCRIPT LOAD sends it
+            seeder = clean_cluster.client()
+            shop.seed(seeder)
+            acl.seed_every_type(seeder)
+            seeder.close()
+            for node in primaries:
+                node.client().config_resetstat()
+            run = run_cli([*argv, "--policy", str(cluster_policy), "--url", url], capsys)
+            assert_no_traceback(run)
+            codes.append(run.code)
+            used |= _cluster_used(primaries)
+            errs.append(run.err)
+        return codes, used, errs
+
+    admin_codes, used, errs = run_all(clean_cluster.url)
+    assert all(c in (0, 1) for c in admin_codes), errs
+    allowed = _perm_names(tuple(acl.family_rule(family, cluster=True)))
+    assert used <= allowed, f"{family} sends on a cluster what its rule lacks: " \
+                            f"{sorted(used - allowed)}"
+    # PING and CLIENT SETNAME (acl.CONNECT) are not counted, as in the standalone test
+    specific = _perm_names((*(acl.FAMILY_RULES[family] or ()), *acl.CLUSTER_EXTRA))
+    assert specific <= used, f"{family}'s cluster rule grants unused: {sorted(specific - used)}"
+    user_codes, _, user_errs = run_all(user_url)
+    assert not any("permission" in e for e in user_errs), user_errs
+    assert not any(user.password in e for e in user_errs)
+    if family == "bench":  # its verdict (exit 0/1) depends on latency on a loaded machine
+        assert all(c in (0, 1) for c in user_codes), user_errs
+    else:
+        assert user_codes == admin_codes, user_errs
+    assert shop.foreign_intact(_nodes(clean_cluster))
+    reliability.add(f"cluster-acl-{family}-least-privilege", area="acl",
+                    fault=f"cluster: ACL user holding only the {family} rule plus "
+                    "+cluster|slots +command, on every node",
+                    command="; ".join(" ".join(a) for a in runs),
+                    did="same exit codes as the admin user",
+                    verified="the rule allows every command the primaries saw (INFO "
+                    "commandstats on each) and grants nothing unused")
+
+
+def test_cluster_library_rule_allows_exactly_what_the_cache_sends(
+        clean_cluster: RedisClusterFixture, cluster_policy: Path,
+        reliability: Recorder) -> None:  # noqa: F811
+    from tests.integration.test_topology_acl import _library_workload, _perm_names
+
+    primaries = clean_cluster.primary_servers()
+    admin = clean_cluster.client()
+    expected = [{"id": i} for i in range(5)] * 2 + [{"id": "old"}, {"id": "new"}, 5]
+    for node in primaries:
+        node.client().script_flush()
+        node.client().config_resetstat()
+    _, _, values = _library_workload(cluster_policy, clean_cluster.url, admin)
+    assert values == expected
+    used = _cluster_used(primaries)
+    allowed = _perm_names(tuple(acl.family_rule("library", cluster=True)))
+    assert used <= allowed, f"the library sends on a cluster what its rule lacks: " \
+                            f"{sorted(used - allowed)}"
+    specific = _perm_names((*(acl.FAMILY_RULES["library"] or ()), *acl.CLUSTER_EXTRA))
+    assert specific <= used, f"the library's cluster rule grants unused: {sorted(specific - used)}"
+
+    for node in primaries:
+        node.client().flushall()
+    user = acl.family_user([n.client() for n in clean_cluster.live_nodes()], "library",
+                           cluster=True)
+    counters, breaker, values = _library_workload(
+        cluster_policy, user.url("127.0.0.1", primaries[0].port), admin)
+    assert admin.get("shop:price:a") is None  # cache.invalidate really removed it
+    assert values == expected
+    assert breaker == "closed"
+    assert all(c.redis_errors == 0 and c.refresh_errors == 0  # type: ignore[attr-defined]
+               for c in counters.values())
+
+    import asyncio
+
+    from cachectl import AsyncCache
+
+    async def with_l1() -> list[object]:  # the async writes also PUBLISH for the L1s
+        async with AsyncCache.from_policy(cluster_policy,
+                                          url=user.url("127.0.0.1", primaries[0].port),
+                                          l1_max_items=100, counters_interval_s=60,
+                                          timeout_ms=500) as acache:
+            stored = [await acache.set("price", i, sku=f"a{i}") for i in range(6)]
+            removed = [await acache.invalidate("price", sku=f"a{i}") for i in range(3)]
+            price = acache.local_counters().get("price")  # set/invalidate count errors only
+            return [stored, removed, price.redis_errors if price else 0]
+
+    assert asyncio.run(with_l1()) == [[True] * 6, [True] * 3, 0]
+    # invalidated on their slot owners (the async cluster pipeline's unlink did nothing)
+    assert [admin.get(f"shop:price:a{i}") for i in range(6)] == [None] * 3 + [b"3", b"4", b"5"]
+    admin.close()
+    reliability.add("cluster-acl-library-least-privilege", area="acl",
+                    fault="cluster: ACL user holding only the library rule plus "
+                    "+cluster|slots +command", command="Cache library",
+                    did="no Redis error, breaker closed, stale key revalidated (before: "
+                    "Cache with an L1 raised RedisClusterException, PUBLISH in a cluster "
+                    "pipeline)",
+                    verified="the rule allows every command the primaries saw and nothing "
+                    "else")
