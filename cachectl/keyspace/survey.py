@@ -6,6 +6,7 @@ import math
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -15,7 +16,15 @@ import redis.exceptions as rex
 from cachectl.connection import node_name, primaries
 from cachectl.keyspace.matcher import NamespaceMatcher
 from cachectl.keyspace.results import KeyspaceSurvey, NodeFigures, _Survey
-from cachectl.keyspace.survey_lua import LANE_STARTS, LANES, SURVEY_LUA, survey_args
+from cachectl.keyspace.survey_lua import (
+    ARG_CURSOR,
+    ARG_MAX_KEYS,
+    ARG_QUOTA,
+    LANE_STARTS,
+    LANES,
+    SURVEY_LUA,
+    survey_args,
+)
 from cachectl.pacing import RateLimiter
 from cachectl.policy.model import Policy
 from cachectl.progress import ProgressCallback, no_progress
@@ -26,6 +35,7 @@ INNER_COUNT = 256  # SCAN COUNT per iteration inside a time-budgeted script call
 PARALLEL_MIN_KEYS = 10_000  # below this a node is scanned in one lane
 SAMPLE_RUN = 2000  # a sample reads runs of about this many keys from random cursors
 SHARE_FACTOR = 5  # --sample N classifies SHARE_FACTOR·N keys and measures N of them
+IN_FLIGHT = 2  # a sample keeps this many script calls queued, so the server never waits
 
 
 def _scripting_refused(exc: rex.ResponseError) -> bool:
@@ -141,6 +151,42 @@ def survey_keyspace(
             if cursor == 0 or cursor % LANES != LANE_STARTS[lane]:
                 return
 
+    def sample_node(pool: ThreadPoolExecutor, script: Any, name: str, quota: int,
+                    to_measure: int) -> None:
+        # runs from random cursors, IN_FLIGHT calls queued at a time: each is independent
+        # of the last except for the stratum quota, which may lag one call behind
+        base = survey_args(policy, namespaces, cursor=0, count=INNER_COUNT, stride=1,
+                           offset=0, top=top, examples=examples,
+                           budget_us=int(BATCH_TARGET_S * 1e6))
+        seen = [0] * (len(namespaces) + 2)
+        calls = scanned = measured = 0
+        flying: deque[tuple[Future[Any], int]] = deque()
+        try:
+            while True:
+                planned = scanned + sum(run for _, run in flying)
+                while len(flying) < IN_FLIGHT and planned < quota:
+                    run = min(SAMPLE_RUN, quota - planned)
+                    args = list(base)
+                    args[ARG_CURSOR] = rng.getrandbits(31)
+                    args[ARG_MAX_KEYS] = run
+                    args[ARG_QUOTA] = _stratum_quota(
+                        seen, calls, math.ceil((quota - planned) / SAMPLE_RUN),
+                        to_measure - measured)
+                    flying.append((pool.submit(script, args=args), run))
+                    planned += run
+                if not flying:
+                    return
+                reply = flying.popleft()[0].result()
+                strata = merge(name, reply)
+                calls += 1
+                scanned += sum(strata)
+                measured += sum(reply[1][1:4])  # measured, gone, denied
+                seen = [a + b for a, b in zip(seen, strata, strict=True)]
+        finally:
+            for future, _ in flying:
+                future.cancel()
+                future.exception()
+
     on_progress("scanning keys", 0, progress_total)
     with ThreadPoolExecutor(max_workers=LANES - 1) as pool:
         for node, size in zip(nodes, sizes, strict=True):
@@ -168,6 +214,14 @@ def survey_keyspace(
             node_scanned = node_measured = 0
             offset = rng.randrange(stride) if stride > 1 else 0
             script = node.register_script(SURVEY_LUA)
+            if quota is not None and method == "lua" and limiter is None:
+                try:
+                    sample_node(pool, script, name, quota, to_measure)
+                    continue
+                except rex.ResponseError as exc:
+                    if not _scripting_refused(exc):
+                        raise
+                    method = "pipeline"  # nothing was merged: the loop below redoes the node
             try:
                 while True:
                     t0 = clock()

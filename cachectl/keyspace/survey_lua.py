@@ -16,6 +16,7 @@ HIST_BASE = 1.01  # TTL histogram bucket ratio: medians are within 0.5 % of the 
 # walk into four consecutive quarters whatever the table size: 00, 10, 01, 11
 LANES = 4
 LANE_STARTS = (0, 2, 1, 3)
+ARG_CURSOR, ARG_MAX_KEYS, ARG_QUOTA = 0, 12, 13  # positions in survey_args()
 
 # One batch of the survey, run on the server. It never writes; it reads only keys
 # that SCAN returned on this node, so it needs no KEYS (and works per cluster node).
@@ -295,6 +296,7 @@ def survey_args(policy: Policy, namespaces: Sequence[Namespace], *, cursor: int 
         args += [LANES - 1, LANE_STARTS[lane], LANE_STARTS[(lane + 1) % LANES]]
     heads = [literal_head(ns.template) for ns in namespaces]
     shared = _shared_length([*heads, internal.encode()])
+    assert len(args) == ARG_MAX_KEYS
     args += [max_keys, quota, shared, _byte_at(internal.encode(), shared)]
     for ns, head in zip(namespaces, heads, strict=True):
         args += [lua_pattern(ns.template), ns.grace_ms, ns.stale_ms, ttl_bounds_ms(ns)[1],
