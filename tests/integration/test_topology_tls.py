@@ -11,7 +11,7 @@ import pytest
 
 from cachectl.connection import build_settings, connect
 from cachectl.errors import RedisUnavailableError, UsageError
-from tests.support import shop
+from tests.support import acl, shop
 from tests.support.reliability import (  # noqa: F401
     Recorder,
     assert_no_traceback,
@@ -142,7 +142,7 @@ def tls_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_command_runs_over_mutual_tls(
+def test_command_runs_over_mutual_tls_as_its_least_privileged_user(
         name: str, mtls_server: TlsServer, certs: TlsFiles, tls_policy: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     if importlib.util.find_spec(f"cachectl.cli.{name}") is None:
@@ -151,11 +151,14 @@ def test_command_runs_over_mutual_tls(
     client.flushall()
     if name != "warm":
         shop.seed(client)
-    run = run_cli([*COMMANDS[name], "--policy", str(tls_policy), "--url", mtls_server.url,
+    user = acl.family_user([client], acl.COMMAND_FAMILY[name])
+    url = user.url("127.0.0.1", mtls_server.port, scheme="rediss")
+    run = run_cli([*COMMANDS[name], "--policy", str(tls_policy), "--url", url,
                    "--tls-ca", str(certs.ca), "--tls-cert", str(certs.client_cert),
                    "--tls-key", str(certs.client_key)], capsys)
     assert_no_traceback(run)
     assert run.code in (0, 1), run.text
+    assert "permission" not in run.err and user.password not in run.text
     json.loads(run.out)
     present = shop.all_keys([client])
     if name == "warm":
