@@ -93,7 +93,6 @@ def command(
     from cachectl.pacing import RateLimiter
     from cachectl.render import console
 
-    out = console.stdout()
     limiter = RateLimiter(rate) if rate else None
     if keys:
         from cachectl.inspect import inspect_keys
@@ -103,7 +102,7 @@ def command(
         if json_out:
             console.emit_json(list(details))
         else:
-            print_key_details(details, out)
+            print_key_details(details, console.stdout())
         return 0 if all(d.exists for d in details) else 1
     if namespace is not None:
         from cachectl.inspect import list_namespace
@@ -120,7 +119,7 @@ def command(
             from cachectl.render.inspect import listing_table, print_wide
 
             if rows:
-                print_wide(out, listing_table(rows))
+                print_wide(console.stdout(), listing_table(rows))
             if console.is_terminal():
                 console.stderr().print(f"{len(rows)} key(s) of {namespace}"
                                        + (f" (first {limit}; --limit 0 for all)"
@@ -136,6 +135,6 @@ def command(
     else:
         from cachectl.render.inspect import print_wide, summary_tables
 
-        print_wide(out, summary_tables(summary))
+        print_wide(console.stdout(), summary_tables(summary))
     exit_without_collecting()
     return 0

@@ -13,27 +13,33 @@ import math
 import sys
 from functools import cache
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from rich.console import Console
+if TYPE_CHECKING:  # Rich is imported when a console is first needed, not for --json output
+    from rich.console import Console
 
 
-class _Console(Console):
-    def on_broken_pipe(self) -> None:
-        # Rich's default exits 1; `cachectl … | head` is not a failure, so let
-        # cli.main() see the BrokenPipeError and exit 0
-        self.quiet = True
-        raise BrokenPipeError
+def _console(**options: Any) -> Console:
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # Rich's default exits 1; `cachectl … | head` is not a failure, so let
+            # cli.main() see the BrokenPipeError and exit 0
+            self.quiet = True
+            raise BrokenPipeError
+
+    return _Console(**options)
 
 
 @cache
 def stdout() -> Console:
-    return _Console(highlight=False, soft_wrap=False)
+    return _console(highlight=False, soft_wrap=False)
 
 
 @cache
 def stderr() -> Console:
-    return _Console(stderr=True, highlight=False)
+    return _console(stderr=True, highlight=False)
 
 
 def is_terminal(stream: IO[str] | None = None) -> bool:
