@@ -11,6 +11,7 @@ import redis
 
 from cachectl import flush as core
 from cachectl.errors import InterruptedWork, UsageError
+from cachectl.flush import history
 from cachectl.freshness import soft_expire_pttl_ms
 from cachectl.policy import Policy, load_policy
 
@@ -166,7 +167,7 @@ def test_audit_entry_records_who_what_and_how_many(redis_client: redis.Redis,
 
 def test_audit_stream_is_capped(redis_client: redis.Redis, policy: Policy,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(core, "AUDIT_MAXLEN", 5)
+    monkeypatch.setattr(history, "AUDIT_MAXLEN", 5)  # append_audit reads it there
     for i in range(300):
         _load(redis_client, [f"shop:product:{i}".encode()])
         core.flush_namespaces(redis_client, policy,

@@ -1,0 +1,166 @@
+"""What a flush sends per batch (UNLINK, or the soft-flush script), cluster-aware, and
+the latency governor that sizes the batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.exceptions as rex
+from redis.crc import key_slot
+
+DEFAULT_BATCH = 500  # keys per UNLINK and per SCAN: well under a millisecond of server time
+MAX_BATCH = 10_000
+MIN_BATCH = 50
+
+
+_SOFTEN_LUA = """
+-- KEYS: the keys to soften (one hash slot on a cluster)
+-- ARGV[1]: the PTTL to set, in ms (the top of the namespace's stale band)
+-- Per key, atomically: missing -> vanished; no expiry, or a PTTL above ARGV[1] ->
+-- PEXPIRE to ARGV[1] (a TTL is only ever shortened, as PEXPIRE ... LT would);
+-- already at or below ARGV[1] -> left alone. The value is never read or written.
+-- Returns {softened (incl. no_ttl), no_ttl, already_stale, vanished}.
+local target = tonumber(ARGV[1])
+local softened, no_ttl, already, vanished = 0, 0, 0, 0
+for _, key in ipairs(KEYS) do
+  local pttl = redis.call('PTTL', key)
+  if pttl == -2 then
+    vanished = vanished + 1
+  elseif pttl == -1 or pttl > target then
+    redis.call('PEXPIRE', key, target)
+    softened = softened + 1
+    if pttl == -1 then no_ttl = no_ttl + 1 end
+  else
+    already = already + 1
+  end
+end
+return {softened, no_ttl, already, vanished}
+"""
+
+
+@dataclass(frozen=True)
+class SoftenCounts:
+    """What ``soften_keys`` did to a batch."""
+
+    softened: int = 0  # PTTL lowered to the stale band (includes no_ttl)
+    no_ttl: int = 0  # had no expiry at all and now have one
+    already_stale: int = 0  # PTTL already at or below the band: left alone
+    vanished: int = 0  # no longer existed
+
+    def __add__(self, other: SoftenCounts) -> SoftenCounts:
+        return SoftenCounts(self.softened + other.softened, self.no_ttl + other.no_ttl,
+                            self.already_stale + other.already_stale,
+                            self.vanished + other.vanished)
+
+
+def _is_cluster_client(node: Any) -> bool:
+    return hasattr(node, "get_primaries")
+
+
+def _by_slot(keys: Iterable[bytes]) -> dict[int, list[bytes]]:
+    groups: dict[int, list[bytes]] = {}
+    for k in keys:
+        groups.setdefault(key_slot(k), []).append(k)
+    return groups
+
+
+def _crossslot(exc: rex.ResponseError) -> bool:
+    return "CROSSSLOT" in str(exc)
+
+
+def unlink_keys(node: Any, keys: Sequence[bytes], *, cluster: bool | None = None) -> int:
+    """UNLINK ``keys`` on ``node``; return how many existed (and are now gone).
+
+    ``node`` is a standalone client (one primary) or a RedisCluster client. On a
+    cluster node the keys are grouped per hash slot into one pipelined round trip;
+    ``cluster=None`` finds out from a CROSSSLOT reply. UNLINK is atomic per call and
+    skips missing keys, so a key deleted or expired meanwhile is simply not counted.
+    Callers bound ``len(keys)`` (a batch); nothing here sends DEL.
+    """
+    if not keys:
+        return 0
+    if _is_cluster_client(node):
+        return int(node.unlink(*keys))  # redis-py splits it per slot
+    if not cluster:
+        try:
+            return int(node.unlink(*keys))
+        except rex.ResponseError as exc:
+            if cluster is False or not _crossslot(exc):
+                raise
+    pipe = node.pipeline(transaction=False)
+    for group in _by_slot(keys).values():
+        pipe.unlink(*group)
+    return sum(int(n) for n in pipe.execute())
+
+
+def soften_keys(node: Any, keys: Sequence[bytes], pttl_ms: int, *,
+                cluster: bool | None = None) -> SoftenCounts:
+    """Lower each key's PTTL to ``pttl_ms`` unless it is already lower; values untouched.
+
+    A key without expiry gets ``pttl_ms`` too: a cached key should never live forever,
+    and soft flush means "serve stale, then revalidate". One atomic Lua call per batch
+    (per hash slot on a cluster), so a concurrent write cannot be lengthened or lost.
+    """
+    if not keys:
+        return SoftenCounts()
+    if pttl_ms <= 0:
+        raise ValueError("pttl_ms must be positive")
+    script = node.register_script(_SOFTEN_LUA)
+    try:
+        if not cluster and not _is_cluster_client(node):
+            try:
+                return SoftenCounts(*(int(n) for n in script(keys=list(keys), args=[pttl_ms])))
+            except rex.ResponseError as exc:
+                if cluster is False or not _crossslot(exc):
+                    raise
+        total = SoftenCounts()
+        for group in _by_slot(keys).values():
+            total = total + SoftenCounts(*(int(n) for n in script(keys=group, args=[pttl_ms])))
+        return total
+    except rex.ResponseError as exc:
+        if "can't run this command" in str(exc):  # an ACL refused PTTL/PEXPIRE in the script
+            raise rex.NoPermissionError(
+                "NOPERM the soften script's commands were refused; the user needs "
+                f"'pttl' and 'pexpire' as well as 'evalsha' ({str(exc).splitlines()[0]})"
+            ) from exc
+        raise
+
+
+class LatencyGovernor:
+    """Adapts the batch size to the server's latency as measured between batches.
+
+    ``observe(rtt_ms)`` takes the round trip of a PING sent after a batch. The
+    lowest round trip seen is the baseline; a moving average (so one scheduling
+    hiccup on a busy client host does not count) above ``max(slow_ms, 4 × baseline)``
+    halves the batch and asks for a short pause, so other clients' commands are
+    served first; once it is low again the batch grows back toward ``max_batch``.
+    """
+
+    def __init__(self, max_batch: int, *, slow_ms: float = 2.0, min_batch: int = MIN_BATCH,
+                 max_pause_s: float = 0.05, smoothing: float = 0.3) -> None:
+        self.max_batch = max(1, max_batch)
+        self.min_batch = min(min_batch, self.max_batch)
+        self.batch = self.max_batch
+        self.slow_ms = slow_ms
+        self.max_pause_s = max_pause_s
+        self.smoothing = smoothing
+        self.baseline_ms: float | None = None
+        self.average_ms: float | None = None
+        self.backoffs = 0
+        self.max_rtt_ms = 0.0
+
+    def observe(self, rtt_ms: float) -> float:
+        """Record a PING round trip; return the seconds to pause before the next batch."""
+        self.max_rtt_ms = max(self.max_rtt_ms, rtt_ms)
+        self.baseline_ms = rtt_ms if self.baseline_ms is None else min(self.baseline_ms, rtt_ms)
+        self.average_ms = rtt_ms if self.average_ms is None else (
+            (1 - self.smoothing) * self.average_ms + self.smoothing * rtt_ms)
+        limit = max(self.slow_ms, 4 * self.baseline_ms)
+        if self.average_ms > limit:
+            self.backoffs += 1
+            self.batch = max(self.min_batch, self.batch // 2)
+            return min(self.max_pause_s, self.average_ms * 2 / 1000)
+        self.batch = min(self.max_batch, self.batch + max(1, self.max_batch // 4))
+        return 0.0

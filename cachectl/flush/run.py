@@ -1,0 +1,320 @@
+"""The flush itself: ``flush_namespaces`` removes (or softens) every key of its targets
+in bounded, paced batches and reports what it did; stops cleanly when asked."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.exceptions as rex
+
+from cachectl.errors import InterruptedWork, UsageError
+from cachectl.flush.history import Actor, _first_line, append_audit, current_actor
+from cachectl.flush.keys import _chunks, _glob, _primaries, _ScanAhead, _selector
+from cachectl.flush.plan import EXAMPLES
+from cachectl.flush.primitives import (
+    DEFAULT_BATCH,
+    MAX_BATCH,
+    LatencyGovernor,
+    SoftenCounts,
+    _is_cluster_client,
+    soften_keys,
+    unlink_keys,
+)
+from cachectl.flush.targets import FlushMode, FlushTarget, check_soft, describe
+from cachectl.freshness import soft_expire_pttl_ms
+from cachectl.pacing import RateLimiter
+from cachectl.policy.model import Policy
+from cachectl.progress import ProgressCallback, no_progress
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """What a flush did to one target."""
+
+    target: str
+    kind: str
+    name: str
+    matched: int  # keys found that are the target's to flush
+    changed: int  # removed (hard) or softened (soft)
+    vanished: int  # gone (expired or deleted by someone else) before we got to them
+    other_namespace: int  # matched the glob, but owned by another namespace or by cachectl
+    already_stale: int = 0  # soft: PTTL already within the stale band
+    no_ttl: int = 0  # soft: had no expiry; now expire at the top of the stale band
+    examples: tuple[bytes, ...] = ()
+
+    @property
+    def skipped(self) -> int:
+        return self.vanished + self.other_namespace + self.already_stale
+
+
+@dataclass(frozen=True)
+class FlushResult:
+    """The outcome of ``flush_namespaces`` (also the partial result of an interrupted run)."""
+
+    mode: FlushMode
+    dry_run: bool
+    what: str
+    targets: tuple[TargetResult, ...]
+    seconds: float
+    batches: int
+    backoffs: int  # times the latency governor shrank the batch and paused
+    paused_s: float  # seconds spent pausing for the server's latency or the rate limit
+    max_ping_ms: float  # the highest PING round trip seen between batches
+    interrupted: bool = False
+    audit_id: str | None = None
+    audit_error: str | None = None  # the audit entry could not be written (the flush was)
+
+    @property
+    def matched(self) -> int:
+        return sum(t.matched for t in self.targets)
+
+    @property
+    def changed(self) -> int:
+        return sum(t.changed for t in self.targets)
+
+    @property
+    def skipped(self) -> int:
+        return sum(t.skipped for t in self.targets)
+
+    @property
+    def keys_per_s(self) -> float:
+        return self.matched / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        changed_name = "softened" if self.mode is FlushMode.SOFT else "removed"
+        return {
+            "mode": self.mode.value,
+            "dry_run": self.dry_run,
+            "what": self.what,
+            "matched": self.matched,
+            changed_name: 0 if self.dry_run else self.changed,
+            "skipped": self.skipped,
+            "seconds": round(self.seconds, 3),
+            "keys_per_s": round(self.keys_per_s, 1),
+            "interrupted": self.interrupted,
+            "audit_id": self.audit_id,
+            "audit_error": self.audit_error,
+            "pacing": {"batches": self.batches, "backoffs": self.backoffs,
+                       "paused_s": round(self.paused_s, 3),
+                       "max_ping_ms": round(self.max_ping_ms, 3)},
+            "targets": [
+                {"target": t.target, "kind": t.kind, "name": t.name, "matched": t.matched,
+                 changed_name: t.changed, "skipped": t.skipped,
+                 "skipped_detail": {"vanished": t.vanished, "other_namespace": t.other_namespace,
+                                    "already_stale": t.already_stale},
+                 **({"no_ttl": t.no_ttl} if self.mode is FlushMode.SOFT else {}),
+                 "examples": list(t.examples)}
+                for t in self.targets],
+        }
+
+
+@dataclass
+class _Tally:
+    """Mutable counts while a target is being flushed."""
+
+    matched: int = 0
+    changed: int = 0
+    vanished: int = 0
+    other: int = 0
+    already: int = 0
+    no_ttl: int = 0
+    examples: list[bytes] = field(default_factory=list)
+
+    def freeze(self, t: FlushTarget) -> TargetResult:
+        return TargetResult(t.label, t.kind, t.name, self.matched, self.changed, self.vanished,
+                            self.other, self.already, self.no_ttl, tuple(self.examples))
+
+
+def flush_namespaces(
+    client: Any,
+    policy: Policy,
+    targets: Sequence[FlushTarget],
+    *,
+    soft: bool = False,
+    dry_run: bool = False,
+    rate: float | None = None,
+    batch: int = DEFAULT_BATCH,
+    on_progress: ProgressCallback = no_progress,
+    totals: dict[str, int] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    actor: Actor | None = None,
+    examples: int = EXAMPLES,
+    watch_latency: bool = True,
+    latency_check_s: float = 0.02,
+    clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], None] = time.sleep,
+    wall_clock: Callable[[], float] = time.time,
+) -> FlushResult:
+    """Remove (or with ``soft``, soften) every key of ``targets``; return what was done.
+
+    ``batch`` bounds the keys per UNLINK/script call (1..10000); ``rate`` caps keys
+    per second; ``totals`` (target label -> planned count) feeds ``on_progress``.
+    ``should_stop`` is polled after every batch: when it returns True the run stops
+    there, appends its audit entry, and raises InterruptedWork carrying the partial
+    FlushResult (a rerun finishes the job: flushed keys are simply not found again).
+    ``dry_run`` scans and counts, touching nothing and writing no audit entry.
+    ``watch_latency``: time a PING on the node after a batch, at most every
+    ``latency_check_s`` seconds or ten round trips, whichever is longer (0: after
+    every batch), and let ``LatencyGovernor`` shrink batches and pause.
+    """
+    if not 1 <= batch <= MAX_BATCH:
+        raise UsageError(f"--batch {batch} is out of range", hint=f"use 1..{MAX_BATCH}")
+    if rate is not None and rate <= 0:
+        raise UsageError(f"--rate {rate:g} must be positive", hint="e.g. --rate 5000 (keys/s)")
+    mode = FlushMode.SOFT if soft else FlushMode.HARD
+    if soft:  # library callers may build targets themselves
+        check_soft(policy, targets)
+    limiter = RateLimiter(rate, clock=clock, sleep=sleep)
+    governor = LatencyGovernor(batch)
+
+    def scan_count() -> int:  # SCAN COUNT follows the batch, and shrinks with it
+        return governor.batch
+    cluster = _is_cluster_client(client)
+    tallies = {t: _Tally() for t in targets}
+    started = clock()
+    counters: dict[str, float] = {"batches": 0, "paused": 0.0}
+    next_check = [started]
+    interrupted = False
+
+    def finish() -> FlushResult:
+        return FlushResult(mode, dry_run, describe(targets), tuple(tallies[t].freeze(t) for t in targets),
+                           clock() - started, int(counters["batches"]), governor.backoffs,
+                           float(counters["paused"]), governor.max_rtt_ms, interrupted)
+
+    # Three connections keep the server busy: _ScanAhead's thread issues the SCANs back
+    # to back, this thread filters their replies into batches, and one worker sends
+    # each batch's UNLINK (or script). At most one batch is ever in flight, and it is
+    # always settled (counted) before stopping.
+    worker = None if dry_run else ThreadPoolExecutor(1, thread_name_prefix="cachectl-flush")
+    in_flight: list[tuple[Future[Any], _Tally, int]] = []
+
+    def settle() -> None:
+        while in_flight:
+            future, tally, sent = in_flight[0]
+            done = future.result()
+            in_flight.pop(0)
+            if isinstance(done, SoftenCounts):
+                tally.changed += done.softened
+                tally.no_ttl += done.no_ttl
+                tally.already += done.already_stale
+                tally.vanished += done.vanished
+            else:
+                tally.changed += done
+                tally.vanished += sent - done
+
+    def act(node: Any, target: FlushTarget, keys: list[bytes]) -> None:
+        tally = tallies[target]
+        tally.matched += len(keys)
+        room = examples - len(tally.examples)
+        if room > 0:
+            tally.examples.extend(keys[:room])
+        if worker is None or not keys:
+            return
+        counters["paused"] += limiter.wait(len(keys))
+        settle()
+        future: Future[Any]
+        if soft:
+            pttl = soft_expire_pttl_ms(policy.namespace(target.name))
+            future = worker.submit(soften_keys, node, keys, pttl, cluster=cluster or None)
+        else:
+            future = worker.submit(unlink_keys, node, keys, cluster=cluster or None)
+        in_flight.append((future, tally, len(keys)))
+        counters["batches"] += 1
+        if watch_latency and clock() >= next_check[0]:
+            t0 = clock()
+            node.ping()
+            rtt = clock() - t0
+            pause = governor.observe(rtt * 1000)
+            if pause:
+                settle()
+                sleep(pause)
+                counters["paused"] += pause
+            # probing costs a round trip too: keep it under ~10 % of the time
+            if latency_check_s > 0:
+                next_check[0] = clock() + max(latency_check_s, 10 * rtt)
+
+    try:
+        for target in targets:
+            tally = tallies[target]
+            total = (totals or {}).get(target.label)
+            on_progress(target.label, 0, total)
+            found = _owned_batches(client, policy, target, tally, scan_count)
+            for node, chunk in _chunks(found, lambda: governor.batch):
+                act(node, target, chunk)
+                on_progress(target.label, tally.matched, total)
+                if should_stop is not None and should_stop():
+                    interrupted = True
+                    break
+            settle()
+            if target.kind == "key":
+                # one named key: one that did not exist was never matched, not skipped
+                tally.matched -= tally.vanished
+                tally.vanished = 0
+            if interrupted:
+                break
+            on_progress(target.label, tally.matched, max(total or 0, tally.matched))
+    except KeyboardInterrupt:
+        # a second Ctrl-C (or no handler): wait for the batch in flight so the counts
+        # are exact, unless interrupted again
+        interrupted = True
+        with contextlib.suppress(KeyboardInterrupt):
+            settle()
+    except rex.RedisError:
+        # Redis failed part-way (connection lost, a permission): record what was done,
+        # if anything was and the audit stream can still be written, then report
+        partial = finish()
+        if partial.changed and not dry_run:
+            with contextlib.suppress(rex.RedisError):
+                append_audit(client, policy, FlushResult(**{**partial.__dict__,
+                                                            "interrupted": True}),
+                             actor or current_actor(), wall_clock())
+        raise
+    finally:
+        if worker is not None:
+            worker.shutdown(wait=True)
+    result = finish()
+    if not dry_run and (result.matched or interrupted):
+        try:
+            audit_id = append_audit(client, policy, result, actor or current_actor(),
+                                    wall_clock())
+            result = FlushResult(**{**result.__dict__, "audit_id": audit_id})
+        except rex.RedisError as exc:
+            # the keys are flushed either way; say so rather than fail the whole run
+            result = FlushResult(**{**result.__dict__, "audit_error": _first_line(exc)})
+    if interrupted:
+        verb = "softened" if soft else "removed"
+        raise InterruptedWork(
+            f"interrupted: {result.changed} of {result.matched} keys found so far {verb}",
+            partial=result, hint="whatever was flushed is complete; rerun the same command to finish")
+    return result
+
+
+def _owned_batches(client: Any, policy: Policy, target: FlushTarget, tally: _Tally,
+                   count: Callable[[], int]) -> Iterator[tuple[Any, list[bytes]]]:
+    """``(node, keys)``: the target's own keys, one list per SCAN (COUNT from ``count()``).
+
+    Every primary is scanned with the template's escaped glob (or the raw pattern) by
+    ``_ScanAhead``, so the next SCAN is on the wire while this thread filters the last
+    reply; ``_selector`` keeps exactly the target's keys and counts in ``tally.other``
+    those the exact regex accepts but another namespace or cachectl owns. COUNT follows
+    the latency governor: a SCAN's cost grows with COUNT, so when the server's latency
+    rises each SCAN gets shorter too.
+    """
+    select = _selector(policy, target)
+    if target.kind == "key":
+        assert target.key is not None
+        own, other = select([target.key])
+        tally.other += other
+        yield client, own  # the client routes a single key itself (cluster too)
+        return
+    with contextlib.closing(_ScanAhead(_primaries(client), _glob(policy, target), count)) as scans:
+        for node, keys in scans:
+            own, other = select(keys)
+            tally.other += other
+            if own:
+                yield node, own
