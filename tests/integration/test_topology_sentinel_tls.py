@@ -203,6 +203,24 @@ def test_command_runs_through_tls_sentinels_as_its_least_privileged_user(
                     "keys untouched")
 
 
+def test_user_lacking_a_permission_through_tls_sentinels_is_exit_3_naming_it(
+        tls_sentinel: SentinelFixture, certs: TlsFiles, primary: redis.Redis, policy: Path,
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:  # noqa: F811
+    reduced = [r for r in acl.family_rule("flush") if r != "+unlink"]
+    weak = acl.set_user(_data_nodes(tls_sentinel), "weak-flush", "pw-weak-flush", reduced)
+    run = run_cli(["flush", "-n", "price", "--yes", "--policy", str(policy),
+                   "--url", _user_url(weak), *_sentinel_args(tls_sentinel, certs)], capsys)
+    assert_no_traceback(run)
+    assert run.code == 3, run.text
+    assert "permission denied" in run.err and "unlink" in run.err.lower()
+    assert weak.password not in run.text
+    assert shop.price_keys() <= shop.all_keys([primary])  # nothing removed
+    reliability.add("sentinel-tls-acl-missing-permission", area="tls",
+                    fault="ACL user lacking +unlink runs flush through TLS Sentinels",
+                    command="flush -n price --yes", did="exit 3: permission denied (unlink)",
+                    verified="every price key still there; no password in the output")
+
+
 # -- the library ----------------------------------------------------------------------------
 
 def _library_settings(deployment: SentinelFixture, certs: TlsFiles, user: acl.AclUser) -> Any:
