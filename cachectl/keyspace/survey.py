@@ -60,12 +60,16 @@ def _stratum_quota(seen: list[int], calls: int, calls_left: int, to_measure: int
     Water-filling: strata are expected to show up as often as so far (``seen`` over
     ``calls``); the quota q is the smallest that measures ``to_measure`` more keys over
     the remaining calls, a stratum with fewer than q keys per call giving all it has.
+    The script measures the first q keys of each stratum it reads (SCAN order is hash
+    order, so they are a random subset of the stratum).
     """
     calls_left = max(calls_left, 1)
     if to_measure <= 0:
         return 1
     if calls == 0:
-        return max(1, math.ceil(to_measure / calls_left / max(len(seen) - 1, 1)))
+        # nothing seen yet: let a stratum take up to half of this call's share, so a
+        # small one is not starved by a quota sized for many (later calls even it out)
+        return max(1, math.ceil(to_measure / calls_left / 2))
     per_call = sorted(s / calls for s in seen if s > 0)
     need = to_measure / calls_left
     for j, rate in enumerate(per_call):
@@ -160,20 +164,25 @@ def survey_keyspace(
                            budget_us=int(BATCH_TARGET_S * 1e6))
         seen = [0] * (len(namespaces) + 2)
         calls = scanned = measured = 0
-        flying: deque[tuple[Future[Any], int]] = deque()
+        # (call, keys it reads, keys it is expected to measure)
+        flying: deque[tuple[Future[Any], int, float]] = deque()
         try:
             while True:
-                planned = scanned + sum(run for _, run in flying)
-                while len(flying) < IN_FLIGHT and planned < quota:
+                planned = scanned + sum(run for _, run, _ in flying)
+                promised = measured + sum(m for _, _, m in flying)
+                # the first call goes alone: the next ones size their quota by what it saw
+                while len(flying) < (IN_FLIGHT if calls else 1) and planned < quota:
                     run = min(SAMPLE_RUN, quota - planned)
+                    q = _stratum_quota(seen, calls, math.ceil((quota - planned) / SAMPLE_RUN),
+                                       round(to_measure - promised))
                     args = list(base)
                     args[ARG_CURSOR] = rng.getrandbits(31)
                     args[ARG_MAX_KEYS] = run
-                    args[ARG_QUOTA] = _stratum_quota(
-                        seen, calls, math.ceil((quota - planned) / SAMPLE_RUN),
-                        to_measure - measured)
-                    flying.append((pool.submit(script, args=args), run))
+                    args[ARG_QUOTA] = q
+                    expect = sum(min(n * run / SAMPLE_RUN / calls, q) for n in seen) if calls else q
+                    flying.append((pool.submit(script, args=args), run, expect))
                     planned += run
+                    promised += expect
                 if not flying:
                     return
                 reply = flying.popleft()[0].result()
@@ -183,7 +192,7 @@ def survey_keyspace(
                 measured += sum(reply[1][1:4])  # measured, gone, denied
                 seen = [a + b for a, b in zip(seen, strata, strict=True)]
         finally:
-            for future, _ in flying:
+            for future, _, _ in flying:
                 future.cancel()
                 future.exception()
 

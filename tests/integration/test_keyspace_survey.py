@@ -289,3 +289,62 @@ def test_lane_scan_counts_each_key_once(redis_client: redis.Redis, n: int) -> No
     assert product.keys == n
     assert product.memory_bytes == memory_of(redis_client, [b"shop:product:%d" % i
                                                             for i in range(n)])
+
+
+def test_a_sample_measures_small_namespaces_as_much_as_big_ones(
+        redis_client: redis.Redis) -> None:
+    """Measurements are spread over the strata, not over the keys: reviews (10 % of the
+    keys read) gets far more than the 10 % of N a uniform draw would give it (each run
+    measures its strata evenly, up to what a stratum has), and N are measured in all."""
+    pipe = redis_client.pipeline(transaction=False)
+    for i in range(27_000):
+        pipe.set(b"shop:product:%d" % i, b"p" * (i % 50), px=HOUR)
+    for i in range(3_000):
+        pipe.set(b"shop:product:reviews:%d" % i, b"r" * (i % 70), px=HOUR)
+    pipe.execute()
+    survey = survey_keyspace(redis_client, load(), sample=1000)
+    by_name = {t.name: t for t in survey.namespaces}
+    product, reviews = by_name["product"], by_name["reviews"]
+    assert survey.sampled and survey.scanned < 30_000
+    assert 900 <= survey.measured <= 1100
+    assert reviews.keys >= 0.3 * survey.measured, (reviews.keys, product.keys)
+    assert reviews.keys + product.keys == survey.measured
+    # the seen keys are still a uniform sample: reviews is about 10 % of them
+    assert 0.07 <= reviews.seen / survey.scanned <= 0.13
+
+
+@pytest.mark.parametrize("use_lua", [True, False], ids=["lua", "pipeline"])
+def test_patterns_are_tried_by_their_first_distinct_byte(redis_client: redis.Redis,
+                                                         use_lua: bool) -> None:
+    """No key prefix and a template that starts with a placeholder: the script's
+    dispatch on the first differing byte still attributes exactly like the matcher."""
+    policy = load("""
+version: 1
+namespaces:
+  tenant_user: {key: "{tenant}:user:{id}", ttl: 1h}
+  user: {key: "user:{id}", ttl: 1h}
+  usage: {key: "usage:{day}", ttl: 1h}
+  config: {key: "config", ttl: 1h}
+""")
+    keys = [b"user:1", b"acme:user:2", b"user:user:3", b"usage:mon", b"config", b"configx",
+            b"u", b"", b"cachectl:x", b"\xff:user:4", b"usage:a:b", b"user:"]
+    for k in keys:
+        redis_client.set(k, b"v", px=HOUR)
+    matcher = NamespaceMatcher.from_policy(policy)
+    want = Counter(ns.name for k in keys if k != b"cachectl:x"
+                   for ns in [matcher.namespace_of(k)] if ns is not None)
+    survey = survey_keyspace(redis_client, policy, use_lua=use_lua)
+    assert {t.name: t.keys for t in survey.namespaces if t.keys} == dict(want)
+    assert survey.internal_keys == 1
+
+
+def test_the_script_shapes_unmatched_keys_like_key_shape(redis_client: redis.Redis) -> None:
+    keys = [b"a" * 41 + b":x", b"a" * 40 + b":y", b"ok:fine.name-x_y", b"ok:\xc3\xa9t\xc3\xa9",
+            b"::", b"x:", b":x", b"order:12:items", b"q?:[x]", b"*:a", b"A.B-c_D:" + b"9" * 50]
+    for k in keys:
+        redis_client.set(k, b"v")
+    by_lua = {s.pattern: s.keys for s in survey_keyspace(redis_client, load()).unmatched}
+    by_python = {s.pattern: s.keys for s in survey_keyspace(redis_client, load(),
+                                                            use_lua=False).unmatched}
+    assert by_lua == by_python
+    assert by_lua["*:x"] == 1 and by_lua["a" * 40 + ":y"] == 1 and by_lua["::"] == 1

@@ -100,3 +100,17 @@ def test_estimates_discount_keys_redis_reports_as_expired() -> None:
 
     keys, _ = _estimate_count(250, Survey(), exact_counts=False)  # type: ignore[arg-type]
     assert keys == 2250
+
+
+
+def test_stratum_quota_water_fills() -> None:
+    from cachectl.keyspace.survey import _stratum_quota
+
+    # first call: nothing seen yet, a stratum may take half of this call's share
+    assert _stratum_quota([0, 0, 0, 0], 0, calls_left=10, to_measure=1200) == 60
+    # two strata give 100 and 10 keys a call: 60 a call to measure -> 10 + 50
+    assert _stratum_quota([1000, 100, 0, 0], 10, calls_left=5, to_measure=300) == 50
+    # everything seen can be measured: the quota exceeds the biggest stratum's rate
+    assert _stratum_quota([100, 10, 0, 0], 10, calls_left=5, to_measure=10_000) > 10
+    # nothing left to measure: one key per stratum keeps the mean defined
+    assert _stratum_quota([100, 10, 0, 0], 10, calls_left=5, to_measure=0) == 1
