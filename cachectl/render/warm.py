@@ -5,24 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from cachectl.policy.units import format_size_bytes
 from cachectl.render import console as consoles
 from cachectl.warm.core import WarmProgress
 from cachectl.warm.model import WarmReport
+
+if TYPE_CHECKING:  # rich's progress and table modules load only when drawn (not for --json)
+    from rich.console import Console
+    from rich.progress import TaskID
 
 
 def _no_progress(task: str, done: int, total: int | None = None, *, payload_bytes: int = 0) -> None:
@@ -37,6 +29,14 @@ def warm_progress(enabled: bool | None = None) -> Iterator[WarmProgress]:
     if not enabled:
         yield _no_progress
         return
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     bars = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -69,6 +69,9 @@ def warm_progress(enabled: bool | None = None) -> Iterator[WarmProgress]:
 
 def render_report(report: WarmReport, out: Console) -> None:
     """The summary table, then the first problem rows of each namespace, and sample keys."""
+    from rich.table import Table
+    from rich.text import Text
+
     title = ("warm (dry run: nothing written)" if report.dry_run else
              "warm, interrupted" if report.interrupted else
              "warm (only missing keys)" if report.only_missing else "warm")

@@ -83,6 +83,26 @@ def orjson_matches_stdlib(data: bytes) -> bool:
     return not (b".0000" in data or b"0e-" in data.translate(_EXPONENT_VIEW))
 
 
+# 1-9 -> 1, + -> -, } and ] -> ","; every other byte but digits, '.', 'e' and ',' deleted
+_GUARD_TABLE = bytes.maketrans(b"23456789+}]", b"11111111-,,")
+_GUARD_DELETE = bytes(c for c in range(256) if c not in b"0123456789.e+-,}]")
+_ZERO_IS_ONE = bytes.maketrans(b"0", b"1")
+
+
+def floats_may_differ(data: bytes) -> bool:
+    """True when orjson output ``data`` (one row's bytes, or several rows' joined) may hold a
+    float the stdlib writes differently; never False where ``orjson_matches_stdlib`` is.
+
+    Deleting the bytes no number is made of keeps every ``.0000`` and every digit-``e``-sign
+    run of ``data`` intact; the commas kept (and closing brackets, made commas) end every
+    value, so a digit that ends one is not brought next to an ``e-`` of the next (false
+    alarms only cost the row-by-row path, never a wrong byte). The searches then scan a
+    fifth of the bytes: about half the cost of the exact test.
+    """
+    kept = data.translate(_GUARD_TABLE, _GUARD_DELETE)
+    return b".0000" in kept or b"1e-" in kept.translate(_ZERO_IS_ONE)
+
+
 def _make_fast_row() -> Callable[[bytes], tuple[Any, bytes] | None] | None:
     if _orjson is None:
         return None

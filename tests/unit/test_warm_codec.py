@@ -133,3 +133,34 @@ def test_the_float_guard_never_lets_a_different_number_through(value: float | in
     if fast is not None:
         assert fast[1] == b'{"v":' + stdlib_bytes([value, "x"]) + b"}"
         assert math.isclose(fast[0]["v"][0], value) and type(fast[0]["v"][0]) is type(value)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.dictionaries(st.text(max_size=6), json_value, max_size=6), min_size=1,
+                     max_size=4))
+def test_the_bulk_float_guard_flags_every_row_the_exact_test_flags(
+        rows: list[dict[str, Any]]) -> None:
+    # the bulk path checks a whole chunk at once with floats_may_differ: it may flag more
+    # than orjson_matches_stdlib, never less (one row, or several joined)
+    datas = []
+    for row in rows:
+        with contextlib.suppress(TypeError):  # an int orjson cannot write: not a fast row
+            datas.append(orjson.dumps(row))
+    for data in datas:
+        if not codec.orjson_matches_stdlib(data):
+            assert codec.floats_may_differ(data)
+    if not all(map(codec.orjson_matches_stdlib, datas)):
+        assert codec.floats_may_differ(b"".join(datas))
+
+
+@pytest.mark.parametrize("text", [b'{"v":1e-7}', b'{"v":[0.00001]}', b'{"a":"x","v":1.5e+16}',
+                                  b'{"v":-2.5e-300}', b'{"v":9.99e-5}'])
+def test_the_bulk_float_guard_flags_the_floats_orjson_writes_differently(text: bytes) -> None:
+    data = orjson.dumps(orjson.loads(text))
+    assert not codec.orjson_matches_stdlib(data) and codec.floats_may_differ(data)
+
+
+def test_the_bulk_float_guard_lets_plain_rows_through() -> None:
+    row = {"id": 280, "sku": "ORC-0000280", "name": "Mini T-Shirt", "rating": 3.5,
+           "url": "https://example-shop.test/p/280/1.webp", "n": [1, 2.25, {"e-x": 10}]}
+    assert not codec.floats_may_differ(orjson.dumps(row) * 3)

@@ -1,0 +1,183 @@
+"""The bulk path of a JSONL warm: many lines per step, with C-level work only.
+
+A JSON Lines file whose rows are plain (every line an object that orjson reads and writes
+back as the stdlib would, the key's field a plain int or a plain string, no value over
+``max_value_bytes``, no key seen before) is taken ``CHUNK_ROWS`` lines at a time: one
+``map`` parses the chunk, one encodes it, one renders its keys, one checks the keys against
+the ones sent, and one comprehension draws the TTLs (the same draws, in row order, as the
+row-at-a-time path) and writes the ``SET`` commands. A chunk with anything else in it (a
+blank or broken line, a missing field, a float the two encoders write differently, a
+duplicate, an oversized value…) is handed whole, before any of it is counted or drawn, to
+``RowWarm.rows`` line by line, which reads, rejects and reports exactly as it always does.
+So the bulk path changes the speed, never the keys, values, TTLs, counts or problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from itertools import chain
+from operator import itemgetter
+from typing import Any
+
+from cachectl.freshness import ttl_bounds_ms
+from cachectl.warm import codec
+from cachectl.warm.loop import BATCH_BYTES, RowWarm
+from cachectl.warm.model import SAMPLE_KEYS
+from cachectl.warm.sources import BadRow, Position, Row
+
+CHUNK_ROWS = 64  # lines per step: parsed and re-encoded while the rows are still in cache
+
+LineBlocks = Callable[[], Iterator[tuple[Position, list[bytes]]]]
+ParseLine = Callable[[Position, bytes], tuple[Row | BadRow | None, bytes | None]]
+
+
+def bulk_reader(warm: RowWarm) -> tuple[LineBlocks, ParseLine] | None:
+    """The source's (line_blocks, parse_line) when ``warm`` can take the bulk path, else None:
+    a source of JSON lines, orjson in use, a key with one plain placeholder, the whole row
+    stored as JSON, and one lane (a standalone server or a dry run; a cluster routes per key)."""
+    blocks = getattr(warm.source, "line_blocks", None)
+    parse = getattr(warm.source, "parse_line", None)
+    if not (callable(blocks) and callable(parse)) or codec.fast_row is None \
+            or codec.ORJSON_LOADS is None or warm.fast_key is None \
+            or warm.value_field is not None or warm.lane is None:
+        return None
+    _, head, tail = warm.fast_key
+    try:
+        head.encode("utf-8")
+        tail.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return blocks, parse
+
+
+def warm_lines(warm: RowWarm, blocks: LineBlocks, parse_line: ParseLine) -> None:
+    """Warm every line of ``blocks()`` into ``warm``'s lane (see the module doc)."""
+    assert warm.lane is not None and warm.fast_key is not None
+    lane = warm.lane
+    ns = warm.ns
+    loads, dumps = codec.ORJSON_LOADS, codec.ORJSON_DUMPS
+    assert loads is not None and dumps is not None
+    errors: tuple[type[Exception], ...] = (*codec.ORJSON_ERRORS, KeyError, ValueError)
+    may_differ = codec.floats_may_differ
+    field, head, tail = warm.fast_key
+    get_part = itemgetter(field)
+    int_key = (_escape(head) + "%d" + _escape(tail)).encode("utf-8").__mod__
+    str_key = (_escape(head) + "%s" + _escape(tail)).__mod__
+    limit = ns.max_value_bytes
+    seen = warm.seen
+    samples = warm.tally.samples
+    batch_size = warm.batch_size
+    chunk_rows = CHUNK_ROWS
+    command = _command_writer(warm)
+    only_dicts, only_ints, only_strs = {dict}, {int}, {str}
+    for first, lines in blocks():
+        start, end = 0, len(lines)
+        while start < end:
+            # a chunk never runs past the batch (batch_size rows, as the row path sends)
+            n = min(chunk_rows, batch_size - len(lane.tags), end - start)
+            chunk = lines[start:start + n]
+            number = first + start
+            start += n
+            try:
+                rows = list(map(loads, chunk))
+                if set(map(type, rows)) != only_dicts:
+                    raise ValueError
+                datas = list(map(dumps, rows))
+                parts = list(map(get_part, rows))
+                kinds = set(map(type, parts))
+                if kinds == only_ints:
+                    keys = list(map(int_key, parts))
+                elif kinds == only_strs and all(parts) and ":" not in "".join(parts):
+                    keys = [text.encode("utf-8") for text in map(str_key, parts)]
+                else:
+                    raise ValueError
+            except errors:
+                _row_by_row(warm, number, chunk, parse_line)
+                continue
+            sizes = list(map(len, datas))
+            fingerprints = set(map(hash, keys))
+            if may_differ(b"".join(datas)) or (limit is not None and max(sizes) > limit) \
+                    or len(fingerprints) != n or not seen.isdisjoint(fingerprints):
+                _row_by_row(warm, number, chunk, parse_line)
+                continue
+            seen.update(fingerprints)
+            if len(samples) < SAMPLE_KEYS:
+                samples.extend(k.decode("utf-8") for k in keys[:SAMPLE_KEYS - len(samples)])
+            lane.parts.append(command(keys, sizes, datas))
+            lane.tags.extend(range(number, number + n))
+            lane.keys.extend(keys)
+            size = sum(sizes)
+            lane.size += size
+            warm.rows_read += n
+            warm.payload += size + sum(map(len, keys))
+            if len(lane.tags) >= batch_size or lane.size >= BATCH_BYTES:
+                warm.flush(lane)
+
+
+def _row_by_row(warm: RowWarm, first: Position, chunk: list[bytes],
+                parse_line: ParseLine) -> None:
+    def stream() -> Iterator[tuple[Position, Any, bytes | None]]:
+        for number, line in enumerate(chunk, first):
+            row, value = parse_line(number, line)
+            if row is not None:  # None: a blank line, skipped
+                yield number, row, value
+
+    warm.rows(stream())
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%%")
+
+
+def _command_writer(warm: RowWarm) -> Callable[[list[bytes], list[int], list[bytes]], bytes]:
+    """(keys, their values' sizes, values) -> their ``SET key value PX ttl [NX]`` commands as
+    one bytes, drawing one TTL per row in order exactly as ``RowWarm.rows`` does (the same
+    formula, the same rng calls). One ``%`` writes a whole chunk: the command's format
+    repeated once per row, filled from the rows' fields laid end to end."""
+    ns = warm.ns
+    nx = b"$2\r\nNX\r\n" if warm.only_missing else b""
+    head = b"*6\r\n" if warm.only_missing else b"*5\r\n"
+    head += b"$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$2\r\nPX\r\n"
+    formats: dict[int, bytes] = {}
+    flat = chain.from_iterable
+    if not ns.jitter:
+        ttl = b"%d" % warm.next_ttl()  # no jitter: no draw, one TTL
+        fixed = head + b"$%d\r\n%b\r\n" % (len(ttl), ttl) + nx
+
+        def constant(keys: list[bytes], sizes: list[int], values: list[bytes]) -> bytes:
+            n = len(keys)
+            fmt = formats.get(n) or formats.setdefault(n, fixed * n)
+            return fmt % tuple(flat(zip(map(len, keys), keys, sizes, values, strict=True)))
+
+        return constant
+    ttl_ms, grace, draw = ns.ttl_ms, ns.grace_ms, warm.ttl_rng.random
+    low, span = -ns.jitter, ns.jitter - -ns.jitter
+    lowest, highest = ttl_bounds_ms(ns)
+    # the drawn TTL is within one of the bounds (float rounding): max(1, …) is needed below 3
+    floor = lowest <= 2
+    if len(str(max(1, lowest - 1))) != len(str(highest + 1)):
+        varying = head + b"$%d\r\n%b\r\n" + nx
+
+        def any_width(keys: list[bytes], sizes: list[int], values: list[bytes]) -> bytes:
+            out = []
+            for k, size, v in zip(keys, sizes, values, strict=True):
+                ttl = b"%d" % max(1, round(ttl_ms * (1 + (low + span * draw()))) + grace)
+                out.append(varying % (len(k), k, size, v, len(ttl), ttl))
+            return b"".join(out)
+
+        return any_width
+    # every TTL has the same number of digits: %d writes it, no bytes object per row
+    width = head + b"$" + str(len(str(highest))).encode() + b"\r\n%d\r\n" + nx
+
+    def jittered(keys: list[bytes], sizes: list[int], values: list[bytes]) -> bytes:
+        if floor:
+            ttls = [max(1, round(ttl_ms * (1 + (low + span * draw()))) + grace) for _ in keys]
+        elif grace:
+            ttls = [round(ttl_ms * (1 + (low + span * draw()))) + grace for _ in keys]
+        else:
+            ttls = [round(ttl_ms * (1 + (low + span * draw()))) for _ in keys]
+        n = len(keys)
+        fmt = formats.get(n) or formats.setdefault(n, width * n)
+        return fmt % tuple(flat(zip(map(len, keys), keys, sizes, values, ttls, strict=True)))
+
+    return jittered
