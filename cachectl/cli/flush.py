@@ -53,7 +53,7 @@ def command(
         "--rate", metavar="N", help="At most N keys per second [default: paced by the server's "
         "latency].")] = None,
     batch: Annotated[int, typer.Option(
-        "--batch", metavar="N", help="Keys per UNLINK and per SCAN (1..10000).")] = 500,
+        "--batch", metavar="N", help="Keys per UNLINK and per SCAN (1..10000).")] = 1000,
     history: Annotated[bool, typer.Option(
         "--history", help="List past flushes from the audit stream instead.")] = False,
     limit: Annotated[int, typer.Option(

@@ -4,6 +4,7 @@ in bounded, paced batches and reports what it did; stops cleanly when asked."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -158,9 +159,10 @@ def flush_namespaces(
     there, appends its audit entry, and raises InterruptedWork carrying the partial
     FlushResult (a rerun finishes the job: flushed keys are simply not found again).
     ``dry_run`` scans and counts, touching nothing and writing no audit entry.
-    ``watch_latency``: time a PING on the node after a batch, at most every
-    ``latency_check_s`` seconds or ten round trips, whichever is longer (0: after
-    every batch), and let ``LatencyGovernor`` shrink batches and pause.
+    ``watch_latency``: time a PING on the node right after a batch (from the worker
+    that sent it), at most every ``latency_check_s`` seconds or ten round trips,
+    whichever is longer (0: after every batch), and let ``LatencyGovernor`` shrink
+    batches and pause.
     """
     if not 1 <= batch <= MAX_BATCH:
         raise UsageError(f"--batch {batch} is out of range", hint=f"use 1..{MAX_BATCH}")
@@ -188,15 +190,24 @@ def flush_namespaces(
 
     # Three connections keep the server busy: _ScanAhead's thread issues the SCANs back
     # to back, this thread filters their replies into batches, and one worker sends
-    # each batch's UNLINK (or script). At most one batch is ever in flight, and it is
-    # always settled (counted) before stopping.
+    # each batch's UNLINK (or script), then the latency probe when one is due, so no
+    # round trip of its own stalls this thread. At most one batch is ever in flight,
+    # and it is always settled (counted) before stopping.
     worker = None if dry_run else ThreadPoolExecutor(1, thread_name_prefix="cachectl-flush")
-    in_flight: list[tuple[Future[Any], _Tally, int]] = []
+    in_flight: list[tuple[Future[tuple[Any, float | None]], _Tally, int]] = []
+
+    def send(call: Callable[[], Any], probe: Any) -> tuple[Any, float | None]:
+        done = call()
+        if probe is None:
+            return done, None
+        t0 = clock()
+        probe.ping()
+        return done, clock() - t0
 
     def settle() -> None:
         while in_flight:
             future, tally, sent = in_flight[0]
-            done = future.result()
+            done, rtt = future.result()
             in_flight.pop(0)
             if isinstance(done, SoftenCounts):
                 tally.changed += done.softened
@@ -206,6 +217,20 @@ def flush_namespaces(
             else:
                 tally.changed += done
                 tally.vanished += sent - done
+            if rtt is not None:
+                observe(rtt)
+
+    def observe(rtt: float) -> None:
+        pause = governor.observe(rtt * 1000)
+        if pause:
+            sleep(pause)
+            counters["paused"] += pause
+        # probing costs a round trip too: keep it under ~10 % of the time
+        next_check[0] = clock() + (max(latency_check_s, 10 * rtt) if latency_check_s > 0 else 0)
+
+    def batch_size() -> int:
+        settle()  # the answer to the batch in flight (and to its probe) sizes the next
+        return governor.batch
 
     def act(node: Any, target: FlushTarget, keys: list[bytes]) -> None:
         tally = tallies[target]
@@ -217,26 +242,18 @@ def flush_namespaces(
             return
         counters["paused"] += limiter.wait(len(keys))
         settle()
-        future: Future[Any]
+        call: Callable[[], Any]
         if soft:
             pttl = soft_expire_pttl_ms(policy.namespace(target.name))
-            future = worker.submit(soften_keys, node, keys, pttl, cluster=cluster or None)
+            call = functools.partial(soften_keys, node, keys, pttl, cluster=cluster or None)
         else:
-            future = worker.submit(unlink_keys, node, keys, cluster=cluster or None)
-        in_flight.append((future, tally, len(keys)))
+            call = functools.partial(unlink_keys, node, keys, cluster=cluster or None)
+        # the PING goes right after the batch, as another client's command would
+        probe = node if watch_latency and clock() >= next_check[0] else None
+        if probe is not None:
+            next_check[0] = float("inf")  # until this probe's answer is in
+        in_flight.append((worker.submit(send, call, probe), tally, len(keys)))
         counters["batches"] += 1
-        if watch_latency and clock() >= next_check[0]:
-            t0 = clock()
-            node.ping()
-            rtt = clock() - t0
-            pause = governor.observe(rtt * 1000)
-            if pause:
-                settle()
-                sleep(pause)
-                counters["paused"] += pause
-            # probing costs a round trip too: keep it under ~10 % of the time
-            if latency_check_s > 0:
-                next_check[0] = clock() + max(latency_check_s, 10 * rtt)
 
     try:
         for target in targets:
@@ -244,7 +261,7 @@ def flush_namespaces(
             total = (totals or {}).get(target.label)
             on_progress(target.label, 0, total)
             found = _owned_batches(client, policy, target, tally, scan_count)
-            for node, chunk in _chunks(found, lambda: governor.batch):
+            for node, chunk in _chunks(found, batch_size):
                 act(node, target, chunk)
                 on_progress(target.label, tally.matched, total)
                 if should_stop is not None and should_stop():
