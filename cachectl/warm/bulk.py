@@ -3,12 +3,13 @@
 A JSON Lines file whose rows are plain (every line an object that orjson reads and writes
 back as the stdlib would, the key's field a plain int or a plain string, no value over
 ``max_value_bytes``, no key seen before) is taken ``CHUNK_ROWS`` lines at a time: one
-``map`` parses the chunk, one encodes it, one renders its keys, one checks the keys against
-the ones sent, and one comprehension draws the TTLs (the same draws, in row order, as the
-row-at-a-time path) and writes the ``SET`` commands. A chunk with anything else in it (a
-blank or broken line, a missing field, a float the two encoders write differently, a
-duplicate, an oversized value…) is handed whole, before any of it is counted or drawn, to
-``RowWarm.rows`` line by line, which reads, rejects and reports exactly as it always does.
+``map`` parses the chunk, one encodes it, one renders its keys, a set checks the keys against
+the ones sent, one comprehension draws the TTLs (the same draws, in row order, as the
+row-at-a-time path) and one ``%`` writes the chunk's ``SET`` commands. A chunk with
+anything else in it (a blank or broken line, a missing field, a float the two encoders
+write differently, a duplicate, an oversized value…) is handed whole, before any of it is
+counted or drawn, to ``RowWarm.rows`` line by line, which reads, rejects and reports
+exactly as it always does.
 So the bulk path changes the speed, never the keys, values, TTLs, counts or problems.
 """
 
