@@ -1,7 +1,7 @@
 """cachectl flush: remove or soften exactly the keys of chosen namespaces, safely."""
 
 import sys
-from contextlib import closing
+from contextlib import AbstractContextManager, closing, nullcontext
 from typing import Annotated, Any
 
 import typer
@@ -17,6 +17,7 @@ from cachectl.cli.options import (
     redis_options,
     stop_on_sigint,
 )
+from cachectl.progress import ProgressCallback, no_progress
 
 COMMAND_SETTINGS: dict[str, Any] = {}
 
@@ -74,7 +75,13 @@ def command(
     from cachectl.errors import InterruptedWork, UsageError
     from cachectl.render import console
     from cachectl.render import flush as render
-    from cachectl.render.progress import progress_bars
+
+    def progress_bars() -> AbstractContextManager[ProgressCallback]:
+        if not console.is_terminal():  # no bars, and no Rich to import
+            return nullcontext(no_progress)
+        from cachectl.render.progress import progress_bars as bars
+
+        return bars(enabled=True)
 
     pol = load_cli_policy(policy)
     if history:
@@ -101,7 +108,6 @@ def command(
                          "would be flushed")
     settings = conn.settings(pol)
     client = conn.connect(pol)
-    err = console.stderr()
     with closing(client), redis_errors(settings):
         if dry_run:
             with progress_bars() as bar:
@@ -111,14 +117,13 @@ def command(
             return 0
         plan = core.plan_flush(client, pol, targets, soft=soft)
         if plan.keys == 0 and not plan.estimated:
-            err.print("nothing to flush: no key of " + "; ".join(t.target for t in plan.targets),
-                      markup=False)
+            render.say("nothing to flush: no key of " + "; ".join(t.target for t in plan.targets))
         else:
-            render.render_plan(plan, err)
+            render.render_plan(plan)
             question = (f"{'Soften' if soft else 'Remove'} "
                         f"{render.count_text(plan.keys, plan.estimated)}?")
             if not yes and not typer.confirm(question, default=False, err=True):
-                err.print("nothing was flushed", markup=False)
+                render.say("nothing was flushed")
                 return 1
         totals = {t.target: t.keys for t in plan.targets}
         with stop_on_sigint() as stop, progress_bars() as bar:
@@ -132,10 +137,9 @@ def command(
                 raise
     _show(result, json_out)
     if result.audit_error:
-        err.print(f"warning: the flush is done, but its audit entry could not be written to "
-                  f"{core.audit_key(pol)}: {result.audit_error}", markup=False)
-        err.print("hint: grant the user XADD on that key (see README 'Least-privilege ACL')",
-                  markup=False)
+        render.say(f"warning: the flush is done, but its audit entry could not be written to "
+                   f"{core.audit_key(pol)}: {result.audit_error}",
+                   "hint: grant the user XADD on that key (see README 'Least-privilege ACL')")
         return 1
     return 0
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+import sys
+from typing import TYPE_CHECKING, Any
 
 from cachectl.flush import AuditEntry, FlushMode, FlushPlan, FlushResult
+from cachectl.render import console as consoles
 from cachectl.render.console import display_key
+
+if TYPE_CHECKING:  # Rich is imported when a table is drawn, not for `flush --yes --json`
+    from rich.console import Console
+    from rich.text import Text
 
 
 def count_text(n: int, estimated: bool) -> str:
@@ -31,13 +33,31 @@ def plan_text(plan: FlushPlan) -> list[str]:
     return lines
 
 
-def render_plan(plan: FlushPlan, console: Console) -> None:
-    for line in plan_text(plan):
-        console.print(line, markup=False, highlight=False)
+def say(*lines: str) -> None:
+    """Lines for the operator on stderr: through Rich on a terminal, plain otherwise.
+
+    A script running ``flush --yes --json`` then never loads Rich (tens of ms of
+    start-up), and its log gets each line whole instead of wrapped at 80 columns.
+    """
+    if consoles.is_terminal():
+        err = consoles.stderr()
+        for line in lines:
+            err.print(line, markup=False, highlight=False)
+    else:
+        sys.stderr.write("".join(f"{line}\n" for line in lines))
+        sys.stderr.flush()
+
+
+def render_plan(plan: FlushPlan) -> None:
+    """The plan on stderr (stdout stays for the result, or its JSON)."""
+    say(*plan_text(plan))
 
 
 def render_result(result: FlushResult, console: Console) -> None:
     """The summary: per target and in total, matched / removed or softened / skipped."""
+    from rich.table import Table
+    from rich.text import Text
+
     changed = "softened" if result.mode is FlushMode.SOFT else "removed"
     title = "flush (dry run)" if result.dry_run else (
         "flush, interrupted" if result.interrupted else f"flush ({result.mode.value})")
