@@ -73,6 +73,32 @@ def encode_value(value: Any) -> bytes:
     return dumps(value).encode("utf-8")
 
 
+_FLAT_TYPES = frozenset({str, int, float, bool, type(None)})
+_NO_FLOAT = frozenset({str, int, bool, type(None)})
+_NO_NONE = frozenset({str, int, float, bool})
+
+
+def encode_row(row: dict[str, Any]) -> bytes:
+    """``encode_value(row)`` for a row read from a source that gives Python values (CSV, SQL,
+    JSON, HTTP): with orjson, a flat row of plain values is encoded by it when its bytes are
+    provably the stdlib's (``fast_row``'s rules, plus: orjson writes NaN and Infinity as
+    ``null``, so a row with a float and a None, or a float and ``null`` in the bytes, is left
+    to the stdlib); anything else (a nested value, a Decimal, a date, an int beyond 64 bits,
+    an unpaired surrogate, a non-str key) takes the stdlib path and its errors."""
+    if _orjson is not None:
+        kinds = set(map(type, row.values()))
+        if kinds <= _FLAT_TYPES:
+            try:
+                data = _orjson.dumps(row)
+            except TypeError:  # orjson.JSONEncodeError is one
+                pass
+            else:
+                if kinds <= _NO_FLOAT or (kinds <= _NO_NONE and b"null" not in data
+                                          and orjson_matches_stdlib(data)):
+                    return data
+    return dumps(row).encode("utf-8")
+
+
 # digits -> 0 and + -> -: an exponent (``1e-7``, ``1.5e+29``) then always reads ``0e-``
 _EXPONENT_VIEW = bytes.maketrans(b"123456789+", b"000000000-")
 

@@ -20,6 +20,7 @@ from cachectl.policy.model import Namespace
 from cachectl.policy.template import KeyParamError, KeyTemplate
 from cachectl.policy.units import format_size_bytes
 from cachectl.warm.codec import dumps as _dumps
+from cachectl.warm.codec import encode_row
 from cachectl.warm.model import FIRST_PROBLEMS, SAMPLE_KEYS, NamespaceWarm, RowProblem
 from cachectl.warm.pipe import SET_NX, SET_PX
 from cachectl.warm.sources import BadRow, Source
@@ -266,7 +267,7 @@ class RowWarm:
                     if value is not None:
                         pass  # the source encoded it already
                     elif value_field is None:
-                        value = dumps(row).encode("utf-8")
+                        value = encode_row(row)
                     elif value_field not in row:
                         reject(position, f"no field {value_field!r} (warm.value)",
                                "missing field", key_text)

@@ -164,3 +164,39 @@ def test_the_bulk_float_guard_lets_plain_rows_through() -> None:
     row = {"id": 280, "sku": "ORC-0000280", "name": "Mini T-Shirt", "rating": 3.5,
            "url": "https://example-shop.test/p/280/1.webp", "n": [1, 2.25, {"e-x": 10}]}
     assert not codec.floats_may_differ(orjson.dumps(row) * 3)
+
+
+flat_leaf = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+             | st.floats() | st.sampled_from([1e-05, 1e-7, 1e16, 0.0001, -0.0, math.nan])
+             | st.text() | st.sampled_from(["null", "NaN", "\ud800"]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(row=st.dictionaries(st.text(max_size=6) | st.integers(0, 9), flat_leaf | st.lists(flat_leaf),
+                           max_size=6))
+def test_rows_from_python_sources_store_the_stdlib_bytes(row: dict[Any, Any]) -> None:
+    # CSV/SQL/JSON/HTTP rows go through encode_row: orjson when provably identical
+    def outcome(encode: Any) -> Any:
+        try:
+            return encode(row)
+        except (TypeError, ValueError) as exc:
+            return type(exc)
+
+    assert outcome(codec.encode_row) == outcome(codec.encode_value)
+
+
+def test_plain_flat_rows_are_encoded_by_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Any] = []
+
+    def counting_dumps(value: Any) -> str:
+        calls.append(value)
+        return "{}"
+
+    monkeypatch.setattr(codec, "dumps", counting_dumps)
+    assert codec.encode_row({"id": 1, "sku": "A-1", "rating": 4.5, "ok": True}) == (
+        b'{"id":1,"sku":"A-1","rating":4.5,"ok":true}')
+    assert codec.encode_row({"id": 1, "note": None, "n": "x"}) == b'{"id":1,"note":null,"n":"x"}'
+    assert calls == []
+    codec.encode_row({"id": 1, "rating": math.nan})  # orjson would write null: the stdlib
+    codec.encode_row({"tiny": 1e-7})
+    assert len(calls) == 2
