@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -260,13 +260,15 @@ def flush_namespaces(
             tally = tallies[target]
             total = (totals or {}).get(target.label)
             on_progress(target.label, 0, total)
-            found = _owned_batches(client, policy, target, tally, scan_count)
-            for node, chunk in _chunks(found, batch_size):
-                act(node, target, chunk)
-                on_progress(target.label, tally.matched, total)
-                if should_stop is not None and should_stop():
-                    interrupted = True
-                    break
+            # closing: stopping early ends the SCAN thread now, not when collected
+            with contextlib.closing(_owned_batches(client, policy, target, tally,
+                                                   scan_count)) as found:
+                for node, chunk in _chunks(found, batch_size):
+                    act(node, target, chunk)
+                    on_progress(target.label, tally.matched, total)
+                    if should_stop is not None and should_stop():
+                        interrupted = True
+                        break
             settle()
             if target.kind == "key":
                 # one named key: one that did not exist was never matched, not skipped
@@ -312,7 +314,7 @@ def flush_namespaces(
 
 
 def _owned_batches(client: Any, policy: Policy, target: FlushTarget, tally: _Tally,
-                   count: Callable[[], int]) -> Iterator[tuple[Any, list[bytes]]]:
+                   count: Callable[[], int]) -> Generator[tuple[Any, list[bytes]], None, None]:
     """``(node, keys)``: the target's own keys, one list per SCAN (COUNT from ``count()``).
 
     Every primary is scanned with the template's escaped glob (or the raw pattern) by

@@ -203,3 +203,59 @@ def test_fast_owner_test_agrees_with_the_whole_policy_matcher(
         for k in keys:
             if regex.fullmatch(k):
                 assert fast(k) == core._owned(policy, matcher, target, k), k
+
+
+def test_chunks_fill_batches_across_scans_and_never_mix_nodes() -> None:
+    from cachectl.flush.keys import _chunks
+
+    a, b = object(), object()
+    scans = [(a, [b"1", b"2"]), (a, [b"3"]), (a, [b"4", b"5", b"6"]), (b, [b"7"]), (b, [b"8"])]
+    sizes = iter([2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3])  # the governor may change it between
+    out = list(_chunks(iter(scans), lambda: next(sizes)))
+    assert [(n is a, keys) for n, keys in out] == [
+        (True, [b"1", b"2"]), (True, [b"3", b"4"]), (True, [b"5", b"6"]), (False, [b"7", b"8"])]
+
+
+class _FakeNode:
+    """SCAN over a fixed list of replies; fails at ``fail_at`` if given."""
+
+    def __init__(self, replies: list[tuple[int, list[bytes]]], fail_at: int | None = None) -> None:
+        self.replies = replies
+        self.fail_at = fail_at
+        self.calls: list[tuple[int, str, int]] = []
+
+    def scan(self, cursor: int, match: str, count: int) -> tuple[int, list[bytes]]:
+        self.calls.append((cursor, match, count))
+        if self.fail_at is not None and len(self.calls) > self.fail_at:
+            raise RuntimeError("connection lost")
+        return self.replies[len(self.calls) - 1]
+
+
+def test_scan_ahead_reads_every_node_in_order_and_passes_errors_on() -> None:
+    from contextlib import closing
+
+    from cachectl.flush.keys import _ScanAhead
+
+    one = _FakeNode([(5, [b"a"]), (7, []), (0, [b"b"])])
+    two = _FakeNode([(0, [b"c"])])
+    with closing(_ScanAhead([one, two], "shop:*", lambda: 100)) as scans:
+        got = [(node, keys) for node, keys in scans]
+    assert got == [(one, [b"a"]), (one, [b"b"]), (two, [b"c"])]
+    assert [c[0] for c in one.calls] == [0, 5, 7] and one.calls[0][1:] == ("shop:*", 100)
+    broken = _FakeNode([(3, [b"x"])], fail_at=1)
+    with closing(_ScanAhead([broken], "shop:*", lambda: 100)) as scans, \
+            pytest.raises(RuntimeError, match="connection lost"):
+        list(scans)
+
+
+def test_scan_ahead_stops_when_closed_early() -> None:
+    from cachectl.flush.keys import _ScanAhead
+
+    endless = _FakeNode([(1, [b"k"])] * 10_000)
+    scans = _ScanAhead([endless], "*", lambda: 10)
+    first = next(iter(scans))
+    assert first == (endless, [b"k"])
+    scans.close()  # joins the thread: it stops after at most `depth` more replies
+    calls = len(endless.calls)
+    assert calls <= 5
+    assert len(endless.calls) == calls
