@@ -16,12 +16,13 @@ So the bulk path changes the speed, never the keys, values, TTLs, counts or prob
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from itertools import chain
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
 from cachectl.freshness import ttl_bounds_ms
 from cachectl.warm import codec
+from cachectl.warm.codec import FLAT_TYPES, NO_FLOAT, NO_NONE
 from cachectl.warm.loop import BATCH_BYTES, RowWarm
 from cachectl.warm.model import SAMPLE_KEYS
 from cachectl.warm.sources import BadRow, Position, Row
@@ -29,17 +30,16 @@ from cachectl.warm.sources import BadRow, Position, Row
 CHUNK_ROWS = 64  # lines per step: parsed and re-encoded while the rows are still in cache
 
 LineBlocks = Callable[[], Iterator[tuple[Position, list[bytes]]]]
+TupleBatches = Callable[[], Iterator[tuple[Position, list[str], list[Any]]]]
 ParseLine = Callable[[Position, bytes], tuple[Row | BadRow | None, bytes | None]]
 
 
-def bulk_reader(warm: RowWarm) -> tuple[LineBlocks, ParseLine] | None:
-    """The source's (line_blocks, parse_line) when ``warm`` can take the bulk path, else None:
-    a source of JSON lines, orjson in use, a key with one plain placeholder, the whole row
-    stored as JSON, and one lane (a standalone server or a dry run; a cluster routes per key)."""
-    blocks = getattr(warm.source, "line_blocks", None)
-    parse = getattr(warm.source, "parse_line", None)
-    if not (callable(blocks) and callable(parse)) or codec.fast_row is None \
-            or codec.ORJSON_LOADS is None or warm.fast_key is None \
+def bulk_reader(warm: RowWarm) -> Callable[[RowWarm], None] | None:
+    """How ``warm`` takes the bulk path (``warm_lines`` or ``warm_tuples`` bound to its
+    source), or None: a source of JSON lines or of SQLite tuples, orjson in use, a key with
+    one plain placeholder, the whole row stored as JSON, and one lane (a standalone server or
+    a dry run; a cluster routes per key)."""
+    if codec.fast_row is None or codec.ORJSON_LOADS is None or warm.fast_key is None \
             or warm.value_field is not None or warm.lane is None:
         return None
     _, head, tail = warm.fast_key
@@ -48,75 +48,144 @@ def bulk_reader(warm: RowWarm) -> tuple[LineBlocks, ParseLine] | None:
         tail.encode("utf-8")
     except UnicodeEncodeError:
         return None
-    return blocks, parse
+    blocks = getattr(warm.source, "line_blocks", None)
+    parse = getattr(warm.source, "parse_line", None)
+    if callable(blocks) and callable(parse):
+        return lambda w: warm_lines(w, blocks, parse)
+    batches = getattr(warm.source, "tuple_batches", None)
+    if callable(batches):
+        return lambda w: warm_tuples(w, batches)
+    return None
+
+
+class _Chunk:
+    """What every chunk shares once its rows and their bytes are known: keys, the checks
+    that send a chunk back to the row path, and the commands appended to the lane."""
+
+    def __init__(self, warm: RowWarm) -> None:
+        assert warm.lane is not None and warm.fast_key is not None
+        self.warm = warm
+        self.lane = warm.lane
+        field, head, tail = warm.fast_key
+        self.get_part = itemgetter(field)
+        self.int_key = (_escape(head) + "%d" + _escape(tail)).encode("utf-8").__mod__
+        self.str_key = (_escape(head) + "%s" + _escape(tail)).__mod__
+        self.limit = warm.ns.max_value_bytes
+        self.command = _command_writer(warm)
+
+    def sizes(self, count: int) -> Iterator[int]:
+        """Chunk sizes for a block of ``count`` rows: never past the batch (batch_size rows,
+        as the row path sends)."""
+        lane, batch_size = self.lane, self.warm.batch_size
+        start = 0
+        while start < count:
+            n = min(CHUNK_ROWS, batch_size - len(lane.tags), count - start)
+            yield n
+            start += n
+
+    def take(self, number: Position, rows: list[Any], datas: list[bytes],
+             floats: bool = True) -> bool:
+        """Append the rows (numbered from ``number``) and their stored bytes; False, with
+        nothing counted or drawn, when the chunk must go row by row. ``floats``: the bytes
+        may hold a float orjson writes differently (checked here)."""
+        n = len(rows)
+        try:
+            parts = list(map(self.get_part, rows))
+            kinds = set(map(type, parts))
+            if kinds == _ONLY_INTS:
+                keys = list(map(self.int_key, parts))
+            elif kinds == _ONLY_STRS and all(parts) and ":" not in "".join(parts):
+                keys = [text.encode("utf-8") for text in map(self.str_key, parts)]
+            else:
+                return False
+        except (KeyError, ValueError):  # a missing field, an int too long, a lone surrogate
+            return False
+        sizes = list(map(len, datas))
+        fingerprints = set(map(hash, keys))
+        warm = self.warm
+        seen = warm.seen
+        if (floats and codec.floats_may_differ(b"".join(datas))) \
+                or (self.limit is not None and max(sizes) > self.limit) \
+                or len(fingerprints) != n or not seen.isdisjoint(fingerprints):
+            return False
+        seen.update(fingerprints)
+        samples = warm.tally.samples
+        if len(samples) < SAMPLE_KEYS:
+            samples.extend(k.decode("utf-8") for k in keys[:SAMPLE_KEYS - len(samples)])
+        lane = self.lane
+        lane.parts.append(self.command(keys, sizes, datas))
+        lane.tags.extend(range(number, number + n))
+        lane.keys.extend(keys)
+        size = sum(sizes)
+        lane.size += size
+        warm.rows_read += n
+        warm.payload += size + sum(map(len, keys))
+        if len(lane.tags) >= warm.batch_size or lane.size >= BATCH_BYTES:
+            warm.flush(lane)
+        return True
+
+
+_ONLY_DICTS, _ONLY_INTS, _ONLY_STRS = {dict}, {int}, {str}
 
 
 def warm_lines(warm: RowWarm, blocks: LineBlocks, parse_line: ParseLine) -> None:
     """Warm every line of ``blocks()`` into ``warm``'s lane (see the module doc)."""
-    assert warm.lane is not None and warm.fast_key is not None
-    lane = warm.lane
-    ns = warm.ns
     loads, dumps = codec.ORJSON_LOADS, codec.ORJSON_DUMPS
     assert loads is not None and dumps is not None
-    errors: tuple[type[Exception], ...] = (*codec.ORJSON_ERRORS, KeyError, ValueError)
-    may_differ = codec.floats_may_differ
-    field, head, tail = warm.fast_key
-    get_part = itemgetter(field)
-    int_key = (_escape(head) + "%d" + _escape(tail)).encode("utf-8").__mod__
-    str_key = (_escape(head) + "%s" + _escape(tail)).__mod__
-    limit = ns.max_value_bytes
-    seen = warm.seen
-    samples = warm.tally.samples
-    batch_size = warm.batch_size
-    chunk_rows = CHUNK_ROWS
-    command = _command_writer(warm)
-    only_dicts, only_ints, only_strs = {dict}, {int}, {str}
+    errors = codec.ORJSON_ERRORS
+    chunk = _Chunk(warm)
+    take = chunk.take
     for first, lines in blocks():
-        start, end = 0, len(lines)
-        while start < end:
-            # a chunk never runs past the batch (batch_size rows, as the row path sends)
-            n = min(chunk_rows, batch_size - len(lane.tags), end - start)
-            chunk = lines[start:start + n]
+        start = 0
+        for n in chunk.sizes(len(lines)):
+            part = lines[start:start + n]
             number = first + start
             start += n
             try:
-                rows = list(map(loads, chunk))
-                if set(map(type, rows)) != only_dicts:
-                    raise ValueError
-                datas = list(map(dumps, rows))
-                parts = list(map(get_part, rows))
-                kinds = set(map(type, parts))
-                if kinds == only_ints:
-                    keys = list(map(int_key, parts))
-                elif kinds == only_strs and all(parts) and ":" not in "".join(parts):
-                    keys = [text.encode("utf-8") for text in map(str_key, parts)]
-                else:
-                    raise ValueError
+                rows = list(map(loads, part))
+                if set(map(type, rows)) == _ONLY_DICTS and take(
+                        number, rows, list(map(dumps, rows))):
+                    continue
             except errors:
-                _row_by_row(warm, number, chunk, parse_line)
-                continue
-            sizes = list(map(len, datas))
-            fingerprints = set(map(hash, keys))
-            if may_differ(b"".join(datas)) or (limit is not None and max(sizes) > limit) \
-                    or len(fingerprints) != n or not seen.isdisjoint(fingerprints):
-                _row_by_row(warm, number, chunk, parse_line)
-                continue
-            seen.update(fingerprints)
-            if len(samples) < SAMPLE_KEYS:
-                samples.extend(k.decode("utf-8") for k in keys[:SAMPLE_KEYS - len(samples)])
-            lane.parts.append(command(keys, sizes, datas))
-            lane.tags.extend(range(number, number + n))
-            lane.keys.extend(keys)
-            size = sum(sizes)
-            lane.size += size
-            warm.rows_read += n
-            warm.payload += size + sum(map(len, keys))
-            if len(lane.tags) >= batch_size or lane.size >= BATCH_BYTES:
-                warm.flush(lane)
+                pass
+            _lines_one_by_one(warm, number, part, parse_line)
 
 
-def _row_by_row(warm: RowWarm, first: Position, chunk: list[bytes],
-                parse_line: ParseLine) -> None:
+def warm_tuples(warm: RowWarm, batches: TupleBatches) -> None:
+    """Warm every row of ``batches()`` (the first row's number, the column names, the rows'
+    values as tuples) into ``warm``'s lane: a chunk of plain values (str, int, float, bool,
+    None) is encoded by orjson when provably the stdlib's bytes (``codec.encode_row``'s
+    rules, for a whole chunk at once); any other chunk goes row by row."""
+    dumps = codec.ORJSON_DUMPS
+    assert dumps is not None
+    chunk = _Chunk(warm)
+    take = chunk.take
+    flat, no_float, no_none = FLAT_TYPES, NO_FLOAT, NO_NONE
+    for first, names, values in batches():
+        start = 0
+        for n in chunk.sizes(len(values)):
+            part = values[start:start + n]
+            number = first + start
+            start += n
+            rows = list(map(dict, map(zip, repeat(names), part)))
+            kinds = set(map(type, chain.from_iterable(part)))
+            if kinds <= flat:
+                try:
+                    datas = list(map(dumps, rows))
+                except TypeError:  # orjson.JSONEncodeError is one: an int beyond 64 bits…
+                    pass
+                else:
+                    if kinds <= no_float:
+                        if take(number, rows, datas, floats=False):
+                            continue
+                    elif kinds <= no_none and b"null" not in b"".join(datas) \
+                            and take(number, rows, datas):  # orjson writes NaN as null
+                        continue
+            warm.rows(zip(range(number, number + n), rows, repeat(None)))
+
+
+def _lines_one_by_one(warm: RowWarm, first: Position, chunk: list[bytes],
+                      parse_line: ParseLine) -> None:
     def stream() -> Iterator[tuple[Position, Any, bytes | None]]:
         for number, line in enumerate(chunk, first):
             row, value = parse_line(number, line)

@@ -73,9 +73,9 @@ def encode_value(value: Any) -> bytes:
     return dumps(value).encode("utf-8")
 
 
-_FLAT_TYPES = frozenset({str, int, float, bool, type(None)})
-_NO_FLOAT = frozenset({str, int, bool, type(None)})
-_NO_NONE = frozenset({str, int, float, bool})
+FLAT_TYPES = frozenset({str, int, float, bool, type(None)})
+NO_FLOAT = frozenset({str, int, bool, type(None)})
+NO_NONE = frozenset({str, int, float, bool})
 
 
 def encode_row(row: dict[str, Any]) -> bytes:
@@ -87,13 +87,13 @@ def encode_row(row: dict[str, Any]) -> bytes:
     an unpaired surrogate, a non-str key) takes the stdlib path and its errors."""
     if _orjson is not None:
         kinds = set(map(type, row.values()))
-        if kinds <= _FLAT_TYPES:
+        if kinds <= FLAT_TYPES:
             try:
                 data = _orjson.dumps(row)
             except TypeError:  # orjson.JSONEncodeError is one
                 pass
             else:
-                if kinds <= _NO_FLOAT or (kinds <= _NO_NONE and b"null" not in data
+                if kinds <= NO_FLOAT or (kinds <= NO_NONE and b"null" not in data
                                           and orjson_matches_stdlib(data)):
                     return data
     return dumps(row).encode("utf-8")

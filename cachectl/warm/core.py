@@ -23,7 +23,7 @@ from typing import Any
 from cachectl.errors import InterruptedWork, UsageError
 from cachectl.pacing import RateLimiter
 from cachectl.policy.model import Namespace, Policy
-from cachectl.warm.bulk import bulk_reader, warm_lines
+from cachectl.warm.bulk import bulk_reader
 from cachectl.warm.codec import encode_value as encode_value  # re-exported
 from cachectl.warm.loop import BATCH_SIZE, RowWarm, Stop, Tally, no_progress
 from cachectl.warm.loop import WarmProgress as WarmProgress  # re-exported
@@ -213,14 +213,15 @@ def _warm_targets(client: Any, targets: list[WarmTarget], *, dry_run: bool, only
 def _warm_one(tally: Tally, writer: Writer | None, *, only_missing: bool, batch_size: int,
               limiter: RateLimiter, progress: WarmProgress, should_stop: Callable[[], bool],
               error_budget: int | None, rng: random.Random | None) -> None:
-    """Read every row of one source and send it: whole chunks of lines at a time when the
-    source is JSON lines and the namespace plain (cachectl.warm.bulk), else row by row."""
+    """Read every row of one source and send it: whole chunks of rows at a time when the
+    source is JSON lines or SQLite and the namespace plain (cachectl.warm.bulk), else row
+    by row."""
     warm = RowWarm(tally, writer, only_missing=only_missing, batch_size=batch_size,
                    limiter=limiter, progress=progress, should_stop=should_stop,
                    error_budget=error_budget, rng=rng)
-    reader = bulk_reader(warm)
-    if reader is not None:
-        warm_lines(warm, *reader)
+    bulk = bulk_reader(warm)
+    if bulk is not None:
+        bulk(warm)
     else:
         source = warm.source
         encoded_rows = getattr(source, "encoded_rows", None) if warm.value_field is None else None

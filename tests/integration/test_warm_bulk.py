@@ -18,7 +18,7 @@ import redis
 
 from cachectl.policy import load_policy
 from cachectl.policy.model import Policy
-from cachectl.warm import bulk, codec, core, warm_namespaces
+from cachectl.warm import bulk, codec, core, loop, warm_namespaces
 from cachectl.warm.model import WarmReport
 
 pytestmark = pytest.mark.skipif(codec.fast_row is None, reason="orjson (the fast extra) is absent")
@@ -92,7 +92,7 @@ def warm_both(client: redis.Redis, policy: Policy, monkeypatch: pytest.MonkeyPat
               **options: Any) -> tuple[tuple[WarmReport, dict[bytes, Any]], ...]:
     """(report, keyspace) of the bulk path, then of the row path, from an empty server each."""
     chunks = {"bulk": 0, "rows": 0}
-    real_row_by_row = bulk._row_by_row
+    real_row_by_row = bulk._lines_one_by_one
 
     def counting(*args: Any) -> None:
         chunks["rows"] += 1
@@ -102,7 +102,7 @@ def warm_both(client: redis.Redis, policy: Policy, monkeypatch: pytest.MonkeyPat
     for use_bulk in (True, False):
         client.flushall()
         with monkeypatch.context() as patch:
-            patch.setattr(bulk, "_row_by_row", counting)
+            patch.setattr(bulk, "_lines_one_by_one", counting)
             if not use_bulk:
                 patch.setattr(core, "bulk_reader", lambda warm: None)
             started = time.monotonic()
@@ -173,3 +173,79 @@ def test_existing_keys_are_skipped_the_same_way(
     ns = warm_namespaces(redis_client, policy, only_missing=True).namespaces[0]
     assert (ns.written, ns.skipped) == (499, 1)
     assert redis_client.get("t:product:3") == b"kept"
+
+
+@pytest.mark.parametrize("sqlalchemy", [True, False], ids=["sqlalchemy", "sqlite3"])
+def test_sqlite_bulk_and_row_paths_write_the_same(
+        tmp_path: Path, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+        sqlalchemy: bool) -> None:
+    import math
+    import sqlite3
+    import sys
+
+    if not sqlalchemy:
+        monkeypatch.setitem(sys.modules, "sqlalchemy", None)  # the standard-library reader
+
+    db = sqlite3.connect(tmp_path / "shop.db")
+    db.execute("CREATE TABLE p (id, name TEXT, price REAL, note, blob BLOB)")
+    rows: list[tuple[Any, ...]] = []
+    for n in range(2500):
+        rows.append((n, f"caf\u00e9 {n}", n / 7, "x" if n % 2 else 5, None if n % 3 else b"no"))
+    for n, odd in enumerate([
+            (3, "duplicate id", 1.0, "y", None), (None, "no id", 1.0, "y", None),
+            ("a:b", "colon", 1.0, "y", None), (2**62, "big id", 1.0, "y", None),
+            (900001, "tiny", 1e-7, "y", None), (900002, "nan (sqlite stores NULL)", math.nan, "z", None),
+            (900003, "inf", math.inf, "z", None), (900004, "null text", 2.5, "null", None),
+            (900005, "big", 1e16, "y", None), (900006, "x" * 3000, 1.5, "y", None),
+            ("s-1", "string key", 0.5, "y", None)]):
+        rows.insert(97 * (n + 1), odd)
+    db.executemany("INSERT INTO p VALUES (?, ?, ?, ?, ?)", rows)
+    db.execute("CREATE TABLE q AS SELECT id, name, price, note FROM p WHERE blob IS NULL")
+    db.commit()
+    db.close()
+    taken: list[int] = []
+    real_rows = loop.RowWarm.rows
+
+    def counting(self: Any, stream: Any) -> None:
+        taken.append(1)
+        real_rows(self, stream)
+
+    for table in ("p", "q"):  # p: every chunk has a BLOB (row path); q: plain chunks too
+        policy = write_policy(tmp_path, f"""\
+  product:
+    key: "product:{{id}}"
+    max_value_bytes: 2kb
+    warm: {{source: {{type: sql, url: "sqlite:///shop.db", query: "SELECT * FROM {table}"}}}}
+""")
+        with monkeypatch.context() as patch:
+            if table == "q":  # the chunks that are not plain go row by row, the others not
+                patch.setattr(loop.RowWarm, "rows", counting)
+            (report, keys), _ = warm_both_plain(redis_client, policy, monkeypatch)
+            if table == "q":
+                assert 0 < len(taken) // 2 < report.namespaces[0].rows // 64
+        ns = report.namespaces[0]
+        assert ns.rejected >= 3 and ns.written == len(keys) > 800
+        assert b'"price":1e-07,"note":"y"' in keys[b"t:product:900001"][0]
+        assert b'"price":Infinity,"note":"z"' in keys[b"t:product:900003"][0]
+
+
+def warm_both_plain(client: redis.Redis, policy: Policy,
+                    monkeypatch: pytest.MonkeyPatch) -> tuple[tuple[WarmReport, Any], ...]:
+    """``warm_both`` for a source that is not JSON lines (no line-by-line handback)."""
+    out = []
+    for use_bulk in (True, False):
+        client.flushall()
+        with monkeypatch.context() as patch:
+            if not use_bulk:
+                patch.setattr(core, "bulk_reader", lambda warm: None)
+            started = time.monotonic()
+            report = warm_namespaces(client, policy, rng=random.Random(5))
+        out.append((report, keyspace(client), time.monotonic() - started))
+    (bulk_report, bulk_keys, bulk_s), (row_report, row_keys, row_s) = out
+    assert comparable(bulk_report) == comparable(row_report)
+    assert bulk_keys.keys() == row_keys.keys()
+    slack_ms = int((bulk_s + row_s) * 1000) + 1000
+    for key, (value, pttl) in bulk_keys.items():
+        assert value == row_keys[key][0], key
+        assert abs(pttl - row_keys[key][1]) <= slack_ms, key
+    return (bulk_report, bulk_keys), (row_report, row_keys)

@@ -81,6 +81,14 @@ class SqlSource:
         return None
 
     def rows(self) -> Iterator[tuple[Position, Row | BadRow]]:
+        for first, names, batch in self.tuple_batches():
+            for number, values in enumerate(batch, first):
+                yield number, dict(zip(names, values, strict=True))
+
+    def tuple_batches(self) -> Iterator[tuple[Position, list[str], list[Any]]]:
+        """The query's rows as fetched: (the first row's number, the column names, the
+        rows' values, tuple-like), ``batch_size`` rows at a time (cachectl.warm.bulk
+        takes them so)."""
         sa = _import_sqlalchemy()
         try:
             engine = sa.create_engine(self.url)
@@ -101,11 +109,10 @@ class SqlSource:
                 # plain tuples zipped with the column names: RowMapping objects cost more
                 # than the rest of a row's work
                 names = list(result.keys())
-                number = 0
-                for partition in result.partitions():
-                    for values in partition:
-                        number += 1
-                        yield number, dict(zip(names, values, strict=True))
+                number = 1
+                for partition in result.partitions(self.batch_size):
+                    yield number, names, partition
+                    number += len(partition)
         except sa.exc.SQLAlchemyError as exc:
             detail = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["error"])[0]
             if self.url.password:
@@ -148,6 +155,13 @@ class SqliteSource:
         return None
 
     def rows(self) -> Iterator[tuple[Position, Row | BadRow]]:
+        for first, names, batch in self.tuple_batches():
+            for number, values in enumerate(batch, first):
+                yield number, dict(zip(names, values, strict=True))
+
+    def tuple_batches(self) -> Iterator[tuple[Position, list[str], list[Any]]]:
+        """The query's rows as fetched: (the first row's number, the column names, the
+        rows' values), ``batch_size`` rows at a time (cachectl.warm.bulk takes them so)."""
         import sqlite3
 
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
@@ -157,11 +171,10 @@ class SqliteSource:
                 raise SourceError("the sql query returns no rows",
                                   hint="warm needs a SELECT (or a statement that returns rows)")
             names = [d[0] for d in cursor.description]
-            number = 0
+            number = 1
             while batch := cursor.fetchmany(self.batch_size):
-                for values in batch:
-                    number += 1
-                    yield number, dict(zip(names, values, strict=True))
+                yield number, names, batch
+                number += len(batch)
         except sqlite3.Error as exc:
             raise SourceError(f"sql source {self.display}: {exc}",
                               hint="check the query and the database file") from None
