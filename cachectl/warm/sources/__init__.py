@@ -32,6 +32,7 @@ BUILTIN_SOURCES: dict[str, str] = {
     "http": "cachectl.warm.sources.http",
 }
 FILE_TYPES = ("jsonl", "json", "csv")
+READ_BUFFER = 1 << 18
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +218,8 @@ def open_binary(path: Path, display: str) -> IO[bytes]:
     try:
         if path.name.endswith(".gz"):
             return gzip.open(path, "rb")  # type: ignore[return-value]
-        return path.open("rb")
+        # a large buffer: with the default 8 KiB, reading lines costs twice as much CPU
+        return path.open("rb", buffering=READ_BUFFER)
     except FileNotFoundError:
         raise SourceError(f"warm source {display} does not exist",
                           hint="relative paths start at the policy file's folder") from None
