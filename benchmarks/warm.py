@@ -2,13 +2,16 @@
 
     .venv/bin/python benchmarks/warm.py                 # 1,000,000 product rows
     .venv/bin/python benchmarks/warm.py --rows 200000   # quicker
+    .venv/bin/python benchmarks/warm.py --repeat 1      # one round (default: best of 3)
 
 Each contender writes the same keys (``bench:product:{id}``) with the same values (the
 row as compact JSON) and ``PX`` TTLs, each on a fresh throwaway redis-server (never
 6379). ``redis-cli --pipe`` is fed the commands pre-encoded (its input is built before
 the clock starts); cachectl and the redis-py loop read the JSONL themselves. Wall time
-of each whole process; peak RSS from the process's own rusage. Then CSV and SQLite
-sources through cachectl. Working files live in benchmarks/.work/ (git-ignored).
+of each whole process; peak RSS from the process's own rusage. Every contender runs once
+per round, rounds interleaved, and each one's best round is compared (a machine shared
+with other work only ever adds time, to whichever contender it happens to hit). Then CSV
+and SQLite sources through cachectl. Working files live in benchmarks/.work/ (git-ignored).
 """
 
 from __future__ import annotations
@@ -196,48 +199,68 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--skip-sources", action="store_true", help="JSONL only")
+    parser.add_argument("--repeat", type=int, default=3, metavar="N",
+                        help="rounds, every contender once per round (interleaved); each "
+                        "contender's best wall time is compared [default: 3]")
     args = parser.parse_args()
     rows = args.rows
+    rounds = max(1, args.repeat)
     paths = prepare(rows)
     policy = WORK / f"bench-{rows}.yaml"
     policy.write_text(POLICY.format(jsonl=paths["jsonl"], csv=paths["csv"],
                                     sqlite=paths["sqlite"]))
     size_mb = paths["jsonl"].stat().st_size / 1e6
     print(f"{rows:,} product rows, {size_mb:,.0f} MB of JSONL; "
-          f"{os.cpu_count()} CPUs; each contender on a fresh redis-server\n")
+          f"{os.cpu_count()} CPUs; each contender on a fresh redis-server; best of "
+          f"{rounds} interleaved round{'s' if rounds > 1 else ''} (noise on a shared machine "
+          "only ever adds time)\n")
 
-    results: dict[str, tuple[float, float]] = {}
-    cpu: dict[str, float] = {}
+    runs: dict[str, list[tuple[float, float, float]]] = {}  # (wall s, peak RSS MiB, CPU s)
+    own: dict[str, list[float]] = {}
 
     def record(name: str, measure: Callable[[int], tuple[float, float]]) -> None:
         with fresh_server() as port:
             seconds, rss = measure(port)
             keys = dbsize(port)
         assert keys == rows, f"{name}: {keys} keys, expected {rows}"
-        results[name] = (seconds, rss)
-        cpu[name] = CPU_SECONDS[-1]
-        print(f"  {name:<34} {seconds:7.2f} s  {rows / seconds:>10,.0f} keys/s  "
-              f"peak RSS {rss:6.0f} MiB  client CPU {cpu[name]:6.1f} s", flush=True)
-
-    record("redis-cli --pipe (pre-encoded)",
-           lambda port: run_measured(["redis-cli", "-p", str(port), "--pipe"],
-                                     stdin_path=paths["resp"])[:2])
-    own: dict[str, float] = {}
+        runs.setdefault(name, []).append((seconds, rss, CPU_SECONDS[-1]))
+        if rounds > 1:
+            print(f"    round {len(runs[name])}: {name:<32} {seconds:7.2f} s  "
+                  f"client CPU {CPU_SECONDS[-1]:5.1f} s", flush=True)
 
     def warm(namespace: str) -> Callable[[int], tuple[float, float]]:
         def measure(port: int) -> tuple[float, float]:
             wall, rss, inner = cachectl_warm(port, policy, namespace)
-            own[namespace] = inner
+            own.setdefault(namespace, []).append(inner)
             return wall, rss
         return measure
 
-    record("cachectl warm (jsonl)", warm("product"))
-    record("redis-py pipeline loop",
-           lambda port: run_measured([PY, "-c", REDIS_PY_LOOP, str(port),
-                                      str(paths["jsonl"])])[:2])
+    contenders: list[tuple[str, Callable[[int], tuple[float, float]]]] = [
+        ("redis-cli --pipe (pre-encoded)",
+         lambda port: run_measured(["redis-cli", "-p", str(port), "--pipe"],
+                                   stdin_path=paths["resp"])[:2]),
+        ("cachectl warm (jsonl)", warm("product")),
+        ("redis-py pipeline loop",
+         lambda port: run_measured([PY, "-c", REDIS_PY_LOOP, str(port),
+                                    str(paths["jsonl"])])[:2]),
+    ]
     if not args.skip_sources:
-        record("cachectl warm (csv)", warm("price"))
-        record("cachectl warm (sqlite)", warm("product_db"))
+        contenders += [("cachectl warm (csv)", warm("price")),
+                       ("cachectl warm (sqlite)", warm("product_db"))]
+    for _ in range(rounds):
+        for name, measure in contenders:
+            record(name, measure)
+    if rounds > 1:
+        print()
+
+    results: dict[str, tuple[float, float]] = {}
+    cpu: dict[str, float] = {}
+    for name, _ in contenders:
+        seconds, _, cpu[name] = min(runs[name])  # the best round, and its CPU
+        rss = max(r[1] for r in runs[name])  # the peak over every round
+        results[name] = (seconds, rss)
+        print(f"  {name:<34} {seconds:7.2f} s  {rows / seconds:>10,.0f} keys/s  "
+              f"peak RSS {rss:6.0f} MiB  client CPU {cpu[name]:6.1f} s")
 
     pipe_s = results["redis-cli --pipe (pre-encoded)"][0]
     warm_s, warm_rss = results["cachectl warm (jsonl)"]
@@ -253,7 +276,7 @@ def main() -> None:
         for name in ("redis-cli --pipe (pre-encoded)", "cachectl warm (jsonl)",
                      "redis-py pipeline loop")))
     print("cachectl's own timing (no start-up): " + ", ".join(
-        f"{ns} {rows / s:,.0f} keys/s" for ns, s in own.items()))
+        f"{ns} {rows / min(s):,.0f} keys/s" for ns, s in own.items()))
     for name in ("cachectl warm (csv)", "cachectl warm (sqlite)"):
         if name in results:
             s, rss = results[name]
