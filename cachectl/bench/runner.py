@@ -80,8 +80,14 @@ class BenchTarget:
 
 def endpoint_of(client: Any, *, url: str, tls_ca: str | None = None,
                 tls_cert: str | None = None, tls_key: str | None = None,
-                tls_insecure: bool = False, timeout_s: float = 5.0) -> BenchTarget:
-    """Where ``client`` is connected (Sentinel master or cluster primaries resolved)."""
+                tls_insecure: bool = False, timeout_s: float = 5.0,
+                use_tls: bool | None = None) -> BenchTarget:
+    """Where ``client`` is connected (Sentinel master or cluster primaries resolved).
+
+    ``use_tls``: whether to speak TLS (``ConnectionSettings.tls``); None guesses it from
+    the URL and the client's options, which misses Sentinel with only --tls-insecure.
+    """
+    guessed = url.lower().startswith("rediss://")
     tls = dict(tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, tls_insecure=tls_insecure,
                connect_timeout_s=min(timeout_s, 5.0), timeout_s=timeout_s)
     if hasattr(client, "get_primaries"):
@@ -91,7 +97,7 @@ def endpoint_of(client: Any, *, url: str, tls_ca: str | None = None,
         index = {node.name: i for i, node in enumerate(primaries)}
         endpoints = tuple(Endpoint(
             host=str(node.host), port=int(node.port), username=kw.get("username"),
-            password=kw.get("password"), tls=url.lower().startswith("rediss://"),
+            password=kw.get("password"), tls=guessed if use_tls is None else use_tls,
             **tls) for node in primaries)  # type: ignore[arg-type]
         slot_nodes = tuple(index.get(manager.slots_cache[slot][0].name, 0)
                            if manager.slots_cache.get(slot) else 0 for slot in range(16384))
@@ -104,7 +110,7 @@ def endpoint_of(client: Any, *, url: str, tls_ca: str | None = None,
     return BenchTarget((Endpoint(
         host=str(host), port=int(port), unix_path=kw.get("path"), db=int(kw.get("db") or 0),
         username=kw.get("username"), password=kw.get("password"),
-        tls=url.lower().startswith("rediss://") or "ssl_certfile" in kw or "ssl_ca_certs" in kw,
+        tls=(guessed or "ssl_certfile" in kw or "ssl_ca_certs" in kw) if use_tls is None else use_tls,
         **tls),))  # type: ignore[arg-type]
 
 

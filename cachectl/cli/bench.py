@@ -110,7 +110,8 @@ def command(
     client = conn.connect(pol)
     endpoint = endpoint_of(client, url=settings.url, tls_ca=settings.tls_ca,
                            tls_cert=settings.tls_cert, tls_key=settings.tls_key,
-                           tls_insecure=settings.tls_insecure, timeout_s=settings.timeout_s)
+                           tls_insecure=settings.tls_insecure, timeout_s=settings.timeout_s,
+                           use_tls=settings.tls)
     try:
         with redis_errors(settings), live_progress() as on_progress:
             result = run_bench(client, endpoint, pol, config, server=settings.display,

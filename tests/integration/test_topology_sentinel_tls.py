@@ -338,3 +338,16 @@ def test_library_serves_through_a_tls_sentinel_failover_without_raising(
                     command="Cache library", did="no exception reached the caller",
                     verified="every value returned was the loader's; traffic continued; every "
                     "write Cache.set reported stored is on the new primary")
+
+
+def test_bench_through_tls_sentinels_with_only_tls_insecure(
+        tls_sentinel: SentinelFixture, primary: redis.Redis, policy: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--tls-insecure alone means TLS through Sentinel: bench's raw clients must speak it too."""
+    args = ["--sentinel", tls_sentinel.sentinel_addrs[0], "--master-name",
+            tls_sentinel.master_name, "--tls-insecure"]
+    run = run_cli([*BENCH, "--policy", str(policy), "--url", "redis://mymaster/0", *args], capsys)
+    assert_no_traceback(run)
+    assert run.code in (0, 1), run.text
+    doc = json.loads(run.out)
+    assert doc["runs"] and all(r["errors"] == 0 for r in doc["runs"]), doc["runs"]
