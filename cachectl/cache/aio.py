@@ -278,6 +278,11 @@ class AsyncCache:
         return self._counters.totals()
 
     @property
+    def counters_dropped(self) -> int:
+        """Counts given up because their write timed out (see ``flush_counters``)."""
+        return self._counters.dropped
+
+    @property
     def breaker_state(self) -> str:
         """closed, open or half_open (see breaker.py)."""
         return self._breaker.state.value
@@ -288,7 +293,11 @@ class AsyncCache:
         return self._l1 is not None and self._l1_live
 
     async def flush_counters(self) -> bool:
-        """Write the pending counters now; False if Redis could not be used (they are kept)."""
+        """Write the pending counters now; False if Redis could not be used.
+
+        Counters are kept for the next write when Redis refused or was unreachable, and
+        dropped when the write timed out (it may have landed: never counted twice).
+        """
         deltas = self._counters.drain()
         if not deltas:
             return True
@@ -296,6 +305,10 @@ class AsyncCache:
             pipe = self.client.pipeline(transaction=False)
             write_buckets(pipe, self.policy.internal_prefix, deltas)
             await pipe.execute()
+        except rex.TimeoutError:
+            # sent, but no reply: the server may have applied it, so it is not sent again
+            self._counters.discard(deltas)
+            return False
         except REDIS_ERRORS:
             self._counters.restore(deltas)
             return False

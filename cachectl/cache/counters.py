@@ -3,7 +3,10 @@
 Counts are kept per (epoch minute, namespace, counter) so a write that is delayed (Redis
 down) still lands in the minute the calls happened. ``drain`` hands the pending deltas to
 the writer, which queues them with ``cachectl.counters.write_buckets`` on one pipeline;
-``restore`` puts them back when the write fails, keeping at most ``MAX_PENDING_MINUTES``.
+``restore`` puts them back when the write surely failed, keeping at most
+``MAX_PENDING_MINUTES``; ``discard`` drops a write whose reply timed out (the server may
+have applied it, and sending it again could count it twice: at most once, as metrics
+clients do).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class CounterAggregator:
         self._pending: dict[tuple[int, str, str], int] = defaultdict(int)
         self._totals: dict[tuple[str, str], int] = defaultdict(int)
         self._load_stats: dict[str, tuple[int, int]] = {}  # ns -> (loads, load_us)
+        self.dropped = 0  # counts given up by ``discard`` (written at most once)
 
     def add(self, namespace: str, counter: str, amount: int = 1) -> None:
         if not self.enabled:
@@ -81,6 +85,12 @@ class CounterAggregator:
                 cutoff = minutes[-MAX_PENDING_MINUTES]
                 for k in [k for k in self._pending if k[0] < cutoff]:
                     del self._pending[k]
+
+    def discard(self, deltas: Deltas) -> None:
+        """Give up deltas whose write may or may not have landed (a reply that timed out)."""
+        with self._lock:
+            self.dropped += sum(amount for table in deltas.values()
+                                for (_, counter), amount in table.items() if counter != "load_us")
 
     @property
     def has_pending(self) -> bool:

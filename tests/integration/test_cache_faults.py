@@ -132,3 +132,28 @@ def test_async_server_killed_and_restarted_mid_run(redis_factory, tmp_path: Path
     calls_after, local, got = asyncio.run(main())
     assert sum(got[name] for name in FOUR) == calls_after
     assert got["redis_errors"] == local.redis_errors >= 200
+
+
+def test_a_counter_write_that_times_out_is_never_counted_twice(redis_factory,
+                                                                tmp_path: Path) -> None:
+    """The server applies a write whose reply the client gave up on: re-sending it would
+    count those calls twice, so a timed-out write is dropped instead (at most once)."""
+    server = redis_factory()
+    policy = load_policy(write_policy(tmp_path))
+    options = {**FAST, "timeout_ms": 200, "counters_interval_s": 3600}
+    with Cache.from_policy(policy, server.url, env={}, **options) as cache:
+        cache.set("plain", "v", id=1)
+        for _ in range(25):
+            assert cache.get("plain", id=1) == "v"
+        stall = threading.Thread(
+            target=lambda: server.client().execute_command("DEBUG", "SLEEP", "0.8"))
+        stall.start()
+        time.sleep(0.1)
+        assert cache.flush_counters() is False  # sent, then the reply timed out
+        stall.join()
+        assert wait_for(lambda: counters(server.client(), "plain").get("fresh_hits") == 25)
+        assert cache.flush_counters() is True
+        assert counters(server.client(), "plain")["fresh_hits"] == 25
+        assert cache.counters_dropped == 25
+    # close() wrote whatever was left: the 25 hits landed exactly once
+    assert counters(server.client(), "plain")["fresh_hits"] == 25
