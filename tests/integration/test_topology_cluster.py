@@ -610,7 +610,11 @@ def test_cluster_rule_allows_exactly_what_every_invocation_uses(
                             f"{sorted(used - allowed)}"
     # PING and CLIENT SETNAME (acl.CONNECT) are not counted, as in the standalone test
     specific = _perm_names((*(acl.FAMILY_RULES[family] or ()), *acl.CLUSTER_EXTRA))
-    assert specific <= used, f"{family}'s cluster rule grants unused: {sorted(specific - used)}"
+    # SCRIPT LOAD follows only a NOSCRIPT, so whether a run sends it depends on the node's
+    # script cache (once, on a cluster that had been through the failover tests, it was
+    # not sent despite the SCRIPT FLUSH above); a cold cache needs it, so the rule keeps it
+    unused = specific - used - {"script|load"}
+    assert not unused, f"{family}'s cluster rule grants unused: {sorted(unused)}"
     user_codes, _, user_errs = run_all(user_url)
     assert not any("permission" in e for e in user_errs), user_errs
     assert not any(user.password in e for e in user_errs)
