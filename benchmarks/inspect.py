@@ -53,6 +53,8 @@ WORK = REPO / "benchmarks" / ".work" / "inspect"
 CACHECTL = REPO / ".venv" / "bin" / "cachectl"
 sys.path.insert(0, str(REPO))
 
+from tests.support.redis_server import RedisServer, free_port  # noqa: E402
+
 # namespace -> (share of keys, key template, value size range, ttl seconds); TTLs are
 # long enough that no key expires during the run (DBSIZE would still count it)
 LAYOUT: dict[str, tuple[float, str, tuple[int, int], int]] = {
@@ -72,15 +74,6 @@ def policy_yaml() -> str:
     for name, (_, template, _, ttl) in LAYOUT.items():
         lines.append(f'  {name}: {{key: "{template}", ttl: {ttl}s, jitter: 10%}}')
     return "\n".join(lines) + "\n"
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port != 6379:
-            return port
 
 
 def resp(*parts: bytes) -> bytes:
@@ -242,17 +235,9 @@ def main() -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     policy_path = WORK / "policy.yaml"
     policy_path.write_text(policy_yaml())
-    port = free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(WORK)], stdout=subprocess.DEVNULL)
+    server = RedisServer(WORK / "redis").start()
+    port = server.port
     try:
-        deadline = time.monotonic() + 10
-        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True
-                             ).stdout.strip() != b"PONG":
-            if time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
         url = f"redis://127.0.0.1:{port}/0"
         t = time.perf_counter()
         counts = load_keys(port, args.keys)
@@ -345,8 +330,7 @@ def main() -> int:
         print(f"  peak RSS exact / sampled                 = {exact_rss:.0f} / {sample_rss:.0f} MiB "
               f"(target < 150)")
     finally:
-        server.terminate()
-        server.wait(10)
+        server.stop()
     return 0
 
 

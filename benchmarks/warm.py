@@ -22,7 +22,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -37,8 +36,13 @@ WORK = REPO / "benchmarks" / ".work"
 PY = sys.executable
 CACHECTL = [PY, "-m", "cachectl.cli"] if not (REPO / ".venv/bin/cachectl").exists() else [
     str(REPO / ".venv/bin/cachectl")]
+# run as a script, benchmarks/ leads sys.path, where inspect.py would shadow the standard
+# library module that redis-py imports: use the repository instead
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "benchmarks"]
 sys.path.insert(0, str(REPO / "examples" / "seeds"))
 sys.path.insert(0, str(REPO))
+
+from tests.support.redis_server import RedisServer  # noqa: E402
 
 TTL_MS = 3_600_000
 JITTER = 0.10
@@ -60,37 +64,15 @@ namespaces:
 """
 
 
-def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port != 6379:
-            return port
-
-
 @contextmanager
 def fresh_server() -> Iterator[int]:
     """A throwaway redis-server on a free port, stopped and deleted afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="warm-bench-", dir=WORK))
-    port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = RedisServer(workdir).start()
     try:
-        for _ in range(200):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as c:
-                    c.sendall(b"PING\r\n")
-                    if c.recv(7).startswith(b"+PONG"):
-                        break
-            except OSError:
-                time.sleep(0.05)
-        yield port
+        yield server.port
     finally:
-        proc.terminate()
-        proc.wait(10)
+        server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
