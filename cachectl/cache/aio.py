@@ -15,20 +15,18 @@ import functools
 import inspect
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import redis.asyncio as aredis
 import redis.exceptions as rex
 
-from cachectl.cache.breaker import CircuitBreaker
+from cachectl.cache.base import CacheBase
 from cachectl.cache.core import (
     READ_SCRIPT,
     RELEASE_SCRIPT,
     Action,
     CacheOptions,
-    KeyBuilder,
     LoadTimeoutError,
     build_options,
     check_size,
@@ -38,13 +36,10 @@ from cachectl.cache.core import (
     l1_expiry_ms,
     new_token,
     pack_get_pttl,
-    parse_invalidation,
     placeholder_binder,
     resolve_policy,
-    too_large,
 )
-from cachectl.cache.counters import CounterAggregator
-from cachectl.cache.local import MISSING, LocalStore
+from cachectl.cache.local import MISSING
 from cachectl.cache.sync import RECENT_LOADS, UNLINK_BATCH, lib_settings
 from cachectl.connection import (
     ConnectionSettings,
@@ -54,9 +49,9 @@ from cachectl.connection import (
     detect_cluster,
     sentinel_kwargs,
 )
-from cachectl.counters import NamespaceCounters, write_buckets
-from cachectl.errors import RedisUnavailableError, UsageError
-from cachectl.freshness import Freshness, classify, soft_expire_pttl_ms, write_ttl_ms
+from cachectl.counters import write_buckets
+from cachectl.errors import RedisUnavailableError
+from cachectl.freshness import Freshness, classify, write_ttl_ms
 from cachectl.policy.model import Namespace, Policy
 
 T = TypeVar("T")
@@ -110,34 +105,16 @@ async def _call_loader(loader: Loader) -> Any:
     return result
 
 
-class AsyncCache:
+class AsyncCache(CacheBase):
     """A policy-driven Redis cache for one asyncio event loop."""
 
     def __init__(self, policy: Policy, client: Any, options: CacheOptions | None = None,
                  *, owns_client: bool = False, settings: ConnectionSettings | None = None) -> None:
-        self.policy = policy
-        self.client = client
-        self.options = opts = options or CacheOptions()
-        self._owns_client = owns_client
+        super().__init__(policy, client, options, owns_client)
         self._settings = settings  # for the last counter write at interpreter exit
-        self._keys = KeyBuilder(policy)
-        self._ser = opts.serializer
-        self._rng = opts.rng
-        self._counters = CounterAggregator(opts.counters)
-        self._count = self._counters.add
-        self._breaker = CircuitBreaker(opts.breaker_failures, opts.breaker_reset_ms / 1000.0,
-                                       opts.clock)
-        self._fallback = LocalStore(opts.fallback_max_items, opts.clock)
-        self._l1 = LocalStore(opts.l1_max_items, opts.clock) if opts.l1_max_items > 0 else None
         self._l1_live = False
-        self._l1_generation = 0
-        self._origin = new_token()
-        self._direct = opts.read_mode == "pipeline" and isinstance(client, aredis.Redis)
-        self._read_sha: str | None = None
-        self._release_sha: str | None = None
+        self._direct = self.options.read_mode == "pipeline" and isinstance(client, aredis.Redis)
         self._flights: dict[str, asyncio.Future[Any]] = {}
-        self._recent: OrderedDict[str, tuple[float, Any]] = OrderedDict()  # see Cache._recent
-        self._refreshing: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._workers: list[asyncio.Task[None]] = []
         self._refresh_slots: asyncio.Semaphore | None = None
@@ -171,26 +148,10 @@ class AsyncCache:
         """The cached value if fresh or stale, else None (nothing is loaded)."""
         ns, key = self._keys.key(namespace, params)
         self._ensure_started()
-        name = ns.name
-        if self._l1 is not None and self._l1_live:
-            value = self._l1.get(key)
-            if value is not MISSING:
-                self._count(name, "fresh_hits")
-                return value
-        read = await self._read_guarded(ns, key)
-        if read is None:
-            value = self._fallback.get(key)
-            self._count(name, "misses" if value is MISSING else "fresh_hits")
-            return None if value is MISSING else value
-        d = decide(ns, read[0], read[1], self._ser, None, self._rng)
-        if d.action is Action.SERVE:
-            self._count(name, "fresh_hits")
-            return d.value
-        if d.action is Action.SERVE_REFRESH:
-            self._count(name, "stale_hits")
-            return d.value
-        self._count(name, "misses")
-        return None
+        value = self._l1_hit(ns, key)
+        if value is not MISSING:
+            return value
+        return self._answer_get(ns, key, await self._read_guarded(ns, key))
 
     async def get_or_load(self, namespace: str, loader: Loader, /, **params: object) -> Any:
         """The value for ``params``, from the cache or ``await loader()``; see Cache.get_or_load."""
@@ -200,9 +161,7 @@ class AsyncCache:
     async def set(self, namespace: str, value: Any, /, **params: object) -> bool:
         """Store ``value`` with the namespace's TTL; False if Redis could not be used."""
         ns, key = self._keys.key(namespace, params)
-        data = self._ser.dumps(value)
-        if not check_size(ns, data):
-            raise too_large(ns, data)
+        data = self._encode(ns, value)
         self._ensure_started()
         return await self._write(ns, key, value, data)
 
@@ -214,11 +173,7 @@ class AsyncCache:
     async def soft_invalidate(self, namespace: str, /, **params: object) -> bool:
         """Move the key into the stale band (PEXPIRE … LT); False if Redis could not be used."""
         ns, key = self._keys.key(namespace, params)
-        pttl = soft_expire_pttl_ms(ns)
-        if ns.stale_ms <= 0 or pttl <= 0:
-            raise UsageError(
-                f"namespace {ns.name!r} has no stale window, so it cannot be soft-invalidated",
-                hint=f"use invalidate(), or give {ns.name} a `stale:` duration in the policy")
+        pttl = self._soft_pttl(ns)
         self._forget_local(key)
 
         async def soften(c: Any) -> Any:
@@ -228,11 +183,7 @@ class AsyncCache:
 
     async def invalidate_tag(self, tag: str) -> int:
         """Remove every key of every namespace tagged ``tag``; see Cache.invalidate_tag."""
-        namespaces = self.policy.with_tag(tag)
-        names = [ns.name for ns in namespaces]
-        if self._l1 is not None:
-            self._l1.discard_namespaces(names)
-        self._fallback.discard_namespaces(names)
+        namespaces, names = self._forget_tag_locally(tag)
         removed = 0
         cluster = hasattr(self.client, "get_primaries")
         try:
@@ -273,24 +224,8 @@ class AsyncCache:
 
         return decorate
 
-    def local_counters(self) -> dict[str, NamespaceCounters]:
-        """What this instance has counted since it was built, per namespace."""
-        return self._counters.totals()
-
-    @property
-    def counters_dropped(self) -> int:
-        """Counts given up because their write timed out (see ``flush_counters``)."""
-        return self._counters.dropped
-
-    @property
-    def breaker_state(self) -> str:
-        """closed, open or half_open (see breaker.py)."""
-        return self._breaker.state.value
-
-    @property
-    def l1_active(self) -> bool:
-        """The L1 is on and subscribed to invalidations (it is bypassed otherwise)."""
-        return self._l1 is not None and self._l1_live
+    def _l1_subscribed(self) -> bool:
+        return self._l1_live
 
     async def flush_counters(self) -> bool:
         """Write the pending counters now; False if Redis could not be used.
@@ -428,28 +363,15 @@ class AsyncCache:
         with contextlib.suppress(*REDIS_ERRORS):
             await pubsub.aclose()
 
-    def _apply_invalidation(self, data: bytes) -> None:
-        assert self._l1 is not None
-        parsed = parse_invalidation(data)
-        if parsed is None or parsed[0] == self._origin:
-            return
-        _, keys, namespaces = parsed
-        self._l1_generation += 1
-        self._l1.discard(keys)
-        if namespaces:
-            self._l1.discard_namespaces(namespaces)
-
     # ------------------------------------------------------------------ the read path
 
     async def _get_or_load(self, ns: Namespace, key: str, loader: Loader) -> Any:
         self._ensure_started()
         name = ns.name
         generation = self._l1_generation
-        if self._l1 is not None and self._l1_live:
-            value = self._l1.get(key)
-            if value is not MISSING:
-                self._count(name, "fresh_hits")
-                return value
+        value = self._l1_hit(ns, key)
+        if value is not MISSING:
+            return value
         read_at = time.monotonic()
         read = await self._read_guarded(ns, key)
         if read is None:

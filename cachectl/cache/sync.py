@@ -12,7 +12,6 @@ import functools
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -22,13 +21,12 @@ from typing import Any, TypeVar
 import redis
 import redis.exceptions as rex
 
-from cachectl.cache.breaker import CircuitBreaker
+from cachectl.cache.base import CacheBase
 from cachectl.cache.core import (
     READ_SCRIPT,
     RELEASE_SCRIPT,
     Action,
     CacheOptions,
-    KeyBuilder,
     LoadTimeoutError,
     build_options,
     check_size,
@@ -38,13 +36,10 @@ from cachectl.cache.core import (
     l1_expiry_ms,
     new_token,
     pack_get_pttl,
-    parse_invalidation,
     placeholder_binder,
     resolve_policy,
-    too_large,
 )
-from cachectl.cache.counters import CounterAggregator
-from cachectl.cache.local import MISSING, LocalStore
+from cachectl.cache.local import MISSING
 from cachectl.connection import (
     ConnectionSettings,
     build_settings,
@@ -52,9 +47,9 @@ from cachectl.connection import (
     create_client,
     detect_cluster,
 )
-from cachectl.counters import NamespaceCounters, write_buckets
-from cachectl.errors import RedisUnavailableError, UsageError
-from cachectl.freshness import Freshness, classify, soft_expire_pttl_ms, write_ttl_ms
+from cachectl.counters import write_buckets
+from cachectl.errors import RedisUnavailableError
+from cachectl.freshness import Freshness, classify, write_ttl_ms
 from cachectl.policy.model import Namespace, Policy
 
 T = TypeVar("T")
@@ -88,7 +83,7 @@ def create_lib_client(settings: ConnectionSettings, options: CacheOptions) -> An
                                 max_connections=options.max_connections)
 
 
-class Cache:
+class Cache(CacheBase):
     """A policy-driven Redis cache for one application process (thread-safe).
 
     Build it with ``Cache.from_policy("cachectl.yaml")``; close it (or use ``with``) so
@@ -97,36 +92,16 @@ class Cache:
 
     def __init__(self, policy: Policy, client: Any, options: CacheOptions | None = None,
                  *, owns_client: bool = False) -> None:
-        self.policy = policy
-        self.client = client
-        self.options = opts = options or CacheOptions()
-        self._owns_client = owns_client
-        self._keys = KeyBuilder(policy)
-        self._ser = opts.serializer
-        self._rng = opts.rng
-        self._counters = CounterAggregator(opts.counters)
-        self._count = self._counters.add
-        self._breaker = CircuitBreaker(opts.breaker_failures, opts.breaker_reset_ms / 1000.0,
-                                       opts.clock)
-        self._fallback = LocalStore(opts.fallback_max_items, opts.clock)
-        self._l1 = LocalStore(opts.l1_max_items, opts.clock) if opts.l1_max_items > 0 else None
+        super().__init__(policy, client, options, owns_client)
         self._l1_live = threading.Event()  # subscribed: the L1 may be used
-        self._l1_generation = 0
-        self._origin = new_token()
-        self._direct = opts.read_mode == "pipeline" and isinstance(client, redis.Redis)
-        self._read_sha: str | None = None
-        self._release_sha: str | None = None
+        self._direct = self.options.read_mode == "pipeline" and isinstance(client, redis.Redis)
         self._lock = threading.Lock()
         self._flights: dict[str, Future[Any]] = {}
-        # key -> (monotonic time, value) of loads that just finished: a caller whose read
-        # began before one finished uses it instead of loading again
-        self._recent: OrderedDict[str, tuple[float, Any]] = OrderedDict()
-        self._refreshing: set[str] = set()
         self._executor: ThreadPoolExecutor | None = None
         self._stop = threading.Event()
         self._closed = False
         self._threads: list[threading.Thread] = []
-        if opts.counters:
+        if self.options.counters:
             self._start(self._flush_loop, "cachectl-counters")
         if self._l1 is not None:
             self._start(self._subscribe_loop, "cachectl-l1")
@@ -162,26 +137,10 @@ class Cache:
     def get(self, namespace: str, /, **params: object) -> Any:
         """The cached value if fresh or stale, else None (nothing is loaded)."""
         ns, key = self._keys.key(namespace, params)
-        name = ns.name
-        if self._l1 is not None and self._l1_live.is_set():
-            value = self._l1.get(key)
-            if value is not MISSING:
-                self._count(name, "fresh_hits")
-                return value
-        read = self._read_guarded(ns, key)
-        if read is None:
-            value = self._fallback.get(key)
-            self._count(name, "misses" if value is MISSING else "fresh_hits")
-            return None if value is MISSING else value
-        d = decide(ns, read[0], read[1], self._ser, None, self._rng)
-        if d.action is Action.SERVE:
-            self._count(name, "fresh_hits")
-            return d.value
-        if d.action is Action.SERVE_REFRESH:
-            self._count(name, "stale_hits")
-            return d.value
-        self._count(name, "misses")
-        return None
+        value = self._l1_hit(ns, key)
+        if value is not MISSING:
+            return value
+        return self._answer_get(ns, key, self._read_guarded(ns, key))
 
     def get_or_load(self, namespace: str, loader: Callable[[], T], /, **params: object) -> T:
         """The value for ``params``: served from the cache, or ``loader()`` and stored.
@@ -200,10 +159,7 @@ class Cache:
         Raises ValueTooLargeError over ``max_value_bytes``.
         """
         ns, key = self._keys.key(namespace, params)
-        data = self._ser.dumps(value)
-        if not check_size(ns, data):
-            raise too_large(ns, data)
-        return self._write(ns, key, value, data)
+        return self._write(ns, key, value, self._encode(ns, value))
 
     def invalidate(self, namespace: str, /, **params: object) -> bool:
         """Remove the key (never served again, not even on error); False if Redis was unusable."""
@@ -217,11 +173,7 @@ class Cache:
         UsageError for a namespace without a stale window.
         """
         ns, key = self._keys.key(namespace, params)
-        pttl = soft_expire_pttl_ms(ns)
-        if ns.stale_ms <= 0 or pttl <= 0:
-            raise UsageError(
-                f"namespace {ns.name!r} has no stale window, so it cannot be soft-invalidated",
-                hint=f"use invalidate(), or give {ns.name} a `stale:` duration in the policy")
+        pttl = self._soft_pttl(ns)
         self._forget_local(key)
 
         def soften(c: Any) -> Any:
@@ -243,12 +195,8 @@ class Cache:
         from cachectl.flush import unlink_keys
         from cachectl.keyspace import scan_namespace
 
-        namespaces = self.policy.with_tag(tag)
+        namespaces, names = self._forget_tag_locally(tag)
         removed = 0
-        names = [ns.name for ns in namespaces]
-        if self._l1 is not None:
-            self._l1.discard_namespaces(names)
-        self._fallback.discard_namespaces(names)
         cluster = hasattr(self.client, "get_primaries")
         try:
             for ns in namespaces:
@@ -288,24 +236,8 @@ class Cache:
 
         return decorate
 
-    def local_counters(self) -> dict[str, NamespaceCounters]:
-        """What this instance has counted since it was built, per namespace."""
-        return self._counters.totals()
-
-    @property
-    def counters_dropped(self) -> int:
-        """Counts given up because their write timed out (see ``flush_counters``)."""
-        return self._counters.dropped
-
-    @property
-    def breaker_state(self) -> str:
-        """closed, open or half_open (see breaker.py)."""
-        return self._breaker.state.value
-
-    @property
-    def l1_active(self) -> bool:
-        """The L1 is on and subscribed to invalidations (it is bypassed otherwise)."""
-        return self._l1 is not None and self._l1_live.is_set()
+    def _l1_subscribed(self) -> bool:
+        return self._l1_live.is_set()
 
     def flush_counters(self) -> bool:
         """Write the pending counters now; False if Redis could not be used.
@@ -357,11 +289,9 @@ class Cache:
     def _get_or_load(self, ns: Namespace, key: str, loader: Callable[[], Any]) -> Any:
         name = ns.name
         generation = self._l1_generation
-        if self._l1 is not None and self._l1_live.is_set():
-            value = self._l1.get(key)
-            if value is not MISSING:
-                self._count(name, "fresh_hits")
-                return value
+        value = self._l1_hit(ns, key)
+        if value is not MISSING:
+            return value
         read_at = time.monotonic()
         read = self._read_guarded(ns, key)
         if read is None:
@@ -794,17 +724,6 @@ class Cache:
         self._l1_live.clear()
         if pubsub is not None:
             self._close_quietly(pubsub)
-
-    def _apply_invalidation(self, data: bytes) -> None:
-        assert self._l1 is not None
-        parsed = parse_invalidation(data)
-        if parsed is None or parsed[0] == self._origin:
-            return
-        _, keys, namespaces = parsed
-        self._l1_generation += 1
-        self._l1.discard(keys)
-        if namespaces:
-            self._l1.discard_namespaces(namespaces)
 
     @staticmethod
     def _close_quietly(pubsub: Any) -> None:

@@ -1,0 +1,147 @@
+"""``CacheBase``: the part of ``Cache`` and ``AsyncCache`` that never waits on Redis.
+
+The state both keep (keys, serializer, counters, breaker, fallback store, L1), what they
+do with a read once it is back, and the checks made before a call reaches Redis. The
+subclasses hold the I/O: sync.py with threads, aio.py with one event loop.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from cachectl.cache.breaker import CircuitBreaker
+from cachectl.cache.core import (
+    Action,
+    CacheOptions,
+    KeyBuilder,
+    check_size,
+    decide,
+    new_token,
+    parse_invalidation,
+    too_large,
+)
+from cachectl.cache.counters import CounterAggregator
+from cachectl.cache.local import MISSING, LocalStore
+from cachectl.counters import NamespaceCounters
+from cachectl.errors import UsageError
+from cachectl.freshness import soft_expire_pttl_ms
+from cachectl.policy.model import Namespace, Policy
+
+
+class CacheBase:
+    """Shared state and decisions; see ``Cache`` (sync.py) and ``AsyncCache`` (aio.py)."""
+
+    def __init__(self, policy: Policy, client: Any, options: CacheOptions | None,
+                 owns_client: bool) -> None:
+        self.policy = policy
+        self.client = client
+        self.options = opts = options or CacheOptions()
+        self._owns_client = owns_client
+        self._keys = KeyBuilder(policy)
+        self._ser = opts.serializer
+        self._rng = opts.rng
+        self._counters = CounterAggregator(opts.counters)
+        self._count = self._counters.add
+        self._breaker = CircuitBreaker(opts.breaker_failures, opts.breaker_reset_ms / 1000.0,
+                                       opts.clock)
+        self._fallback = LocalStore(opts.fallback_max_items, opts.clock)
+        self._l1 = LocalStore(opts.l1_max_items, opts.clock) if opts.l1_max_items > 0 else None
+        self._l1_generation = 0  # bumped by every invalidation: a read older than it is not cached
+        self._origin = new_token()  # our own invalidation messages are ignored when they return
+        self._read_sha: str | None = None
+        self._release_sha: str | None = None
+        # key -> (monotonic time, value) of loads that just finished: a caller whose read
+        # began before one finished uses it instead of loading again
+        self._recent: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self._refreshing: set[str] = set()
+
+    # ------------------------------------------------------------------ public, no I/O
+
+    def local_counters(self) -> dict[str, NamespaceCounters]:
+        """What this instance has counted since it was built, per namespace."""
+        return self._counters.totals()
+
+    @property
+    def counters_dropped(self) -> int:
+        """Counts given up because their write timed out (see ``flush_counters``)."""
+        return self._counters.dropped
+
+    @property
+    def breaker_state(self) -> str:
+        """closed, open or half_open (see breaker.py)."""
+        return self._breaker.state.value
+
+    @property
+    def l1_active(self) -> bool:
+        """The L1 is on and subscribed to invalidations (it is bypassed otherwise)."""
+        return self._l1 is not None and self._l1_subscribed()
+
+    # ------------------------------------------------------------------ for the subclasses
+
+    def _l1_subscribed(self) -> bool:
+        raise NotImplementedError
+
+    def _l1_hit(self, ns: Namespace, key: str) -> Any:
+        """The L1's value for ``key`` (counted as a fresh hit), or MISSING."""
+        if self._l1 is None or not self._l1_subscribed():
+            return MISSING
+        value = self._l1.get(key)
+        if value is not MISSING:
+            self._count(ns.name, "fresh_hits")
+        return value
+
+    def _answer_get(self, ns: Namespace, key: str, read: tuple[bytes | None, int] | None) -> Any:
+        """What ``get`` returns for a read (None: Redis was unusable), counted."""
+        name = ns.name
+        if read is None:
+            value = self._fallback.get(key)
+            self._count(name, "misses" if value is MISSING else "fresh_hits")
+            return None if value is MISSING else value
+        d = decide(ns, read[0], read[1], self._ser, None, self._rng)
+        if d.action is Action.SERVE:
+            self._count(name, "fresh_hits")
+            return d.value
+        if d.action is Action.SERVE_REFRESH:
+            self._count(name, "stale_hits")
+            return d.value
+        self._count(name, "misses")
+        return None
+
+    def _encode(self, ns: Namespace, value: Any) -> bytes:
+        """``value`` serialised; ValueTooLargeError over the namespace's max_value_bytes."""
+        data = self._ser.dumps(value)
+        if not check_size(ns, data):
+            raise too_large(ns, data)
+        return data
+
+    def _soft_pttl(self, ns: Namespace) -> int:
+        """The PTTL a soft invalidation sets; UsageError for a namespace without stale."""
+        pttl = soft_expire_pttl_ms(ns)
+        if ns.stale_ms <= 0 or pttl <= 0:
+            raise UsageError(
+                f"namespace {ns.name!r} has no stale window, so it cannot be soft-invalidated",
+                hint=f"use invalidate(), or give {ns.name} a `stale:` duration in the policy")
+        return pttl
+
+    def _forget_tag_locally(self, tag: str) -> tuple[list[Namespace], list[str]]:
+        """The namespaces tagged ``tag`` (UsageError if none) and their names, dropped
+        from the L1 and the fallback store."""
+        namespaces = list(self.policy.with_tag(tag))
+        names = [ns.name for ns in namespaces]
+        if self._l1 is not None:
+            self._l1.discard_namespaces(names)
+        self._fallback.discard_namespaces(names)
+        return namespaces, names
+
+    def _apply_invalidation(self, data: bytes) -> None:
+        """An invalidation message from another process: drop those keys from the L1."""
+        assert self._l1 is not None
+        parsed = parse_invalidation(data)
+        if parsed is None or parsed[0] == self._origin:
+            return
+        _, keys, namespaces = parsed
+        self._l1_generation += 1
+        self._l1.discard(keys)
+        if namespaces:
+            self._l1.discard_namespaces(namespaces)
