@@ -39,9 +39,8 @@ class CounterAggregator:
         if not self.enabled:
             return
         minute = int(self._wall() // 60)
-        with self._lock:
+        with self._lock:  # one dict update per call: this is on every cache read
             self._pending[(minute, namespace, counter)] += amount
-            self._totals[(namespace, counter)] += amount
 
     def add_load(self, namespace: str, load_us: int) -> None:
         """One successful load of ``load_us`` microseconds (feeds XFetch's Δ)."""
@@ -59,6 +58,7 @@ class CounterAggregator:
         """Everything counted by this process since it started (a copy)."""
         with self._lock:
             totals = list(self._totals.items())
+            totals += [((ns, counter), amount) for (_, ns, counter), amount in self._pending.items()]
         out: dict[str, NamespaceCounters] = {}
         for (namespace, counter), amount in totals:
             if counter in COUNTER_NAMES:
@@ -68,6 +68,8 @@ class CounterAggregator:
     def drain(self) -> Deltas:
         with self._lock:
             pending, self._pending = self._pending, defaultdict(int)
+            for (_, namespace, counter), amount in pending.items():
+                self._totals[(namespace, counter)] += amount  # counted, written or not
         deltas: Deltas = {}
         for (minute, namespace, counter), amount in pending.items():
             if amount and counter in COUNTER_NAMES:
@@ -80,11 +82,12 @@ class CounterAggregator:
             for minute, table in deltas.items():
                 for (namespace, counter), amount in table.items():
                     self._pending[(minute, namespace, counter)] += amount
+                    self._totals[(namespace, counter)] -= amount  # drain counts it again
             minutes = sorted({m for m, _, _ in self._pending})
             if len(minutes) > MAX_PENDING_MINUTES:
                 cutoff = minutes[-MAX_PENDING_MINUTES]
                 for k in [k for k in self._pending if k[0] < cutoff]:
-                    del self._pending[k]
+                    self._totals[(k[1], k[2])] += self._pending.pop(k)  # counted, never written
 
     def discard(self, deltas: Deltas) -> None:
         """Give up deltas whose write may or may not have landed (a reply that timed out)."""

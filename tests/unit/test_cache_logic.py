@@ -159,6 +159,24 @@ def test_aggregator_keeps_a_bounded_backlog() -> None:
     assert len(agg.drain()) == MAX_PENDING_MINUTES
 
 
+def test_aggregator_totals_count_every_call_once_whatever_the_writes_did() -> None:
+    now = [0.0]
+    agg = CounterAggregator(wall_clock=lambda: now[0])
+    for minute in range(MAX_PENDING_MINUTES + 5):
+        now[0] = minute * 60.0
+        agg.add("p", "misses")
+    assert agg.totals()["p"].misses == MAX_PENDING_MINUTES + 5  # pending only
+    failed = agg.drain()
+    agg.restore(failed)  # the oldest 5 minutes fall off the backlog, still counted
+    assert agg.totals()["p"].misses == MAX_PENDING_MINUTES + 5
+    agg.add("p", "misses")
+    timed_out = agg.drain()
+    agg.discard(timed_out)
+    assert agg.totals()["p"].misses == MAX_PENDING_MINUTES + 6
+    assert agg.dropped == MAX_PENDING_MINUTES + 1  # the restored backlog and the new call
+    assert agg.drain() == {}
+
+
 def test_disabled_aggregator_counts_nothing_but_load_times() -> None:
     agg = CounterAggregator(enabled=False)
     agg.add("p", "misses")
