@@ -159,6 +159,9 @@ class KeyspaceSurvey:
     elapsed_s: float
     method: str  # "lua" or "pipeline"
     live_keys: float = 0.0  # DBSIZE less the share Redis reports as expired, not yet reclaimed
+    # a sample's keys read per stratum (each namespace, unmatched, cachectl's own) by each
+    # SCAN call: the spread between calls gives honest margins (see inspect.count_variance)
+    runs: tuple[tuple[int, ...], ...] = ()
 
 
 class _Survey:
@@ -175,6 +178,7 @@ class _Survey:
         self.internal_keys = self.internal_bytes = 0
         # per node: [scanned, then seen, measured, bytes for each namespace and unmatched]
         self.per_node: dict[str, list[int]] = {}
+        self.runs: list[tuple[int, ...]] = []  # keys read per stratum, per call
 
     def _node(self, node: str) -> list[int]:
         tally = self.per_node.get(node)
@@ -234,6 +238,7 @@ class _Survey:
             idx = int(top[j + 2])
             name = self.namespaces[idx - 1].name if idx > 0 else None
             self._big(BigKey(top[j], int(top[j + 1]), name))
+        self.runs.append(tuple(strata))
         return strata
 
     def _ttl_range(self, a: _NsAcc, low: int, high: int) -> None:
@@ -339,6 +344,7 @@ class _Survey:
                 self._big(BigKey(key, mem, None))
                 continue
             self._add_key(node, i, key, mem, pttl)
+        self.runs.append(tuple(strata))
         return strata
 
     def _add_key(self, node: Any, i: int, key: bytes, mem: int, pttl: int) -> None:
@@ -402,7 +408,7 @@ class _Survey:
             denied=self.denied, internal_keys=self.internal_keys,
             internal_bytes=self.internal_bytes, total_keys=total_keys,
             used_memory_bytes=used_memory, nodes=nodes, elapsed_s=elapsed_s, method=method,
-            live_keys=live_keys)
+            live_keys=live_keys, runs=tuple(self.runs) if sampled else ())
 
 
 COLLAPSE_DISTINCT = 8  # more distinct words than this in one position: it is a variable

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from cachectl.inspect import _estimate_count, _estimate_memory, _preview_text
+from cachectl.inspect import _estimate_count, _estimate_memory, _preview_text, design_effect
 from cachectl.keyspace import (
     HIST_BASE,
     NamespaceTally,
@@ -101,6 +101,35 @@ def test_estimates_discount_keys_redis_reports_as_expired() -> None:
     keys, _ = _estimate_count(250, Survey(), exact_counts=False)  # type: ignore[arg-type]
     assert keys == 2250
 
+
+
+def test_design_effect_widens_margins_only_when_runs_disagree_beyond_chance() -> None:
+    import random
+
+    rng = random.Random(7)
+    # runs of independent keys, 30 % of them in stratum 0: no widening (the spread of
+    # the runs' shares is what independent draws give)
+    independent = []
+    for _ in range(40):
+        hits = sum(rng.random() < 0.3 for _ in range(2000))
+        independent.append((hits, 2000 - hits, 0))
+    assert design_effect(tuple(independent), 0) == pytest.approx(1.0, abs=0.6)
+    # runs whose shares swing between 10 % and 50 % (overlapping or clustered reads):
+    # the variance is many times the textbook one
+    clustered = tuple((200, 1800, 0) if i % 2 else (1000, 1000, 0) for i in range(40))
+    assert design_effect(clustered, 0) > 20
+    # never narrower than independent draws, and neutral without enough runs
+    assert design_effect(tuple((600, 1400, 0) for _ in range(40)), 0) == 1.0
+    assert design_effect(((600, 1400, 0),), 0) == 1.0 and design_effect((), 0) == 1.0
+    # it multiplies the count's variance
+    class Survey:
+        scanned = 1000
+        total_keys = 10_000
+        live_keys = 0.0
+
+    _, plain = _estimate_count(250, Survey(), exact_counts=False)  # type: ignore[arg-type]
+    _, wide = _estimate_count(250, Survey(), exact_counts=False, deff=4.0)  # type: ignore[arg-type]
+    assert wide == pytest.approx(4 * plain)
 
 
 def test_stratum_quota_water_fills() -> None:
