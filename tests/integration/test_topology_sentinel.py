@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from tests.support.reliability import (  # noqa: F401
     reliability,
     run_cli,
 )
-from tests.support.sentinel import SentinelFixture, sentinel_fixture
+from tests.support.sentinel import SentinelFixture, failover_under_traffic, sentinel_fixture
 
 sentinel = pytest.fixture(scope="module")(sentinel_fixture)
 
@@ -158,50 +156,15 @@ def test_library_serves_through_a_sentinel_failover_without_raising(
                               master_name=sentinel.master_name)
     cache = Cache.from_policy(sentinel_policy, settings=settings, timeout_ms=200,
                               connect_timeout_ms=200, counters=False)
-    errors: list[BaseException] = []
-    wrong: list[object] = []
-    calls = 0
-    stop = threading.Event()
-
-    def traffic() -> None:
-        nonlocal calls
-        i = 0
-        while not stop.is_set():
-            pid = i % 50
-            try:
-                value = cache.get_or_load("product", lambda p=pid: {"id": p}, id=pid)
-            except BaseException as exc:  # exactly what must never happen
-                errors.append(exc)
-                return
-            if value != {"id": pid}:
-                wrong.append(value)
-            calls += 1
-            i += 1
-            time.sleep(0.002)
-
     primary.delete(*shop.product_keys())
-    worker = threading.Thread(target=traffic)
-    worker.start()
-    try:
-        time.sleep(0.3)
-        before = calls
-        new = sentinel.failover()
-        time.sleep(0.5)
-        after_failover = calls
-        # the old primary is a replica now: a write the cache says it stored must be on
-        # the new primary (dbsize() > 0 alone held through replication of older keys)
-        stored = [i for i in range(20) if cache.set("price", i, sku=f"after-{i}")]
-        time.sleep(0.5)
-    finally:
-        stop.set()
-        worker.join(10)
-        cache.close()
-    assert not errors, errors
-    assert not wrong
-    assert before > 0 and calls > after_failover  # it kept serving after the switch
-    assert len(stored) >= 15, stored  # at most one failed write per pooled connection
-    on_new = new.client()
-    assert all(on_new.get(f"shop:price:after-{i}") == str(i).encode() for i in stored)
+    run = failover_under_traffic(cache, sentinel)
+    assert not run.errors, run.errors
+    assert not run.wrong
+    # it kept serving after the switch
+    assert run.calls_before > 0 and run.calls > run.calls_after_failover
+    assert len(run.stored) >= 15, run.stored  # at most one failed write per pooled connection
+    on_new = run.new.client()
+    assert all(on_new.get(f"shop:price:after-{i}") == str(i).encode() for i in run.stored)
     reliability.add("sentinel-failover-library", area="sentinel",
                     fault="SENTINEL FAILOVER while Cache.get_or_load serves traffic",
                     command="Cache library", did="no exception reached the caller",

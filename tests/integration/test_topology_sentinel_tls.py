@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ from tests.support.reliability import (  # noqa: F401
     reliability,
     run_cli,
 )
-from tests.support.sentinel import SentinelFixture
+from tests.support.sentinel import SentinelFixture, failover_under_traffic
 from tests.support.tls import TlsFiles, make_tls_files, redis_supports_tls
 
 pytestmark = pytest.mark.skipif(not redis_supports_tls(), reason="redis-server built without TLS")
@@ -287,51 +285,14 @@ def test_library_serves_through_a_tls_sentinel_failover_without_raising(
     user = acl.family_user(_data_nodes(tls_sentinel), "library")
     cache = Cache.from_policy(policy, settings=_library_settings(tls_sentinel, certs, user),
                               timeout_ms=200, connect_timeout_ms=200, counters=False)
-    errors: list[BaseException] = []
-    wrong: list[object] = []
-    calls = 0
-    stop = threading.Event()
-
-    def traffic() -> None:
-        nonlocal calls
-        i = 0
-        while not stop.is_set():
-            pid = i % 50
-            try:
-                value = cache.get_or_load("product", lambda p=pid: {"id": p}, id=pid)
-            except BaseException as exc:  # exactly what must never happen
-                errors.append(exc)
-                return
-            if value != {"id": pid}:
-                wrong.append(value)
-            calls += 1
-            i += 1
-            time.sleep(0.002)
-
-    worker = threading.Thread(target=traffic)
-    worker.start()
-    try:
-        time.sleep(0.3)
-        before = calls
-        old = tls_sentinel.current_primary()
-        new = tls_sentinel.failover()
-        time.sleep(0.5)
-        after_failover = calls
-        # the old primary is a replica now: a write the cache says it stored must be on
-        # the new primary (reached over TLS, as the library user)
-        stored = [i for i in range(20) if cache.set("price", i, sku=f"after-{i}")]
-        time.sleep(0.5)
-    finally:
-        stop.set()
-        worker.join(10)
-        cache.close()
-    assert new.port != old.port
-    assert not errors, errors
-    assert not wrong
-    assert before > 0 and calls > after_failover
-    assert len(stored) >= 15, stored  # at most one failed write per pooled connection
-    on_new = new.client()
-    assert all(on_new.get(f"shop:price:after-{i}") == str(i).encode() for i in stored)
+    run = failover_under_traffic(cache, tls_sentinel)
+    assert run.new.port != run.old.port
+    assert not run.errors, run.errors
+    assert not run.wrong
+    assert run.calls_before > 0 and run.calls > run.calls_after_failover
+    assert len(run.stored) >= 15, run.stored  # at most one failed write per pooled connection
+    on_new = run.new.client()  # reached over TLS, as the library user
+    assert all(on_new.get(f"shop:price:after-{i}") == str(i).encode() for i in run.stored)
     reliability.add("sentinel-tls-failover-library", area="tls",
                     fault="SENTINEL FAILOVER of a TLS-only primary while Cache.get_or_load "
                     "serves traffic as the library ACL user",

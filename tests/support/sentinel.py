@@ -12,8 +12,11 @@ own connections use TLS (``tls-replication yes``), so nothing answers in clear t
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -223,3 +226,57 @@ def sentinel_fixture(tmp_path_factory: object) -> object:
         yield deployment
     finally:
         deployment.stop()
+
+
+@dataclass
+class FailoverRun:
+    """What ``failover_under_traffic`` saw (see there)."""
+
+    old: RedisServer
+    new: RedisServer
+    errors: list[BaseException] = field(default_factory=list)  # raised to a caller: never
+    wrong: list[object] = field(default_factory=list)  # a value that was not the loader's
+    calls_before: int = 0  # get_or_load calls served before the failover
+    calls_after_failover: int = 0  # ... by the time the new primary was in place
+    calls: int = 0  # ... in all
+    stored: list[int] = field(default_factory=list)  # prices Cache.set said it stored after
+
+
+def failover_under_traffic(cache: Any, deployment: SentinelFixture) -> FailoverRun:
+    """Serve ``product`` get_or_load traffic from a thread, fail the primary over, then
+    ``set`` 20 prices (``price``, sku after-0..19); the cache is closed at the end."""
+    stop = threading.Event()
+    run = FailoverRun(old=deployment.current_primary(), new=deployment.current_primary())
+
+    def traffic() -> None:
+        i = 0
+        while not stop.is_set():
+            pid = i % 50
+            try:
+                value = cache.get_or_load("product", lambda p=pid: {"id": p}, id=pid)
+            except BaseException as exc:  # exactly what must never happen
+                run.errors.append(exc)
+                return
+            if value != {"id": pid}:
+                run.wrong.append(value)
+            run.calls += 1
+            i += 1
+            time.sleep(0.002)
+
+    worker = threading.Thread(target=traffic)
+    worker.start()
+    try:
+        time.sleep(0.3)
+        run.calls_before = run.calls
+        run.new = deployment.failover()
+        time.sleep(0.5)
+        run.calls_after_failover = run.calls
+        # the old primary is a replica now: a write the cache says it stored must be on
+        # the new primary (dbsize() > 0 alone held through replication of older keys)
+        run.stored = [i for i in range(20) if cache.set("price", i, sku=f"after-{i}")]
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        worker.join(10)
+        cache.close()
+    return run
