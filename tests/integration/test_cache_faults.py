@@ -157,3 +157,29 @@ def test_a_counter_write_that_times_out_is_never_counted_twice(redis_factory,
         assert cache.counters_dropped == 25
     # close() wrote whatever was left: the 25 hits landed exactly once
     assert counters(server.client(), "plain")["fresh_hits"] == 25
+
+
+def test_an_async_counter_write_that_times_out_is_never_counted_twice(redis_factory,
+                                                                      tmp_path: Path) -> None:
+    server = redis_factory()
+    policy = load_policy(write_policy(tmp_path))
+    options = {**FAST, "timeout_ms": 200, "counters_interval_s": 3600}
+
+    async def main() -> tuple[bool, bool, int, int]:
+        async with AsyncCache.from_policy(policy, server.url, env={}, **options) as cache:
+            await cache.set("plain", "v", id=1)
+            for _ in range(25):
+                assert await cache.get("plain", id=1) == "v"
+            stall = threading.Thread(
+                target=lambda: server.client().execute_command("DEBUG", "SLEEP", "0.8"))
+            stall.start()
+            await asyncio.sleep(0.1)
+            timed_out = await cache.flush_counters()  # sent, then the reply timed out
+            await asyncio.to_thread(stall.join)
+            assert await asyncio.to_thread(
+                wait_for, lambda: counters(server.client(), "plain").get("fresh_hits") == 25)
+            again = await cache.flush_counters()
+            return timed_out, again, counters(server.client(), "plain")["fresh_hits"], \
+                cache.counters_dropped
+
+    assert asyncio.run(main()) == (False, True, 25, 25)
