@@ -405,17 +405,8 @@ class AsyncCache(CacheBase):
             return None
         try:
             read = await self._read(key)
-        except rex.ResponseError as exc:
-            if not str(exc).startswith("WRONGTYPE"):
-                self._breaker.failure()
-                self._count(ns.name, "redis_errors")
-                return None
-            # Redis answered: the key holds another type; a load overwrites it
-            read = (None, -2)
-        except REDIS_ERRORS:
-            self._breaker.failure()
-            self._count(ns.name, "redis_errors")
-            return None
+        except REDIS_ERRORS as exc:
+            return self._read_failed(ns, exc)
         self._breaker.success()
         return read
 

@@ -7,8 +7,11 @@ subclasses hold the I/O: sync.py with threads, aio.py with one event loop.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from typing import Any
+
+import redis.exceptions as rex
 
 from cachectl.cache.breaker import CircuitBreaker
 from cachectl.cache.core import (
@@ -29,7 +32,7 @@ from cachectl.freshness import soft_expire_pttl_ms
 from cachectl.policy.model import Namespace, Policy
 
 
-class CacheBase:
+class CacheBase(ABC):
     """Shared state and decisions; see ``Cache`` (sync.py) and ``AsyncCache`` (aio.py)."""
 
     def __init__(self, policy: Policy, client: Any, options: CacheOptions | None,
@@ -79,8 +82,9 @@ class CacheBase:
 
     # ------------------------------------------------------------------ for the subclasses
 
+    @abstractmethod
     def _l1_subscribed(self) -> bool:
-        raise NotImplementedError
+        """Subscribed to invalidations, so the L1 may be used (a thread Event or a flag)."""
 
     def _l1_hit(self, ns: Namespace, key: str) -> Any:
         """The L1's value for ``key`` (counted as a fresh hit), or MISSING."""
@@ -106,6 +110,17 @@ class CacheBase:
             self._count(name, "stale_hits")
             return d.value
         self._count(name, "misses")
+        return None
+
+    def _read_failed(self, ns: Namespace, exc: BaseException) -> tuple[bytes | None, int] | None:
+        """After a read raised: WRONGTYPE is an answer (the key holds another type, a load
+        overwrites it) and reads as a missing key; anything else is a failure (counted,
+        told to the breaker) and None."""
+        if isinstance(exc, rex.ResponseError) and str(exc).startswith("WRONGTYPE"):
+            self._breaker.success()
+            return None, -2
+        self._breaker.failure()
+        self._count(ns.name, "redis_errors")
         return None
 
     def _encode(self, ns: Namespace, value: Any) -> bytes:

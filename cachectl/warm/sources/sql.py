@@ -9,6 +9,7 @@ server-side cursor (``stream_results`` + ``yield_per``). Position: the row numbe
 from __future__ import annotations
 
 import importlib.util
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -34,7 +35,32 @@ def _import_sqlalchemy() -> Any:
     return sqlalchemy
 
 
-class SqlSource:
+class _QueryRows(ABC):
+    """What both SQL sources share: rows come from ``tuple_batches``, counted from 1."""
+
+    display: str
+
+    @property
+    def description(self) -> str:
+        return f"sql {self.display}"
+
+    def locate(self, position: Position) -> str:
+        return f"row {position} of the query"
+
+    def estimated_rows(self) -> int | None:
+        return None
+
+    def rows(self) -> Iterator[tuple[Position, Row | BadRow]]:
+        for first, names, batch in self.tuple_batches():
+            for number, values in enumerate(batch, first):
+                yield number, dict(zip(names, values, strict=True))
+
+    @abstractmethod
+    def tuple_batches(self) -> Iterator[tuple[Position, list[str], list[Any]]]:
+        """(first row's number, column names, rows' values) per fetched batch."""
+
+
+class SqlSource(_QueryRows):
     """The rows of one query."""
 
     def __init__(self, options: Mapping[str, Any], context: SourceContext) -> None:
@@ -69,21 +95,6 @@ class SqlSource:
             url = url.set(drivername="postgresql+psycopg")  # psycopg 3 is what the extra installs
         self.url = url
         self.display = url.render_as_string(hide_password=True)
-
-    @property
-    def description(self) -> str:
-        return f"sql {self.display}"
-
-    def locate(self, position: Position) -> str:
-        return f"row {position} of the query"
-
-    def estimated_rows(self) -> int | None:
-        return None
-
-    def rows(self) -> Iterator[tuple[Position, Row | BadRow]]:
-        for first, names, batch in self.tuple_batches():
-            for number, values in enumerate(batch, first):
-                yield number, dict(zip(names, values, strict=True))
 
     def tuple_batches(self) -> Iterator[tuple[Position, list[str], list[Any]]]:
         """The query's rows as fetched: (the first row's number, the column names, the
@@ -123,7 +134,7 @@ class SqlSource:
             engine.dispose()
 
 
-class SqliteSource:
+class SqliteSource(_QueryRows):
     """A ``sqlite:///path`` source read with the standard library, when SQLAlchemy is absent."""
 
     def __init__(self, options: Mapping[str, Any], context: SourceContext) -> None:
@@ -143,21 +154,6 @@ class SqliteSource:
                               hint="relative sqlite paths start at the policy file's folder")
         self.path = db
         self.display = raw_url
-
-    @property
-    def description(self) -> str:
-        return f"sql {self.display}"
-
-    def locate(self, position: Position) -> str:
-        return f"row {position} of the query"
-
-    def estimated_rows(self) -> int | None:
-        return None
-
-    def rows(self) -> Iterator[tuple[Position, Row | BadRow]]:
-        for first, names, batch in self.tuple_batches():
-            for number, values in enumerate(batch, first):
-                yield number, dict(zip(names, values, strict=True))
 
     def tuple_batches(self) -> Iterator[tuple[Position, list[str], list[Any]]]:
         """The query's rows as fetched: (the first row's number, the column names, the
