@@ -34,7 +34,7 @@ def run(args: list[str], *, debug: bool = False) -> int:
 
     from cachectl.cli.app import build_command
 
-    command = build_command()
+    command = build_command(args)
     try:
         result = command.main(args=args, prog_name="cachectl", standalone_mode=False)
     except CachectlError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
@@ -20,7 +21,8 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-def build_app() -> typer.Typer:
+def build_app(only: str | None = None) -> typer.Typer:
+    """The app with every command, or with just ``only`` (see ``build_command``)."""
     app = typer.Typer(
         name="cachectl",
         help="The operator toolkit for Redis caches run by one policy file.\n\n"
@@ -40,7 +42,7 @@ def build_app() -> typer.Typer:
     ) -> None:
         """cachectl: lint, inspect, audit, warm, flush, stats and bench a policy-run Redis cache."""
 
-    for name in COMMANDS:
+    for name in (only,) if only in COMMANDS else COMMANDS:
         module = _load(name)
         if module is None:
             continue
@@ -58,5 +60,8 @@ def _load(name: str) -> Any:
         raise
 
 
-def build_command() -> Any:
-    return typer.main.get_command(build_app())
+def build_command(args: Sequence[str] = ()) -> Any:
+    """The click command for ``args``. When they name a command first, only that one is
+    imported and built: each command's options cost start-up time, paid on every run.
+    Anything else (``--help``, no command, a mistyped one) gets the whole table."""
+    return typer.main.get_command(build_app(args[0] if args else None))

@@ -40,3 +40,15 @@ def test_building_the_cli_does_not_import_redis() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_named_command_builds_only_itself() -> None:
+    code = (
+        "import sys; from cachectl.cli.app import COMMANDS, build_command; "
+        "one = build_command(['lint', 'x.yaml']); "
+        "print(sorted(one.commands), sorted(c for c in COMMANDS if 'cachectl.cli.' + c in sys.modules)); "
+        "print(sorted(build_command(['--help']).commands) == sorted(COMMANDS), "
+        "sorted(build_command(['lnt']).commands) == sorted(COMMANDS))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["['lint'] ['lint']", "True True"]
