@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import redis.asyncio as aredis
 import redis.exceptions as rex
 
-from cachectl.cache.base import CacheBase
+from cachectl.cache.base import SWITCH_MASTER, CacheBase, sentinel_pool, switch_of
 from cachectl.cache.core import (
     READ_SCRIPT,
     RELEASE_SCRIPT,
@@ -312,6 +312,9 @@ class AsyncCache(CacheBase):
             self._workers.append(asyncio.create_task(self._flush_loop(), name="cachectl-counters"))
         if self._l1 is not None:
             self._workers.append(asyncio.create_task(self._subscribe_loop(), name="cachectl-l1"))
+        if sentinel_pool(self.client) is not None:
+            self._workers.append(asyncio.create_task(self._follow_failovers(),
+                                                     name="cachectl-sentinel"))
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -357,6 +360,30 @@ class AsyncCache(CacheBase):
             self._l1_live = False
             if pubsub is not None:
                 await self._close_quietly(pubsub)
+
+    async def _follow_failovers(self) -> None:
+        """Through Sentinel: move the pool to a new primary the moment it is announced
+        (see ``Cache._follow_failovers``)."""
+        assert self._stop is not None
+        pool = sentinel_pool(self.client)
+        sentinels = list(pool.sentinel_manager.sentinels)
+        turn = 0
+        while not self._stop.is_set():
+            pubsub: Any = None
+            try:
+                pubsub = sentinels[turn % len(sentinels)].pubsub(ignore_subscribe_messages=True)
+                await pubsub.subscribe(SWITCH_MASTER)
+                await pool.get_master_address()  # a switch made while nobody was listening
+                while not self._stop.is_set():
+                    if switch_of(await pubsub.get_message(timeout=0.2), pool.service_name):
+                        await pool.get_master_address()
+                        self._failovers_followed += 1
+            except REDIS_ERRORS:
+                turn += 1  # this Sentinel is gone: follow the next one
+                await asyncio.sleep(0.2)
+            finally:
+                if pubsub is not None:
+                    await self._close_quietly(pubsub)
 
     @staticmethod
     async def _close_quietly(pubsub: Any) -> None:

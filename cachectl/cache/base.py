@@ -31,6 +31,26 @@ from cachectl.errors import UsageError
 from cachectl.freshness import soft_expire_pttl_ms
 from cachectl.policy.model import Namespace, Policy
 
+# Sentinel publishes this (on every Sentinel) when it promotes a replica:
+# "<master name> <old ip> <old port> <new ip> <new port>"
+SWITCH_MASTER = "+switch-master"
+
+
+def sentinel_pool(client: Any) -> Any:
+    """The client's connection pool when Sentinel manages it (redis-py's
+    SentinelConnectionPool, sync or async), else None."""
+    pool = getattr(client, "connection_pool", None)  # a cluster client has none
+    return pool if getattr(pool, "sentinel_manager", None) is not None else None
+
+
+def switch_of(message: Any, service_name: str) -> bool:
+    """A ``+switch-master`` message moves the master named ``service_name``."""
+    if not isinstance(message, dict) or message.get("type") != "message":
+        return False
+    data = message.get("data")
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+    return text.split(" ", 1)[0] == service_name
+
 
 class CacheBase(ABC):
     """Shared state and decisions; see ``Cache`` (sync.py) and ``AsyncCache`` (aio.py)."""
@@ -58,8 +78,14 @@ class CacheBase(ABC):
         # began before one finished uses it instead of loading again
         self._recent: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._refreshing: set[str] = set()
+        self._failovers_followed = 0
 
     # ------------------------------------------------------------------ public, no I/O
+
+    @property
+    def failovers_followed(self) -> int:
+        """Through Sentinel: primary switches this instance moved its pool for."""
+        return self._failovers_followed
 
     def local_counters(self) -> dict[str, NamespaceCounters]:
         """What this instance has counted since it was built, per namespace."""

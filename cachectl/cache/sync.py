@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import redis
 import redis.exceptions as rex
 
-from cachectl.cache.base import CacheBase
+from cachectl.cache.base import SWITCH_MASTER, CacheBase, sentinel_pool, switch_of
 from cachectl.cache.core import (
     READ_SCRIPT,
     RELEASE_SCRIPT,
@@ -105,6 +105,8 @@ class Cache(CacheBase):
             self._start(self._flush_loop, "cachectl-counters")
         if self._l1 is not None:
             self._start(self._subscribe_loop, "cachectl-l1")
+        if sentinel_pool(client) is not None:
+            self._start(self._follow_failovers, "cachectl-sentinel")
         atexit.register(self.close)
 
     @classmethod
@@ -715,6 +717,36 @@ class Cache(CacheBase):
         self._l1_live.clear()
         if pubsub is not None:
             self._close_quietly(pubsub)
+
+    def _follow_failovers(self) -> None:
+        """Through Sentinel: move the pool to a new primary the moment it is announced.
+
+        redis-py asks the Sentinels where the primary is only when a connection
+        (re)connects, so pooled connections kept reading from the demoted primary (a
+        replica by then) and each failed one write with READONLY before it moved. Here one
+        Sentinel at a time is followed on +switch-master; re-resolving the primary drops
+        the pool's idle connections, and busy ones are dropped as they are returned.
+        """
+        pool = sentinel_pool(self.client)
+        sentinels = list(pool.sentinel_manager.sentinels)
+        turn = 0
+        while not self._stop.is_set():
+            pubsub: Any = None
+            try:
+                pubsub = sentinels[turn % len(sentinels)].pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(SWITCH_MASTER)
+                pubsub.get_message(timeout=1.0)  # the subscribe confirmation
+                pool.get_master_address()  # a switch made while nobody was listening
+                while not self._stop.is_set():
+                    if switch_of(pubsub.get_message(timeout=0.2), pool.service_name):
+                        pool.get_master_address()
+                        self._failovers_followed += 1
+            except REDIS_ERRORS:
+                turn += 1  # this Sentinel is gone: follow the next one
+                self._stop.wait(0.2)
+            finally:
+                if pubsub is not None:
+                    self._close_quietly(pubsub)
 
     @staticmethod
     def _close_quietly(pubsub: Any) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import redis
 from cachectl.connection import build_settings, connect, primaries, redis_errors
 from cachectl.errors import RedisUnavailableError, UsageError
 from tests.support import shop
+from tests.support.redis_server import free_port
 from tests.support.reliability import (  # noqa: F401
     Recorder,
     assert_no_traceback,
@@ -162,11 +165,73 @@ def test_library_serves_through_a_sentinel_failover_without_raising(
     assert not run.wrong
     # it kept serving after the switch
     assert run.calls_before > 0 and run.calls > run.calls_after_failover
-    assert len(run.stored) >= 15, run.stored  # at most one failed write per pooled connection
+    # the cache followed the Sentinels' +switch-master: nothing of its pool stayed on the
+    # demoted primary (reads there lag; each write there failed once before this)
+    assert run.followed >= 1 and run.left_on_old == 0, (run.followed, run.left_on_old)
+    assert len(run.stored) == 20, run.stored
     on_new = run.new.client()
     assert all(on_new.get(f"shop:price:after-{i}") == str(i).encode() for i in run.stored)
     reliability.add("sentinel-failover-library", area="sentinel",
                     fault="SENTINEL FAILOVER while Cache.get_or_load serves traffic",
                     command="Cache library", did="no exception reached the caller",
                     verified="every value returned was the loader's; traffic continued; every "
-                    "write Cache.set reported stored is on the new primary")
+                    "write Cache.set reported stored is on the new primary; the cache's pool "
+                    "left the demoted primary on +switch-master and no write was lost")
+
+
+@pytest.mark.slow
+def test_library_follows_failovers_past_a_dead_sentinel(
+        sentinel: SentinelFixture, primary: redis.Redis, sentinel_policy: Path) -> None:
+    from cachectl import Cache
+
+    dead = f"127.0.0.1:{free_port()}"  # listed first: the watcher must move on to the next
+    settings = build_settings(url_flag=None, env={},
+                              sentinels=(dead, *sentinel.sentinel_addrs),
+                              master_name=sentinel.master_name)
+    old = sentinel.current_primary()
+    with Cache.from_policy(sentinel_policy, settings=settings, timeout_ms=200,
+                           connect_timeout_ms=200, counters=False) as cache:
+        assert cache.get("product", id=1) is not None  # seeded: a pooled connection on old
+        new = sentinel.failover()
+        time.sleep(0.5)
+        left = sum(1 for c in old.client().client_list() if c.get("name") == "cachectl-lib")
+        assert (cache.failovers_followed, left) == (1, 0)
+        assert cache.set("price", 7, sku="past-dead")
+    assert new.client().get("shop:price:past-dead") == b"7"
+
+
+@pytest.mark.slow
+def test_async_library_follows_a_sentinel_failover(
+        sentinel: SentinelFixture, primary: redis.Redis, sentinel_policy: Path,
+        reliability: Recorder) -> None:  # noqa: F811
+    from cachectl import AsyncCache
+
+    settings = build_settings(url_flag=None, env={}, sentinels=tuple(sentinel.sentinel_addrs),
+                              master_name=sentinel.master_name)
+    old = sentinel.current_primary()
+    primary.delete(*shop.product_keys())
+
+    async def main() -> tuple[list[object], int, int, list[bool]]:
+        async with AsyncCache.from_policy(sentinel_policy, settings=settings, timeout_ms=200,
+                                          connect_timeout_ms=200, counters=False) as cache:
+            # a few concurrent reads, so the pool holds several connections
+            values = await asyncio.gather(*(cache.get_or_load("product", lambda i=i: {"id": i},
+                                                              id=i) for i in range(8)))
+            await asyncio.to_thread(sentinel.failover)
+            await asyncio.sleep(0.5)
+            left = sum(1 for c in old.client().client_list() if c.get("name") == "cachectl-lib")
+            stored = [await cache.set("price", i, sku=f"async-{i}") for i in range(20)]
+            return list(values), cache.failovers_followed, left, stored
+
+    values, followed, left_on_old, stored = asyncio.run(main())
+    assert values == [{"id": i} for i in range(8)]
+    assert followed >= 1 and left_on_old == 0, (followed, left_on_old)
+    assert all(stored), stored
+    on_new = sentinel.current_primary().client()
+    assert [on_new.get(f"shop:price:async-{i}") for i in range(20)] == [
+        str(i).encode() for i in range(20)]
+    reliability.add("sentinel-failover-async-library", area="sentinel",
+                    fault="SENTINEL FAILOVER under AsyncCache",
+                    command="AsyncCache library", did="followed +switch-master",
+                    verified="no pooled connection left on the demoted primary 0.5 s after the "
+                    "switch; all 20 writes after it stored on the new primary")

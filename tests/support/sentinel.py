@@ -240,6 +240,9 @@ class FailoverRun:
     calls_after_failover: int = 0  # ... by the time the new primary was in place
     calls: int = 0  # ... in all
     stored: list[int] = field(default_factory=list)  # prices Cache.set said it stored after
+    # the cache's connections still on the demoted primary 0.5 s after the switch
+    left_on_old: int = -1
+    followed: int = 0  # the cache's failovers_followed by then
 
 
 def failover_under_traffic(cache: Any, deployment: SentinelFixture) -> FailoverRun:
@@ -271,6 +274,9 @@ def failover_under_traffic(cache: Any, deployment: SentinelFixture) -> FailoverR
         run.new = deployment.failover()
         time.sleep(0.5)
         run.calls_after_failover = run.calls
+        run.followed = cache.failovers_followed
+        run.left_on_old = sum(1 for c in run.old.client().client_list()
+                              if c.get("name") == "cachectl-lib")
         # the old primary is a replica now: a write the cache says it stored must be on
         # the new primary (dbsize() > 0 alone held through replication of older keys)
         run.stored = [i for i in range(20) if cache.set("price", i, sku=f"after-{i}")]
