@@ -229,6 +229,29 @@ def open_binary(path: Path, display: str) -> IO[bytes]:
         raise SourceError(f"cannot open warm source {display}: {exc.strerror or exc}") from None
 
 
+class FileSource:
+    """What the file sources (jsonl, csv, json) share: the ``path`` option, resolved
+    against the policy's folder and opened at once (a missing file fails before any
+    write), its name as shown, and ``file:position`` locators."""
+
+    kind = "file"
+
+    def __init__(self, raw: str, context: SourceContext) -> None:
+        self.display = raw
+        self.path = resolve_path(raw, context)
+        self._fh = open_binary(self.path, raw)
+
+    def close(self) -> None:
+        self._fh.close()
+
+    @property
+    def description(self) -> str:
+        return f"{self.kind} {self.display}"
+
+    def locate(self, position: Position) -> str:
+        return f"{self.display}:{position}"
+
+
 def read_failure(display: str, exc: BaseException) -> SourceError:
     """The SourceError for a file that stopped being readable mid-way (deleted, truncated)."""
     if isinstance(exc, gzip.BadGzipFile | EOFError):

@@ -15,15 +15,14 @@ from typing import IO, Any
 from cachectl.errors import SourceError
 from cachectl.warm.sources import (
     BadRow,
+    FileSource,
     Position,
     Row,
     SourceContext,
     check_options,
     count_lines,
-    open_binary,
     option,
     read_failure,
-    resolve_path,
 )
 
 _TRUE = frozenset({"true", "1", "yes", "y", "t"})
@@ -85,8 +84,10 @@ class _Lines:
                 yield line.decode("utf-8", "replace")
 
 
-class CsvSource:
+class CsvSource(FileSource):
     """Rows of a CSV file with a header row."""
+
+    kind = "csv"
 
     def __init__(self, options: Mapping[str, Any], context: SourceContext) -> None:
         ns = context.namespace
@@ -104,19 +105,7 @@ class CsvSource:
                     f"namespace {ns}: csv column {name!r} has unknown type {kind!r}",
                     hint=f"types: {', '.join(CONVERTERS)}")
             self.columns[str(name)] = CONVERTERS[kind]
-        self.display = raw
-        self.path = resolve_path(raw, context)
-        self._fh = open_binary(self.path, raw)
-
-    def close(self) -> None:
-        self._fh.close()
-
-    @property
-    def description(self) -> str:
-        return f"csv {self.display}"
-
-    def locate(self, position: Position) -> str:
-        return f"{self.display}:{position}"
+        super().__init__(raw, context)
 
     def estimated_rows(self) -> int | None:
         lines = count_lines(self.path)

@@ -12,32 +12,27 @@ from typing import Any
 from cachectl.errors import SourceError
 from cachectl.warm.sources import (
     BadRow,
+    FileSource,
     Position,
     Row,
     SourceContext,
     check_options,
-    open_binary,
     option,
     read_failure,
-    resolve_path,
 )
 
 
-class JsonSource:
+class JsonSource(FileSource):
     """The objects of one JSON array inside a document."""
+
+    kind = "json"
 
     def __init__(self, options: Mapping[str, Any], context: SourceContext) -> None:
         check_options("json", context.namespace, options, ("path",), ("items",))
-        raw = option(options, "path", str, context.namespace, "json")
         self.items: str | None = option(options, "items", str, context.namespace, "json")
-        self.display = raw
-        self.path = resolve_path(raw, context)
-        self._fh = open_binary(self.path, raw)
+        super().__init__(option(options, "path", str, context.namespace, "json"), context)
         self._array: list[Any] | None = None
         self._load()  # parsed now: a broken document fails before anything is written
-
-    def close(self) -> None:
-        self._fh.close()
 
     @property
     def description(self) -> str:

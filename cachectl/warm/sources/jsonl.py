@@ -9,15 +9,14 @@ from typing import Any
 from cachectl.warm import codec
 from cachectl.warm.sources import (
     BadRow,
+    FileSource,
     Position,
     Row,
     SourceContext,
     check_options,
     count_lines,
-    open_binary,
     option,
     read_failure,
-    resolve_path,
 )
 
 # the C scanner directly: json.loads' checks and wrappers cost a third of a row here
@@ -25,25 +24,14 @@ _SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 BLOCK_BYTES = 1 << 20
 
 
-class JsonlSource:
+class JsonlSource(FileSource):
     """Rows of a JSON Lines file; blank lines are skipped, every other line must be an object."""
+
+    kind = "jsonl"
 
     def __init__(self, options: Mapping[str, Any], context: SourceContext) -> None:
         check_options("jsonl", context.namespace, options, ("path",), ())
-        raw = option(options, "path", str, context.namespace, "jsonl")
-        self.display = raw
-        self.path = resolve_path(raw, context)
-        self._fh = open_binary(self.path, raw)  # opened now: a missing file fails before any write
-
-    def close(self) -> None:
-        self._fh.close()
-
-    @property
-    def description(self) -> str:
-        return f"jsonl {self.display}"
-
-    def locate(self, position: Position) -> str:
-        return f"{self.display}:{position}"
+        super().__init__(option(options, "path", str, context.namespace, "jsonl"), context)
 
     def estimated_rows(self) -> int | None:
         return count_lines(self.path)
