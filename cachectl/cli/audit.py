@@ -4,7 +4,15 @@ from typing import Annotated
 
 import typer
 
-from cachectl.cli.options import JsonOpt, PolicyOpt, RedisOptions, load_cli_policy, redis_options
+from cachectl.cli.options import (
+    JsonOpt,
+    NoLuaOpt,
+    PolicyOpt,
+    RedisOptions,
+    ScanRateOpt,
+    load_cli_policy,
+    redis_options,
+)
 from cachectl.errors import UsageError
 
 
@@ -15,11 +23,8 @@ def command(
         "--top", metavar="N", help="Report the N biggest keys (0: none).")] = 10,
     examples: Annotated[int, typer.Option(
         "--examples", metavar="N", help="Example keys per finding.")] = 5,
-    rate: Annotated[float | None, typer.Option(
-        "--rate", metavar="N", help="Scan at most N keys per second.")] = None,
-    no_lua: Annotated[bool, typer.Option(
-        "--no-lua", help="Measure with pipelined commands instead of a server-side script.")]
-    = False,
+    rate: ScanRateOpt = None,
+    no_lua: NoLuaOpt = False,
     policy: PolicyOpt = None,
     json_out: JsonOpt = False,
 ) -> int:

@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from cachectl.cli.options import JsonOpt, PolicyOpt, RedisOptions, load_cli_policy, redis_options
+from cachectl.cli.options import (
+    JsonOpt,
+    NoLuaOpt,
+    PolicyOpt,
+    RedisOptions,
+    ScanRateOpt,
+    load_cli_policy,
+    redis_options,
+)
 from cachectl.errors import UsageError
 from cachectl.progress import ProgressCallback, no_progress
 
@@ -62,11 +70,8 @@ def command(
         "measuring every key.")] = None,
     hex_keys: Annotated[bool, typer.Option(
         "--hex", help="KEY arguments are hexadecimal bytes (for binary keys).")] = False,
-    rate: Annotated[float | None, typer.Option(
-        "--rate", metavar="N", help="Scan at most N keys per second.")] = None,
-    no_lua: Annotated[bool, typer.Option(
-        "--no-lua", help="Measure with pipelined commands instead of a server-side script.")]
-    = False,
+    rate: ScanRateOpt = None,
+    no_lua: NoLuaOpt = False,
     policy: PolicyOpt = None,
     json_out: JsonOpt = False,
 ) -> int:

@@ -38,6 +38,11 @@ JsonOpt = Annotated[
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Count and show; change nothing.")]
+# inspect and audit: how the keyspace is read
+ScanRateOpt = Annotated[
+    float | None, typer.Option("--rate", metavar="N", help="Scan at most N keys per second.")]
+NoLuaOpt = Annotated[bool, typer.Option(
+    "--no-lua", help="Measure with pipelined commands instead of a server-side script.")]
 NamespaceOpt = Annotated[
     list[str] | None, typer.Option("--namespace", "-n", metavar="NS", help="A namespace (repeatable).")
 ]
