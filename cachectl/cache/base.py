@@ -34,6 +34,8 @@ from cachectl.policy.model import Namespace, Policy
 # Sentinel publishes this (on every Sentinel) when it promotes a replica:
 # "<master name> <old ip> <old port> <new ip> <new port>"
 SWITCH_MASTER = "+switch-master"
+# following them: the pause after a Sentinel fails, doubled while they keep failing
+FOLLOW_RETRY_S, FOLLOW_RETRY_MAX_S = 0.2, 5.0
 
 
 def sentinel_pool(client: Any) -> Any:

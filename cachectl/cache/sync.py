@@ -21,7 +21,14 @@ from typing import Any, TypeVar
 import redis
 import redis.exceptions as rex
 
-from cachectl.cache.base import SWITCH_MASTER, CacheBase, sentinel_pool, switch_of
+from cachectl.cache.base import (
+    FOLLOW_RETRY_MAX_S,
+    FOLLOW_RETRY_S,
+    SWITCH_MASTER,
+    CacheBase,
+    sentinel_pool,
+    switch_of,
+)
 from cachectl.cache.core import (
     READ_SCRIPT,
     RELEASE_SCRIPT,
@@ -730,6 +737,7 @@ class Cache(CacheBase):
         pool = sentinel_pool(self.client)
         sentinels = list(pool.sentinel_manager.sentinels)
         turn = 0
+        pause = FOLLOW_RETRY_S
         while not self._stop.is_set():
             pubsub: Any = None
             try:
@@ -737,13 +745,15 @@ class Cache(CacheBase):
                 pubsub.subscribe(SWITCH_MASTER)
                 pubsub.get_message(timeout=1.0)  # the subscribe confirmation
                 pool.get_master_address()  # a switch made while nobody was listening
+                pause = FOLLOW_RETRY_S
                 while not self._stop.is_set():
                     if switch_of(pubsub.get_message(timeout=0.2), pool.service_name):
                         pool.get_master_address()
                         self._failovers_followed += 1
             except REDIS_ERRORS:
-                turn += 1  # this Sentinel is gone: follow the next one
-                self._stop.wait(0.2)
+                turn += 1  # this Sentinel is gone (or refuses): follow the next one
+                self._stop.wait(pause)
+                pause = min(pause * 2, FOLLOW_RETRY_MAX_S)
             finally:
                 if pubsub is not None:
                     self._close_quietly(pubsub)
