@@ -22,12 +22,13 @@ import redis.asyncio as aredis
 import redis.exceptions as rex
 
 from cachectl.cache.base import (
+    FOLLOW_AGREE_S,
     FOLLOW_RETRY_MAX_S,
     FOLLOW_RETRY_S,
     SWITCH_MASTER,
     CacheBase,
     sentinel_pool,
-    switch_of,
+    switch_target,
 )
 from cachectl.cache.core import (
     READ_SCRIPT,
@@ -384,8 +385,14 @@ class AsyncCache(CacheBase):
                 await pool.get_master_address()  # a switch made while nobody was listening
                 pause = FOLLOW_RETRY_S
                 while not self._stop.is_set():
-                    if switch_of(await pubsub.get_message(timeout=0.2), pool.service_name):
-                        await pool.get_master_address()
+                    target = switch_target(await pubsub.get_message(timeout=0.2),
+                                           pool.service_name)
+                    if target is not None:
+                        # see Cache._follow_failovers: ask until the Sentinels agree
+                        until = time.monotonic() + FOLLOW_AGREE_S
+                        while (tuple(await pool.get_master_address()) != target
+                               and time.monotonic() < until and not self._stop.is_set()):
+                            await asyncio.sleep(0.1)
                         self._failovers_followed += 1
             except REDIS_ERRORS:
                 turn += 1  # this Sentinel is gone (or refuses): follow the next one

@@ -36,6 +36,8 @@ from cachectl.policy.model import Namespace, Policy
 SWITCH_MASTER = "+switch-master"
 # following them: the pause after a Sentinel fails, doubled while they keep failing
 FOLLOW_RETRY_S, FOLLOW_RETRY_MAX_S = 0.2, 5.0
+# the Sentinel that announced a switch can be ahead of the one asked: ask this long
+FOLLOW_AGREE_S = 5.0
 
 
 def sentinel_pool(client: Any) -> Any:
@@ -45,13 +47,16 @@ def sentinel_pool(client: Any) -> Any:
     return pool if getattr(pool, "sentinel_manager", None) is not None else None
 
 
-def switch_of(message: Any, service_name: str) -> bool:
-    """A ``+switch-master`` message moves the master named ``service_name``."""
+def switch_target(message: Any, service_name: str) -> tuple[str, int] | None:
+    """The new primary's (ip, port) when ``message`` is a ``+switch-master`` moving the
+    master named ``service_name``, else None."""
     if not isinstance(message, dict) or message.get("type") != "message":
-        return False
+        return None
     data = message.get("data")
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
-    return text.split(" ", 1)[0] == service_name
+    parts = (data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)).split()
+    if len(parts) != 5 or parts[0] != service_name or not parts[4].isdigit():
+        return None
+    return parts[3], int(parts[4])
 
 
 class CacheBase(ABC):

@@ -22,12 +22,13 @@ import redis
 import redis.exceptions as rex
 
 from cachectl.cache.base import (
+    FOLLOW_AGREE_S,
     FOLLOW_RETRY_MAX_S,
     FOLLOW_RETRY_S,
     SWITCH_MASTER,
     CacheBase,
     sentinel_pool,
-    switch_of,
+    switch_target,
 )
 from cachectl.cache.core import (
     READ_SCRIPT,
@@ -747,8 +748,14 @@ class Cache(CacheBase):
                 pool.get_master_address()  # a switch made while nobody was listening
                 pause = FOLLOW_RETRY_S
                 while not self._stop.is_set():
-                    if switch_of(pubsub.get_message(timeout=0.2), pool.service_name):
-                        pool.get_master_address()
+                    target = switch_target(pubsub.get_message(timeout=0.2), pool.service_name)
+                    if target is not None:
+                        # asking re-resolves the pool; the Sentinel asked may lag the one
+                        # that announced it, so ask until it names the new primary
+                        until = time.monotonic() + FOLLOW_AGREE_S
+                        while (tuple(pool.get_master_address()) != target
+                               and time.monotonic() < until and not self._stop.wait(0.1)):
+                            pass
                         self._failovers_followed += 1
             except REDIS_ERRORS:
                 turn += 1  # this Sentinel is gone (or refuses): follow the next one

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cachectl.cache.base import switch_target
 from cachectl.cache.breaker import BreakerState, CircuitBreaker
 from cachectl.cache.core import (
     Action,
@@ -219,3 +220,17 @@ def test_invalidation_messages_round_trip() -> None:
     msg = invalidation_message("me", ["k1"], ["ns"])
     assert parse_invalidation(msg) == ("me", ["k1"], ["ns"])
     assert parse_invalidation(b"garbage") is None
+
+
+def test_switch_target_reads_only_this_masters_switch() -> None:
+    def message(data: object) -> dict[str, object]:
+        return {"type": "message", "channel": b"+switch-master", "data": data}
+
+    assert switch_target(message(b"shop 10.0.0.1 6379 10.0.0.2 6380"), "shop") == ("10.0.0.2", 6380)
+    assert switch_target(message("shop 10.0.0.1 6379 10.0.0.2 6380"), "shop") == ("10.0.0.2", 6380)
+    assert switch_target(message(b"other 10.0.0.1 6379 10.0.0.2 6380"), "shop") is None
+    assert switch_target(message(b"shopping 10.0.0.1 6379 10.0.0.2 6380"), "shop") is None
+    assert switch_target(message(b"shop 10.0.0.1 6379"), "shop") is None
+    assert switch_target(message(b"shop a b c port"), "shop") is None
+    assert switch_target({"type": "subscribe", "data": 1}, "shop") is None
+    assert switch_target(None, "shop") is None
