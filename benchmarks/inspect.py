@@ -287,6 +287,14 @@ def main() -> int:
         rows.append((f"cachectl inspect --json --sample {args.sample}", sample_s,
                      f"scan {sampled['elapsed_s']:.2f}s, peak RSS {sample_rss:.0f} MiB; "
                      f"runs {rounds}s"))
+        # the same sampled command against an empty server: what start-up (Python, the
+        # imports, the policy, connecting) costs before the survey has anything to do
+        empty = RedisServer(WORK / "empty").start()
+        try:
+            startup_s = min(run_measured([*base[:-3], "--url", empty.url, "--json", "--sample",
+                                          str(args.sample)])[0] for _ in range(args.rounds))
+        finally:
+            empty.stop()
         load = os.getloadavg()
         print(f"load average during the run: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
 
@@ -325,6 +333,9 @@ def main() -> int:
               f"(target >= 10)")
         print(f"  cachectl exact / sampled (scan only)     = "
               f"{exact['elapsed_s'] / sampled['elapsed_s']:.1f}")
+        print(f"  start-up (same command, empty server)    = {startup_s:.2f} s, "
+              f"{startup_s / exact_s:.1%} of exact: no sampled run can beat "
+              f"{exact_s / startup_s:.1f}x")
         print(f"  worst sampled namespace error            = {worst:.2%} over {len(samples)} "
               f"run(s) (target <= 3%)")
         print(f"  peak RSS exact / sampled                 = {exact_rss:.0f} / {sample_rss:.0f} MiB "
