@@ -180,3 +180,22 @@ def test_key_and_namespace_together_is_a_usage_error(redis_url: str, policy_file
                        "-n", "product", "shop:product:1")
     assert code == 2
     assert "not both" in err
+
+
+def test_a_slow_exact_summary_on_a_terminal_suggests_sampling(
+        redis_client: redis.Redis, redis_url: str, policy_file: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import cachectl.cli.inspect as cli_inspect
+    from cachectl.render import console
+
+    redis_client.set("shop:product:1", "v", px=HOUR)
+    base = ("inspect", "-p", str(policy_file), "--url", redis_url, "--json")
+    monkeypatch.setattr(cli_inspect, "SUGGEST_SAMPLE_AFTER_S", 0.0)  # every run is "slow"
+    code, _, err = run(capsys, *base)
+    assert code == 0 and "--sample" not in err  # piped: results only
+    monkeypatch.setattr(console, "is_terminal", lambda stream=None: True)
+    monkeypatch.setattr(cli_inspect, "progress_if_terminal", cli_inspect._silent)
+    code, _, err = run(capsys, *base)
+    assert code == 0 and "hint: measuring every key took" in err and "--sample 20000" in err
+    code, _, err = run(capsys, *base, "--sample", "50")
+    assert code == 0 and "hint:" not in err  # already sampled
