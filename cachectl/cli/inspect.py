@@ -144,8 +144,10 @@ def command(
 
         print_wide(console.stdout(), summary_tables(summary))
     if sample is None and summary.elapsed_s >= SUGGEST_SAMPLE_AFTER_S and console.is_terminal():
+        from cachectl.keyspace import SHARE_FACTOR
+
         console.stderr().print(
             f"hint: measuring every key took {summary.elapsed_s:.0f}s; --sample 20000 estimates "
-            "the same figures (each with its 95 % margin) from 100,000 keys read")
+            f"the same figures (each with its 95 % margin) from {20000 * SHARE_FACTOR:,} keys read")
     exit_without_collecting()
     return 0

@@ -21,7 +21,12 @@ from tests.support.reliability import (  # noqa: F401
     reliability,
     run_cli,
 )
-from tests.support.sentinel import SentinelFixture, failover_under_traffic, sentinel_fixture
+from tests.support.sentinel import (
+    SentinelFixture,
+    failover_under_traffic,
+    library_connections,
+    sentinel_fixture,
+)
 
 sentinel = pytest.fixture(scope="module")(sentinel_fixture)
 
@@ -194,7 +199,7 @@ def test_library_follows_failovers_past_a_dead_sentinel(
         assert cache.get("product", id=1) is not None  # seeded: a pooled connection on old
         new = sentinel.failover()
         time.sleep(0.5)
-        left = sum(1 for c in old.client().client_list() if c.get("name") == "cachectl-lib")
+        left = library_connections(old)
         assert (cache.failovers_followed, left) == (1, 0)
         assert cache.set("price", 7, sku="past-dead")
     assert new.client().get("shop:price:past-dead") == b"7"
@@ -219,7 +224,7 @@ def test_async_library_follows_a_sentinel_failover(
                                                               id=i) for i in range(8)))
             await asyncio.to_thread(sentinel.failover)
             await asyncio.sleep(0.5)
-            left = sum(1 for c in old.client().client_list() if c.get("name") == "cachectl-lib")
+            left = library_connections(old)
             stored = [await cache.set("price", i, sku=f"async-{i}") for i in range(20)]
             return list(values), cache.failovers_followed, left, stored
 

@@ -245,6 +245,11 @@ class FailoverRun:
     followed: int = 0  # the cache's failovers_followed by then
 
 
+def library_connections(server: RedisServer) -> int:
+    """How many connections the cachectl library (client name cachectl-lib) holds on ``server``."""
+    return sum(1 for c in server.client().client_list() if c.get("name") == "cachectl-lib")
+
+
 def failover_under_traffic(cache: Any, deployment: SentinelFixture) -> FailoverRun:
     """Serve ``product`` get_or_load traffic from a thread, fail the primary over, then
     ``set`` 20 prices (``price``, sku after-0..19); the cache is closed at the end."""
@@ -275,8 +280,7 @@ def failover_under_traffic(cache: Any, deployment: SentinelFixture) -> FailoverR
         time.sleep(0.5)
         run.calls_after_failover = run.calls
         run.followed = cache.failovers_followed
-        run.left_on_old = sum(1 for c in run.old.client().client_list()
-                              if c.get("name") == "cachectl-lib")
+        run.left_on_old = library_connections(run.old)
         # the old primary is a replica now: a write the cache says it stored must be on
         # the new primary (dbsize() > 0 alone held through replication of older keys)
         run.stored = [i for i in range(20) if cache.set("price", i, sku=f"after-{i}")]
