@@ -12,7 +12,10 @@ from cachectl import __version__
 
 # one module per command in cachectl/cli/; each defines `command` and registers
 # under the module's name (``flush`` -> ``cachectl flush``)
-COMMANDS = ("lint", "schema", "inspect", "audit", "warm", "flush", "stats", "bench", "demo")
+COMMANDS = (
+    "lint", "schema", "inspect", "audit", "warm", "flush", "stats", "bench", "demo",
+    "model", "plan", "apply", "observe", "verify",
+)
 
 
 def _version(value: bool) -> None:
