@@ -63,6 +63,13 @@ def _load(name: str) -> Any:
         raise
 
 
+def built_commands() -> tuple[str, ...]:
+    """The names in ``COMMANDS`` whose module exists (a reserved name is skipped until built)."""
+    from importlib.util import find_spec
+
+    return tuple(name for name in COMMANDS if find_spec(f"cachectl.cli.{name}") is not None)
+
+
 def build_command(args: Sequence[str] = ()) -> Any:
     """The click command for ``args``. When they name a command first, only that one is
     imported and built: each command's options cost start-up time, paid on every run.
