@@ -84,6 +84,11 @@ _RULE_TABLE: tuple[Rule, ...] = (
     Rule("CP207", "unknown-placeholder-modifier", E, "a placeholder modifier other than :hash"),
     Rule("CP208", "whitespace-in-template", W, "whitespace or control characters in a template"),
     Rule("CP209", "invalid-key-prefix", E, "redis.key_prefix contains ':' glob characters or space"),
+    Rule("CP210", "version-marker-without-version", W,
+         "{version} in a template of a namespace without version: (an ordinary placeholder)"),
+    Rule("CP211", "version-without-place", E,
+         "version: set, but no {version} marker and no literal segment to put vN after"),
+    Rule("CP212", "versions-overlap", E, "two versions of one namespace can claim the same key"),
     # CP3xx: thresholds
     Rule("CP301", "ratio-out-of-range", E, "a threshold ratio outside (0, 1]"),
     Rule("CP302", "latency-not-positive", E, "a latency threshold <= 0"),

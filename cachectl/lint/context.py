@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cachectl.diagnostics import Diagnostic, Span, make
 from cachectl.policy.model import NamespaceSpec, Policy, PolicySpec, SpanIndex
-from cachectl.policy.template import KeyTemplate, TemplateSyntaxError
+from cachectl.policy.template import KeyTemplate, TemplateSyntaxError, versioned_source
 
 NsPath = tuple[str | int, ...]
 
@@ -48,10 +48,11 @@ class LintContext:
                 out[name] = resolved.template
                 continue
             try:
-                out[name] = KeyTemplate(ns.key, prefix)
+                source = versioned_source(ns.key, ns.version)
+                out[name] = KeyTemplate(source, prefix)
             except TemplateSyntaxError:
                 try:  # a bad prefix (CP209) must not hide the namespaces' own problems
-                    out[name] = KeyTemplate(ns.key)
+                    out[name] = KeyTemplate(versioned_source(ns.key, ns.version))
                 except TemplateSyntaxError:
                     continue
         return out

@@ -1,4 +1,4 @@
-"""CP2xx rules on key templates: glob characters, whitespace, and overlapping namespaces."""
+"""CP2xx rules on key templates: glob characters, whitespace, overlapping namespaces, versions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ import unicodedata
 from collections import defaultdict
 
 from cachectl.lint.context import LintContext
-from cachectl.policy.template import GLOB_SPECIALS, KeyTemplate
+from cachectl.policy.model import NamespaceSpec
+from cachectl.policy.template import (
+    GLOB_SPECIALS,
+    VERSION_MARKER,
+    KeyTemplate,
+    TemplateSyntaxError,
+    versioned_source,
+)
 
 
 def check(ctx: LintContext) -> None:
@@ -30,7 +37,39 @@ def check(ctx: LintContext) -> None:
                        f"{' '.join(chars)}", at,
                        "cachectl escapes them when scanning, but redis-cli KEYS/SCAN users will "
                        "not; prefer letters, digits, _ - . and :")
+        _versions(ctx, name, ns, template)
     _overlaps(ctx)
+
+
+def _versions(ctx: LintContext, name: str, ns: NamespaceSpec, template: KeyTemplate) -> None:
+    """CP210 a marker without a version; CP212 two versions whose keys can be confused."""
+    at = ctx.value("namespaces", name, "key")
+    if ns.version is None:
+        if VERSION_MARKER in ns.key:
+            ctx.report("CP210", f"namespace {name}: key {ns.key!r} holds {VERSION_MARKER} but the "
+                       "namespace sets no version, so it is an ordinary placeholder", at,
+                       f"add version: 1 to namespace {name}, or rename the placeholder")
+        return
+    for other in _versions_to_compare(ns.version):
+        try:
+            candidate = KeyTemplate(versioned_source(ns.key, other), template.key_prefix)
+        except TemplateSyntaxError:
+            return
+        if template.can_overlap(candidate):
+            ctx.report("CP212", f"namespace {name}: key {ns.key!r} at version {ns.version} "
+                       f"({template.source!r}) can match keys of version {other} "
+                       f"({candidate.source!r})", ctx.value("namespaces", name, "version"),
+                       "keep the version apart from placeholders, e.g. product:v{version}:{id}")
+            return
+
+
+def _versions_to_compare(version: int) -> list[int]:
+    """The neighbours, and the versions whose digits extend N's (2 vs 12, 20..29): the only
+    ones a placeholder beside the marker could absorb the difference of."""
+    width = 10 ** len(str(version))
+    found = [version - 1, version + 1, width + version]
+    found += [version * 10 + digit for digit in range(10)]
+    return [v for v in found if v >= 1 and v != version]
 
 
 def _is_space_or_control(ch: str) -> bool:

@@ -29,7 +29,7 @@ from cachectl.policy.model import (
     Thresholds,
     did_you_mean,
 )
-from cachectl.policy.template import KeyTemplate, TemplateSyntaxError
+from cachectl.policy.template import KeyTemplate, TemplateSyntaxError, versioned_source
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_DEPTH = 64
@@ -474,7 +474,7 @@ def _resolve_namespace(name: str, ns: NamespaceSpec, spec: PolicySpec, spans: Sp
                  spans.key(*path))
         ok = False
     try:
-        template = KeyTemplate(ns.key, prefix)
+        template = KeyTemplate(versioned_source(ns.key, ns.version), prefix)
     except TemplateSyntaxError as exc:
         sink.add(exc.code, f"namespace {name}: key {ns.key!r}: {exc.message}",
                  spans.value(*path, "key"))
@@ -537,4 +537,6 @@ def _resolve_namespace(name: str, ns: NamespaceSpec, spec: PolicySpec, spans: Sp
         early_refresh_beta=beta,
         warm=ns.warm,
         description=ns.description,
+        version=ns.version,
+        key_source=ns.key,
     )

@@ -20,7 +20,7 @@ from pydantic_core import PydanticCustomError
 from cachectl.diagnostics import Span
 from cachectl.errors import UsageError
 from cachectl.policy import units
-from cachectl.policy.template import KeyTemplate
+from cachectl.policy.template import KeyTemplate, versioned_source
 
 
 def _duration(value: object) -> int:
@@ -143,6 +143,9 @@ class NamespaceSpec(_Spec):
     """One kind of cached data."""
 
     key: str = Field(description='Key template, e.g. "product:{id}".')
+    version: int | None = Field(
+        None, ge=1, description="Key version; at the {version} marker, else vN after the "
+        "template's first literal segment (product:v2:{id}). Bump it when the value's shape changes.")
     description: str | None = Field(None, description="Free text for the people reading it.")
     ttl: DurationMs | None = Field(None, description="Fresh lifetime; else defaults.ttl.")
     stale: DurationMs | None = Field(
@@ -235,6 +238,19 @@ class Namespace:
     early_refresh_beta: float | None
     warm: WarmSpec | None
     description: str | None = None
+    version: int | None = None
+    key_source: str = ""  # the template as written, before the version is put in
+
+    @property
+    def template_source(self) -> str:
+        """The template as written in the policy (``template.source`` has the version in)."""
+        return self.key_source or self.template.source
+
+    def template_at(self, version: int | None) -> KeyTemplate:
+        """This namespace's template for another version (raises TemplateSyntaxError)."""
+        if version == self.version:
+            return self.template
+        return KeyTemplate(versioned_source(self.template_source, version), self.template.key_prefix)
 
     @property
     def grace_ms(self) -> int:

@@ -4,6 +4,11 @@ A placeholder ``{name}`` stands for exactly one key segment: a non-empty value
 without ``:``. A segment may carry literal text around one placeholder
 (``v{n}.json``). ``{name:hash}`` stores a 16-hex-digit BLAKE2b digest of the
 value instead, for free text (search queries).
+
+A namespace with ``version: N`` puts N in its keys: where the template writes the
+``{version}`` marker (``product:v{version}:{id}`` -> ``product:v2:{id}``), else as a
+segment ``vN`` right after the template's first literal segment (``product:{id}`` ->
+``product:v2:{id}``). ``versioned_source`` does that rewriting before parsing.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ GLOB_SPECIALS = "*?[]\\"
 HASH_MODIFIER = "hash"
 _HASH_LEN = 16
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+VERSION_MARKER = "{version}"
 
 
 class TemplateSyntaxError(ValueError):
@@ -90,6 +96,12 @@ def _parse_segment(text: str) -> Segment:
 
 def _split_template(source: str) -> list[str]:
     """Split on ':' outside braces, so ``{query:hash}`` stays one segment."""
+    # inside braces ':' introduces a modifier; normalise it to '|' for _parse_segment
+    return [re.sub(r"\{([^{}]*):([^{}]*)\}", r"{\1|\2}", p) for p in _split_raw(source)]
+
+
+def _split_raw(source: str) -> list[str]:
+    """The segments as written, split on ':' outside braces."""
     parts: list[str] = []
     current: list[str] = []
     depth = 0
@@ -108,8 +120,30 @@ def _split_template(source: str) -> list[str]:
     if depth != 0:
         raise TemplateSyntaxError("CP201", "a '{' is never closed")
     parts.append("".join(current))
-    # inside braces ':' introduces a modifier; normalise it to '|' for _parse_segment
-    return [re.sub(r"\{([^{}]*):([^{}]*)\}", r"{\1|\2}", p) for p in parts]
+    return parts
+
+
+def versioned_source(source: str, version: int | None) -> str:
+    """The template with ``version`` written in: at ``{version}``, else after the first literal.
+
+    Without a version the template is returned as written (``{version}`` then is an
+    ordinary placeholder). Raises TemplateSyntaxError: CP203 for the marker twice,
+    CP211 when there is no marker and no literal segment to put ``vN`` after.
+    """
+    if version is None:
+        return source
+    count = source.count(VERSION_MARKER)
+    if count > 1:
+        raise TemplateSyntaxError("CP203", "the {version} marker appears twice")
+    if count == 1:
+        return source.replace(VERSION_MARKER, str(version))
+    parts = _split_raw(source)
+    for index, part in enumerate(parts):
+        if "{" not in part and part:
+            return ":".join([*parts[:index + 1], f"v{version}", *parts[index + 1:]])
+    raise TemplateSyntaxError(
+        "CP211", "the template has no literal segment to put the version after; "
+        "write the {version} marker where it belongs, e.g. product:v{version}:{id}")
 
 
 class KeyTemplate:

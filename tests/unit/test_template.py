@@ -12,6 +12,7 @@ from cachectl.policy.template import (
     TemplateSyntaxError,
     escape_glob,
     hash_value,
+    versioned_source,
 )
 
 
@@ -125,3 +126,33 @@ def test_can_overlap(a: str, b: str, overlap: bool) -> None:
 def test_overlap_agrees_with_matching_a_witness_key() -> None:
     a, b = KeyTemplate("product:v{n}"), KeyTemplate("product:{id}")
     assert a.matches(b"product:v2") and b.matches(b"product:v2")
+
+
+@pytest.mark.parametrize(("source", "version", "want"), [
+    ("product:{id}", 2, "product:v2:{id}"),               # after the first literal segment
+    ("{tenant}:product:{id}", 3, "{tenant}:product:v3:{id}"),
+    ("search:{q:hash}:page", 1, "search:v1:{q:hash}:page"),
+    ("product:v{version}:{id}", 2, "product:v2:{id}"),     # the marker takes the bare number
+    ("product:{id}", None, "product:{id}"),
+    ("product:{version}:{id}", None, "product:{version}:{id}"),  # no version: a placeholder
+])
+def test_versioned_source_puts_the_version_in(source: str, version: int | None,
+                                              want: str) -> None:
+    assert versioned_source(source, version) == want
+
+
+def test_versioned_source_refuses_what_has_no_place_for_it() -> None:
+    with pytest.raises(TemplateSyntaxError) as no_place:
+        versioned_source("{id}", 2)
+    assert no_place.value.code == "CP211"
+    with pytest.raises(TemplateSyntaxError) as twice:
+        versioned_source("a:{version}:{version}", 2)
+    assert twice.value.code == "CP203"
+
+
+def test_two_versions_never_share_a_key() -> None:
+    v2 = KeyTemplate(versioned_source("product:{id}", 2), "shop")
+    v3 = KeyTemplate(versioned_source("product:{id}", 3), "shop")
+    assert v2.render({"id": 7}) == "shop:product:v2:7"
+    assert not v2.can_overlap(v3)
+    assert v3.match(b"shop:product:v2:7") is None
