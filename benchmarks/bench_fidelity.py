@@ -18,24 +18,21 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# this folder holds scripts named like stdlib modules (inspect.py): never import from it
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support, which is not installed
 
-import argparse  # noqa: E402
-import csv  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import argparse
+import csv
+import io
+import json
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
 
-import redis  # noqa: E402
+import redis
 
-from tests.support.redis_server import RedisServer  # noqa: E402
+from tests.support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work"

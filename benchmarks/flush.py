@@ -1,4 +1,4 @@
-# ruff: noqa: E402  (sys.path is fixed before the imports, see below)
+# ruff: noqa: E402  (tests.support is put on sys.path before the imports)
 """Benchmark: `cachectl flush --namespace product --yes` against a hand-written SCAN + UNLINK loop.
 
 Both run as their own Python process (start-up included); cachectl's JSON also gives
@@ -23,11 +23,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# run as a script, Python puts benchmarks/ first on sys.path, where a sibling benchmark
-# (benchmarks/inspect.py) would shadow the standard library: use the repository instead
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support, which is not installed
 
 import argparse
 import json

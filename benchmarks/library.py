@@ -25,27 +25,24 @@ from __future__ import annotations
 import os
 import sys
 
-# Run as a script, this folder comes first on sys.path, and benchmarks/inspect.py (the
-# inspect benchmark) would shadow the standard library's inspect module that redis-py uses.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-sys.path.insert(0, os.path.dirname(_HERE))
+# for tests.support, which is not installed
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse  # noqa: E402
-import random  # noqa: E402
-import statistics  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import random
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-import redis  # noqa: E402
+import redis
 
-from cachectl import Cache  # noqa: E402
-from cachectl.cache.counters import CounterAggregator  # noqa: E402
-from cachectl.policy import Policy, parse_policy  # noqa: E402
-from tests.support.redis_server import RedisServer  # noqa: E402
+from cachectl import Cache
+from cachectl.cache.counters import CounterAggregator
+from cachectl.policy import Policy, parse_policy
+from tests.support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work" / "library"

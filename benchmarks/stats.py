@@ -13,16 +13,12 @@ and prints the figures, the sampled estimates against the true counts, and the r
     .venv/bin/python benchmarks/stats.py [--keys 1000000] [--repeat 3]
 """
 
-# ruff: noqa: E402  (imports follow the sys.path fix below)
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-# benchmarks/ also holds scripts named like stdlib modules (inspect.py): keep this folder,
-# which Python puts first on the path for a script, out of the import path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support, which is not installed
 
 import argparse
 import json

@@ -36,9 +36,7 @@ WORK = REPO / "benchmarks" / ".work"
 PY = sys.executable
 CACHECTL = [PY, "-m", "cachectl.cli"] if not (REPO / ".venv/bin/cachectl").exists() else [
     str(REPO / ".venv/bin/cachectl")]
-# run as a script, benchmarks/ leads sys.path, where inspect.py would shadow the standard
-# library module that redis-py imports: use the repository instead
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "benchmarks"]
+# tests.support and the seed generator are not installed
 sys.path.insert(0, str(REPO / "examples" / "seeds"))
 sys.path.insert(0, str(REPO))
 

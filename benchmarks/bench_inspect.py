@@ -11,39 +11,20 @@ redis-server (never 6379), then in one run times:
 
 and prints wall times, ratios, each namespace's sampled error and peak RSS.
 
-    .venv/bin/python benchmarks/inspect.py [--keys 1000000] [--sample 20000]
+    .venv/bin/python benchmarks/bench_inspect.py [--keys 1000000] [--sample 20000]
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
-# This file is named like the stdlib's `inspect`, so the other scripts in this folder
-# (whose folder leads sys.path) find it when anything they import asks for `inspect`.
-# Then hand them the real module: the import system returns whatever sys.modules holds.
-if __name__ != "__main__":
-    import importlib.util
-    import sysconfig
-
-    _spec = importlib.util.spec_from_file_location(
-        "inspect", os.path.join(sysconfig.get_paths()["stdlib"], "inspect.py"))
-    assert _spec is not None and _spec.loader is not None
-    _real = importlib.util.module_from_spec(_spec)
-    sys.modules[__name__] = _real
-    _spec.loader.exec_module(_real)
-else:
-    # run as a script: keep this folder off the import path for the same reason
-    _here = os.path.dirname(os.path.abspath(__file__))
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
-
 import argparse
 import json
+import os
 import random
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -51,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "benchmarks" / ".work" / "inspect"
 CACHECTL = REPO / ".venv" / "bin" / "cachectl"
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # for tests.support, which is not installed
 
 from tests.support.redis_server import RedisServer, free_port  # noqa: E402
 
