@@ -43,6 +43,7 @@ from cachectl.flush.history import (
 from cachectl.flush.keys import _glob_regex as _glob_regex
 from cachectl.flush.keys import _owned as _owned
 from cachectl.flush.keys import _owner_test as _owner_test
+from cachectl.flush.model import FlushResult, TargetResult
 from cachectl.flush.plan import EXACT_COUNT_LIMIT, EXAMPLES, SAMPLE_KEYS, FlushPlan, TargetPlan, plan_flush
 from cachectl.flush.primitives import (
     DEFAULT_BATCH,
@@ -53,7 +54,7 @@ from cachectl.flush.primitives import (
     soften_keys,
     unlink_keys,
 )
-from cachectl.flush.run import FlushResult, TargetResult, flush_namespaces
+from cachectl.flush.run import flush_namespaces
 from cachectl.flush.targets import (
     FlushMode,
     FlushTarget,

@@ -7,13 +7,11 @@ import getpass
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cachectl.errors import UsageError
+from cachectl.flush.model import FlushResult
 from cachectl.policy.model import Policy
-
-if TYPE_CHECKING:
-    from cachectl.flush.run import FlushResult
 
 AUDIT_MAXLEN = 10_000
 

@@ -25,12 +25,12 @@ from cachectl.pacing import RateLimiter
 from cachectl.policy.model import Namespace, Policy
 from cachectl.warm.bulk import bulk_reader
 from cachectl.warm.codec import encode_value as encode_value  # re-exported
-from cachectl.warm.loop import BATCH_SIZE, RowWarm, Stop, Tally, no_progress
+from cachectl.warm.loop import BATCH_SIZE, RowWarm, Stop, no_progress
 from cachectl.warm.loop import WarmProgress as WarmProgress  # re-exported
-from cachectl.warm.loop import WarmTarget as WarmTarget  # re-exported
 from cachectl.warm.loop import key_renderer as _key_renderer  # noqa: F401 - tests use it
 from cachectl.warm.loop import ttl_sampler as ttl_sampler  # re-exported
-from cachectl.warm.model import NamespaceWarm, WarmReport
+from cachectl.warm.model import NamespaceWarm, Tally, WarmReport
+from cachectl.warm.model import WarmTarget as WarmTarget  # re-exported
 from cachectl.warm.sources import FILE_TYPES, SourceContext, open_source
 from cachectl.warm.writer import Writer, permission_error
 

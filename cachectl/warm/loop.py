@@ -11,19 +11,18 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cachectl.freshness import ttl_bounds_ms, write_ttl_ms
+from cachectl.freshness import write_ttl_ms
 from cachectl.pacing import RateLimiter
 from cachectl.policy.model import Namespace
 from cachectl.policy.template import KeyParamError, KeyTemplate
 from cachectl.policy.units import format_size_bytes
 from cachectl.warm.codec import dumps as _dumps
 from cachectl.warm.codec import encode_row
-from cachectl.warm.model import FIRST_PROBLEMS, SAMPLE_KEYS, NamespaceWarm, RowProblem
+from cachectl.warm.model import SAMPLE_KEYS, Tally
 from cachectl.warm.pipe import SET_NX, SET_PX
-from cachectl.warm.sources import BadRow, Source
+from cachectl.warm.sources import BadRow
 from cachectl.warm.writer import Lane, Writer, permission_error
 
 BATCH_SIZE = 1000  # commands per write
@@ -39,51 +38,6 @@ class WarmProgress(Protocol):
 
 def no_progress(task: str, done: int, total: int | None = None, *, payload_bytes: int = 0) -> None:
     pass
-
-
-@dataclass(frozen=True)
-class WarmTarget:
-    """A namespace and its opened source."""
-
-    namespace: Namespace
-    source: Source
-
-
-@dataclass
-class Tally:
-    """Mutable counters for one namespace while it is warmed."""
-
-    target: WarmTarget
-    rows: int = 0
-    written: int = 0
-    skipped: int = 0
-    rejected: int = 0
-    failed: int = 0
-    payload_bytes: int = 0
-    problems: list[RowProblem] = field(default_factory=list)
-    reasons: dict[str, int] = field(default_factory=dict)
-    samples: list[str] = field(default_factory=list)
-    ttls: dict[bytes, int] = field(default_factory=dict)  # batch-local, for redirected retries
-
-    def problem(self, position: int, reason: str, category: str, key: str | None = None,
-                kind: str = "rejected") -> None:
-        if kind == "failed":
-            self.failed += 1
-        else:
-            self.rejected += 1
-        self.reasons[category] = self.reasons.get(category, 0) + 1
-        if len(self.problems) < FIRST_PROBLEMS:
-            self.problems.append(RowProblem(self.target.source.locate(position), reason, key, kind))
-
-    def result(self, seconds: float, complete: bool) -> NamespaceWarm:
-        ns = self.target.namespace
-        return NamespaceWarm(
-            namespace=ns.name, source=self.target.source.description, rows=self.rows,
-            written=self.written, skipped=self.skipped, rejected=self.rejected,
-            failed=self.failed, payload_bytes=self.payload_bytes, seconds=seconds,
-            ttl_bounds_ms=ttl_bounds_ms(ns), problems=tuple(self.problems),
-            sample_keys=tuple(self.samples), complete=complete,
-            errors_by_reason=dict(sorted(self.reasons.items(), key=lambda kv: -kv[1])))
 
 
 class Stop(Exception):

@@ -1,9 +1,14 @@
-"""The results of a warm: frozen, plain, and turned into tables or JSON by the render layer."""
+"""The data of a warm: its targets, the counts kept while one is warmed, and the results
+(frozen, plain, and turned into tables or JSON by the render layer)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from cachectl.freshness import ttl_bounds_ms
+from cachectl.policy.model import Namespace
+from cachectl.warm.sources import Source
 
 FIRST_PROBLEMS = 20  # rejected rows kept (with locator and reason) per namespace
 SAMPLE_KEYS = 5
@@ -102,3 +107,48 @@ class WarmReport:
             "seconds": round(self.seconds, 3),
             "namespaces": [n.to_json() for n in self.namespaces],
         }
+
+
+@dataclass(frozen=True)
+class WarmTarget:
+    """A namespace and its opened source."""
+
+    namespace: Namespace
+    source: Source
+
+
+@dataclass
+class Tally:
+    """Mutable counters for one namespace while it is warmed."""
+
+    target: WarmTarget
+    rows: int = 0
+    written: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    failed: int = 0
+    payload_bytes: int = 0
+    problems: list[RowProblem] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+    samples: list[str] = field(default_factory=list)
+    ttls: dict[bytes, int] = field(default_factory=dict)  # batch-local, for redirected retries
+
+    def problem(self, position: int, reason: str, category: str, key: str | None = None,
+                kind: str = "rejected") -> None:
+        if kind == "failed":
+            self.failed += 1
+        else:
+            self.rejected += 1
+        self.reasons[category] = self.reasons.get(category, 0) + 1
+        if len(self.problems) < FIRST_PROBLEMS:
+            self.problems.append(RowProblem(self.target.source.locate(position), reason, key, kind))
+
+    def result(self, seconds: float, complete: bool) -> NamespaceWarm:
+        ns = self.target.namespace
+        return NamespaceWarm(
+            namespace=ns.name, source=self.target.source.description, rows=self.rows,
+            written=self.written, skipped=self.skipped, rejected=self.rejected,
+            failed=self.failed, payload_bytes=self.payload_bytes, seconds=seconds,
+            ttl_bounds_ms=ttl_bounds_ms(ns), problems=tuple(self.problems),
+            sample_keys=tuple(self.samples), complete=complete,
+            errors_by_reason=dict(sorted(self.reasons.items(), key=lambda kv: -kv[1])))

@@ -5,15 +5,13 @@ rows a cluster redirected retried through the cluster client."""
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis.exceptions as rex
 
 from cachectl.errors import RedisUnavailableError
+from cachectl.warm.model import Tally
 from cachectl.warm.pipe import Batch, Pipe
-
-if TYPE_CHECKING:
-    from cachectl.warm.loop import Tally
 
 
 class Lane:
