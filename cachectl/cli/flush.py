@@ -70,7 +70,7 @@ def command(
 
     Example: cachectl flush --tag catalog --soft --yes
     """
-    from cachectl import flush as core
+    from cachectl import flush
     from cachectl.connection import redis_errors
     from cachectl.errors import InterruptedWork, UsageError
     from cachectl.render import console
@@ -88,18 +88,18 @@ def command(
         settings = conn.settings(pol)
         client = conn.connect(pol)
         with closing(client), redis_errors(settings):
-            entries = core.read_history(client, pol, limit)
+            entries = flush.read_history(client, pol, limit)
         if json_out:
-            console.emit_json(render.history_json(core.audit_key(pol), entries))
+            console.emit_json(render.history_json(flush.audit_key(pol), entries))
         else:
-            render.render_history(core.audit_key(pol), entries, console.stdout())
+            render.render_history(flush.audit_key(pol), entries, console.stdout())
         return 0
 
-    targets = core.select_targets(
+    targets = flush.select_targets(
         pol, namespaces=namespace or (), tags=tag or (), key=key, key_params=params or (),
         pattern=pattern, force=force, soft=soft)
-    if not 1 <= batch <= core.MAX_BATCH:
-        raise UsageError(f"--batch {batch} is out of range", hint=f"use 1..{core.MAX_BATCH}")
+    if not 1 <= batch <= flush.MAX_BATCH:
+        raise UsageError(f"--batch {batch} is out of range", hint=f"use 1..{flush.MAX_BATCH}")
     if rate is not None and rate <= 0:
         raise UsageError(f"--rate {rate:g} must be positive", hint="e.g. --rate 5000 (keys/s)")
     if not (dry_run or yes or can_ask()):
@@ -111,11 +111,11 @@ def command(
     with closing(client), redis_errors(settings):
         if dry_run:
             with progress_bars() as bar:
-                result = core.flush_namespaces(client, pol, targets, soft=soft, dry_run=True,
+                result = flush.flush_namespaces(client, pol, targets, soft=soft, dry_run=True,
                                                batch=batch, on_progress=bar, examples=limit)
             _show(result, json_out)
             return 0
-        plan = core.plan_flush(client, pol, targets, soft=soft)
+        plan = flush.plan_flush(client, pol, targets, soft=soft)
         if plan.keys == 0 and not plan.estimated:
             render.say("nothing to flush: no key of " + "; ".join(t.target for t in plan.targets))
         else:
@@ -128,17 +128,17 @@ def command(
         totals = {t.target: t.keys for t in plan.targets}
         with stop_on_sigint() as stop, progress_bars() as bar:
             try:
-                result = core.flush_namespaces(
+                result = flush.flush_namespaces(
                     client, pol, targets, soft=soft, rate=rate, batch=batch, on_progress=bar,
-                    totals=totals, should_stop=stop.is_set, actor=core.current_actor())
+                    totals=totals, should_stop=stop.is_set, actor=flush.current_actor())
             except InterruptedWork as exc:
-                if isinstance(exc.partial, core.FlushResult):
+                if isinstance(exc.partial, flush.FlushResult):
                     _show(exc.partial, json_out)
                 raise
     _show(result, json_out)
     if result.audit_error:
         render.say(f"warning: the flush is done, but its audit entry could not be written to "
-                   f"{core.audit_key(pol)}: {result.audit_error}",
+                   f"{flush.audit_key(pol)}: {result.audit_error}",
                    "hint: grant the user XADD on that key (see README 'Least-privilege ACL')")
         return 1
     return 0

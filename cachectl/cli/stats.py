@@ -225,7 +225,7 @@ def _serve(conn: RedisOptions, policy: "Policy", options: "StatsOptions", addres
     from cachectl.errors import CachectlError
     from cachectl.render import console
     from cachectl.render.prometheus import CONTENT_TYPE, prometheus_text, unavailable_text
-    from cachectl.stats.serve import MetricsServer, parse_address
+    from cachectl.stats.exporter import MetricsServer, parse_address
 
     host, port = parse_address(address)
     # an exporter starts even while Redis is down, and reports cachectl_up 0 until it is back

@@ -45,7 +45,7 @@ from cachectl.stats.namespaces import (
     sample_keyspace,
     window_minutes,
 )
-from cachectl.stats.server import Snapshot, node_stats, take_snapshot, total_stats
+from cachectl.stats.nodes import Snapshot, node_stats, take_snapshot, total_stats
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from cachectl import flush as core
+from cachectl import flush
 from cachectl.errors import InterruptedWork, UsageError
 from cachectl.flush import history
 from cachectl.freshness import soft_expire_pttl_ms
@@ -51,9 +51,9 @@ def test_flush_never_removes_nested_namespace(redis_client: redis.Redis, policy:
     reviews = [f"shop:product:reviews:{i}".encode() for i in range(30)]
     others = [b"shop:cart:1", b"shop:price:9", b"other:product:1", b"shop:product:1:extra"]
     _load(redis_client, products + reviews + others)
-    targets = core.select_targets(policy, namespaces=["product"])
-    result = core.flush_namespaces(redis_client, policy, targets, batch=7)
-    assert _keys(redis_client) - {core.audit_key(policy).encode()} == set(reviews + others)
+    targets = flush.select_targets(policy, namespaces=["product"])
+    result = flush.flush_namespaces(redis_client, policy, targets, batch=7)
+    assert _keys(redis_client) - {flush.audit_key(policy).encode()} == set(reviews + others)
     assert (result.matched, result.changed, result.skipped) == (50, 50, 0)
     assert result.batches >= 8  # 50 keys in batches of at most 7
 
@@ -66,8 +66,8 @@ def test_keys_owned_by_an_earlier_namespace_are_never_removed(
     theirs = [b"shop:cart:1", b"shop:price:2"]
     _load(redis_client, own + theirs)
     redis_client.hset(b"shop:cachectl:counters", "x", 1)  # cachectl's own key: {kind}:{id} too
-    result = core.flush_namespaces(redis_client, policy,
-                                   core.select_targets(policy, namespaces=["anything"]))
+    result = flush.flush_namespaces(redis_client, policy,
+                                   flush.select_targets(policy, namespaces=["anything"]))
     left = _keys(redis_client)
     assert set(theirs) <= left and b"shop:cachectl:counters" in left
     assert not set(own) & left
@@ -78,21 +78,21 @@ def test_keys_owned_by_an_earlier_namespace_are_never_removed(
 def test_tag_flushes_every_tagged_namespace(redis_client: redis.Redis, policy: Policy) -> None:
     _load(redis_client, [b"shop:product:1", b"shop:product:reviews:1", b"shop:price:1",
                          b"shop:cart:1"])
-    targets = core.select_targets(policy, tags=["catalog"])
+    targets = flush.select_targets(policy, tags=["catalog"])
     assert [t.name for t in targets] == ["product", "product_reviews", "price"]
-    result = core.flush_namespaces(redis_client, policy, targets)
-    assert _keys(redis_client) == {b"shop:cart:1", core.audit_key(policy).encode()}
+    result = flush.flush_namespaces(redis_client, policy, targets)
+    assert _keys(redis_client) == {b"shop:cart:1", flush.audit_key(policy).encode()}
     assert result.what == "tag catalog (product, product_reviews, price)"
 
 
 def test_key_target_removes_the_one_rendered_key(redis_client: redis.Redis, policy: Policy) -> None:
     _load(redis_client, [b"shop:product:42", b"shop:product:421", b"shop:product:reviews:42"])
-    targets = core.select_targets(policy, key="product", key_params=["id=42"])
-    result = core.flush_namespaces(redis_client, policy, targets)
+    targets = flush.select_targets(policy, key="product", key_params=["id=42"])
+    result = flush.flush_namespaces(redis_client, policy, targets)
     assert _keys(redis_client) >= {b"shop:product:421", b"shop:product:reviews:42"}
     assert not redis_client.exists(b"shop:product:42")
     assert (result.matched, result.changed) == (1, 1)
-    again = core.flush_namespaces(redis_client, policy, targets)
+    again = flush.flush_namespaces(redis_client, policy, targets)
     assert (again.matched, again.changed, again.skipped) == (0, 0, 0)
 
 
@@ -106,8 +106,8 @@ def test_soft_flush_moves_keys_into_the_stale_band(redis_client: redis.Redis,
     _load(redis_client, [b"shop:price:short"], ttl_ms=1000)  # already lower: left alone
     _load(redis_client, [b"shop:price:forever"], ttl_ms=None)  # no TTL: gets the band
     _load(redis_client, [b"shop:cart:1"], ttl_ms=None)
-    result = core.flush_namespaces(redis_client, policy,
-                                   core.select_targets(policy, namespaces=["price"], soft=True),
+    result = flush.flush_namespaces(redis_client, policy,
+                                   flush.select_targets(policy, namespaces=["price"], soft=True),
                                    soft=True)
     for k in [*fresh, b"shop:price:forever"]:
         assert 0 < redis_client.pttl(k) <= band
@@ -120,17 +120,17 @@ def test_soft_flush_moves_keys_into_the_stale_band(redis_client: redis.Redis,
 
 def test_soft_flush_refused_without_a_stale_window(policy: Policy) -> None:
     with pytest.raises(UsageError, match="no stale window"):
-        core.select_targets(policy, namespaces=["cart"], soft=True)
+        flush.select_targets(policy, namespaces=["cart"], soft=True)
     with pytest.raises(UsageError, match="no stale window"):
-        core.check_soft(policy, [core.FlushTarget("namespace", "cart", "namespace cart")])
+        flush.check_soft(policy, [flush.FlushTarget("namespace", "cart", "namespace cart")])
 
 
 def test_pattern_never_touches_cachectl_keys(redis_client: redis.Redis, policy: Policy) -> None:
     _load(redis_client, [b"shop:tmp:1", b"shop:tmp:2", b"shop:product:1"])
     redis_client.hset(b"shop:cachectl:stats:1", "hits", 1)
-    targets = core.select_targets(policy, pattern="shop:*", force=True)
-    result = core.flush_namespaces(redis_client, policy, targets)
-    assert _keys(redis_client) == {b"shop:cachectl:stats:1", core.audit_key(policy).encode()}
+    targets = flush.select_targets(policy, pattern="shop:*", force=True)
+    result = flush.flush_namespaces(redis_client, policy, targets)
+    assert _keys(redis_client) == {b"shop:cachectl:stats:1", flush.audit_key(policy).encode()}
     assert result.changed == 3
     assert result.targets[0].other_namespace == 1
 
@@ -139,8 +139,8 @@ def test_dry_run_touches_nothing_and_writes_no_audit(redis_client: redis.Redis,
                                                      policy: Policy) -> None:
     keys = [f"shop:product:{i}".encode() for i in range(12)]
     _load(redis_client, keys)
-    result = core.flush_namespaces(redis_client, policy,
-                                   core.select_targets(policy, namespaces=["product"]),
+    result = flush.flush_namespaces(redis_client, policy,
+                                   flush.select_targets(policy, namespaces=["product"]),
                                    dry_run=True, examples=3)
     assert _keys(redis_client) == set(keys)
     assert result.matched == 12 and result.changed == 0 and result.audit_id is None
@@ -150,19 +150,19 @@ def test_dry_run_touches_nothing_and_writes_no_audit(redis_client: redis.Redis,
 def test_audit_entry_records_who_what_and_how_many(redis_client: redis.Redis,
                                                    policy: Policy) -> None:
     _load(redis_client, [b"shop:product:1", b"shop:product:2"])
-    result = core.flush_namespaces(
-        redis_client, policy, core.select_targets(policy, namespaces=["product"]),
-        actor=core.Actor("alice", "ops-1"), wall_clock=lambda: 1_800_000_000.0)
-    entries = core.read_history(redis_client, policy, limit=5)
+    result = flush.flush_namespaces(
+        redis_client, policy, flush.select_targets(policy, namespaces=["product"]),
+        actor=flush.Actor("alice", "ops-1"), wall_clock=lambda: 1_800_000_000.0)
+    entries = flush.read_history(redis_client, policy, limit=5)
     assert len(entries) == 1
     e = entries[0]
     assert e.id == result.audit_id
     assert (e.user, e.host, e.what, e.mode, e.matched, e.changed) == (
         "alice", "ops-1", "namespace product", "hard", 2, 2)
     assert e.time == "2027-01-15T08:00:00+00:00"
-    info = redis_client.xinfo_stream(core.audit_key(policy))
+    info = redis_client.xinfo_stream(flush.audit_key(policy))
     assert info["length"] == 1
-    assert core.audit_key(policy) == "shop:cachectl:audit"
+    assert flush.audit_key(policy) == "shop:cachectl:audit"
 
 
 def test_audit_stream_is_capped(redis_client: redis.Redis, policy: Policy,
@@ -170,17 +170,17 @@ def test_audit_stream_is_capped(redis_client: redis.Redis, policy: Policy,
     monkeypatch.setattr(history, "AUDIT_MAXLEN", 5)  # append_audit reads it there
     for i in range(300):
         _load(redis_client, [f"shop:product:{i}".encode()])
-        core.flush_namespaces(redis_client, policy,
-                              core.select_targets(policy, namespaces=["product"]))
+        flush.flush_namespaces(redis_client, policy,
+                              flush.select_targets(policy, namespaces=["product"]))
     # MAXLEN ~ trims whole macro nodes (100 entries by default), never below the cap
-    assert 5 <= redis_client.xlen(core.audit_key(policy)) < 300
+    assert 5 <= redis_client.xlen(flush.audit_key(policy)) < 300
 
 
 def test_interrupt_stops_after_the_batch_and_a_rerun_finishes(redis_client: redis.Redis,
                                                                policy: Policy) -> None:
     keys = [f"shop:product:{i}".encode() for i in range(100)]
     _load(redis_client, [*keys, b"shop:cart:1"])
-    targets = core.select_targets(policy, namespaces=["product"])
+    targets = flush.select_targets(policy, namespaces=["product"])
     calls = {"n": 0}
 
     def stop_after_three() -> bool:
@@ -188,17 +188,17 @@ def test_interrupt_stops_after_the_batch_and_a_rerun_finishes(redis_client: redi
         return calls["n"] >= 3
 
     with pytest.raises(InterruptedWork) as info:
-        core.flush_namespaces(redis_client, policy, targets, batch=10,
+        flush.flush_namespaces(redis_client, policy, targets, batch=10,
                               should_stop=stop_after_three)
     partial = info.value.partial
-    assert isinstance(partial, core.FlushResult)
+    assert isinstance(partial, flush.FlushResult)
     left = len([k for k in keys if redis_client.exists(k)])
     assert partial.interrupted and 0 < partial.changed <= 30  # three batches of at most 10
     assert partial.changed == 100 - left  # exactly what was done
-    assert core.read_history(redis_client, policy)[0].interrupted
-    rest = core.flush_namespaces(redis_client, policy, targets)
+    assert flush.read_history(redis_client, policy)[0].interrupted
+    rest = flush.flush_namespaces(redis_client, policy, targets)
     assert rest.changed == left
-    assert _keys(redis_client) == {b"shop:cart:1", core.audit_key(policy).encode()}
+    assert _keys(redis_client) == {b"shop:cart:1", flush.audit_key(policy).encode()}
 
 
 def test_concurrent_writers_during_a_flush(redis_server: object, redis_url: str,
@@ -226,7 +226,7 @@ def test_concurrent_writers_during_a_flush(redis_server: object, redis_url: str,
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        result = core.flush_namespaces(r, policy, core.select_targets(policy, namespaces=["product"]),
+        result = flush.flush_namespaces(r, policy, flush.select_targets(policy, namespaces=["product"]),
                                        batch=200)
     finally:
         stop.set()
@@ -248,11 +248,11 @@ def test_plan_counts_exactly_then_estimates_for_huge_keyspaces(redis_client: red
         pipe.set(f"shop:cart:{i}", b"x", px=600_000)
         pipe.set(f"shop:cart:x{i}", b"x", px=600_000)
     pipe.execute()
-    targets = core.select_targets(policy, namespaces=["product"])
-    exact = core.plan_flush(redis_client, policy, targets)
+    targets = flush.select_targets(policy, namespaces=["product"])
+    exact = flush.plan_flush(redis_client, policy, targets)
     assert (exact.keys, exact.estimated, exact.dbsize) == (6000, False, 18000)
-    assert len(exact.targets[0].examples) == core.EXAMPLES
-    est = core.plan_flush(redis_client, policy, targets, exact_limit=1000, sample_keys=3000)
+    assert len(exact.targets[0].examples) == flush.EXAMPLES
+    est = flush.plan_flush(redis_client, policy, targets, exact_limit=1000, sample_keys=3000)
     assert est.estimated and est.sampled_keys >= 3000
     assert 4000 < est.keys < 8000  # a third of 18000, from a sample of 3000
     assert all(k.startswith(b"shop:product:") for k in est.targets[0].examples)
@@ -261,8 +261,8 @@ def test_plan_counts_exactly_then_estimates_for_huge_keyspaces(redis_client: red
 def test_rate_caps_keys_per_second(redis_client: redis.Redis, policy: Policy) -> None:
     _load(redis_client, [f"shop:product:{i}".encode() for i in range(600)])
     started = time.monotonic()
-    result = core.flush_namespaces(redis_client, policy,
-                                   core.select_targets(policy, namespaces=["product"]),
+    result = flush.flush_namespaces(redis_client, policy,
+                                   flush.select_targets(policy, namespaces=["product"]),
                                    rate=1000, batch=100)
     elapsed = time.monotonic() - started
     assert result.changed == 600
@@ -282,8 +282,8 @@ def test_latency_governor_backs_off_when_the_server_is_slow(
 
     monkeypatch.setattr(redis_client, "ping", ping)
     slept: list[float] = []
-    result = core.flush_namespaces(redis_client, policy,
-                                   core.select_targets(policy, namespaces=["product"]),
+    result = flush.flush_namespaces(redis_client, policy,
+                                   flush.select_targets(policy, namespaces=["product"]),
                                    batch=100, sleep=slept.append, latency_check_s=0)
     assert result.changed == 400
     assert result.backoffs >= 1 and slept and all(0 < s <= 0.1 for s in slept)
@@ -323,5 +323,5 @@ def test_unlink_keys_groups_by_slot_when_the_node_refuses_crossslot(
 
     keys = [b"a", b"b", b"{t}1", b"{t}2", b"c"]
     _load(redis_client, keys[:-1])
-    assert core.unlink_keys(CrossSlotNode(redis_client), keys) == 4
+    assert flush.unlink_keys(CrossSlotNode(redis_client), keys) == 4
     assert _keys(redis_client) == set()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cachectl import flush as core
+from cachectl import flush
 from cachectl.cli import main
 from cachectl.connection import build_settings, connect
 from cachectl.policy import Policy, load_policy
@@ -64,12 +64,12 @@ def test_hard_flush_reaches_every_primary(clean_cluster: RedisClusterFixture,
     assert len(owners) == 3  # the namespace really is spread over every primary
     policy: Policy = load_policy(policy_path)
     client = connect(build_settings(url_flag=clean_cluster.url, env={}, cluster=True))
-    targets = core.select_targets(policy, namespaces=["product"])
-    plan = core.plan_flush(client, policy, targets)
+    targets = flush.select_targets(policy, namespaces=["product"])
+    plan = flush.plan_flush(client, policy, targets)
     assert plan.keys == len(products) and not plan.estimated
-    result = core.flush_namespaces(client, policy, targets, batch=50)
+    result = flush.flush_namespaces(client, policy, targets, batch=50)
     assert result.changed == len(products) and result.skipped == 0
-    assert _all_keys(clean_cluster) == set(reviews) | {core.audit_key(policy).encode()}
+    assert _all_keys(clean_cluster) == set(reviews) | {flush.audit_key(policy).encode()}
 
 
 def test_soft_flush_and_key_on_a_cluster(clean_cluster: RedisClusterFixture,
@@ -77,14 +77,14 @@ def test_soft_flush_and_key_on_a_cluster(clean_cluster: RedisClusterFixture,
     products, reviews = _seed(clean_cluster, 90)
     policy = load_policy(policy_path)
     client = connect(build_settings(url_flag=clean_cluster.url, env={}, cluster=True))
-    result = core.flush_namespaces(
-        client, policy, core.select_targets(policy, namespaces=["product"], soft=True), soft=True)
+    result = flush.flush_namespaces(
+        client, policy, flush.select_targets(policy, namespaces=["product"], soft=True), soft=True)
     assert result.changed == 90
     c = clean_cluster.client()
     assert all(0 < c.pttl(k) <= 600_000 for k in products)
     assert all(c.pttl(k) > 3_000_000 for k in reviews)
-    one = core.flush_namespaces(
-        client, policy, core.select_targets(policy, key="product", key_params=["id=7"]))
+    one = flush.flush_namespaces(
+        client, policy, flush.select_targets(policy, key="product", key_params=["id=7"]))
     assert one.changed == 1 and not c.exists(b"shop:product:7")
 
 

@@ -14,7 +14,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cachectl import flush as core
+from cachectl import flush
 from cachectl.freshness import soft_expire_pttl_ms
 from cachectl.policy.model import Namespace, Policy, SpanIndex, Thresholds
 from cachectl.policy.template import KeyTemplate
@@ -125,9 +125,9 @@ def test_hard_flush_leaves_exactly_the_expected_keyspace(
     _load(r, keys, 600_000)
     internal = policy.internal_prefix.encode() + b":"
     doomed = {k for k in keys if owner(policy, k) in targets and not k.startswith(internal)}
-    result = core.flush_namespaces(r, policy, core.select_targets(policy, namespaces=targets),
+    result = flush.flush_namespaces(r, policy, flush.select_targets(policy, namespaces=targets),
                                    batch=batch)
-    audit = {core.audit_key(policy).encode()} if doomed else set()
+    audit = {flush.audit_key(policy).encode()} if doomed else set()
     assert _everything(r) == (set(keys) - doomed) | audit
     assert result.changed == len(doomed) == result.matched
     assert result.skipped == sum(t.other_namespace for t in result.targets)
@@ -143,9 +143,9 @@ def test_dry_run_counts_what_a_flush_would_remove(
     _load(r, keys, None)
     internal = policy.internal_prefix.encode() + b":"
     doomed = {k for k in keys if owner(policy, k) in targets and not k.startswith(internal)}
-    selection = core.select_targets(policy, namespaces=targets)
-    dry = core.flush_namespaces(r, policy, selection, dry_run=True, examples=100)
-    plan = core.plan_flush(r, policy, selection)
+    selection = flush.select_targets(policy, namespaces=targets)
+    dry = flush.flush_namespaces(r, policy, selection, dry_run=True, examples=100)
+    plan = flush.plan_flush(r, policy, selection)
     assert _everything(r) == set(keys)
     assert dry.matched == plan.keys == len(doomed)
     assert {k for t in dry.targets for k in t.examples} == doomed
@@ -166,7 +166,7 @@ def test_soft_flush_keeps_every_key_within_the_stale_band(
     internal = policy.internal_prefix.encode() + b":"
     soft = {k for k in keys if owner(policy, k) in targets and not k.startswith(internal)}
     before = {k: r.pttl(k) for k in keys}
-    core.flush_namespaces(r, policy, core.select_targets(policy, namespaces=targets, soft=True),
+    flush.flush_namespaces(r, policy, flush.select_targets(policy, namespaces=targets, soft=True),
                           soft=True, batch=3)
     assert _everything(r) >= set(keys)
     for k in keys:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from rich.console import Console
 
-from cachectl import flush as core
+from cachectl import flush
 from cachectl.errors import UsageError
 from cachectl.keyspace import NamespaceMatcher
 from cachectl.policy import Policy, parse_policy
@@ -38,16 +38,16 @@ def policy() -> Policy:
 
 
 def test_tags_expand_to_namespaces_once_in_order(policy: Policy) -> None:
-    targets = core.select_targets(policy, namespaces=["price"], tags=(),)
+    targets = flush.select_targets(policy, namespaces=["price"], tags=(),)
     assert [(t.kind, t.name, t.selector) for t in targets] == [
         ("namespace", "price", "namespace price")]
-    targets = core.select_targets(policy, tags=["catalog", "pricing"])
+    targets = flush.select_targets(policy, tags=["catalog", "pricing"])
     assert [t.name for t in targets] == ["product", "price"]
-    assert core.describe(targets) == "tag catalog (product, price)"
+    assert flush.describe(targets) == "tag catalog (product, price)"
 
 
 def test_key_target_renders_the_template_with_hash(policy: Policy) -> None:
-    (t,) = core.select_targets(policy, key="search", key_params=["query=red shoes", "page=2"])
+    (t,) = flush.select_targets(policy, key="search", key_params=["query=red shoes", "page=2"])
     assert t.kind == "key" and t.name == "search"
     assert t.key is not None and re.fullmatch(rb"shop:search:[0-9a-f]{16}:2", t.key)
     assert t.label == f"key {t.key.decode()}"
@@ -69,7 +69,7 @@ def test_key_target_renders_the_template_with_hash(policy: Policy) -> None:
 ])
 def test_select_targets_refuses(policy: Policy, kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(UsageError) as info:
-        core.select_targets(policy, **kwargs)  # type: ignore[arg-type]
+        flush.select_targets(policy, **kwargs)  # type: ignore[arg-type]
     assert message in f"{info.value.message} {info.value.hint}"
     assert info.value.hint
 
@@ -79,7 +79,7 @@ def test_select_targets_refuses(policy: Policy, kwargs: dict[str, object], messa
     ("shop:*", False), ("*:session:*", False), ("\\*", False), ("[*", False), ("a", False),
 ])
 def test_matches_everything(pattern: str, everything: bool) -> None:
-    assert core.matches_everything(pattern) is everything
+    assert flush.matches_everything(pattern) is everything
 
 
 @pytest.mark.parametrize(("glob", "key", "hit"), [
@@ -88,11 +88,11 @@ def test_matches_everything(pattern: str, everything: bool) -> None:
     ("[^ab]x", b"bx", False), ("*", b"\xff\x00", True),
 ])
 def test_sample_glob_agrees_with_redis_glob(glob: str, key: bytes, hit: bool) -> None:
-    assert core._glob_regex(glob)(key) is hit
+    assert flush._glob_regex(glob)(key) is hit
 
 
 def test_governor_shrinks_and_pauses_when_latency_rises_then_recovers() -> None:
-    g = core.LatencyGovernor(1000, slow_ms=2.0)
+    g = flush.LatencyGovernor(1000, slow_ms=2.0)
     assert g.observe(0.2) == 0.0 and g.batch == 1000
     assert g.observe(5.0) == 0.0  # one hiccup: the moving average stays under 2 ms
     pause = g.observe(9.0)  # sustained: average 0.7*1.64 + 0.3*9 = 3.85 ms
@@ -106,7 +106,7 @@ def test_governor_shrinks_and_pauses_when_latency_rises_then_recovers() -> None:
 
 
 def test_governor_judges_against_its_own_baseline() -> None:
-    g = core.LatencyGovernor(1000)
+    g = flush.LatencyGovernor(1000)
     assert g.observe(3.0) == 0.0  # a remote server: 3 ms is its normal
     for _ in range(10):
         assert g.observe(6.0) == 0.0  # under 4x baseline
@@ -115,19 +115,19 @@ def test_governor_judges_against_its_own_baseline() -> None:
     assert g.backoffs >= 1 and g.batch < 1000
     for _ in range(100):
         g.observe(50.0)
-    assert g.batch == core.MIN_BATCH  # never below the floor
+    assert g.batch == flush.MIN_BATCH  # never below the floor
 
 
 def test_soften_counts_add() -> None:
-    total = core.SoftenCounts(1, 0, 2, 3) + core.SoftenCounts(4, 1, 0, 1)
-    assert total == core.SoftenCounts(5, 1, 2, 4)
+    total = flush.SoftenCounts(1, 0, 2, 3) + flush.SoftenCounts(4, 1, 0, 1)
+    assert total == flush.SoftenCounts(5, 1, 2, 4)
 
 
-def _result(mode: core.FlushMode = core.FlushMode.HARD, dry_run: bool = False,
-            interrupted: bool = False) -> core.FlushResult:
-    t = core.TargetResult("namespace product", "namespace", "product", matched=10, changed=7,
+def _result(mode: flush.FlushMode = flush.FlushMode.HARD, dry_run: bool = False,
+            interrupted: bool = False) -> flush.FlushResult:
+    t = flush.TargetResult("namespace product", "namespace", "product", matched=10, changed=7,
                           vanished=2, other_namespace=1, examples=(b"shop:product:[bold]x\xff",))
-    return core.FlushResult(mode, dry_run, "namespace product", (t,), 2.0, 3, 1, 0.05, 4.2,
+    return flush.FlushResult(mode, dry_run, "namespace product", (t,), 2.0, 3, 1, 0.05, 4.2,
                             interrupted, "1-0")
 
 
@@ -144,7 +144,7 @@ def test_result_json_shape() -> None:
     assert doc["targets"][0]["skipped_detail"] == {
         "vanished": 2, "other_namespace": 1, "already_stale": 0}
     assert doc["targets"][0]["examples"] == ["shop:product:[bold]x\\xff"]
-    soft = json.loads(json.dumps(console_mod.jsonable(_result(core.FlushMode.SOFT))))
+    soft = json.loads(json.dumps(console_mod.jsonable(_result(flush.FlushMode.SOFT))))
     assert "softened" in soft and "removed" not in soft and "no_ttl" in soft["targets"][0]
 
 
@@ -163,21 +163,21 @@ def test_render_result_summary_and_keys_are_not_markup() -> None:
 
 
 def test_plan_text_says_estimated_or_counted() -> None:
-    tp = core.TargetPlan("namespace product", "namespace", "product", 1_234_567, True,
+    tp = flush.TargetPlan("namespace product", "namespace", "product", 1_234_567, True,
                          (b"shop:product:1",))
-    plan = core.FlushPlan(core.FlushMode.HARD, (tp,), 1_234_567, True, 20_000, 2_000_000)
+    plan = flush.FlushPlan(flush.FlushMode.HARD, (tp,), 1_234_567, True, 20_000, 2_000_000)
     lines = render.plan_text(plan)
     assert lines[0] == ("About to remove ~1,234,567 keys (estimated from a sample of 20,000 of "
                         "2,000,000 keys):")
     assert lines[1] == "  namespace product: ~1,234,567 keys"
-    exact = core.FlushPlan(core.FlushMode.SOFT, (core.TargetPlan(
+    exact = flush.FlushPlan(flush.FlushMode.SOFT, (flush.TargetPlan(
         "namespace product", "namespace", "product", 3, False, (), 600_000),), 3, False, 0, 9)
     assert render.plan_text(exact) == [
         "About to soften 3 keys (counted):", "  namespace product: 3 keys, PTTL -> 600,000 ms"]
 
 
 def test_history_lines() -> None:
-    e = core.AuditEntry("1-0", "2026-11-27T03:00:00+00:00", "alice", "ops", "tag catalog (a, b)",
+    e = flush.AuditEntry("1-0", "2026-11-27T03:00:00+00:00", "alice", "ops", "tag catalog (a, b)",
                         "soft", 5, 4, 1, 0.5, True)
     con, buf = _console()
     render.render_history("shop:cachectl:audit", (e,), con)
@@ -197,12 +197,12 @@ def test_fast_owner_test_agrees_with_the_whole_policy_matcher(
     policy, keys, targets = case
     matcher = NamespaceMatcher.from_policy(policy)
     for name in targets:
-        target = core.FlushTarget("namespace", name, f"namespace {name}")
-        fast = core._owner_test(policy, target)
+        target = flush.FlushTarget("namespace", name, f"namespace {name}")
+        fast = flush._owner_test(policy, target)
         regex = policy.namespace(name).template.regex
         for k in keys:
             if regex.fullmatch(k):
-                assert fast(k) == core._owned(policy, matcher, target, k), k
+                assert fast(k) == flush._owned(policy, matcher, target, k), k
 
 
 def test_chunks_fill_batches_across_scans_and_never_mix_nodes() -> None:

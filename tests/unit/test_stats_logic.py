@@ -14,10 +14,10 @@ from cachectl.policy import parse_policy
 from cachectl.render.console import jsonable
 from cachectl.render.prometheus import prometheus_text
 from cachectl.stats.checks import namespace_checks, server_checks
+from cachectl.stats.exporter import parse_address
 from cachectl.stats.model import NamespaceStats, NodeStats, ReadLatency, ScanSummary, StatsReport, Status
 from cachectl.stats.namespaces import window_minutes
-from cachectl.stats.serve import parse_address
-from cachectl.stats.server import (
+from cachectl.stats.nodes import (
     histogram_quantile,
     merge_histograms,
     parse_histograms,
@@ -208,7 +208,7 @@ def test_metrics_server_scrapes_fresh_each_time_and_404s_elsewhere() -> None:
     import urllib.error
     import urllib.request
 
-    from cachectl.stats.serve import MetricsServer
+    from cachectl.stats.exporter import MetricsServer
 
     calls: list[int] = []
 
@@ -231,7 +231,7 @@ def test_metrics_server_scrapes_fresh_each_time_and_404s_elsewhere() -> None:
 
 
 def test_before_redis_7_latency_is_a_commandstats_mean_and_p99_is_not_judged() -> None:
-    from cachectl.stats.server import Snapshot, read_latency
+    from cachectl.stats.nodes import Snapshot, read_latency
 
     def snap(at: float, calls: int, usec: int) -> Snapshot:
         return Snapshot("n:1", at, {}, {"cmdstat_get": {"calls": calls, "usec": usec},

@@ -1,4 +1,4 @@
-"""Server figures from two INFO snapshots: deltas over the interval, and read latency.
+"""Each node's figures from two INFO snapshots: deltas over the interval, and read latency.
 
 Only INFO and LATENCY HISTOGRAM are used (never CONFIG, which managed Redis blocks):
 ``maxmemory`` and ``maxmemory_policy`` come from INFO memory. One snapshot is one
