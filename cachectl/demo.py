@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cachectl.errors import CachectlError, UsageError
+from cachectl.errors import CachectlError, UsageError, install_extra_hint
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_POLICY = REPO_ROOT / "policies" / "ecommerce.yaml"
@@ -116,7 +116,7 @@ def _embedded_redis() -> Iterator[DemoServer]:
     except ImportError:
         raise UsageError(
             "no redis-server binary and no embedded server (fakeredis) available",
-            hint="install redis-server, or `pip install 'cachectl[demo]'`, or pass --url",
+            hint=f"install redis-server, or `{install_extra_hint('demo')}`, or pass --url",
         ) from None
     port = _free_port()
     server = TcpFakeServer(("127.0.0.1", port), server_type="redis", server_version=(7, 2))

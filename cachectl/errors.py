@@ -21,6 +21,15 @@ if TYPE_CHECKING:
     from cachectl.diagnostics import Diagnostic
 
 
+# the name on the package index ("cachectl" there is an unrelated tool); the command is `cachectl`
+DISTRIBUTION = "cachectl-redis"
+
+
+def install_extra_hint(extra: str) -> str:
+    """The pip command that installs one optional extra, for hints."""
+    return f"pip install '{DISTRIBUTION}[{extra}]'"
+
+
 class ExitCode(IntEnum):
     """The exit codes of every cachectl command (DESIGN.md)."""
 

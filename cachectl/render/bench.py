@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cachectl.bench import BenchResult, RunResult, Verdict
-from cachectl.errors import UsageError
+from cachectl.errors import UsageError, install_extra_hint
 from cachectl.progress import ProgressCallback, no_progress
 from cachectl.render import console as consoles
 from cachectl.render.console import jsonable
@@ -184,7 +184,7 @@ def check_plot_target(path: Path) -> None:
         import matplotlib  # noqa: F401
     except ImportError:
         raise UsageError("--plot needs matplotlib, which is not installed",
-                         hint="pip install 'cachectl[plot]'") from None
+                         hint=install_extra_hint("plot")) from None
     if not path.parent.exists():
         raise UsageError(f"--plot {path}: folder {path.parent} does not exist")
 

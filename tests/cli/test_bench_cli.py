@@ -137,5 +137,5 @@ def test_plot_without_matplotlib_is_a_clear_usage_error(
                  str(tmp_path / "x.png"), *FAST])
     err = capsys.readouterr().err
     assert code == 2
-    assert "--plot needs matplotlib" in err and "cachectl[plot]" in err
+    assert "--plot needs matplotlib" in err and "cachectl-redis[plot]" in err
     assert not (tmp_path / "x.png").exists()

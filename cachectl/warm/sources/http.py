@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from cachectl.errors import SourceError
+from cachectl.errors import SourceError, install_extra_hint
 from cachectl.warm.sources import (
     BadRow,
     Position,
@@ -34,7 +34,7 @@ from cachectl.warm.sources import (
     option,
 )
 
-INSTALL_HINT = "install the http extra: pip install 'cachectl[http]'"
+INSTALL_HINT = f"install the http extra: {install_extra_hint('http')}"
 _PAGINATION = {"page": ("param", "start", "size_param", "size"), "cursor": ("param", "next")}
 
 

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from cachectl.errors import SourceError
+from cachectl.errors import SourceError, install_extra_hint
 from cachectl.warm.sources import (
     BadRow,
     Position,
@@ -24,7 +24,7 @@ from cachectl.warm.sources import (
 )
 
 DEFAULT_BATCH = 2000
-INSTALL_HINT = "install the sql extra: pip install 'cachectl[sql]'"
+INSTALL_HINT = f"install the sql extra: {install_extra_hint('sql')}"
 
 
 def _import_sqlalchemy() -> Any:
