@@ -1,9 +1,18 @@
-"""``AsyncCache``: the same cache on redis.asyncio, for one event loop.
+"""The read-through cache, written once: ``AsyncCache`` here, ``Cache`` (sync.py) generated.
 
-Same states, counters, breaker, fail-safe and L1 as ``Cache`` (sync.py); loaders may be
-plain or async callables. Background work (counter writer, L1 subscriber, revalidation)
-runs as tasks of the loop that first uses the cache; ``await cache.close()`` (or
-``async with``) ends them all.
+scripts/async_to_sync.py generates sync.py from this
+module (``async``/``await`` removed, the names of _acompat.py mapped to their threaded
+twins, ``if True:  # ASYNC`` blocks replaced by their ``else:``); a test fails when
+sync.py is not current. Edit this file, run ``python scripts/async_to_sync.py``, commit
+both.
+
+One round trip per read (GET and PTTL sent together) tells which of the freshness
+states (docs/library.md) a key is in. ``Cache`` is thread-safe: background work
+(counter writer, L1 subscriber, Sentinel follower) runs in daemon threads and
+revalidations in a small thread pool. ``AsyncCache`` is for one event loop: the same
+work runs as tasks of the loop that first uses it, and loaders may be plain or async
+callables. Close either (``close()``, or ``with`` / ``async with``) so the last
+counters are written and the background work ends.
 """
 
 from __future__ import annotations
@@ -14,22 +23,41 @@ import contextlib
 import functools
 import inspect
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import redis.asyncio as aredis
 import redis.exceptions as rex
 
+from cachectl.cache._acompat import (
+    ACancelledError,
+    AEvent,
+    AFuture,
+    ASemaphore,
+    aresult,
+    aspawn,
+    astop_workers,
+)
 from cachectl.cache.base import (
     FOLLOW_AGREE_S,
     FOLLOW_RETRY_MAX_S,
     FOLLOW_RETRY_S,
+    RECENT_LOADS,
+    REDIS_ERRORS,
     SWITCH_MASTER,
+    UNLINK_BATCH,
     CacheBase,
+    LeaderGone,
+    Loader,
+    Throttled,
+    lib_settings,
     sentinel_pool,
     switch_target,
 )
+from cachectl.cache.clients import create_async_client
 from cachectl.cache.core import (
     READ_SCRIPT,
     RELEASE_SCRIPT,
@@ -37,7 +65,6 @@ from cachectl.cache.core import (
     CacheOptions,
     LoadTimeoutError,
     build_options,
-    check_size,
     decide,
     fallback_expiry_ms,
     invalidation_message,
@@ -48,94 +75,61 @@ from cachectl.cache.core import (
     resolve_policy,
 )
 from cachectl.cache.local import MISSING
-from cachectl.cache.sync import RECENT_LOADS, UNLINK_BATCH, lib_settings
-from cachectl.connection import (
-    ConnectionSettings,
-    build_settings,
-    client_kwargs,
-    create_client,
-    detect_cluster,
-    sentinel_kwargs,
-)
+from cachectl.connection import ConnectionSettings, build_settings, create_client, detect_cluster
 from cachectl.counters import write_buckets
 from cachectl.errors import RedisUnavailableError
 from cachectl.freshness import Freshness, classify, write_ttl_ms
 from cachectl.policy.model import Namespace, Policy
 
 T = TypeVar("T")
-# RedisClusterException (e.g. SlotNotCoveredError mid-failover) is not a RedisError
-REDIS_ERRORS = (rex.RedisError, rex.RedisClusterException, OSError, asyncio.TimeoutError)
-Loader = Callable[[], Any]  # returns a value or an awaitable of one
-
-
-class _Throttled(Exception):
-    """The flight ended without a value: serve the fail-safe value (internal)."""
-
-
-def create_async_client(settings: ConnectionSettings, max_connections: int | None = None) -> Any:
-    """A redis.asyncio client with the settings ``create_client`` gives the sync one."""
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-
-    kwargs = client_kwargs(settings)
-    kwargs["retry"] = Retry(NoBackoff(), settings.retries)
-    if settings.sentinels:
-        from redis.asyncio.sentinel import Sentinel
-
-        for_sentinels, for_primary = sentinel_kwargs(settings, kwargs)  # TLS, ACL user
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
-            list(settings.sentinels), sentinel_kwargs=for_sentinels, **for_primary)
-        return sentinel.master_for(settings.master_name or "mymaster")
-    if settings.cluster:
-        from redis.asyncio.cluster import RedisCluster
-
-        kwargs.pop("retry_on_error", None)
-        kwargs.pop("health_check_interval", None)
-        return RedisCluster.from_url(settings.url, **kwargs)
-    if max_connections is not None:
-        kwargs["max_connections"] = max_connections
-    return aredis.Redis.from_url(settings.url, **kwargs)
-
-
-def _by_slot(keys: list[bytes]) -> list[list[bytes]]:
-    from redis.crc import key_slot
-
-    groups: dict[int, list[bytes]] = {}
-    for k in keys:
-        groups.setdefault(key_slot(k), []).append(k)
-    return list(groups.values())
-
-
-async def _call_loader(loader: Loader) -> Any:
-    result = loader()
-    if inspect.isawaitable(result):
-        result = await result
-    return result
 
 
 class AsyncCache(CacheBase):
-    """A policy-driven Redis cache for one asyncio event loop."""
+    """A policy-driven Redis cache (``Cache``: for one process, thread-safe;
+    ``AsyncCache``: for one asyncio event loop).
+
+    Build it with ``from_policy("cachectl.yaml")``; close it (or use it as a context
+    manager) so the last counters are written and its background work ends.
+    """
 
     def __init__(self, policy: Policy, client: Any, options: CacheOptions | None = None,
                  *, owns_client: bool = False, settings: ConnectionSettings | None = None) -> None:
         super().__init__(policy, client, options, owns_client)
         self._settings = settings  # for the last counter write at interpreter exit
-        self._l1_live = False
+        self._l1_live = False  # subscribed: the L1 may be used
         self._direct = self.options.read_mode == "pipeline" and isinstance(client, aredis.Redis)
-        self._flights: dict[str, asyncio.Future[Any]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._workers: list[asyncio.Task[None]] = []
-        self._refresh_slots: asyncio.Semaphore | None = None
-        self._stop: asyncio.Event | None = None
+        # guards the flights, the recent loads and the refreshing set (never held across I/O)
+        self._lock = threading.Lock()
+        self._flights: dict[str, AFuture[Any]] = {}
+        self._refresh_slots = ASemaphore(self.options.refresh_workers)
+        self._stop = AEvent()
         self._started = False
         self._closed = False
+        self._workers: list[Any] = []  # the background loops (tasks, or threads)
+        if True:  # ASYNC
+            self._tasks: set[asyncio.Task[Any]] = set()  # refreshes and late loads
+        else:
+            self._executor: ThreadPoolExecutor | None = None  # the refresh threads
         atexit.register(self._at_exit)
+        if True:  # ASYNC
+            pass  # no event loop yet: the background tasks start on first use
+        else:
+            self._ensure_started()
 
     @classmethod
     def from_policy(cls, path_or_policy: str | os.PathLike[str] | Policy, url: str | None = None,
                     *, client: Any = None, settings: ConnectionSettings | None = None,
                     env: Mapping[str, str] | None = None, **options: Any) -> AsyncCache:
-        """An async cache for a policy; same arguments as ``Cache.from_policy``."""
+        """A cache for the policy at ``path_or_policy`` (or a loaded Policy).
+
+        The server: ``url``, else ``REDIS_URL`` in ``env`` (default: the process
+        environment), else the policy's ``redis.url``. ``client`` uses an existing
+        redis-py client instead. ``options`` are CacheOptions fields. Connects only to
+        ask whether the URL names a cluster node (and, for a cluster, to read its slot
+        map): a cache built while a standalone Redis is down works and uses Redis once
+        it is back.
+        Raises PolicyError (bad policy) or UsageError (unknown option).
+        """
         environ = env if env is not None else os.environ
         policy = resolve_policy(path_or_policy, environ)
         opts = build_options(None, options)
@@ -145,7 +139,8 @@ class AsyncCache(CacheBase):
             base = settings or build_settings(url_flag=url, env=environ,
                                               policy_url=policy.redis_url,
                                               policy_cluster=policy.cluster)
-            # a URL naming a cluster node gets the cluster client (as the CLI's connect)
+            # a URL naming a cluster node gets the cluster client (as the CLI's connect):
+            # a standalone client would get MOVED
             lib = detect_cluster(lib_settings(base, opts))
             client = create_async_client(lib, opts.max_connections)
         return cls(policy, client, opts, owns_client=owns, settings=lib)
@@ -162,45 +157,73 @@ class AsyncCache(CacheBase):
         return self._answer_get(ns, key, await self._read_guarded(ns, key))
 
     async def get_or_load(self, namespace: str, loader: Loader, /, **params: object) -> Any:
-        """The value for ``params``, from the cache or ``await loader()``; see Cache.get_or_load."""
+        """The value for ``params``: served from the cache, or ``loader()`` and stored.
+
+        Fresh: returned. Stale: returned, revalidated in the background by one caller
+        in the fleet. Fail-safe: reloaded, and returned only if the loader fails or
+        times out. Gone: loaded in this caller (one load per key per process). The
+        loader's exception propagates unchanged when no fail-safe value exists. A value
+        the serializer cannot encode (or over ``max_value_bytes``) is returned, not
+        stored, and counted as a refresh error. AsyncCache awaits the loader's result
+        when it is awaitable.
+        """
         ns, key = self._keys.key(namespace, params)
         return await self._get_or_load(ns, key, loader)
 
     async def set(self, namespace: str, value: Any, /, **params: object) -> bool:
-        """Store ``value`` with the namespace's TTL; False if Redis could not be used."""
+        """Store ``value`` with the namespace's TTL; False if Redis could not be used.
+
+        Raises ValueTooLargeError over ``max_value_bytes``.
+        """
         ns, key = self._keys.key(namespace, params)
         data = self._encode(ns, value)
         self._ensure_started()
         return await self._write(ns, key, value, data)
 
     async def invalidate(self, namespace: str, /, **params: object) -> bool:
-        """Remove the key; False if Redis could not be used."""
+        """Remove the key (never served again, not even on error); False if Redis was unusable."""
         ns, key = self._keys.key(namespace, params)
         return await self._invalidate_key(ns, key)
 
     async def soft_invalidate(self, namespace: str, /, **params: object) -> bool:
-        """Move the key into the stale band (PEXPIRE … LT); False if Redis could not be used."""
+        """Move the key into the stale band, as ``flush --soft`` does (its script).
+
+        The next read serves it once more and revalidates it. False if Redis was unusable;
+        UsageError for a namespace without a stale window.
+        """
+        from cachectl.flush.primitives import SOFTEN_SCRIPT  # the one soft-flush primitive
+
         ns, key = self._keys.key(namespace, params)
         pttl = self._soft_pttl(ns)
         self._forget_local(key)
 
         async def soften(c: Any) -> Any:
-            return await self._then_publish(c, key, "PEXPIRE", key, pttl, "LT")
+            softened = await self._script("_soften_sha", SOFTEN_SCRIPT, [key], pttl)
+            if self._l1 is not None:
+                await c.publish(self._keys.channel, invalidation_message(self._origin, [key]))
+            return softened
 
         return await self._call(ns.name, soften) is not MISSING
 
     async def invalidate_tag(self, tag: str) -> int:
-        """Remove every key of every namespace tagged ``tag``; see Cache.invalidate_tag."""
+        """Remove every key of every namespace tagged ``tag``; the number of keys removed.
+
+        The keys are found as flush finds them (the namespace's glob, then its exact
+        matcher) and unlinked in batches, one UNLINK per hash slot on a cluster. Raises
+        UsageError for a tag no namespace carries, RedisUnavailableError when Redis
+        fails part way (the keys removed until then stay removed).
+        """
+        from cachectl.flush.primitives import keys_by_slot
+        from cachectl.keyspace.scan import namespace_keys
+
         namespaces, names = self._forget_tag_locally(tag)
         removed = 0
         cluster = hasattr(self.client, "get_primaries")
         try:
             for ns in namespaces:
-                regex = ns.template.regex
                 async for batch in self._scan(ns.template.glob):
-                    keys = [k for k in batch if regex.fullmatch(k)]
-                    # on a cluster, one UNLINK per hash slot (routed by the client)
-                    for group in (_by_slot(keys) if cluster else [keys]):
+                    keys = namespace_keys(ns, batch)
+                    for group in (keys_by_slot(keys).values() if cluster else [keys]):
                         removed += int(await self.client.unlink(*group)) if group else 0
             if self._l1 is not None:
                 await self.client.publish(self._keys.channel,
@@ -213,7 +236,11 @@ class AsyncCache(CacheBase):
 
     def cached(self, namespace: str) -> Callable[[Callable[..., Awaitable[T]]],
                                                  Callable[..., Awaitable[T]]]:
-        """Decorate an async loader; its arguments fill the key's placeholders by name."""
+        """Decorate a loader: its arguments fill the key's placeholders by name.
+
+        ``@cache.cached("product")`` on ``def product(id): ...``; the wrapper also has
+        ``.invalidate(*args, **kwargs)``. Raises UsageError/KeyParamError at decoration.
+        """
         ns = self._keys.namespace(namespace)
 
         def decorate(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
@@ -258,19 +285,23 @@ class AsyncCache(CacheBase):
         return True
 
     async def close(self) -> None:
-        """Finish background work, write the last counters, end every task. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
+        """Finish background work, write the last counters, end every task and thread.
+
+        Idempotent.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         atexit.unregister(self._at_exit)
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        if self._stop is not None:
-            self._stop.set()
-        for worker in self._workers:
-            worker.cancel()
-        if self._workers:
-            await asyncio.gather(*self._workers, return_exceptions=True)
+        if True:  # ASYNC
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        else:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True, cancel_futures=True)
+        self._stop.set()
+        await astop_workers(self._workers)
         if self.options.counters:
             await self.flush_counters()
         if self._owns_client:
@@ -289,54 +320,64 @@ class AsyncCache(CacheBase):
         await self.close()
 
     def _at_exit(self) -> None:
-        """Interpreter exit without close(): write the pending counters with a sync client."""
-        if self._closed or not self.options.counters or self._settings is None:
-            return
-        deltas = self._counters.drain()
-        if not deltas:
-            return
-        import redis as sync_redis
-
-        try:
-            client = create_client(self._settings)
+        """Interpreter exit without close(): write the pending counters."""
+        if True:  # ASYNC
+            # the loop is gone by now: write them with a sync client
+            if self._closed or not self.options.counters or self._settings is None:
+                return
+            deltas = self._counters.drain()
+            if not deltas:
+                return
             try:
-                pipe = client.pipeline(transaction=False)
-                write_buckets(pipe, self.policy.internal_prefix, deltas)
-                pipe.execute()
-            finally:
-                client.close()
-        except (sync_redis.RedisError, OSError):
-            pass
+                client = create_client(self._settings)
+                try:
+                    pipe = client.pipeline(transaction=False)
+                    write_buckets(pipe, self.policy.internal_prefix, deltas)
+                    pipe.execute()
+                finally:
+                    client.close()
+            except REDIS_ERRORS:
+                pass
+        else:
+            self.close()
 
-    # ------------------------------------------------------------------ background tasks
+    # ------------------------------------------------------------------ background work
 
     def _ensure_started(self) -> None:
+        """Start the background loops (AsyncCache: on first use, inside the loop)."""
         if self._started or self._closed:
             return
         self._started = True
-        self._stop = asyncio.Event()
-        self._refresh_slots = asyncio.Semaphore(self.options.refresh_workers)
         if self.options.counters:
-            self._workers.append(asyncio.create_task(self._flush_loop(), name="cachectl-counters"))
+            self._workers.append(aspawn(self._flush_loop, name="cachectl-counters"))
         if self._l1 is not None:
-            self._workers.append(asyncio.create_task(self._subscribe_loop(), name="cachectl-l1"))
+            self._workers.append(aspawn(self._subscribe_loop, name="cachectl-l1"))
         if sentinel_pool(self.client) is not None:
-            self._workers.append(asyncio.create_task(self._follow_failovers(),
-                                                     name="cachectl-sentinel"))
+            self._workers.append(aspawn(self._follow_failovers, name="cachectl-sentinel"))
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Run ``fn(*args)`` in the background (a refresh, a late load): its task or
+        future, or None once closed."""
+        if True:  # ASYNC
+            task = asyncio.ensure_future(fn(*args))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return task
+        else:
+            with self._lock:
+                if self._closed:
+                    return None
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(self.options.refresh_workers,
+                                                        thread_name_prefix="cachectl-refresh")
+                executor = self._executor
+            try:
+                return executor.submit(fn, *args)
+            except RuntimeError:  # shut down meanwhile
+                return None
 
     async def _flush_loop(self) -> None:
-        assert self._stop is not None
-        while not self._stop.is_set():
-            try:
-                await asyncio.wait_for(self._stop.wait(), self.options.counters_interval_s)
-                return
-            except TimeoutError:
-                pass
+        while not await self._stop.wait_timeout(self.options.counters_interval_s):
             if self._counters.has_pending and self._breaker.allow():
                 if await self.flush_counters():
                     self._breaker.success()
@@ -344,7 +385,8 @@ class AsyncCache(CacheBase):
                     self._breaker.failure()
 
     async def _subscribe_loop(self) -> None:
-        assert self._l1 is not None and self._stop is not None
+        """Drop L1 entries other instances changed; the L1 is off while not subscribed."""
+        assert self._l1 is not None
         pubsub: Any = None
         try:
             while not self._stop.is_set():
@@ -352,7 +394,8 @@ class AsyncCache(CacheBase):
                     if pubsub is None:
                         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
                         await pubsub.subscribe(self._keys.channel)
-                        self._l1.clear()
+                        await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
+                        self._l1.clear()  # messages sent while we were away are lost
                         self._l1_live = True
                     message = await pubsub.get_message(timeout=0.2)
                     if message is not None and message.get("type") == "message":
@@ -363,16 +406,21 @@ class AsyncCache(CacheBase):
                     if pubsub is not None:
                         await self._close_quietly(pubsub)
                         pubsub = None
-                    await asyncio.sleep(0.2)
+                    await self._stop.wait_timeout(0.2)
         finally:
             self._l1_live = False
             if pubsub is not None:
                 await self._close_quietly(pubsub)
 
     async def _follow_failovers(self) -> None:
-        """Through Sentinel: move the pool to a new primary the moment it is announced
-        (see ``Cache._follow_failovers``)."""
-        assert self._stop is not None
+        """Through Sentinel: move the pool to a new primary the moment it is announced.
+
+        redis-py asks the Sentinels where the primary is only when a connection
+        (re)connects, so pooled connections kept reading from the demoted primary (a
+        replica by then) and each failed one write with READONLY before it moved. Here one
+        Sentinel at a time is followed on +switch-master; re-resolving the primary drops
+        the pool's idle connections, and busy ones are dropped as they are returned.
+        """
         pool = sentinel_pool(self.client)
         sentinels = list(pool.sentinel_manager.sentinels)
         turn = 0
@@ -382,21 +430,24 @@ class AsyncCache(CacheBase):
             try:
                 pubsub = sentinels[turn % len(sentinels)].pubsub(ignore_subscribe_messages=True)
                 await pubsub.subscribe(SWITCH_MASTER)
+                await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
                 await pool.get_master_address()  # a switch made while nobody was listening
                 pause = FOLLOW_RETRY_S
                 while not self._stop.is_set():
                     target = switch_target(await pubsub.get_message(timeout=0.2),
                                            pool.service_name)
                     if target is not None:
-                        # see Cache._follow_failovers: ask until the Sentinels agree
+                        # asking re-resolves the pool; the Sentinel asked may lag the one
+                        # that announced it, so ask until it names the new primary
                         until = time.monotonic() + FOLLOW_AGREE_S
                         while (tuple(await pool.get_master_address()) != target
-                               and time.monotonic() < until and not self._stop.is_set()):
-                            await asyncio.sleep(0.1)
+                               and time.monotonic() < until
+                               and not await self._stop.wait_timeout(0.1)):
+                            pass
                         self._failovers_followed += 1
             except REDIS_ERRORS:
                 turn += 1  # this Sentinel is gone (or refuses): follow the next one
-                await asyncio.sleep(pause)
+                await self._stop.wait_timeout(pause)
                 pause = min(pause * 2, FOLLOW_RETRY_MAX_S)
             finally:
                 if pubsub is not None:
@@ -419,11 +470,7 @@ class AsyncCache(CacheBase):
         read_at = time.monotonic()
         read = await self._read_guarded(ns, key)
         if read is None:
-            value = self._fallback.get(key)
-            if value is not MISSING:
-                self._count(name, "fresh_hits")
-                return value
-            return await self._load(ns, key, loader, MISSING)
+            return await self._fallback_load(ns, key, loader)
         raw, pttl = read
         mean = self._counters.mean_load_ms(name) if ns.early_refresh_beta else None
         d = decide(ns, raw, pttl, self._ser, mean, self._rng)
@@ -444,6 +491,7 @@ class AsyncCache(CacheBase):
         return await self._load(ns, key, loader, MISSING, read_at)
 
     async def _read_guarded(self, ns: Namespace, key: str) -> tuple[bytes | None, int] | None:
+        """(value, PTTL) in one round trip, or None when Redis is unusable (counted)."""
         if not self._breaker.allow():
             self._count(ns.name, "redis_errors")
             return None
@@ -456,6 +504,8 @@ class AsyncCache(CacheBase):
 
     async def _read(self, key: str) -> tuple[bytes | None, int]:
         if self._direct:
+            # GET and PTTL written in one packet on one connection: a pipeline without
+            # MULTI and without redis-py's Pipeline object (measured the fastest).
             pool = self.client.connection_pool
             conn = await pool.get_connection()
             try:
@@ -478,6 +528,8 @@ class AsyncCache(CacheBase):
         return raw, int(pttl)
 
     async def _script(self, attr: str, source: str, keys: list[str], *args: Any) -> Any:
+        """EVALSHA ``source`` (its SHA kept in ``attr``), loading it on first use and
+        again when the server lost it (a restart, SCRIPT FLUSH)."""
         sha = getattr(self, attr)
         if sha is None:
             sha = await self.client.script_load(source)
@@ -492,21 +544,31 @@ class AsyncCache(CacheBase):
 
     async def _timed_load(self, ns: Namespace, loader: Loader) -> Any:
         started = time.perf_counter()
-        value = await _call_loader(loader)
+        value = loader()
+        if True:  # ASYNC
+            if inspect.isawaitable(value):
+                value = await value
         self._counters.add_load(ns.name, int((time.perf_counter() - started) * 1e6))
         return value
 
     async def _load(self, ns: Namespace, key: str, loader: Loader, fail_safe: Any,
                     read_at: float | None = None) -> Any:
+        """Load a missing (or fail-safe) key once per process; other callers wait for it."""
         name = ns.name
-        flight = self._flights.get(key)
-        if flight is not None:
-            return await self._wait(ns, key, loader, flight, fail_safe)
-        recent = self._recent.get(key)
-        if recent is not None and read_at is not None and recent[0] >= read_at:
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                recent = self._recent.get(key)
+                if recent is not None and read_at is not None and recent[0] >= read_at:
+                    leader = False  # loaded by someone else since our read began
+                else:
+                    flight = self._flights[key] = AFuture()
+        if flight is None:
             self._count(name, "misses")
-            return recent[1]
-        flight = self._flights[key] = asyncio.get_running_loop().create_future()
+            return recent[1]  # type: ignore[index]
+        if not leader:
+            return await self._wait(ns, key, loader, flight, fail_safe)
         try:
             if fail_safe is not MISSING:
                 value = await self._lead_fail_safe(ns, key, loader, fail_safe)
@@ -520,21 +582,25 @@ class AsyncCache(CacheBase):
                 self._count(name, "misses")
                 await self._store_loaded(ns, key, value)
         except BaseException as exc:
-            self._end_flight(key, flight, exc=exc)
-            if isinstance(exc, _Throttled):
+            # the loader's failure is shared with the callers waiting for it; the
+            # leader's cancellation (a request timeout, a client that went away) is
+            # not: one of them takes the load over
+            self._end_flight(key, flight, exc=exc if isinstance(exc, Exception) else LeaderGone())
+            if isinstance(exc, Throttled):
                 self._count(name, "fail_safe_hits")
                 return fail_safe
             raise
         self._end_flight(key, flight, value=value)
         return value
 
-    async def _wait(self, ns: Namespace, key: str, loader: Loader, flight: asyncio.Future[Any],
+    async def _wait(self, ns: Namespace, key: str, loader: Loader, flight: AFuture[Any],
                     fail_safe: Any) -> Any:
+        """Wait for the leader's load: its value, its error, or the fail-safe value."""
         name = ns.name
         soft = self.options.soft_timeout_ms
         timeout = soft if (fail_safe is not MISSING and soft) else self.options.hard_timeout_ms
         try:
-            value = await asyncio.wait_for(asyncio.shield(flight), timeout / 1000.0)
+            value = await aresult(flight, timeout / 1000.0)
         except TimeoutError:
             if fail_safe is not MISSING:
                 self._count(name, "fail_safe_hits")
@@ -542,8 +608,10 @@ class AsyncCache(CacheBase):
             self._count(name, "misses")
             raise LoadTimeoutError(
                 f"waited {timeout:g} ms for another caller's load of this {name!r} key") from None
-        except _Throttled:
-            if fail_safe is MISSING:
+        except LeaderGone:
+            return await self._load(ns, key, loader, fail_safe)
+        except Throttled:
+            if fail_safe is MISSING:  # the key expired meanwhile: load it ourselves
                 return await self._load(ns, key, loader, MISSING)
             self._count(name, "fail_safe_hits")
             return fail_safe
@@ -556,14 +624,15 @@ class AsyncCache(CacheBase):
         self._count(name, "misses")
         return value
 
-    def _end_flight(self, key: str, flight: asyncio.Future[Any], *, value: Any = None,
+    def _end_flight(self, key: str, flight: AFuture[Any], *, value: Any = None,
                     exc: BaseException | None = None) -> None:
-        self._flights.pop(key, None)
-        if exc is None:
-            self._recent[key] = (time.monotonic(), value)
-            self._recent.move_to_end(key)
-            if len(self._recent) > RECENT_LOADS:
-                self._recent.popitem(last=False)
+        with self._lock:
+            self._flights.pop(key, None)
+            if exc is None:
+                self._recent[key] = (time.monotonic(), value)
+                self._recent.move_to_end(key)
+                if len(self._recent) > RECENT_LOADS:
+                    self._recent.popitem(last=False)
         if flight.done():
             return
         if exc is not None:
@@ -574,7 +643,13 @@ class AsyncCache(CacheBase):
 
     async def _lead_fail_safe(self, ns: Namespace, key: str, loader: Loader,
                               fail_safe: Any) -> Any:
-        """Reload a key in the fail-safe band (see Cache._lead_fail_safe)."""
+        """Reload a key in the fail-safe band; raise Throttled to serve ``fail_safe``.
+
+        The fleet-wide lock makes one caller reload; it is kept for
+        ``fail_safe_throttle_ms`` after a failure, so a failing origin sees one attempt
+        per throttle period. The key's TTL is never extended: ``stale_if_error`` stays
+        the hard bound and every reader decodes the same state.
+        """
         name = ns.name
         lock_key, token = self._keys.lock_key(key), new_token()
 
@@ -591,72 +666,103 @@ class AsyncCache(CacheBase):
             acquired, raw, pttl = got
             d = decide(ns, raw, int(pttl), self._ser, None, self._rng)
             if d.action is Action.SERVE or d.action is Action.SERVE_REFRESH:
+                # reloaded by someone else since our read: serve that, load nothing
                 if acquired:
                     await self._release(name, lock_key, token, 0)
                 self._count(name, "fresh_hits" if d.action is Action.SERVE else "stale_hits")
                 return d.value
-            if not acquired:
-                raise _Throttled()
+            if not acquired:  # someone in the fleet is reloading it, or it is throttled
+                raise Throttled()
             held = True
         soft = self.options.soft_timeout_ms
         try:
-            if soft:
-                inner = asyncio.ensure_future(self._timed_load(ns, loader))
+            inner = self._spawn(self._timed_load, ns, loader) if soft else None
+            if inner is not None and soft:
                 try:
-                    value = await asyncio.wait_for(asyncio.shield(inner), soft / 1000.0)
+                    value = await aresult(inner, soft / 1000.0)
                 except TimeoutError:
-                    self._spawn(self._finish_late(ns, key, inner, lock_key if held else None,
-                                                  token))
-                    raise _Throttled() from None
+                    self._finish_later(ns, key, inner, lock_key if held else None, token)
+                    raise Throttled() from None
             else:
                 value = await self._timed_load(ns, loader)
-        except _Throttled:
+        except Throttled:
             raise
         except Exception:  # noqa: BLE001 - the loader is user code; anything it raises is a failed load
             self._count(name, "refresh_errors")
             if held:
                 await self._release(name, lock_key, token, self.options.fail_safe_throttle_ms)
-            raise _Throttled() from None
+            raise Throttled() from None
         self._count(name, "misses")
         await self._store_loaded(ns, key, value)
         if held:
             await self._release(name, lock_key, token, 0)
         return value
 
-    async def _finish_late(self, ns: Namespace, key: str, inner: asyncio.Future[Any],
+    def _finish_later(self, ns: Namespace, key: str, inner: Any, lock_key: str | None,
+                      token: str) -> None:
+        """Store a load that outlived the soft timeout once it ends (a task awaits it; a
+        thread's future calls back)."""
+        if True:  # ASYNC
+            self._spawn(self._finish_late, ns, key, inner, lock_key, token)
+        else:
+            inner.add_done_callback(lambda _: self._finish_late(ns, key, inner, lock_key, token))
+
+    async def _finish_late(self, ns: Namespace, key: str, inner: AFuture[Any],
                            lock_key: str | None, token: str) -> None:
+        """Store the late load's value (or re-arm the throttle on its error)."""
         try:
-            value = await inner
+            value = await aresult(inner)
+        except ACancelledError:  # the cache closed before it ran
+            if lock_key is not None:
+                await self._release(ns.name, lock_key, token, 0)
+            return
         except Exception:  # noqa: BLE001 - a failed load, whatever it raised
             self._count(ns.name, "refresh_errors")
             if lock_key is not None:
                 await self._release(ns.name, lock_key, token, self.options.fail_safe_throttle_ms)
             return
-        self._count(ns.name, "refreshes")
-        await self._store_loaded(ns, key, value)
+        if await self._store_loaded(ns, key, value):
+            self._count(ns.name, "refreshes")
         if lock_key is not None:
             await self._release(ns.name, lock_key, token, 0)
 
-    async def _store_loaded(self, ns: Namespace, key: str, value: Any) -> None:
-        data = self._ser.dumps(value)
-        if check_size(ns, data):
-            await self._write(ns, key, value, data)
+    async def _fallback_load(self, ns: Namespace, key: str, loader: Loader) -> Any:
+        """Redis is unusable: serve the in-process fallback store, else load (single-flight)."""
+        value = self._fallback.get(key)
+        if value is not MISSING:
+            self._count(ns.name, "fresh_hits")
+            return value
+        return await self._load(ns, key, loader, MISSING)
+
+    async def _store_loaded(self, ns: Namespace, key: str, value: Any) -> bool:
+        """Write a loaded value; False (counted as a refresh error) when it cannot be
+        stored: the serializer refuses it, or it is over max_value_bytes."""
+        data = self._encode_loaded(ns, value)
+        if data is None:
+            self._count(ns.name, "refresh_errors")
+            return False
+        await self._write(ns, key, value, data)
+        return True
 
     # ------------------------------------------------------------------ background refresh
 
     def _schedule_refresh(self, ns: Namespace, key: str, loader: Loader,
                           early_pttl: int | None) -> None:
-        if key in self._refreshing or self._closed:
-            return
-        self._refreshing.add(key)
-        self._spawn(self._refresh(ns, key, loader, early_pttl))
+        with self._lock:
+            if key in self._refreshing or self._closed:
+                return
+            self._refreshing.add(key)
+        if self._spawn(self._refresh, ns, key, loader, early_pttl) is None:  # closed meanwhile
+            with self._lock:
+                self._refreshing.discard(key)
 
     async def _refresh(self, ns: Namespace, key: str, loader: Loader,
                        early_pttl: int | None) -> None:
+        """Revalidate ``key`` if this caller wins the fleet-wide lock (nobody waits on it)."""
         name = ns.name
         lock_key, token = self._keys.lock_key(key), new_token()
-        assert self._refresh_slots is not None
         try:
+            # at most refresh_workers at once (Cache: the pool has that many threads)
             async with self._refresh_slots:
                 async def acquire(c: Any) -> Any:
                     pipe = c.pipeline(transaction=False)
@@ -668,6 +774,7 @@ class AsyncCache(CacheBase):
                 if got is MISSING or not got[0]:
                     return
                 pttl = int(got[1])
+                # someone refreshed it between our read and the lock: nothing to do
                 already = (classify(pttl, ns) is Freshness.FRESH if early_pttl is None
                            else pttl > early_pttl)
                 if already:
@@ -679,13 +786,14 @@ class AsyncCache(CacheBase):
                     self._count(name, "refresh_errors")
                     await self._release(name, lock_key, token, self.options.fail_safe_throttle_ms)
                     return
-                self._count(name, "refreshes")
-                if early_pttl is not None:
-                    self._count(name, "early_refreshes")
-                await self._store_loaded(ns, key, value)
+                if await self._store_loaded(ns, key, value):
+                    self._count(name, "refreshes")
+                    if early_pttl is not None:
+                        self._count(name, "early_refreshes")
                 await self._release(name, lock_key, token, 0)
         finally:
-            self._refreshing.discard(key)
+            with self._lock:
+                self._refreshing.discard(key)
 
     async def _release(self, name: str, lock_key: str, token: str, keep_ms: int) -> None:
         await self._call(name, lambda c: self._script("_release_sha", RELEASE_SCRIPT, [lock_key],
@@ -694,7 +802,7 @@ class AsyncCache(CacheBase):
     # ------------------------------------------------------------------ writes
 
     async def _call(self, name: str, fn: Callable[[Any], Awaitable[Any]]) -> Any:
-        """``await fn(client)`` through the breaker; MISSING (counted) when Redis is unusable."""
+        """``fn(client)`` through the breaker; MISSING (and counted) when Redis is unusable."""
         if not self._breaker.allow():
             self._count(name, "redis_errors")
             return MISSING
@@ -732,10 +840,10 @@ class AsyncCache(CacheBase):
     async def _then_publish(self, c: Any, key: str, *command: Any) -> Any:
         """Run ``command`` on ``key``, then (with an L1) PUBLISH its invalidation.
 
-        Both in one pipeline on a standalone server. Not on a cluster: redis-py's async
-        cluster pipeline refuses PUBLISH (RedisClusterException) and its ``unlink`` is a
-        no-op coroutine (an invalidate said True and left the key), so there the command
-        and the PUBLISH are two calls.
+        Both in one pipeline on a standalone server. Not on a cluster: redis-py's
+        cluster pipeline refuses PUBLISH (RedisClusterException, found by the cluster
+        ACL test) and its async ``unlink`` is a no-op coroutine (an invalidate said
+        True and left the key), so there the command and the PUBLISH are two calls.
         """
         message = invalidation_message(self._origin, [key])
         if hasattr(c, "get_primaries"):
@@ -751,7 +859,8 @@ class AsyncCache(CacheBase):
 
     def _forget_local(self, key: str) -> None:
         self._fallback.discard((key,))
-        self._recent.pop(key, None)
+        with self._lock:
+            self._recent.pop(key, None)
         if self._l1 is not None:
             self._l1_generation += 1
             self._l1.discard((key,))

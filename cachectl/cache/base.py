@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import redis.exceptions as rex
@@ -26,10 +28,35 @@ from cachectl.cache.core import (
 )
 from cachectl.cache.counters import CounterAggregator
 from cachectl.cache.local import MISSING, LocalStore
+from cachectl.connection import ConnectionSettings
 from cachectl.counters import NamespaceCounters
 from cachectl.errors import UsageError
 from cachectl.freshness import soft_expire_pttl_ms
 from cachectl.policy.model import Namespace, Policy
+
+# RedisClusterException (e.g. SlotNotCoveredError mid-failover) is not a RedisError;
+# OSError covers TimeoutError, which asyncio's timeouts raise too
+REDIS_ERRORS = (rex.RedisError, rex.RedisClusterException, OSError)
+UNLINK_BATCH = 500  # keys per UNLINK of invalidate_tag
+RECENT_LOADS = 1024  # finished loads remembered for callers that raced them
+Loader = Callable[[], Any]  # returns the value (AsyncCache: or an awaitable of it)
+
+
+class Throttled(Exception):
+    """The flight ended without a value: serve the fail-safe value (internal)."""
+
+
+class LeaderGone(Exception):
+    """The caller loading a key was cancelled (a request timeout, a client that went away)
+    or interrupted: a caller waiting for it takes the load over (internal)."""
+
+
+def lib_settings(settings: ConnectionSettings, options: CacheOptions) -> ConnectionSettings:
+    """Connection settings for the library: short per-call timeouts and no retries."""
+    return replace(settings, timeout_s=options.timeout_ms / 1000.0,
+                   connect_timeout_s=options.connect_timeout_ms / 1000.0, retries=0,
+                   client_name="cachectl-lib")
+
 
 # Sentinel publishes this (on every Sentinel) when it promotes a replica:
 # "<master name> <old ip> <old port> <new ip> <new port>"
@@ -81,6 +108,7 @@ class CacheBase(ABC):
         self._origin = new_token()  # our own invalidation messages are ignored when they return
         self._read_sha: str | None = None
         self._release_sha: str | None = None
+        self._soften_sha: str | None = None
         # key -> (monotonic time, value) of loads that just finished: a caller whose read
         # began before one finished uses it instead of loading again
         self._recent: OrderedDict[str, tuple[float, Any]] = OrderedDict()
@@ -162,6 +190,16 @@ class CacheBase(ABC):
         if not check_size(ns, data):
             raise too_large(ns, data)
         return data
+
+    def _encode_loaded(self, ns: Namespace, value: Any) -> bytes | None:
+        """A loaded ``value`` serialised, or None when it cannot be stored: the serializer
+        refuses it (a datetime, Decimal, set or bytes for JSON; NaN or Infinity, which
+        JSON readers in other languages reject) or it is over max_value_bytes."""
+        try:
+            data = self._ser.dumps(value)
+        except (TypeError, ValueError, OverflowError, RecursionError):
+            return None
+        return data if check_size(ns, data) else None
 
     def _soft_pttl(self, ns: Namespace) -> int:
         """The PTTL a soft invalidation sets; UsageError for a namespace without stale."""

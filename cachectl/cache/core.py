@@ -52,12 +52,17 @@ class Serializer(Protocol):
 
 
 class JsonSerializer:
-    """Compact UTF-8 JSON (``{"id":7}``): what any client in any language can read."""
+    """Compact UTF-8 JSON (``{"id":7}``): what any client in any language can read.
+
+    NaN and Infinity raise ValueError (Python would write them as bare ``NaN``, which is
+    not JSON and which other languages' parsers reject).
+    """
 
     _decode = json.JSONDecoder().decode
 
     def dumps(self, value: Any) -> bytes:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False).encode("utf-8")
 
     def loads(self, data: bytes) -> Any:
         return JsonSerializer._decode(data.decode("utf-8"))

@@ -1,7 +1,19 @@
-"""``Cache``: the thread-safe application cache (stale-while-revalidate, fail-safe, counters).
+# generated from aio.py by scripts/async_to_sync.py, do not edit
+"""The read-through cache, written once: ``AsyncCache`` here, ``Cache`` (sync.py) generated.
 
-One round trip per read (GET and PTTL sent together) tells which of DESIGN.md's states a
-key is in; see docs/library.md for the behaviour of each and for the counter format.
+scripts/async_to_sync.py generates sync.py from this
+module (``async``/``await`` removed, the names of _acompat.py mapped to their threaded
+twins, ``if True:  # ASYNC`` blocks replaced by their ``else:``); a test fails when
+sync.py is not current. Edit this file, run ``python scripts/async_to_sync.py``, commit
+both.
+
+One round trip per read (GET and PTTL sent together) tells which of the freshness
+states (docs/library.md) a key is in. ``Cache`` is thread-safe: background work
+(counter writer, L1 subscriber, Sentinel follower) runs in daemon threads and
+revalidations in a small thread pool. ``AsyncCache`` is for one event loop: the same
+work runs as tasks of the loop that first uses it, and loaders may be plain or async
+callables. Close either (``close()``, or ``with`` / ``async with``) so the last
+counters are written and the background work ends.
 """
 
 from __future__ import annotations
@@ -13,23 +25,38 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import replace
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import redis
 import redis.exceptions as rex
 
+from cachectl.cache._acompat import (
+    CancelledError,
+    Event,
+    Future,
+    Semaphore,
+    result_of,
+    spawn,
+    stop_workers,
+)
 from cachectl.cache.base import (
     FOLLOW_AGREE_S,
     FOLLOW_RETRY_MAX_S,
     FOLLOW_RETRY_S,
+    RECENT_LOADS,
+    REDIS_ERRORS,
     SWITCH_MASTER,
+    UNLINK_BATCH,
     CacheBase,
+    LeaderGone,
+    Loader,
+    Throttled,
+    lib_settings,
     sentinel_pool,
     switch_target,
 )
+from cachectl.cache.clients import create_lib_client
 from cachectl.cache.core import (
     READ_SCRIPT,
     RELEASE_SCRIPT,
@@ -37,7 +64,6 @@ from cachectl.cache.core import (
     CacheOptions,
     LoadTimeoutError,
     build_options,
-    check_size,
     decide,
     fallback_expiry_ms,
     invalidation_message,
@@ -48,79 +74,59 @@ from cachectl.cache.core import (
     resolve_policy,
 )
 from cachectl.cache.local import MISSING
-from cachectl.connection import (
-    ConnectionSettings,
-    build_settings,
-    client_kwargs,
-    create_client,
-    detect_cluster,
-)
+from cachectl.connection import ConnectionSettings, build_settings, detect_cluster
 from cachectl.counters import write_buckets
 from cachectl.errors import RedisUnavailableError
 from cachectl.freshness import Freshness, classify, write_ttl_ms
 from cachectl.policy.model import Namespace, Policy
 
 T = TypeVar("T")
-# RedisClusterException (e.g. SlotNotCoveredError mid-failover) is not a RedisError
-REDIS_ERRORS = (rex.RedisError, rex.RedisClusterException, OSError)
-UNLINK_BATCH = 500
-RECENT_LOADS = 1024  # finished loads remembered for callers that raced them
-
-
-class _Throttled(Exception):
-    """The flight ended without a value: serve the fail-safe value (internal)."""
-
-
-def lib_settings(settings: ConnectionSettings, options: CacheOptions) -> ConnectionSettings:
-    """Connection settings for the library: short per-call timeouts and no retries."""
-    return replace(settings, timeout_s=options.timeout_ms / 1000.0,
-                   connect_timeout_s=options.connect_timeout_ms / 1000.0, retries=0,
-                   client_name="cachectl-lib")
-
-
-def create_lib_client(settings: ConnectionSettings, options: CacheOptions) -> Any:
-    """``create_client``, with a larger pool for a standalone server.
-
-    A URL naming a cluster node gets the cluster client without ``redis.cluster: true``
-    (``detect_cluster``, as the CLI's ``connect``): a standalone client would get MOVED.
-    """
-    settings = detect_cluster(settings)
-    if settings.cluster or settings.sentinels:
-        return create_client(settings)
-    return redis.Redis.from_url(settings.url, **client_kwargs(settings),
-                                max_connections=options.max_connections)
 
 
 class Cache(CacheBase):
-    """A policy-driven Redis cache for one application process (thread-safe).
+    """A policy-driven Redis cache (``Cache``: for one process, thread-safe;
+    ``AsyncCache``: for one asyncio event loop).
 
-    Build it with ``Cache.from_policy("cachectl.yaml")``; close it (or use ``with``) so
-    the last counters are written and its background threads stop.
+    Build it with ``from_policy("cachectl.yaml")``; close it (or use it as a context
+    manager) so the last counters are written and its background work ends.
     """
 
-    def __init__(self, policy: Policy, client: Any, options: CacheOptions | None = None,
-                 *, owns_client: bool = False) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        client: Any,
+        options: CacheOptions | None = None,
+        *,
+        owns_client: bool = False,
+        settings: ConnectionSettings | None = None,
+    ) -> None:
         super().__init__(policy, client, options, owns_client)
-        self._l1_live = threading.Event()  # subscribed: the L1 may be used
+        self._settings = settings  # for the last counter write at interpreter exit
+        self._l1_live = False  # subscribed: the L1 may be used
         self._direct = self.options.read_mode == "pipeline" and isinstance(client, redis.Redis)
+        # guards the flights, the recent loads and the refreshing set (never held across I/O)
         self._lock = threading.Lock()
         self._flights: dict[str, Future[Any]] = {}
-        self._executor: ThreadPoolExecutor | None = None
-        self._stop = threading.Event()
+        self._refresh_slots = Semaphore(self.options.refresh_workers)
+        self._stop = Event()
+        self._started = False
         self._closed = False
-        self._threads: list[threading.Thread] = []
-        if self.options.counters:
-            self._start(self._flush_loop, "cachectl-counters")
-        if self._l1 is not None:
-            self._start(self._subscribe_loop, "cachectl-l1")
-        if sentinel_pool(client) is not None:
-            self._start(self._follow_failovers, "cachectl-sentinel")
-        atexit.register(self.close)
+        self._workers: list[Any] = []  # the background loops (tasks, or threads)
+        self._executor: ThreadPoolExecutor | None = None  # the refresh threads
+        atexit.register(self._at_exit)
+        self._ensure_started()
 
     @classmethod
-    def from_policy(cls, path_or_policy: str | os.PathLike[str] | Policy, url: str | None = None,
-                    *, client: Any = None, settings: ConnectionSettings | None = None,
-                    env: Mapping[str, str] | None = None, **options: Any) -> Cache:
+    def from_policy(
+        cls,
+        path_or_policy: str | os.PathLike[str] | Policy,
+        url: str | None = None,
+        *,
+        client: Any = None,
+        settings: ConnectionSettings | None = None,
+        env: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> Cache:
         """A cache for the policy at ``path_or_policy`` (or a loaded Policy).
 
         The server: ``url``, else ``REDIS_URL`` in ``env`` (default: the process
@@ -135,33 +141,41 @@ class Cache(CacheBase):
         policy = resolve_policy(path_or_policy, environ)
         opts = build_options(None, options)
         owns = client is None
+        lib = None
         if client is None:
-            base = settings or build_settings(url_flag=url, env=environ,
-                                              policy_url=policy.redis_url,
-                                              policy_cluster=policy.cluster)
-            client = create_lib_client(lib_settings(base, opts), opts)
-        return cls(policy, client, opts, owns_client=owns)
+            base = settings or build_settings(
+                url_flag=url, env=environ, policy_url=policy.redis_url, policy_cluster=policy.cluster
+            )
+            # a URL naming a cluster node gets the cluster client (as the CLI's connect):
+            # a standalone client would get MOVED
+            lib = detect_cluster(lib_settings(base, opts))
+            client = create_lib_client(lib, opts.max_connections)
+        return cls(policy, client, opts, owns_client=owns, settings=lib)
 
     # ------------------------------------------------------------------ public API
 
     def get(self, namespace: str, /, **params: object) -> Any:
         """The cached value if fresh or stale, else None (nothing is loaded)."""
         ns, key = self._keys.key(namespace, params)
+        self._ensure_started()
         value = self._l1_hit(ns, key)
         if value is not MISSING:
             return value
         return self._answer_get(ns, key, self._read_guarded(ns, key))
 
-    def get_or_load(self, namespace: str, loader: Callable[[], T], /, **params: object) -> T:
+    def get_or_load(self, namespace: str, loader: Loader, /, **params: object) -> Any:
         """The value for ``params``: served from the cache, or ``loader()`` and stored.
 
         Fresh: returned. Stale: returned, revalidated in the background by one caller
         in the fleet. Fail-safe: reloaded, and returned only if the loader fails or
         times out. Gone: loaded in this caller (one load per key per process). The
-        loader's exception propagates unchanged when no fail-safe value exists.
+        loader's exception propagates unchanged when no fail-safe value exists. A value
+        the serializer cannot encode (or over ``max_value_bytes``) is returned, not
+        stored, and counted as a refresh error. AsyncCache awaits the loader's result
+        when it is awaitable.
         """
         ns, key = self._keys.key(namespace, params)
-        return self._get_or_load(ns, key, loader)  # type: ignore[no-any-return]
+        return self._get_or_load(ns, key, loader)
 
     def set(self, namespace: str, value: Any, /, **params: object) -> bool:
         """Store ``value`` with the namespace's TTL; False if Redis could not be used.
@@ -169,7 +183,9 @@ class Cache(CacheBase):
         Raises ValueTooLargeError over ``max_value_bytes``.
         """
         ns, key = self._keys.key(namespace, params)
-        return self._write(ns, key, value, self._encode(ns, value))
+        data = self._encode(ns, value)
+        self._ensure_started()
+        return self._write(ns, key, value, data)
 
     def invalidate(self, namespace: str, /, **params: object) -> bool:
         """Remove the key (never served again, not even on error); False if Redis was unusable."""
@@ -177,49 +193,52 @@ class Cache(CacheBase):
         return self._invalidate_key(ns, key)
 
     def soft_invalidate(self, namespace: str, /, **params: object) -> bool:
-        """Move the key into the stale band (PEXPIRE … LT), as ``flush --soft`` does.
+        """Move the key into the stale band, as ``flush --soft`` does (its script).
 
         The next read serves it once more and revalidates it. False if Redis was unusable;
         UsageError for a namespace without a stale window.
         """
+        from cachectl.flush.primitives import SOFTEN_SCRIPT  # the one soft-flush primitive
+
         ns, key = self._keys.key(namespace, params)
         pttl = self._soft_pttl(ns)
         self._forget_local(key)
 
         def soften(c: Any) -> Any:
-            from cachectl.flush import soften_keys  # the one soft-flush primitive
-
-            soften_keys(c, [key.encode()], pttl)
+            softened = self._script("_soften_sha", SOFTEN_SCRIPT, [key], pttl)
             if self._l1 is not None:
                 c.publish(self._keys.channel, invalidation_message(self._origin, [key]))
-            return True
+            return softened
 
         return self._call(ns.name, soften) is not MISSING
 
     def invalidate_tag(self, tag: str) -> int:
         """Remove every key of every namespace tagged ``tag``; the number of keys removed.
 
-        Raises UsageError for a tag no namespace carries, RedisUnavailableError when
-        Redis fails part way (the keys removed until then stay removed).
+        The keys are found as flush finds them (the namespace's glob, then its exact
+        matcher) and unlinked in batches, one UNLINK per hash slot on a cluster. Raises
+        UsageError for a tag no namespace carries, RedisUnavailableError when Redis
+        fails part way (the keys removed until then stay removed).
         """
-        from cachectl.flush import unlink_keys
-        from cachectl.keyspace import scan_namespace
+        from cachectl.flush.primitives import keys_by_slot
+        from cachectl.keyspace.scan import namespace_keys
 
         namespaces, names = self._forget_tag_locally(tag)
         removed = 0
         cluster = hasattr(self.client, "get_primaries")
         try:
             for ns in namespaces:
-                for node, keys in scan_namespace(self.client, ns):
-                    for i in range(0, len(keys), UNLINK_BATCH):
-                        removed += unlink_keys(node, keys[i:i + UNLINK_BATCH], cluster=cluster)
+                for batch in self._scan(ns.template.glob):
+                    keys = namespace_keys(ns, batch)
+                    for group in keys_by_slot(keys).values() if cluster else [keys]:
+                        removed += int(self.client.unlink(*group)) if group else 0
             if self._l1 is not None:
-                self.client.publish(self._keys.channel,
-                                    invalidation_message(self._origin, namespaces=names))
+                self.client.publish(self._keys.channel, invalidation_message(self._origin, namespaces=names))
         except REDIS_ERRORS as exc:
             raise RedisUnavailableError(
                 f"invalidate_tag({tag!r}) stopped after {removed} keys: {type(exc).__name__}",
-                hint="Redis is unreachable or slow; run it again once Redis answers") from None
+                hint="Redis is unreachable or slow; run it again once Redis answers",
+            ) from None
         return removed
 
     def cached(self, namespace: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -247,7 +266,7 @@ class Cache(CacheBase):
         return decorate
 
     def _l1_subscribed(self) -> bool:
-        return self._l1_live.is_set()
+        return self._l1_live
 
     def flush_counters(self) -> bool:
         """Write the pending counters now; False if Redis could not be used.
@@ -272,31 +291,157 @@ class Cache(CacheBase):
         return True
 
     def close(self) -> None:
-        """Finish background work, write the last counters, stop every thread. Idempotent."""
+        """Finish background work, write the last counters, end every task and thread.
+
+        Idempotent.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        atexit.unregister(self.close)
+        atexit.unregister(self._at_exit)
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
         self._stop.set()
-        for thread in self._threads:
-            thread.join()
+        stop_workers(self._workers)
         if self.options.counters:
             self.flush_counters()
         if self._owns_client:
             self.client.close()
+            # through Sentinel: the clients that asked the Sentinels hold sockets too
+            pool = getattr(self.client, "connection_pool", None)  # a cluster has none
+            manager = getattr(pool, "sentinel_manager", None)
+            for sentinel in getattr(manager, "sentinels", ()):
+                sentinel.close()
 
     def __enter__(self) -> Cache:
+        self._ensure_started()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _at_exit(self) -> None:
+        """Interpreter exit without close(): write the pending counters."""
+        self.close()
+
+    # ------------------------------------------------------------------ background work
+
+    def _ensure_started(self) -> None:
+        """Start the background loops (AsyncCache: on first use, inside the loop)."""
+        if self._started or self._closed:
+            return
+        self._started = True
+        if self.options.counters:
+            self._workers.append(spawn(self._flush_loop, name="cachectl-counters"))
+        if self._l1 is not None:
+            self._workers.append(spawn(self._subscribe_loop, name="cachectl-l1"))
+        if sentinel_pool(self.client) is not None:
+            self._workers.append(spawn(self._follow_failovers, name="cachectl-sentinel"))
+
+    def _spawn(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` in the background (a refresh, a late load): its task or
+        future, or None once closed."""
+        with self._lock:
+            if self._closed:
+                return None
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    self.options.refresh_workers, thread_name_prefix="cachectl-refresh"
+                )
+            executor = self._executor
+        try:
+            return executor.submit(fn, *args)
+        except RuntimeError:  # shut down meanwhile
+            return None
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait_timeout(self.options.counters_interval_s):
+            if self._counters.has_pending and self._breaker.allow():
+                if self.flush_counters():
+                    self._breaker.success()
+                else:
+                    self._breaker.failure()
+
+    def _subscribe_loop(self) -> None:
+        """Drop L1 entries other instances changed; the L1 is off while not subscribed."""
+        assert self._l1 is not None
+        pubsub: Any = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    if pubsub is None:
+                        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+                        pubsub.subscribe(self._keys.channel)
+                        pubsub.get_message(timeout=1.0)  # the subscribe confirmation
+                        self._l1.clear()  # messages sent while we were away are lost
+                        self._l1_live = True
+                    message = pubsub.get_message(timeout=0.2)
+                    if message is not None and message.get("type") == "message":
+                        self._apply_invalidation(message["data"])
+                except REDIS_ERRORS:
+                    self._l1_live = False
+                    self._l1.clear()
+                    if pubsub is not None:
+                        self._close_quietly(pubsub)
+                        pubsub = None
+                    self._stop.wait_timeout(0.2)
+        finally:
+            self._l1_live = False
+            if pubsub is not None:
+                self._close_quietly(pubsub)
+
+    def _follow_failovers(self) -> None:
+        """Through Sentinel: move the pool to a new primary the moment it is announced.
+
+        redis-py asks the Sentinels where the primary is only when a connection
+        (re)connects, so pooled connections kept reading from the demoted primary (a
+        replica by then) and each failed one write with READONLY before it moved. Here one
+        Sentinel at a time is followed on +switch-master; re-resolving the primary drops
+        the pool's idle connections, and busy ones are dropped as they are returned.
+        """
+        pool = sentinel_pool(self.client)
+        sentinels = list(pool.sentinel_manager.sentinels)
+        turn = 0
+        pause = FOLLOW_RETRY_S
+        while not self._stop.is_set():
+            pubsub: Any = None
+            try:
+                pubsub = sentinels[turn % len(sentinels)].pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(SWITCH_MASTER)
+                pubsub.get_message(timeout=1.0)  # the subscribe confirmation
+                pool.get_master_address()  # a switch made while nobody was listening
+                pause = FOLLOW_RETRY_S
+                while not self._stop.is_set():
+                    target = switch_target(pubsub.get_message(timeout=0.2), pool.service_name)
+                    if target is not None:
+                        # asking re-resolves the pool; the Sentinel asked may lag the one
+                        # that announced it, so ask until it names the new primary
+                        until = time.monotonic() + FOLLOW_AGREE_S
+                        while (
+                            tuple(pool.get_master_address()) != target
+                            and time.monotonic() < until
+                            and not self._stop.wait_timeout(0.1)
+                        ):
+                            pass
+                        self._failovers_followed += 1
+            except REDIS_ERRORS:
+                turn += 1  # this Sentinel is gone (or refuses): follow the next one
+                self._stop.wait_timeout(pause)
+                pause = min(pause * 2, FOLLOW_RETRY_MAX_S)
+            finally:
+                if pubsub is not None:
+                    self._close_quietly(pubsub)
+
+    @staticmethod
+    def _close_quietly(pubsub: Any) -> None:
+        with contextlib.suppress(*REDIS_ERRORS):
+            pubsub.close()
+
     # ------------------------------------------------------------------ the read path
 
-    def _get_or_load(self, ns: Namespace, key: str, loader: Callable[[], Any]) -> Any:
+    def _get_or_load(self, ns: Namespace, key: str, loader: Loader) -> Any:
+        self._ensure_started()
         name = ns.name
         generation = self._l1_generation
         value = self._l1_hit(ns, key)
@@ -363,6 +508,8 @@ class Cache(CacheBase):
         return raw, int(pttl)
 
     def _script(self, attr: str, source: str, keys: list[str], *args: Any) -> Any:
+        """EVALSHA ``source`` (its SHA kept in ``attr``), loading it on first use and
+        again when the server lost it (a restart, SCRIPT FLUSH)."""
         sha = getattr(self, attr)
         if sha is None:
             sha = self.client.script_load(source)
@@ -375,14 +522,15 @@ class Cache(CacheBase):
 
     # ------------------------------------------------------------------ loading
 
-    def _timed_load(self, ns: Namespace, loader: Callable[[], Any]) -> Any:
+    def _timed_load(self, ns: Namespace, loader: Loader) -> Any:
         started = time.perf_counter()
         value = loader()
         self._counters.add_load(ns.name, int((time.perf_counter() - started) * 1e6))
         return value
 
-    def _load(self, ns: Namespace, key: str, loader: Callable[[], Any], fail_safe: Any,
-              read_at: float | None = None) -> Any:
+    def _load(
+        self, ns: Namespace, key: str, loader: Loader, fail_safe: Any, read_at: float | None = None
+    ) -> Any:
         """Load a missing (or fail-safe) key once per process; other callers wait for it."""
         name = ns.name
         with self._lock:
@@ -412,29 +560,35 @@ class Cache(CacheBase):
                 self._count(name, "misses")
                 self._store_loaded(ns, key, value)
         except BaseException as exc:
-            self._end_flight(key, flight, exc=exc)
-            if isinstance(exc, _Throttled):
+            # the loader's failure is shared with the callers waiting for it; the
+            # leader's cancellation (a request timeout, a client that went away) is
+            # not: one of them takes the load over
+            self._end_flight(key, flight, exc=exc if isinstance(exc, Exception) else LeaderGone())
+            if isinstance(exc, Throttled):
                 self._count(name, "fail_safe_hits")
                 return fail_safe
             raise
         self._end_flight(key, flight, value=value)
         return value
 
-    def _wait(self, ns: Namespace, key: str, loader: Callable[[], Any], flight: Future[Any],
-              fail_safe: Any) -> Any:
+    def _wait(self, ns: Namespace, key: str, loader: Loader, flight: Future[Any], fail_safe: Any) -> Any:
+        """Wait for the leader's load: its value, its error, or the fail-safe value."""
         name = ns.name
         soft = self.options.soft_timeout_ms
         timeout = soft if (fail_safe is not MISSING and soft) else self.options.hard_timeout_ms
         try:
-            value = flight.result(timeout / 1000.0)
-        except FutureTimeout:
+            value = result_of(flight, timeout / 1000.0)
+        except TimeoutError:
             if fail_safe is not MISSING:
                 self._count(name, "fail_safe_hits")
                 return fail_safe
             self._count(name, "misses")
             raise LoadTimeoutError(
-                f"waited {timeout:g} ms for another caller's load of this {name!r} key") from None
-        except _Throttled:
+                f"waited {timeout:g} ms for another caller's load of this {name!r} key"
+            ) from None
+        except LeaderGone:
+            return self._load(ns, key, loader, fail_safe)
+        except Throttled:
             if fail_safe is MISSING:  # the key expired meanwhile: load it ourselves
                 return self._load(ns, key, loader, MISSING)
             self._count(name, "fail_safe_hits")
@@ -448,8 +602,9 @@ class Cache(CacheBase):
         self._count(name, "misses")
         return value
 
-    def _end_flight(self, key: str, flight: Future[Any], *, value: Any = None,
-                    exc: BaseException | None = None) -> None:
+    def _end_flight(
+        self, key: str, flight: Future[Any], *, value: Any = None, exc: BaseException | None = None
+    ) -> None:
         with self._lock:
             self._flights.pop(key, None)
             if exc is None:
@@ -457,14 +612,16 @@ class Cache(CacheBase):
                 self._recent.move_to_end(key)
                 if len(self._recent) > RECENT_LOADS:
                     self._recent.popitem(last=False)
+        if flight.done():
+            return
         if exc is not None:
             flight.set_exception(exc)
+            flight.exception()  # retrieved: no "never retrieved" warning without waiters
         else:
             flight.set_result(value)
 
-    def _lead_fail_safe(self, ns: Namespace, key: str, loader: Callable[[], Any],
-                        fail_safe: Any) -> Any:
-        """Reload a key in the fail-safe band; raise _Throttled to serve ``fail_safe``.
+    def _lead_fail_safe(self, ns: Namespace, key: str, loader: Loader, fail_safe: Any) -> Any:
+        """Reload a key in the fail-safe band; raise Throttled to serve ``fail_safe``.
 
         The fleet-wide lock makes one caller reload; it is kept for
         ``fail_safe_throttle_ms`` after a failure, so a failing origin sees one attempt
@@ -493,52 +650,58 @@ class Cache(CacheBase):
                 self._count(name, "fresh_hits" if d.action is Action.SERVE else "stale_hits")
                 return d.value
             if not acquired:  # someone in the fleet is reloading it, or it is throttled
-                raise _Throttled()
+                raise Throttled()
             held = True
         soft = self.options.soft_timeout_ms
         try:
-            pool = self._pool() if soft else None
-            if soft and pool is not None:
-                inner = pool.submit(self._timed_load, ns, loader)
+            inner = self._spawn(self._timed_load, ns, loader) if soft else None
+            if inner is not None and soft:
                 try:
-                    value = inner.result(soft / 1000.0)
-                except FutureTimeout:
-                    inner.add_done_callback(
-                        lambda f: self._finish_late(ns, key, f, lock_key if held else None, token))
-                    raise _Throttled() from None
+                    value = result_of(inner, soft / 1000.0)
+                except TimeoutError:
+                    self._finish_later(ns, key, inner, lock_key if held else None, token)
+                    raise Throttled() from None
             else:
                 value = self._timed_load(ns, loader)
-        except _Throttled:
+        except Throttled:
             raise
         except Exception:  # noqa: BLE001 - the loader is user code; anything it raises is a failed load
             self._count(name, "refresh_errors")
             if held:
                 self._release(name, lock_key, token, self.options.fail_safe_throttle_ms)
-            raise _Throttled() from None
+            raise Throttled() from None
         self._count(name, "misses")
         self._store_loaded(ns, key, value)
         if held:
             self._release(name, lock_key, token, 0)
         return value
 
-    def _finish_late(self, ns: Namespace, key: str, inner: Future[Any], lock_key: str | None,
-                     token: str) -> None:
-        """A load that outlived the soft timeout finished: store it (or throttle on error)."""
-        exc = None if inner.cancelled() else inner.exception()
-        if inner.cancelled():
+    def _finish_later(self, ns: Namespace, key: str, inner: Any, lock_key: str | None, token: str) -> None:
+        """Store a load that outlived the soft timeout once it ends (a task awaits it; a
+        thread's future calls back)."""
+        inner.add_done_callback(lambda _: self._finish_late(ns, key, inner, lock_key, token))
+
+    def _finish_late(
+        self, ns: Namespace, key: str, inner: Future[Any], lock_key: str | None, token: str
+    ) -> None:
+        """Store the late load's value (or re-arm the throttle on its error)."""
+        try:
+            value = result_of(inner)
+        except CancelledError:  # the cache closed before it ran
             if lock_key is not None:
                 self._release(ns.name, lock_key, token, 0)
             return
-        if exc is None:
-            self._count(ns.name, "refreshes")
-            self._store_loaded(ns, key, inner.result())
-        else:
+        except Exception:  # noqa: BLE001 - a failed load, whatever it raised
             self._count(ns.name, "refresh_errors")
+            if lock_key is not None:
+                self._release(ns.name, lock_key, token, self.options.fail_safe_throttle_ms)
+            return
+        if self._store_loaded(ns, key, value):
+            self._count(ns.name, "refreshes")
         if lock_key is not None:
-            self._release(ns.name, lock_key, token,
-                          0 if exc is None else self.options.fail_safe_throttle_ms)
+            self._release(ns.name, lock_key, token, 0)
 
-    def _fallback_load(self, ns: Namespace, key: str, loader: Callable[[], Any]) -> Any:
+    def _fallback_load(self, ns: Namespace, key: str, loader: Loader) -> Any:
         """Redis is unusable: serve the in-process fallback store, else load (single-flight)."""
         value = self._fallback.get(key)
         if value is not MISSING:
@@ -546,79 +709,67 @@ class Cache(CacheBase):
             return value
         return self._load(ns, key, loader, MISSING)
 
-    def _store_loaded(self, ns: Namespace, key: str, value: Any) -> None:
-        data = self._ser.dumps(value)
-        if check_size(ns, data):
-            self._write(ns, key, value, data)
+    def _store_loaded(self, ns: Namespace, key: str, value: Any) -> bool:
+        """Write a loaded value; False (counted as a refresh error) when it cannot be
+        stored: the serializer refuses it, or it is over max_value_bytes."""
+        data = self._encode_loaded(ns, value)
+        if data is None:
+            self._count(ns.name, "refresh_errors")
+            return False
+        self._write(ns, key, value, data)
+        return True
 
     # ------------------------------------------------------------------ background refresh
 
-    def _pool(self) -> ThreadPoolExecutor | None:
-        """The refresh threads (started on first use); None once closed."""
-        if self._executor is None:
-            with self._lock:
-                if self._closed:
-                    return None
-                if self._executor is None:
-                    self._executor = ThreadPoolExecutor(self.options.refresh_workers,
-                                                        thread_name_prefix="cachectl-refresh")
-        return self._executor
-
-    def _schedule_refresh(self, ns: Namespace, key: str, loader: Callable[[], Any],
-                          early_pttl: int | None) -> None:
+    def _schedule_refresh(self, ns: Namespace, key: str, loader: Loader, early_pttl: int | None) -> None:
         with self._lock:
             if key in self._refreshing or self._closed:
                 return
             self._refreshing.add(key)
-        pool = self._pool()
-        try:
-            if pool is None:
-                raise RuntimeError("closed")
-            pool.submit(self._refresh, ns, key, loader, early_pttl)
-        except RuntimeError:  # closed meanwhile
+        if self._spawn(self._refresh, ns, key, loader, early_pttl) is None:  # closed meanwhile
             with self._lock:
                 self._refreshing.discard(key)
 
-    def _refresh(self, ns: Namespace, key: str, loader: Callable[[], Any],
-                 early_pttl: int | None) -> None:
+    def _refresh(self, ns: Namespace, key: str, loader: Loader, early_pttl: int | None) -> None:
         """Revalidate ``key`` if this caller wins the fleet-wide lock (nobody waits on it)."""
         name = ns.name
         lock_key, token = self._keys.lock_key(key), new_token()
         try:
-            def acquire(c: Any) -> Any:
-                pipe = c.pipeline(transaction=False)
-                pipe.set(lock_key, token, nx=True, px=self.options.lock_ttl_ms)
-                pipe.pttl(key)
-                return pipe.execute()
+            # at most refresh_workers at once (Cache: the pool has that many threads)
+            with self._refresh_slots:
 
-            got = self._call(name, acquire)
-            if got is MISSING or not got[0]:
-                return
-            pttl = int(got[1])
-            # someone refreshed it between our read and the lock: nothing to do
-            already = (classify(pttl, ns) is Freshness.FRESH if early_pttl is None
-                       else pttl > early_pttl)
-            if already:
+                def acquire(c: Any) -> Any:
+                    pipe = c.pipeline(transaction=False)
+                    pipe.set(lock_key, token, nx=True, px=self.options.lock_ttl_ms)
+                    pipe.pttl(key)
+                    return pipe.execute()
+
+                got = self._call(name, acquire)
+                if got is MISSING or not got[0]:
+                    return
+                pttl = int(got[1])
+                # someone refreshed it between our read and the lock: nothing to do
+                already = classify(pttl, ns) is Freshness.FRESH if early_pttl is None else pttl > early_pttl
+                if already:
+                    self._release(name, lock_key, token, 0)
+                    return
+                try:
+                    value = self._timed_load(ns, loader)
+                except Exception:  # noqa: BLE001 - a failed background load, whatever it raised
+                    self._count(name, "refresh_errors")
+                    self._release(name, lock_key, token, self.options.fail_safe_throttle_ms)
+                    return
+                if self._store_loaded(ns, key, value):
+                    self._count(name, "refreshes")
+                    if early_pttl is not None:
+                        self._count(name, "early_refreshes")
                 self._release(name, lock_key, token, 0)
-                return
-            try:
-                value = self._timed_load(ns, loader)
-            except Exception:  # noqa: BLE001 - a failed background load, whatever it raised
-                self._count(name, "refresh_errors")
-                self._release(name, lock_key, token, self.options.fail_safe_throttle_ms)
-                return
-            self._count(name, "refreshes")
-            if early_pttl is not None:
-                self._count(name, "early_refreshes")
-            self._store_loaded(ns, key, value)
-            self._release(name, lock_key, token, 0)
         finally:
             with self._lock:
                 self._refreshing.discard(key)
 
     def _release(self, name: str, lock_key: str, token: str, keep_ms: int) -> None:
-        self._call(name, lambda c: self._script("_release_sha", RELEASE_SCRIPT, [lock_key],
-                                                token, keep_ms))
+        self._call(name, lambda c: self._script("_release_sha", RELEASE_SCRIPT, [lock_key], token, keep_ms))
 
     # ------------------------------------------------------------------ writes
 
@@ -654,28 +805,29 @@ class Cache(CacheBase):
         self._forget_local(key)
 
         def unlink(c: Any) -> Any:
-            if self._l1 is None:
-                return c.unlink(key)
             return self._then_publish(c, key, "UNLINK", key)
 
         return self._call(ns.name, unlink) is not MISSING
 
     def _then_publish(self, c: Any, key: str, *command: Any) -> Any:
-        """Run ``command`` on ``key``, then PUBLISH its invalidation for the other L1s.
+        """Run ``command`` on ``key``, then (with an L1) PUBLISH its invalidation.
 
-        One round trip on a standalone server; redis-py's cluster pipeline refuses
-        PUBLISH (RedisClusterException, found by the cluster ACL test), so on a cluster
-        they are two calls.
+        Both in one pipeline on a standalone server. Not on a cluster: redis-py's
+        cluster pipeline refuses PUBLISH (RedisClusterException, found by the cluster
+        ACL test) and its async ``unlink`` is a no-op coroutine (an invalidate said
+        True and left the key), so there the command and the PUBLISH are two calls.
         """
         message = invalidation_message(self._origin, [key])
         if hasattr(c, "get_primaries"):
             result = c.execute_command(*command)
-            c.publish(self._keys.channel, message)
+            if self._l1 is not None:
+                c.publish(self._keys.channel, message)
             return result
         pipe = c.pipeline(transaction=False)
         pipe.execute_command(*command)
-        pipe.publish(self._keys.channel, message)
-        return pipe.execute()[0]
+        if self._l1 is not None:
+            pipe.publish(self._keys.channel, message)
+        return (pipe.execute())[0]
 
     def _forget_local(self, key: str) -> None:
         self._fallback.discard((key,))
@@ -685,87 +837,13 @@ class Cache(CacheBase):
             self._l1_generation += 1
             self._l1.discard((key,))
 
-    # ------------------------------------------------------------------ background threads
-
-    def _start(self, target: Callable[[], None], name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
-        self._threads.append(thread)
-        thread.start()
-
-    def _flush_loop(self) -> None:
-        while not self._stop.wait(self.options.counters_interval_s):
-            if self._counters.has_pending and self._breaker.allow():
-                if self.flush_counters():
-                    self._breaker.success()
-                else:
-                    self._breaker.failure()
-
-    def _subscribe_loop(self) -> None:
-        """Drop L1 entries other instances changed; the L1 is off while not subscribed."""
-        assert self._l1 is not None
-        pubsub: Any = None
-        while not self._stop.is_set():
-            try:
-                if pubsub is None:
-                    pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-                    pubsub.subscribe(self._keys.channel)
-                    pubsub.get_message(timeout=1.0)  # the subscribe confirmation
-                    self._l1.clear()  # messages sent while we were away are lost
-                    self._l1_live.set()
-                message = pubsub.get_message(timeout=0.2)
-                if message is not None and message.get("type") == "message":
-                    self._apply_invalidation(message["data"])
-            except REDIS_ERRORS:
-                self._l1_live.clear()
-                self._l1.clear()
-                if pubsub is not None:
-                    self._close_quietly(pubsub)
-                    pubsub = None
-                self._stop.wait(0.2)
-        self._l1_live.clear()
-        if pubsub is not None:
-            self._close_quietly(pubsub)
-
-    def _follow_failovers(self) -> None:
-        """Through Sentinel: move the pool to a new primary the moment it is announced.
-
-        redis-py asks the Sentinels where the primary is only when a connection
-        (re)connects, so pooled connections kept reading from the demoted primary (a
-        replica by then) and each failed one write with READONLY before it moved. Here one
-        Sentinel at a time is followed on +switch-master; re-resolving the primary drops
-        the pool's idle connections, and busy ones are dropped as they are returned.
-        """
-        pool = sentinel_pool(self.client)
-        sentinels = list(pool.sentinel_manager.sentinels)
-        turn = 0
-        pause = FOLLOW_RETRY_S
-        while not self._stop.is_set():
-            pubsub: Any = None
-            try:
-                pubsub = sentinels[turn % len(sentinels)].pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(SWITCH_MASTER)
-                pubsub.get_message(timeout=1.0)  # the subscribe confirmation
-                pool.get_master_address()  # a switch made while nobody was listening
-                pause = FOLLOW_RETRY_S
-                while not self._stop.is_set():
-                    target = switch_target(pubsub.get_message(timeout=0.2), pool.service_name)
-                    if target is not None:
-                        # asking re-resolves the pool; the Sentinel asked may lag the one
-                        # that announced it, so ask until it names the new primary
-                        until = time.monotonic() + FOLLOW_AGREE_S
-                        while (tuple(pool.get_master_address()) != target
-                               and time.monotonic() < until and not self._stop.wait(0.1)):
-                            pass
-                        self._failovers_followed += 1
-            except REDIS_ERRORS:
-                turn += 1  # this Sentinel is gone (or refuses): follow the next one
-                self._stop.wait(pause)
-                pause = min(pause * 2, FOLLOW_RETRY_MAX_S)
-            finally:
-                if pubsub is not None:
-                    self._close_quietly(pubsub)
-
-    @staticmethod
-    def _close_quietly(pubsub: Any) -> None:
-        with contextlib.suppress(*REDIS_ERRORS):
-            pubsub.close()
+    def _scan(self, pattern: str) -> Any:
+        """Batches of keys matching ``pattern`` on every primary (SCAN, never KEYS)."""
+        batch: list[bytes] = []
+        for key in self.client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= UNLINK_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch

@@ -15,7 +15,7 @@ MAX_BATCH = 10_000
 MIN_BATCH = 50
 
 
-_SOFTEN_LUA = """
+SOFTEN_SCRIPT = """
 -- KEYS: the keys to soften (one hash slot on a cluster)
 -- ARGV[1]: the PTTL to set, in ms (the top of the namespace's stale band)
 -- Per key, atomically: missing -> vanished; no expiry, or a PTTL above ARGV[1] ->
@@ -59,7 +59,8 @@ def _is_cluster_client(node: Any) -> bool:
     return hasattr(node, "get_primaries")
 
 
-def _by_slot(keys: Iterable[bytes]) -> dict[int, list[bytes]]:
+def keys_by_slot(keys: Iterable[bytes]) -> dict[int, list[bytes]]:
+    """``keys`` grouped by hash slot: one UNLINK (or script call) per group on a cluster."""
     groups: dict[int, list[bytes]] = {}
     for k in keys:
         groups.setdefault(key_slot(k), []).append(k)
@@ -90,7 +91,7 @@ def unlink_keys(node: Any, keys: Sequence[bytes], *, cluster: bool | None = None
             if cluster is False or not _crossslot(exc):
                 raise
     pipe = node.pipeline(transaction=False)
-    for group in _by_slot(keys).values():
+    for group in keys_by_slot(keys).values():
         pipe.unlink(*group)
     return sum(int(n) for n in pipe.execute())
 
@@ -107,7 +108,7 @@ def soften_keys(node: Any, keys: Sequence[bytes], pttl_ms: int, *,
         return SoftenCounts()
     if pttl_ms <= 0:
         raise ValueError("pttl_ms must be positive")
-    script = node.register_script(_SOFTEN_LUA)
+    script = node.register_script(SOFTEN_SCRIPT)
     try:
         if not cluster and not _is_cluster_client(node):
             try:
@@ -116,7 +117,7 @@ def soften_keys(node: Any, keys: Sequence[bytes], pttl_ms: int, *,
                 if cluster is False or not _crossslot(exc):
                     raise
         total = SoftenCounts()
-        for group in _by_slot(keys).values():
+        for group in keys_by_slot(keys).values():
             total = total + SoftenCounts(*(int(n) for n in script(keys=group, args=[pttl_ms])))
         return total
     except rex.ResponseError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,11 +52,16 @@ def scan_namespace(
     The glob narrows the scan; the exact matcher drops keys of other namespaces that
     share a prefix (``product:reviews:7`` when scanning ``product:{id}``).
     """
-    regex = ns.template.regex
     for node, keys in scan_keys(client, ns.template.glob, count=count, limiter=limiter):
-        kept = [k for k in keys if regex.fullmatch(k)]
+        kept = namespace_keys(ns, keys)
         if kept:
             yield node, kept
+
+
+def namespace_keys(ns: Namespace, keys: Iterable[bytes]) -> list[bytes]:
+    """The keys of a SCAN of ``ns.template.glob`` that belong to ``ns`` exactly."""
+    regex = ns.template.regex
+    return [k for k in keys if regex.fullmatch(k)]
 
 
 # --------------------------------------------------------------------------- per-key facts
