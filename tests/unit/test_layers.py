@@ -1,4 +1,4 @@
-"""Imports flow down only: core never imports the CLI, Typer or Rich; the CLI starts lean."""
+"""Imports flow down only: core never imports the CLI, Typer or Rich; the CLI starts lean; no cycles."""
 
 from __future__ import annotations
 
@@ -53,3 +53,39 @@ def test_a_named_command_builds_only_itself() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == ["['lint'] ['lint']", "True True"]
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Each cachectl module -> the cachectl modules it imports (TYPE_CHECKING and local imports too)."""
+    paths = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        paths[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                deps.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                submodules = {f"{node.module}.{alias.name}" for alias in node.names} & paths.keys()
+                # `from pkg import submodule` needs the submodule; `from pkg import name`, pkg itself
+                deps.update(submodules if len(submodules) == len(node.names) else {node.module})
+        graph[name] = {d for d in deps if d in paths and d != name}
+    return graph
+
+
+def test_no_import_cycles() -> None:
+    graph = _module_graph()
+    cycles = []
+    for start in graph:  # a path from a module back to itself, shortest first
+        seen, frontier = {start}, [[start]]
+        while frontier:
+            path = frontier.pop(0)
+            for dep in sorted(graph[path[-1]]):
+                if dep == start and min(path) == start:  # report each cycle once
+                    cycles.append(" -> ".join([*path, start]))
+                elif dep not in seen:
+                    seen.add(dep)
+                    frontier.append([*path, dep])
+    assert cycles == []
