@@ -225,9 +225,10 @@ def create_client(settings: ConnectionSettings) -> Any:
         # the Sentinels are redundant: ask the next one rather than retrying a dead one
         # (redis-py's default retries made an unreachable Sentinel cost ~9s at --timeout 1)
         for_sentinels["retry"] = _no_retry()
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        # newer redis-py releases annotate Sentinel, older ones do not: the ignore may be unused
+        sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
             list(settings.sentinels), sentinel_kwargs=for_sentinels, **for_primary)
-        return sentinel.master_for(  # type: ignore[no-untyped-call]
+        return sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
             settings.master_name or "mymaster",
             connection_class=_sentinel_connection_class(settings.tls))
     if settings.cluster:
