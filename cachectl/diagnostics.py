@@ -103,6 +103,9 @@ _RULE_TABLE: tuple[Rule, ...] = (
     Rule("CP405", "invalid-interpolation", E, "a malformed ${...} expression"),
     Rule("CP406", "invalid-redis-url", E, "redis.url is not a redis://, rediss:// or unix:// URL"),
     Rule("CP407", "secret-in-policy", W, "a password written into the policy instead of ${VAR}"),
+    Rule("CP408", "unknown-codec", E, "compress.codec is not zstd, lz4 or zlib"),
+    Rule("CP409", "codec-not-installed", W, "the codec's package is not installed here"),
+    Rule("CP410", "invalid-compression-level", E, "compress.level outside the codec's range"),
 )
 
 RULES: dict[str, Rule] = {rule.code: rule for rule in _RULE_TABLE}

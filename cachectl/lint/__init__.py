@@ -6,6 +6,7 @@
     thresholds.py  CP301-CP305      ratios in (0, 1], positive latencies, reachable levels
     urls.py        CP406 CP407      redis.url is a Redis URL without a literal password
     sources.py     CP005 CP402-CP404  warm sources: known type, existing file, rows fill the key
+    compress.py    CP409            a compress codec whose package is not installed
 
 The loader (cachectl.policy.loader) reports syntax, schema, units and template syntax.
 """

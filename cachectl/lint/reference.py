@@ -24,6 +24,7 @@ _SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("thresholds.", model.ThresholdsSpec),
     ("thresholds.latency_p99_ms.", model.LatencySpec),
     ("defaults.", model.DefaultsSpec),
+    ("defaults.compress.", model.CompressSpec),
     ("namespaces.NAME.", model.NamespaceSpec),
     ("namespaces.NAME.warm.", model.WarmSpec),
     ("namespaces.NAME.warm.source.", model.SourceSpec),

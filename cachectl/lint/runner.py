@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cachectl.diagnostics import Diagnostic, Span
 from cachectl.errors import UsageError
-from cachectl.lint import document, sources, templates, thresholds, ttl, urls
+from cachectl.lint import compress, document, sources, templates, thresholds, ttl, urls
 from cachectl.lint.context import LintContext
 from cachectl.lint.report import LintReport
 from cachectl.policy.loader import LoadResult, parse_policy, read_policy
@@ -19,6 +19,7 @@ POLICY_SUFFIXES = (".yaml", ".yml")
 # one module per rule family; each reads the validated document and reports findings
 RULE_FAMILIES: tuple[Callable[[LintContext], None], ...] = (
     document.check, ttl.check, templates.check, thresholds.check, urls.check, sources.check,
+    compress.check,
 )
 
 

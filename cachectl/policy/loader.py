@@ -13,14 +13,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from cachectl import compression
+from cachectl.compression import Compression
 from cachectl.diagnostics import Diagnostic, DiagnosticSink, Severity, Span
 from cachectl.errors import PolicyError
 from cachectl.policy.model import (
+    DefaultsSpec,
     Namespace,
     NamespaceSpec,
     Policy,
@@ -518,7 +521,8 @@ def _resolve_namespace(name: str, ns: NamespaceSpec, spec: PolicySpec, spans: Sp
             sink.add("CP004", f"namespace {name}: early_refresh must be true, false or a beta > 0",
                      spans.value(*path, "early_refresh"))
             ok = False
-    if not ok or template is None or ttl is None:
+    compress = _resolve_compress(name, ns, d, spans, sink)
+    if not ok or template is None or ttl is None or compress is False:
         return None
     return Namespace(
         name=name,
@@ -539,4 +543,27 @@ def _resolve_namespace(name: str, ns: NamespaceSpec, spec: PolicySpec, spans: Sp
         description=ns.description,
         version=ns.version,
         key_source=ns.key,
+        compress=compress,
     )
+
+
+def _resolve_compress(name: str, ns: NamespaceSpec, d: DefaultsSpec, spans: SpanIndex,
+                      sink: DiagnosticSink) -> Compression | Literal[False] | None:
+    """The namespace's compression (None: plain), or False after reporting CP408/CP410."""
+    spec = d.compress if ns.compress is None else ns.compress
+    if spec is None or spec.codec == "none":
+        return None
+    where = ("defaults", "compress") if ns.compress is None else ("namespaces", name, "compress")
+    if spec.codec not in compression.POLICY_CODECS:
+        sink.add("CP408", f"namespace {name}: unknown codec {spec.codec!r}",
+                 spans.value(*where, "codec"),
+                 did_you_mean(spec.codec, compression.POLICY_CODECS)
+                 or f"codecs: {', '.join(compression.POLICY_CODECS)}, or none")
+        return False
+    level = compression.default_level(spec.codec) if spec.level is None else spec.level
+    problem = compression.level_error(spec.codec, level)
+    if problem is not None:
+        sink.add("CP410", f"namespace {name}: {spec.codec} level {level} is out of range",
+                 spans.value(*where, "level"), problem)
+        return False
+    return Compression(spec.codec, level, spec.min_bytes)

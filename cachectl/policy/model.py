@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from cachectl.compression import Compression
 from cachectl.diagnostics import Span
 from cachectl.errors import UsageError
 from cachectl.policy import units
@@ -110,6 +111,16 @@ class ThresholdsSpec(_Spec):
         100, ge=0, description="Fewer requests than this in the window: too little to judge.")
 
 
+class CompressSpec(_Spec):
+    """Store values compressed, in a frame every reader recognises (docs/compression.md)."""
+
+    codec: str = Field(
+        description="zstd, lz4 or zlib (zstd and lz4: the compress extra); none: plain.")
+    min_bytes: SizeBytes = Field(256, description="Values smaller than this are stored plain.")
+    level: int | None = Field(
+        None, description="The codec's level; else its default (zstd 3, zlib 6, lz4 0).")
+
+
 class DefaultsSpec(_Spec):
     """Values every namespace inherits unless it sets its own."""
 
@@ -118,7 +129,9 @@ class DefaultsSpec(_Spec):
     stale_if_error: DurationMs | None = Field(
         None, description="Kept as a fail-safe when reloading fails; defaults to stale.")
     jitter: Ratio = Field(0.0, description="Random spread on ttl, e.g. 10%.")
-    max_value_bytes: SizeBytes | None = Field(None, description="Largest value allowed.")
+    max_value_bytes: SizeBytes | None = Field(
+        None, description="Largest value allowed, as stored (after compression).")
+    compress: CompressSpec | None = Field(None, description="Compress every namespace's values.")
 
 
 class SourceSpec(BaseModel):
@@ -157,7 +170,10 @@ class NamespaceSpec(_Spec):
     hot: bool = Field(False, description="Reads are judged against the hot latency threshold.")
     hit_rate: Ratio | None = Field(None, description="This namespace's own hit-rate threshold.")
     max_value_bytes: SizeBytes | None = Field(
-        None, description="Largest value allowed; else defaults.max_value_bytes.")
+        None, description="Largest value allowed, as stored; else defaults.max_value_bytes.")
+    compress: CompressSpec | None = Field(
+        None, description="Compress this namespace's values (replaces defaults.compress; "
+        "codec: none stores them plain).")
     tags: list[str] = Field(
         default_factory=list, description="Labels; flush --tag acts on every namespace so tagged.")
     early_refresh: bool | float = Field(
@@ -240,6 +256,7 @@ class Namespace:
     description: str | None = None
     version: int | None = None
     key_source: str = ""  # the template as written, before the version is put in
+    compress: Compression | None = None  # None: values are stored plain
 
     @property
     def template_source(self) -> str:

@@ -7,6 +7,7 @@ produce exactly that set of code+line+col, no more, no fewer.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from cachectl.policy.loader import MAX_FILE_BYTES
 CASES = Path(__file__).resolve().parents[1] / "lint_cases"
 README = Path(__file__).resolve().parents[2] / "README.md"
 EXPECT_RE = re.compile(rb"^# expect: (CP\d{3}) (\d+):(\d+)\s*$", re.MULTILINE)
+# ``# without: PACKAGE``: the case is linted as if that package were not installed
+WITHOUT_RE = re.compile(rb"^# without: ([\w.]+)\s*$", re.MULTILINE)
 CASE_FILES = sorted(CASES.glob("*.yaml"))
 # the environment the corpus is linted with: every ${VAR} a case uses is unset
 ENV: dict[str, str] = {}
@@ -41,7 +44,9 @@ def test_the_corpus_is_large_enough() -> None:
 
 
 @pytest.mark.parametrize("case", CASE_FILES, ids=[p.stem for p in CASE_FILES])
-def test_lint_case(case: Path) -> None:
+def test_lint_case(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for package in WITHOUT_RE.findall(case.read_bytes()):
+        monkeypatch.setitem(sys.modules, package.decode(), None)  # import raises ImportError
     want = expected(case)
     assert want, f"{case.name} has no '# expect: CODE line:col' header"
     assert found(case) == want
