@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 # (source, generated): paths relative to the repository
 FILES = [
     ("cachectl/cache/aio.py", "cachectl/cache/sync.py"),
-    # ("tests/integration/test_cache_async.py", "tests/integration/test_cache_sync.py"),
+    ("tests/integration/test_cache_async.py", "tests/integration/test_cache_sync.py"),
 ]
 
 NAMES = {
@@ -57,8 +57,12 @@ NAMES = {
     "aspawn": "spawn",
     "astop_workers": "stop_workers",
     # tests/support/acompat.py
+    "ABarrier": "Barrier",
+    "ajoin": "join",
     "asleep": "sleep",
-    "agather": "gather",
+    "auntil": "until",
+    "current_task": "current_thread",
+    "running_tasks": "running_threads",
     "AsyncLoader": "Loader",
     "AsyncIterator": "Iterator",
     "__aenter__": "__enter__",

@@ -1,30 +1,79 @@
-"""cachectl.AsyncCache against a real redis-server: the same semantics as Cache."""
+"""cachectl.AsyncCache against a real redis-server: the four states, single-flight, fail-safe, API.
+
+The source of test_cache_sync.py, which scripts/async_to_sync.py generates from this
+module (``AsyncCache`` -> ``Cache``, tasks -> threads through tests/support/acompat.py),
+so both caches are held to every behaviour here.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import random
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cachectl import AsyncCache
-from cachectl.cache import KeyParamError, LoadTimeoutError
+from cachectl.cache import KeyParamError, LoadTimeoutError, ValueTooLargeError
 from cachectl.errors import UsageError
-from cachectl.freshness import Freshness, classify
+from cachectl.freshness import Freshness, classify, ttl_bounds_ms
 from cachectl.policy import Policy, load_policy
-from tests.integration.test_cache_sync import (
+from tests.support.acompat import (
+    ABarrier,
+    AEvent,
+    ajoin,
+    asleep,
+    aspawn,
+    auntil,
+    current_task,
+    running_tasks,
+)
+from tests.support.cache import (
     FAIL_SAFE_PTTL,
     FRESH_PTTL,
+    POLICY,
     QUIET,
     STALE_PTTL,
     counters,
     put,
     write_policy,
 )
+from tests.support.reliability import Recorder, reliability  # noqa: F401
+
+if True:  # ASYNC
+    pytestmark = pytest.mark.anyio
+
+    @pytest.fixture
+    def anyio_backend() -> str:
+        return "asyncio"
+
+
+class AsyncLoader:
+    """A loader that counts its calls, optionally slow or failing."""
+
+    def __init__(self, value: Any = None, delay_s: float = 0.0, error: Exception | None = None,
+                 gate: AEvent | None = None):
+        self.value, self.delay_s, self.error, self.gate = value, delay_s, error, gate
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    async def __call__(self) -> Any:
+        with self._lock:
+            self.calls += 1
+        if self.gate is not None:  # held until the test opens it (or 10 s passed)
+            await self.gate.wait_timeout(10)
+        if self.delay_s:
+            await asleep(self.delay_s)
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 @pytest.fixture
@@ -32,201 +81,614 @@ def policy(tmp_path: Path) -> Policy:
     return load_policy(write_policy(tmp_path))
 
 
-class AsyncLoader:
-    def __init__(self, value: Any = None, delay_s: float = 0.0, error: Exception | None = None):
-        self.value, self.delay_s, self.error = value, delay_s, error
-        self.calls = 0
+@pytest.fixture
+async def make_cache(policy: Policy, redis_url: str) -> AsyncIterator[Callable[..., AsyncCache]]:
+    made: list[AsyncCache] = []
 
-    async def __call__(self) -> Any:
-        self.calls += 1
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
-        if self.error is not None:
-            raise self.error
-        return self.value
+    def make(**options: Any) -> AsyncCache:
+        cache = AsyncCache.from_policy(policy, redis_url, env={}, **{**QUIET, **options})
+        made.append(cache)
+        return cache
 
-
-def run(policy: Policy, url: str, body: Callable[[AsyncCache], Awaitable[Any]],
-        **options: Any) -> Any:
-    async def main() -> Any:
-        async with AsyncCache.from_policy(policy, url, env={}, **{**QUIET, **options}) as cache:
-            return await body(cache)
-
-    return asyncio.run(main())
+    yield make
+    for cache in made:
+        await cache.close()
 
 
-async def until(predicate: Callable[[], Any], timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.01)
-    return bool(predicate())
+# ------------------------------------------------------------------ the four states
 
 
-def test_fresh_stale_fail_safe_and_miss(policy, redis_url, redis_client) -> None:
+async def test_fresh_hit_returns_value_without_loading(make_cache, redis_client) -> None:
+    put(redis_client, "t:item:1", {"v": 1}, FRESH_PTTL)
+    loader = AsyncLoader({"v": 2})
+    cache = make_cache()
+    assert await cache.get_or_load("item", loader, id=1) == {"v": 1}
+    assert await cache.get("item", id=1) == {"v": 1}
+    assert loader.calls == 0
+    assert cache.local_counters()["item"].fresh_hits == 2
+
+
+async def test_miss_loads_in_caller_and_writes_plain_json_with_policy_ttl(make_cache, redis_client,
+                                                                           policy) -> None:
+    cache = make_cache()
+    caller = current_task()
+    seen: list[Any] = []
+
+    def loader() -> dict[str, Any]:
+        seen.append(current_task())
+        return {"id": 7, "name": "Lamp", "tags": ["é"]}
+
+    assert await cache.get_or_load("plain", loader, id=7) == {"id": 7, "name": "Lamp",
+                                                               "tags": ["é"]}
+    assert seen == [caller]
+    raw = redis_client.get("t:plain:7")
+    assert raw == '{"id":7,"name":"Lamp","tags":["é"]}'.encode()
+    low, high = ttl_bounds_ms(policy.namespace("plain"))
+    assert low - 1000 <= redis_client.pttl("t:plain:7") <= high
+    assert (await cache.get_or_load("plain", loader, id=7))["id"] == 7
+    assert len(seen) == 1
+
+
+async def test_stale_hit_returns_now_and_revalidates_in_background(make_cache, redis_client,
+                                                                    policy) -> None:
+    put(redis_client, "t:item:1", {"v": "old"}, STALE_PTTL)
+    gate = AEvent()
+    loader = AsyncLoader({"v": "new"}, gate=gate)
+    cache = make_cache()
+    # returns while the revalidation's loader is held: nobody waits for it
+    assert await cache.get_or_load("item", loader, id=1) == {"v": "old"}
+    gate.set()
+    assert await auntil(lambda: redis_client.get("t:item:1") == b'{"v":"new"}')
+    assert classify(redis_client.pttl("t:item:1"), policy.namespace("item")) is Freshness.FRESH
+    assert await auntil(lambda: not redis_client.exists("t:cachectl:lock:t:item:1"))
+    c = cache.local_counters()["item"]
+    assert (c.stale_hits, c.refreshes, c.loads, loader.calls) == (1, 1, 1, 1)
+
+
+async def test_fresh_stale_fail_safe_and_miss_in_one_cache(make_cache, redis_client,
+                                                           policy) -> None:
     put(redis_client, "t:item:1", "fresh", FRESH_PTTL)
     put(redis_client, "t:item:2", "stale", STALE_PTTL)
     put(redis_client, "t:item:3", "fail-safe", FAIL_SAFE_PTTL)
     loader = AsyncLoader("loaded")
-
-    async def body(cache: AsyncCache) -> Any:
-        got = [await cache.get_or_load("item", loader, id=i) for i in (1, 2, 3, 4)]
-        await until(lambda: redis_client.get("t:item:2") == b'"loaded"')
-        return got, cache.local_counters()["item"]
-
-    got, c = run(policy, redis_url, body)
+    cache = make_cache()
+    got = [await cache.get_or_load("item", loader, id=i) for i in (1, 2, 3, 4)]
+    assert await auntil(lambda: redis_client.get("t:item:2") == b'"loaded"')
     assert got == ["fresh", "stale", "loaded", "loaded"]
+    assert await auntil(lambda: cache.local_counters()["item"].refreshes == 1)
+    c = cache.local_counters()["item"]
     assert (c.fresh_hits, c.stale_hits, c.misses, c.refreshes, loader.calls) == (1, 1, 2, 1, 3)
     assert classify(redis_client.pttl("t:item:2"), policy.namespace("item")) is Freshness.FRESH
     assert redis_client.get("t:item:4") == b'"loaded"'
 
 
-def test_sync_loaders_work_too(policy, redis_url) -> None:
-    async def body(cache: AsyncCache) -> Any:
-        return await cache.get_or_load("plain", lambda: {"sync": True}, id=1)
+async def test_fail_safe_band_reloads_in_caller_when_the_loader_works(make_cache,
+                                                                      redis_client) -> None:
+    put(redis_client, "t:item:1", {"v": "old"}, FAIL_SAFE_PTTL)
+    cache = make_cache()
+    assert await cache.get_or_load("item", AsyncLoader({"v": "new"}), id=1) == {"v": "new"}
+    assert redis_client.get("t:item:1") == b'{"v":"new"}'
+    assert cache.local_counters()["item"].misses == 1
 
-    assert run(policy, redis_url, body) == {"sync": True}
+
+async def test_fail_safe_served_on_loader_error_and_origin_throttled(make_cache,
+                                                                     redis_client) -> None:
+    put(redis_client, "t:item:1", {"v": "old"}, FAIL_SAFE_PTTL)
+    failing = AsyncLoader(error=ConnectionError("origin down"))
+    cache = make_cache(fail_safe_throttle_ms=2_000)
+    assert await cache.get_or_load("item", failing, id=1) == {"v": "old"}
+    # re-armed: the fleet-wide lock is held for the throttle, the key's TTL is untouched
+    assert 1_000 < redis_client.pttl("t:cachectl:lock:t:item:1") <= 2_000
+    assert redis_client.pttl("t:item:1") <= FAIL_SAFE_PTTL
+    for _ in range(5):
+        assert await cache.get_or_load("item", failing, id=1) == {"v": "old"}
+    assert failing.calls == 1
+    c = cache.local_counters()["item"]
+    assert (c.fail_safe_hits, c.refresh_errors, c.misses) == (6, 1, 0)
 
 
-def test_100_tasks_on_one_stale_key_load_it_exactly_once(policy, redis_url, redis_client) -> None:
-    put(redis_client, "t:item:1", "old", STALE_PTTL)
-    loader = AsyncLoader("new", delay_s=0.05)
+async def test_loader_error_without_fail_safe_value_propagates_unchanged(make_cache) -> None:
+    error = KeyError("no such product")
+    cache = make_cache()
+    with pytest.raises(KeyError) as raised:
+        await cache.get_or_load("item", AsyncLoader(error=error), id=404)
+    assert raised.value is error
+    c = cache.local_counters()["item"]
+    assert (c.misses, c.refresh_errors) == (1, 1)
 
-    async def body(cache: AsyncCache) -> list[Any]:
-        results = await asyncio.gather(*(cache.get_or_load("item", loader, id=1)
-                                         for _ in range(100)))
-        await until(lambda: redis_client.get("t:item:1") == b'"new"')
-        results += await asyncio.gather(*(cache.get_or_load("item", loader, id=1)
-                                          for _ in range(100)))
-        return list(results)
 
-    results = run(policy, redis_url, body)
+async def test_soft_timeout_serves_fail_safe_and_lets_the_load_finish(make_cache,
+                                                                      redis_client) -> None:
+    put(redis_client, "t:item:1", {"v": "old"}, FAIL_SAFE_PTTL)
+    gate = AEvent()
+    slow = AsyncLoader({"v": "new"}, gate=gate)
+    cache = make_cache(soft_timeout_ms=50)
+    assert await cache.get_or_load("item", slow, id=1) == {"v": "old"}  # the loader is held
+    gate.set()
+    assert await auntil(lambda: redis_client.get("t:item:1") == b'{"v":"new"}')
+    assert await auntil(lambda: cache.local_counters()["item"].refreshes == 1)
+    assert await auntil(lambda: not redis_client.exists("t:cachectl:lock:t:item:1"))
+
+
+async def test_key_without_expiry_is_served_and_rewritten_with_a_ttl(make_cache,
+                                                                     redis_client) -> None:
+    redis_client.set("t:item:9", b'{"v":"legacy"}')
+    cache = make_cache()
+    assert await cache.get_or_load("item", AsyncLoader({"v": "new"}), id=9) == {"v": "legacy"}
+    assert await auntil(lambda: redis_client.pttl("t:item:9") > 0)
+
+
+async def test_unreadable_value_is_a_miss_and_is_overwritten(make_cache, redis_client) -> None:
+    redis_client.set("t:item:3", b"\xff not json", px=FRESH_PTTL)
+    cache = make_cache()
+    assert await cache.get_or_load("item", AsyncLoader({"v": 3}), id=3) == {"v": 3}
+    assert redis_client.get("t:item:3") == b'{"v":3}'
+
+
+async def test_a_key_of_another_type_is_a_miss_not_a_redis_error(make_cache,
+                                                                 redis_client) -> None:
+    redis_client.hset("t:item:4", "f", "v")
+    cache = make_cache()
+    assert await cache.get_or_load("item", AsyncLoader({"v": 4}), id=4) == {"v": 4}
+    assert redis_client.get("t:item:4") == b'{"v":4}'
+    c = cache.local_counters()["item"]
+    assert (c.misses, c.redis_errors) == (1, 0)
+
+
+async def test_values_written_are_plain_json_any_client_reads(make_cache, redis_client) -> None:
+    cache = make_cache()
+    value = {"id": 7, "price": 19.99, "tags": ["a", "b"], "name": "Lämpchen", "ok": True,
+             "none": None}
+    await cache.set("plain", value, id=7)
+    assert json.loads(redis_client.get("t:plain:7")) == value
+    redis_client.set("t:plain:8", json.dumps([1, 2, 3]), px=60_000)  # written by anyone
+    assert await cache.get("plain", id=8) == [1, 2, 3]
+
+
+if True:  # ASYNC
+
+    async def test_sync_loaders_work_too(make_cache) -> None:
+        cache = make_cache()
+        assert await cache.get_or_load("plain", lambda: {"sync": True}, id=1) == {"sync": True}
+
+
+# ------------------------------------------------------------------ stampedes
+
+
+async def test_100_callers_on_one_stale_key_load_it_exactly_once(make_cache,
+                                                                 redis_client) -> None:
+    put(redis_client, "t:item:1", {"v": "old"}, STALE_PTTL)
+    loader = AsyncLoader({"v": "new"}, delay_s=0.05)
+    cache = make_cache()
+    barrier = ABarrier(100)
+    results: list[Any] = []
+
+    async def call() -> None:
+        await barrier.wait()
+        for _ in range(5):
+            results.append(await cache.get_or_load("item", loader, id=1))
+
+    await ajoin([aspawn(call) for _ in range(100)])
+    assert await auntil(lambda: redis_client.get("t:item:1") == b'{"v":"new"}')
+    assert await auntil(lambda: cache.local_counters()["item"].refreshes == 1)
+    c = cache.local_counters()["item"]
+    assert loader.calls == 1, c
+    assert c.redis_errors == 0  # 100 threads fit the pool (redis-py's default of 100 does not)
+    assert len(results) == 500 and set(map(json.dumps, results)) <= {'{"v": "old"}', '{"v": "new"}'}
+    assert await cache.get_or_load("item", loader, id=1) == {"v": "new"}
+
+
+async def test_two_instances_on_one_stale_key_load_it_once(make_cache, redis_client) -> None:
+    put(redis_client, "t:item:1", {"v": "old"}, STALE_PTTL)
+    loader = AsyncLoader({"v": "new"}, delay_s=0.1)
+    a, b = make_cache(), make_cache()
+    barrier = ABarrier(20)
+
+    async def call(cache: AsyncCache) -> None:
+        await barrier.wait()
+        await cache.get_or_load("item", loader, id=1)
+
+    await ajoin([aspawn(call, a if i % 2 else b) for i in range(20)])
+    assert await auntil(lambda: redis_client.get("t:item:1") == b'{"v":"new"}')
+    await asleep(0.1)  # a second load would have started by now
     assert loader.calls == 1
-    assert results[:100] == ["old"] * 100 and results[100:] == ["new"] * 100
 
 
-def test_two_async_instances_on_one_stale_key_load_it_once(policy, redis_url,
-                                                           redis_client) -> None:
-    put(redis_client, "t:item:1", "old", STALE_PTTL)
-    loader = AsyncLoader("new", delay_s=0.1)
+async def test_concurrent_misses_share_one_load(make_cache, redis_client) -> None:
+    loader = AsyncLoader({"v": 1}, delay_s=0.2)
+    cache = make_cache()
+    results: list[Any] = []
 
-    async def main() -> None:
-        async with AsyncCache.from_policy(policy, redis_url, env={}, **QUIET) as a, \
-                AsyncCache.from_policy(policy, redis_url, env={}, **QUIET) as b:
-            await asyncio.gather(*(c.get_or_load("item", loader, id=1)
-                                   for c in (a, b) * 10))
-            await until(lambda: redis_client.get("t:item:1") == b'"new"')
+    async def call() -> None:
+        results.append(await cache.get_or_load("item", loader, id=5))
 
-    asyncio.run(main())
+    await ajoin([aspawn(call) for _ in range(30)])
+    assert loader.calls == 1
+    assert results == [{"v": 1}] * 30
+    assert cache.local_counters()["item"].misses == 30
+
+
+async def test_waiters_give_up_after_the_hard_timeout(make_cache) -> None:
+    loader = AsyncLoader({"v": 1}, delay_s=0.4)
+    cache = make_cache(hard_timeout_ms=50)
+    leader = aspawn(cache.get_or_load, "item", loader, id=6)
+    assert await auntil(lambda: loader.calls == 1)
+    with pytest.raises(LoadTimeoutError, match="another caller's load"):
+        await cache.get_or_load("item", loader, id=6)
+    await ajoin([leader])
     assert loader.calls == 1
 
 
-def test_concurrent_misses_share_one_load_and_its_error(policy, redis_url) -> None:
-    ok, bad = AsyncLoader("v", delay_s=0.1), AsyncLoader(error=LookupError("gone"), delay_s=0.1)
+async def test_waiters_share_the_leaders_error(make_cache) -> None:
+    loader = AsyncLoader(error=RuntimeError("boom"), delay_s=0.2)
+    cache = make_cache()
+    errors: list[BaseException] = []
 
-    async def body(cache: AsyncCache) -> Any:
-        values = await asyncio.gather(*(cache.get_or_load("item", ok, id=1) for _ in range(30)))
-        errors = await asyncio.gather(*(cache.get_or_load("item", bad, id=2) for _ in range(30)),
-                                      return_exceptions=True)
-        return values, errors
+    async def call() -> None:
+        try:
+            await cache.get_or_load("item", loader, id=8)
+        except RuntimeError as exc:
+            errors.append(exc)
 
-    values, errors = run(policy, redis_url, body)
-    assert values == ["v"] * 30 and ok.calls == 1
-    assert bad.calls == 1 and all(isinstance(e, LookupError) for e in errors)
-
-
-def test_loader_error_with_and_without_fail_safe(policy, redis_url, redis_client) -> None:
-    put(redis_client, "t:item:3", "fail-safe", FAIL_SAFE_PTTL)
-    error = ValueError("origin down")
-    bad = AsyncLoader(error=error)
-
-    async def body(cache: AsyncCache) -> Any:
-        served = [await cache.get_or_load("item", bad, id=3) for _ in range(4)]
-        with pytest.raises(ValueError) as raised:
-            await cache.get_or_load("item", bad, id=4)
-        assert raised.value is error
-        return served, cache.local_counters()["item"]
-
-    served, c = run(policy, redis_url, body, fail_safe_throttle_ms=5_000)
-    assert served == ["fail-safe"] * 4
-    assert bad.calls == 2  # once for the fail-safe key (then throttled), once for the miss
-    assert (c.fail_safe_hits, c.refresh_errors, c.misses) == (4, 2, 1)
-    assert redis_client.pttl("t:cachectl:lock:t:item:3") > 4_000
+    await ajoin([aspawn(call) for _ in range(10)])
+    assert loader.calls == 1 and len(errors) == 10
 
 
-def test_soft_timeout_serves_fail_safe_and_finishes_in_background(policy, redis_url,
-                                                                  redis_client) -> None:
-    put(redis_client, "t:item:3", "old", FAIL_SAFE_PTTL)
-    slow = AsyncLoader("new", delay_s=0.3)
+if True:  # ASYNC
 
-    async def body(cache: AsyncCache) -> Any:
-        started = time.monotonic()
-        value = await cache.get_or_load("item", slow, id=3)
-        elapsed = time.monotonic() - started
-        await until(lambda: redis_client.get("t:item:3") == b'"new"')
-        return value, elapsed
+    async def test_a_cancelled_leader_never_fails_its_followers(
+        make_cache,
+        redis_client,
+        reliability: Recorder,
+    ) -> None:
+        gate = AEvent()
+        loader = AsyncLoader({"v": 1}, gate=gate)
+        cache = make_cache()
+        await asyncio.gather(*(cache.get("plain", id=i) for i in range(60)))  # 60 connections
+        leader = asyncio.ensure_future(cache.get_or_load("item", loader, id=11))
+        assert await auntil(lambda: loader.calls == 1)
+        reads = redis_client.info("commandstats")["cmdstat_pttl"]["calls"]
+        followers = [asyncio.ensure_future(cache.get_or_load("item", loader, id=11))
+                     for _ in range(50)]
+        # every follower has read the key (a miss) and waits on the leader's load
+        assert await auntil(lambda: redis_client.info("commandstats")["cmdstat_pttl"]["calls"]
+                            >= reads + 50)
+        await asleep(0.05)
+        leader.cancel()  # a request timeout, a client that went away
+        await asleep(0.05)
+        gate.set()
+        results = await asyncio.gather(*followers, return_exceptions=True)
+        assert leader.cancelled()
+        assert results == [{"v": 1}] * 50, [r for r in results if r != {"v": 1}][:3]
+        assert loader.calls == 2  # one follower took the load over; the rest waited for it
+        assert redis_client.get("t:item:11") == b'{"v":1}'  # and stored it
+        reliability.add("library-async-leader-cancelled", area="one server",
+                        fault="AsyncCache: the task loading a key is cancelled while 50 "
+                        "other tasks wait for the same key",
+                        command="AsyncCache.get_or_load",
+                        did="one waiting task took the load over; no CancelledError reached "
+                        "the 50 followers",
+                        verified="all 50 got the loaded value; the loader ran twice in all; "
+                        "the value was stored")
 
-    value, elapsed = run(policy, redis_url, body, soft_timeout_ms=50)
-    assert value == "old" and elapsed < 0.25
-    assert redis_client.get("t:item:3") == b'"new"'
-
-
-def test_hard_timeout_for_waiters(policy, redis_url) -> None:
-    slow = AsyncLoader("v", delay_s=0.3)
-
-    async def body(cache: AsyncCache) -> Any:
-        return await asyncio.gather(*(cache.get_or_load("item", slow, id=1) for _ in range(3)),
-                                    return_exceptions=True)
-
-    results = run(policy, redis_url, body, hard_timeout_ms=50)
-    assert results.count("v") == 1  # the leader (whichever task's read came back first)
-    assert sum(isinstance(r, LoadTimeoutError) for r in results) == 2
-    assert slow.calls == 1
-
-
-def test_api_errors_decorator_invalidation(policy, redis_url, redis_client) -> None:
-    async def body(cache: AsyncCache) -> None:
-        with pytest.raises(UsageError, match="no namespace"):
-            await cache.get("itme", id=1)
-        with pytest.raises(KeyParamError):
-            await cache.get_or_load("item", AsyncLoader(1), sku=1)
-
-        @cache.cached("search")
-        async def search(query: str, page: int = 1) -> list[str]:
-            return [query] * page
-
-        assert await search("lamp", page=2) == ["lamp", "lamp"]
-        assert len(redis_client.keys("t:search:*")) == 1
-        assert await cache.set("item", 1, id=1) is True
-        assert await cache.soft_invalidate("item", id=1) is True
-        assert classify(redis_client.pttl("t:item:1"),
-                        policy.namespace("item")) is Freshness.STALE
-        assert await cache.invalidate("item", id=1) is True
-        assert await cache.get("item", id=1) is None
-        await cache.set("plain", 1, id=1)
-        await cache.set("other", 1, id=1)
-        assert await cache.invalidate_tag("cat") == 1  # plain:1 (item:1 is gone already)
-        assert redis_client.keys("t:other:*") == [b"t:other:1"]
-
-    run(policy, redis_url, body)
+    async def test_a_cancelled_follower_leaves_the_others_waiting(make_cache) -> None:
+        loader = AsyncLoader({"v": 2}, delay_s=0.2)
+        cache = make_cache()
+        tasks = [asyncio.ensure_future(cache.get_or_load("item", loader, id=12))
+                 for _ in range(10)]
+        assert await auntil(lambda: loader.calls == 1)
+        tasks[5].cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(results.pop(5), asyncio.CancelledError)
+        assert results == [{"v": 2}] * 9 and loader.calls == 1
 
 
-def test_counters_read_back_and_no_task_or_thread_left(policy, redis_url, redis_client) -> None:
+class AlwaysEarly(random.Random):
+    """rand() = 1 - 1e-6: XFetch's -Δ·β·ln(1 - rand) is 13.8 Δ, so a key near expiry refreshes."""
+
+    def random(self) -> float:
+        return 1 - 1e-6
+
+
+async def test_early_refresh_reloads_a_fresh_key_before_it_goes_stale(make_cache,
+                                                                      redis_client) -> None:
+    cache = make_cache(rng=AlwaysEarly())
+    # teach the cache that loads take ~100 ms (XFetch's Δ)
+    await cache.get_or_load("early", AsyncLoader({"v": 0}, delay_s=0.1), id=0)
+    put(redis_client, "t:early:1", {"v": "old"}, 1_000 + 1_000)  # fresh 1 s more < 13.8 Δ
+    loader = AsyncLoader({"v": "new"})
+    assert await cache.get_or_load("early", loader, id=1) == {"v": "old"}
+    assert await auntil(lambda: redis_client.get("t:early:1") == b'{"v":"new"}')
+    assert await auntil(lambda: cache.local_counters()["early"].early_refreshes == 1)
+    c = cache.local_counters()["early"]
+    assert c.fresh_hits == 1 and c.stale_hits == 0
+
+
+# ------------------------------------------------------------------ values no serializer stores
+
+UNSTORABLE = [datetime(2026, 1, 2, tzinfo=UTC), Decimal("1.10"), {1, 2}, b"\x00raw",
+              float("nan"), float("inf"), {"price": float("-inf")}]
+
+
+@pytest.mark.parametrize("value", UNSTORABLE, ids=repr)
+async def test_a_loaded_value_the_serializer_refuses_is_returned_not_stored(
+        make_cache, redis_client, value: Any) -> None:
+    cache = make_cache()
+    got = await cache.get_or_load("item", AsyncLoader(value), id=21)
+    assert got is value  # the caller gets what the loader returned
+    assert not redis_client.exists("t:item:21")
+    c = cache.local_counters()["item"]
+    assert (c.misses, c.refresh_errors, c.redis_errors) == (1, 1, 0)
+    with pytest.raises((TypeError, ValueError)):
+        await cache.set("item", value, id=21)  # asked to store it: say so
+
+
+async def test_an_unstorable_value_in_the_fail_safe_band_serves_the_fail_safe_value(
+    make_cache,
+    redis_client,
+    reliability: Recorder,  # noqa: F811
+) -> None:
+    put(redis_client, "t:item:22", {"v": "old"}, FAIL_SAFE_PTTL)
+    loader = AsyncLoader(Decimal("9.99"))
+    cache = make_cache()
+    assert await cache.get_or_load("item", loader, id=22) == Decimal("9.99")
+    assert redis_client.get("t:item:22") == b'{"v":"old"}'  # not overwritten
+    assert not redis_client.exists("t:cachectl:lock:t:item:22")  # released at once
+    put(redis_client, "t:item:23", {"v": "old"}, FAIL_SAFE_PTTL)
+    gate = AEvent()
+    late = AsyncLoader(float("nan"), gate=gate)
+    soft = make_cache(soft_timeout_ms=20)
+    assert await soft.get_or_load("item", late, id=23) == {"v": "old"}  # the fail-safe value
+    gate.set()
+    assert await auntil(lambda: soft.local_counters()["item"].refresh_errors == 1)
+    assert redis_client.get("t:item:23") == b'{"v":"old"}'
+    assert await auntil(lambda: not redis_client.exists("t:cachectl:lock:t:item:23"))
+    if True:  # ASYNC
+        reliability.add("library-async-unstorable-fail-safe", area="one server",
+                        fault="AsyncCache: a key in the fail-safe band whose loader returns a "
+                        "Decimal, or NaN after the soft timeout",
+                        command="AsyncCache.get_or_load",
+                        did="returned the loaded value (or served the fail-safe value); "
+                        "stored nothing; counted a refresh error",
+                        verified="the stored value is unchanged; the revalidation lock was "
+                        "released at once; no NaN written")
+    else:
+        reliability.add("library-unstorable-fail-safe", area="one server",
+                        fault="Cache: a key in the fail-safe band whose loader returns a "
+                        "Decimal, or NaN after the soft timeout",
+                        command="Cache.get_or_load",
+                        did="returned the loaded value (or served the fail-safe value); "
+                        "stored nothing; counted a refresh error",
+                        verified="the stored value is unchanged; the revalidation lock was "
+                        "released at once; no NaN written")
+
+
+async def test_an_unstorable_value_in_a_background_refresh_releases_the_lock(
+        make_cache, redis_client) -> None:
+    put(redis_client, "t:item:24", {"v": "old"}, STALE_PTTL)
+    loader = AsyncLoader({"at": datetime(2026, 1, 2, tzinfo=UTC)})
+    cache = make_cache()
+    assert await cache.get_or_load("item", loader, id=24) == {"v": "old"}
+    assert await auntil(lambda: cache.local_counters()["item"].refresh_errors == 1)
+    assert await auntil(lambda: not redis_client.exists("t:cachectl:lock:t:item:24"))
+    c = cache.local_counters()["item"]
+    assert (c.stale_hits, c.refreshes, loader.calls) == (1, 0, 1)
+    assert redis_client.get("t:item:24") == b'{"v":"old"}'
+
+
+# ------------------------------------------------------------------ API and errors
+
+
+async def test_unknown_namespace_and_missing_placeholder_raise_at_once(make_cache) -> None:
+    cache = make_cache()
+    loader = AsyncLoader(1)
+    with pytest.raises(UsageError, match="no namespace 'itme'") as raised:
+        await cache.get_or_load("itme", loader, id=1)
+    assert raised.value.hint == "did you mean 'item'?"
+    with pytest.raises(KeyParamError, match="needs id"):
+        await cache.get_or_load("item", loader, sku=1)
+    with pytest.raises(KeyParamError, match="cannot be one key segment"):
+        await cache.get("item", id="a:b")
+    assert loader.calls == 0
+    with pytest.raises(UsageError, match="unknown cache option 'timeout'"):
+        AsyncCache.from_policy(cache.policy, timeout=3)
+
+
+async def test_cached_decorator_fills_placeholders_by_name(make_cache, redis_client) -> None:
+    cache = make_cache()
+    calls: list[tuple[Any, ...]] = []
+
+    @cache.cached("search")
+    async def search(query: str, page: int = 1, *, debug: bool = False) -> list[str]:
+        calls.append((query, page))
+        return [f"{query}-{page}"]
+
+    assert await search("red shoes") == ["red shoes-1"]
+    assert await search(query="red shoes", page=1) == ["red shoes-1"]
+    assert await search("red shoes", 2) == ["red shoes-2"]
+    assert calls == [("red shoes", 1), ("red shoes", 2)]
+    assert len(redis_client.keys("t:search:*")) == 2
+    assert await search.invalidate("red shoes", 2) is True  # type: ignore[attr-defined]
+    assert len(redis_client.keys("t:search:*")) == 1
+    with pytest.raises(KeyParamError, match="has no parameter id"):
+        @cache.cached("item")
+        async def wrong(sku: str) -> None: ...
+    with pytest.raises(UsageError):
+        cache.cached("nope")
+
+
+async def test_set_invalidate_and_soft_invalidate(make_cache, redis_client, policy) -> None:
+    cache = make_cache()
+    assert await cache.set("item", {"v": 1}, id=1) is True
+    assert await cache.get("item", id=1) == {"v": 1}
+    assert await cache.soft_invalidate("item", id=1) is True
+    ns = policy.namespace("item")
+    assert classify(redis_client.pttl("t:item:1"), ns) is Freshness.STALE
+    loader = AsyncLoader({"v": 2})
+    assert await cache.get_or_load("item", loader, id=1) == {"v": 1}  # served once more, stale
+    assert await auntil(lambda: redis_client.get("t:item:1") == b'{"v":2}')
+    assert await cache.invalidate("item", id=1) is True
+    assert not redis_client.exists("t:item:1")
+    assert await cache.get("item", id=1) is None
+    with pytest.raises(ValueTooLargeError, match="max_value_bytes"):
+        await cache.set("item", "x" * 2000, id=2)
+
+
+async def test_soft_invalidate_never_lengthens_a_ttl(make_cache, redis_client) -> None:
+    put(redis_client, "t:item:1", 1, FAIL_SAFE_PTTL)
+    cache = make_cache()
+    await cache.soft_invalidate("item", id=1)
+    assert redis_client.pttl("t:item:1") <= FAIL_SAFE_PTTL
+    await cache.set("plain", 1, id=1)
+    with pytest.raises(UsageError, match="no stale window"):
+        await cache.soft_invalidate("plain", id=1)  # nothing to serve stale: say so, change nothing
+    assert redis_client.pttl("t:plain:1") > 60_000
+
+
+async def test_invalidate_tag_removes_every_tagged_namespace(make_cache, redis_client) -> None:
+    cache = make_cache()
+    for i in range(5):
+        await cache.set("item", i, id=i)
+        await cache.set("plain", i, id=i)
+        await cache.set("other", i, id=i)
+    redis_client.set("t:item:shelf:1", b"1")  # matches the glob t:item:*, not item's key
+    assert await cache.invalidate_tag("cat") == 10
+    assert redis_client.keys("t:item:*") == [b"t:item:shelf:1"] and redis_client.keys("t:plain:*") == []
+    assert len(redis_client.keys("t:other:*")) == 5
+    with pytest.raises(UsageError, match="no namespace carries tag"):
+        await cache.invalidate_tag("nope")
+
+
+async def test_from_policy_reads_the_file_and_the_url(tmp_path: Path, redis_url: str,
+                                                      redis_client) -> None:
+    path = write_policy(tmp_path, POLICY.replace("redis: {key_prefix: t}",
+                                                 "redis: {key_prefix: t, url: '${CACHE_URL}'}"))
+    async with AsyncCache.from_policy(path, env={"CACHE_URL": redis_url}) as cache:
+        await cache.set("plain", "hello", id=1)
+    assert redis_client.get("t:plain:1") == b'"hello"'
+
+
+# ------------------------------------------------------------------ counters, background work
+
+
+async def test_counters_read_back_equal_the_calls_made(make_cache, redis_client) -> None:
     put(redis_client, "t:item:1", "fresh", FRESH_PTTL)
-    threads_before = set(threading.enumerate())
-
-    async def main() -> set[asyncio.Task[Any]]:
-        before = asyncio.all_tasks()
-        cache = AsyncCache.from_policy(policy, redis_url, env={}, **QUIET)
-        for _ in range(6):
-            await cache.get_or_load("item", AsyncLoader("x"), id=1)
-        for i in range(3):
-            await cache.get_or_load("item", AsyncLoader("x"), id=10 + i)
-        await cache.close()
-        return asyncio.all_tasks() - before
-
-    assert asyncio.run(main()) == set()
-    assert set(threading.enumerate()) - threads_before == set()
+    put(redis_client, "t:item:2", "stale", STALE_PTTL)
+    put(redis_client, "t:item:3", "fail-safe", FAIL_SAFE_PTTL)
+    cache = make_cache(fail_safe_throttle_ms=60_000)
+    ok, bad = AsyncLoader("loaded", delay_s=0.002), AsyncLoader(error=ValueError("x"))
+    for _ in range(7):
+        await cache.get_or_load("item", ok, id=1)
+    await cache.get_or_load("item", ok, id=2)
+    for _ in range(3):
+        await cache.get_or_load("item", bad, id=3)
+    for i in range(10, 14):
+        await cache.get_or_load("item", ok, id=i)
+    with pytest.raises(ValueError):
+        await cache.get_or_load("item", bad, id=99)
+    assert await auntil(lambda: cache.local_counters()["item"].refreshes == 1)
+    await cache.close()
     got = counters(redis_client, "item")
-    assert (got["fresh_hits"], got["misses"], got["loads"]) == (6, 3, 3)
+    assert got["fresh_hits"] == 7
+    assert got["stale_hits"] == 1
+    assert got["fail_safe_hits"] == 3
+    assert got["misses"] == 5
+    assert got["refreshes"] == 1
+    assert got["refresh_errors"] == 2  # the fail-safe reload once (then throttled), the miss once
+    assert got["loads"] == 5 and got["load_us"] >= 5 * 2000
+    assert got["redis_errors"] == 0
+    assert redis_client.ttl(f"t:cachectl:counters:v1:{int(time.time() // 60)}") > 2 * 24 * 3600
+
+
+async def test_counters_are_written_in_the_background_every_interval(make_cache,
+                                                                     redis_client) -> None:
+    cache = make_cache(counters_interval_s=0.05)
+    await cache.set("plain", 1, id=1)
+    await cache.get("plain", id=1)
+    assert await auntil(lambda: counters(redis_client, "plain").get("fresh_hits") == 1)
+
+
+async def test_counters_off_writes_nothing(make_cache, redis_client) -> None:
+    cache = make_cache(counters=False)
+    await cache.set("plain", 1, id=1)
+    await cache.get("plain", id=1)
+    await cache.close()
+    assert redis_client.keys("t:cachectl:counters:*") == []
+
+
+async def test_no_background_work_left_after_close(policy: Policy, redis_url: str,
+                                                   redis_client) -> None:
+    before = running_tasks()
+    cache = AsyncCache.from_policy(policy, redis_url, env={}, l1_max_items=100, **QUIET)
+    put(redis_client, "t:item:1", 1, STALE_PTTL)
+    await cache.get_or_load("item", AsyncLoader(2, delay_s=0.05), id=1)
+    await cache.get_or_load("item", AsyncLoader(2), id=2)
+    assert len(running_tasks() - before) >= 2  # the counter writer, the L1 subscriber, ...
+    await cache.close()
+    await cache.close()  # idempotent
+    assert running_tasks() - before == set()
+    assert redis_client.get("t:item:1") == b"2"  # the background refresh finished first
+
+
+if True:  # ASYNC
+    EXIT_SCRIPT = """
+import asyncio, sys
+from cachectl import AsyncCache
+from cachectl.policy import load_policy
+
+policy = load_policy(sys.argv[1], {})
+cache = AsyncCache.from_policy(policy, sys.argv[2], env={}, counters_interval_s=3600)
+
+async def main():
+    await cache.set("plain", 1, id=1)
+    await cache.get("plain", id=1)
+    await cache.get("plain", id=2)
+    await cache.get("other", id=1)
+
+asyncio.run(main())
+print("exiting without close()")
+"""
+else:
+    EXIT_SCRIPT = """
+import sys
+from cachectl import Cache
+from cachectl.policy import load_policy
+
+policy = load_policy(sys.argv[1], {})
+cache = Cache.from_policy(policy, sys.argv[2], env={}, counters_interval_s=3600)
+cache.set("plain", 1, id=1)
+cache.get("plain", id=1)
+cache.get("plain", id=2)
+cache.get("other", id=1)
+print("exiting without close()")
+"""
+
+
+async def test_counters_are_written_at_interpreter_exit(tmp_path: Path, redis_url: str,
+                                                        redis_client) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, str(write_policy(tmp_path)),
+                          redis_url], capture_output=True, text=True, timeout=60, check=True)
+    assert "exiting without close()" in out.stdout
+    plain = counters(redis_client, "plain")
+    assert (plain["fresh_hits"], plain["misses"]) == (1, 1)
+    assert counters(redis_client, "other")["misses"] == 1
+
+
+class UpperSerializer:
+    """A pluggable serializer: plain text, upper-cased on the way in."""
+
+    def dumps(self, value: Any) -> bytes:
+        return str(value).upper().encode()
+
+    def loads(self, data: bytes) -> Any:
+        return data.decode()
+
+
+async def test_a_serializer_can_be_plugged_in(make_cache, redis_client) -> None:
+    cache = make_cache(serializer=UpperSerializer())
+    assert await cache.get_or_load("plain", lambda: "lamp", id=1) == "lamp"  # the loader's value
+    assert redis_client.get("t:plain:1") == b"LAMP"
+    assert await cache.get("plain", id=1) == "LAMP"

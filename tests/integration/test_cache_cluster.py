@@ -14,7 +14,7 @@ from cachectl import AsyncCache, Cache
 from cachectl.connection import build_settings
 from cachectl.counters import read_window
 from cachectl.policy import load_policy
-from tests.integration.test_cache_sync import FRESH_PTTL, STALE_PTTL, wait_for, write_policy
+from tests.support.cache import FRESH_PTTL, STALE_PTTL, wait_for, write_policy
 from tests.support.cluster import RedisClusterFixture, cluster_fixture
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 
 from cachectl import AsyncCache, Cache
 from cachectl.policy import load_policy
-from tests.integration.test_cache_sync import counters, wait_for, write_policy
+from tests.support.cache import counters, wait_for, write_policy
 
 FAST = {"timeout_ms": 100, "connect_timeout_ms": 100, "breaker_failures": 3,
         "breaker_reset_ms": 100, "counters_interval_s": 0.05}

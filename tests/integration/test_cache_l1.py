@@ -11,7 +11,7 @@ import pytest
 
 from cachectl import AsyncCache, Cache
 from cachectl.policy import Policy, load_policy
-from tests.integration.test_cache_sync import QUIET, wait_for, write_policy
+from tests.support.cache import QUIET, wait_for, write_policy
 
 L1 = {**QUIET, "l1_max_items": 100, "l1_ttl_ms": 60_000}
 

@@ -1,4 +1,10 @@
-"""cachectl.Cache against a real redis-server: the four states, single-flight, fail-safe, API."""
+# generated from test_cache_async.py by scripts/async_to_sync.py, do not edit
+"""cachectl.AsyncCache against a real redis-server: the four states, single-flight, fail-safe, API.
+
+The source of test_cache_sync.py, which scripts/async_to_sync.py generates from this
+module (``AsyncCache`` -> ``Cache``, tasks -> threads through tests/support/acompat.py),
+so both caches are held to every behaviour here.
+"""
 
 from __future__ import annotations
 
@@ -7,74 +13,62 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from cachectl import Cache
 from cachectl.cache import KeyParamError, LoadTimeoutError, ValueTooLargeError
-from cachectl.counters import read_window
 from cachectl.errors import UsageError
 from cachectl.freshness import Freshness, classify, ttl_bounds_ms
 from cachectl.policy import Policy, load_policy
-
-# item: grace G = 10 s; fresh PTTL > 10000, stale (5000, 10000], fail-safe (0, 5000]
-POLICY = """\
-version: 1
-redis: {key_prefix: t}
-namespaces:
-  item:   {key: "item:{id}", ttl: 10s, stale: 5s, stale_if_error: 10s, jitter: 0%, tags: [cat],
-           max_value_bytes: 1KiB}
-  plain:  {key: "plain:{id}", ttl: 10m, jitter: 10%, tags: [cat]}
-  other:  {key: "other:{id}", ttl: 10m, tags: [misc]}
-  early:  {key: "early:{id}", ttl: 10s, stale: 1s, jitter: 0%, early_refresh: true}
-  search: {key: "search:{query:hash}:{page}", ttl: 1m}
-"""
-FRESH_PTTL, STALE_PTTL, FAIL_SAFE_PTTL = 19_000, 9_000, 3_000
-# generous timeouts: these tests are about the logic, on a busy CI machine (faults: test_cache_faults)
-QUIET = {"counters_interval_s": 0.05, "timeout_ms": 2000, "connect_timeout_ms": 2000}
-
-
-def write_policy(tmp_path: Path, text: str = POLICY) -> Path:
-    path = tmp_path / "cachectl.yaml"
-    path.write_text(text)
-    return path
-
-
-def put(client: redis.Redis, key: str, value: Any, pttl_ms: int) -> None:
-    client.set(key, json.dumps(value, separators=(",", ":")), px=pttl_ms)
+from tests.support.acompat import (
+    Barrier,
+    Event,
+    current_thread,
+    join,
+    running_threads,
+    sleep,
+    spawn,
+    until,
+)
+from tests.support.cache import (
+    FAIL_SAFE_PTTL,
+    FRESH_PTTL,
+    POLICY,
+    QUIET,
+    STALE_PTTL,
+    counters,
+    put,
+    write_policy,
+)
+from tests.support.reliability import Recorder, reliability  # noqa: F401
 
 
-def wait_for(predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
-def counters(client: redis.Redis, name: str) -> dict[str, int]:
-    minute = int(time.time() // 60)
-    got = read_window(client, "t:cachectl", range(minute - 2, minute + 2))
-    return got[name].as_dict() if name in got else {}
-
-
-class CountingLoader:
+class Loader:
     """A loader that counts its calls, optionally slow or failing."""
 
-    def __init__(self, value: Any = None, delay_s: float = 0.0, error: Exception | None = None):
-        self.value, self.delay_s, self.error = value, delay_s, error
+    def __init__(
+        self,
+        value: Any = None,
+        delay_s: float = 0.0,
+        error: Exception | None = None,
+        gate: Event | None = None,
+    ):
+        self.value, self.delay_s, self.error, self.gate = value, delay_s, error, gate
         self.calls = 0
         self._lock = threading.Lock()
 
     def __call__(self) -> Any:
         with self._lock:
             self.calls += 1
+        if self.gate is not None:  # held until the test opens it (or 10 s passed)
+            self.gate.wait_timeout(10)
         if self.delay_s:
-            time.sleep(self.delay_s)
+            sleep(self.delay_s)
         if self.error is not None:
             raise self.error
         return self.value
@@ -104,7 +98,7 @@ def make_cache(policy: Policy, redis_url: str) -> Iterator[Callable[..., Cache]]
 
 def test_fresh_hit_returns_value_without_loading(make_cache, redis_client) -> None:
     put(redis_client, "t:item:1", {"v": 1}, FRESH_PTTL)
-    loader = CountingLoader({"v": 2})
+    loader = Loader({"v": 2})
     cache = make_cache()
     assert cache.get_or_load("item", loader, id=1) == {"v": 1}
     assert cache.get("item", id=1) == {"v": 1}
@@ -112,14 +106,13 @@ def test_fresh_hit_returns_value_without_loading(make_cache, redis_client) -> No
     assert cache.local_counters()["item"].fresh_hits == 2
 
 
-def test_miss_loads_in_caller_and_writes_plain_json_with_policy_ttl(make_cache, redis_client,
-                                                                     policy) -> None:
+def test_miss_loads_in_caller_and_writes_plain_json_with_policy_ttl(make_cache, redis_client, policy) -> None:
     cache = make_cache()
-    caller = threading.get_ident()
-    seen: list[int] = []
+    caller = current_thread()
+    seen: list[Any] = []
 
     def loader() -> dict[str, Any]:
-        seen.append(threading.get_ident())
+        seen.append(current_thread())
         return {"id": 7, "name": "Lamp", "tags": ["é"]}
 
     assert cache.get_or_load("plain", loader, id=7) == {"id": 7, "name": "Lamp", "tags": ["é"]}
@@ -128,36 +121,52 @@ def test_miss_loads_in_caller_and_writes_plain_json_with_policy_ttl(make_cache, 
     assert raw == '{"id":7,"name":"Lamp","tags":["é"]}'.encode()
     low, high = ttl_bounds_ms(policy.namespace("plain"))
     assert low - 1000 <= redis_client.pttl("t:plain:7") <= high
-    assert cache.get_or_load("plain", loader, id=7)["id"] == 7
+    assert (cache.get_or_load("plain", loader, id=7))["id"] == 7
     assert len(seen) == 1
 
 
-def test_stale_hit_returns_now_and_revalidates_in_background(make_cache, redis_client,
-                                                              policy) -> None:
+def test_stale_hit_returns_now_and_revalidates_in_background(make_cache, redis_client, policy) -> None:
     put(redis_client, "t:item:1", {"v": "old"}, STALE_PTTL)
-    loader = CountingLoader({"v": "new"}, delay_s=0.2)
+    gate = Event()
+    loader = Loader({"v": "new"}, gate=gate)
     cache = make_cache()
-    started = time.monotonic()
+    # returns while the revalidation's loader is held: nobody waits for it
     assert cache.get_or_load("item", loader, id=1) == {"v": "old"}
-    assert time.monotonic() - started < 0.15  # nobody waited for the slow loader
-    assert wait_for(lambda: redis_client.get("t:item:1") == b'{"v":"new"}')
+    gate.set()
+    assert until(lambda: redis_client.get("t:item:1") == b'{"v":"new"}')
     assert classify(redis_client.pttl("t:item:1"), policy.namespace("item")) is Freshness.FRESH
-    assert wait_for(lambda: not redis_client.exists("t:cachectl:lock:t:item:1"))
+    assert until(lambda: not redis_client.exists("t:cachectl:lock:t:item:1"))
     c = cache.local_counters()["item"]
     assert (c.stale_hits, c.refreshes, c.loads, loader.calls) == (1, 1, 1, 1)
+
+
+def test_fresh_stale_fail_safe_and_miss_in_one_cache(make_cache, redis_client, policy) -> None:
+    put(redis_client, "t:item:1", "fresh", FRESH_PTTL)
+    put(redis_client, "t:item:2", "stale", STALE_PTTL)
+    put(redis_client, "t:item:3", "fail-safe", FAIL_SAFE_PTTL)
+    loader = Loader("loaded")
+    cache = make_cache()
+    got = [cache.get_or_load("item", loader, id=i) for i in (1, 2, 3, 4)]
+    assert until(lambda: redis_client.get("t:item:2") == b'"loaded"')
+    assert got == ["fresh", "stale", "loaded", "loaded"]
+    assert until(lambda: cache.local_counters()["item"].refreshes == 1)
+    c = cache.local_counters()["item"]
+    assert (c.fresh_hits, c.stale_hits, c.misses, c.refreshes, loader.calls) == (1, 1, 2, 1, 3)
+    assert classify(redis_client.pttl("t:item:2"), policy.namespace("item")) is Freshness.FRESH
+    assert redis_client.get("t:item:4") == b'"loaded"'
 
 
 def test_fail_safe_band_reloads_in_caller_when_the_loader_works(make_cache, redis_client) -> None:
     put(redis_client, "t:item:1", {"v": "old"}, FAIL_SAFE_PTTL)
     cache = make_cache()
-    assert cache.get_or_load("item", CountingLoader({"v": "new"}), id=1) == {"v": "new"}
+    assert cache.get_or_load("item", Loader({"v": "new"}), id=1) == {"v": "new"}
     assert redis_client.get("t:item:1") == b'{"v":"new"}'
     assert cache.local_counters()["item"].misses == 1
 
 
 def test_fail_safe_served_on_loader_error_and_origin_throttled(make_cache, redis_client) -> None:
     put(redis_client, "t:item:1", {"v": "old"}, FAIL_SAFE_PTTL)
-    failing = CountingLoader(error=ConnectionError("origin down"))
+    failing = Loader(error=ConnectionError("origin down"))
     cache = make_cache(fail_safe_throttle_ms=2_000)
     assert cache.get_or_load("item", failing, id=1) == {"v": "old"}
     # re-armed: the fleet-wide lock is held for the throttle, the key's TTL is untouched
@@ -174,7 +183,7 @@ def test_loader_error_without_fail_safe_value_propagates_unchanged(make_cache) -
     error = KeyError("no such product")
     cache = make_cache()
     with pytest.raises(KeyError) as raised:
-        cache.get_or_load("item", CountingLoader(error=error), id=404)
+        cache.get_or_load("item", Loader(error=error), id=404)
     assert raised.value is error
     c = cache.local_counters()["item"]
     assert (c.misses, c.refresh_errors) == (1, 1)
@@ -182,34 +191,34 @@ def test_loader_error_without_fail_safe_value_propagates_unchanged(make_cache) -
 
 def test_soft_timeout_serves_fail_safe_and_lets_the_load_finish(make_cache, redis_client) -> None:
     put(redis_client, "t:item:1", {"v": "old"}, FAIL_SAFE_PTTL)
-    slow = CountingLoader({"v": "new"}, delay_s=0.3)
+    gate = Event()
+    slow = Loader({"v": "new"}, gate=gate)
     cache = make_cache(soft_timeout_ms=50)
-    started = time.monotonic()
-    assert cache.get_or_load("item", slow, id=1) == {"v": "old"}
-    assert time.monotonic() - started < 0.25
-    assert wait_for(lambda: redis_client.get("t:item:1") == b'{"v":"new"}')
-    assert wait_for(lambda: cache.local_counters()["item"].refreshes == 1)
-    assert wait_for(lambda: not redis_client.exists("t:cachectl:lock:t:item:1"))
+    assert cache.get_or_load("item", slow, id=1) == {"v": "old"}  # the loader is held
+    gate.set()
+    assert until(lambda: redis_client.get("t:item:1") == b'{"v":"new"}')
+    assert until(lambda: cache.local_counters()["item"].refreshes == 1)
+    assert until(lambda: not redis_client.exists("t:cachectl:lock:t:item:1"))
 
 
 def test_key_without_expiry_is_served_and_rewritten_with_a_ttl(make_cache, redis_client) -> None:
     redis_client.set("t:item:9", b'{"v":"legacy"}')
     cache = make_cache()
-    assert cache.get_or_load("item", CountingLoader({"v": "new"}), id=9) == {"v": "legacy"}
-    assert wait_for(lambda: redis_client.pttl("t:item:9") > 0)
+    assert cache.get_or_load("item", Loader({"v": "new"}), id=9) == {"v": "legacy"}
+    assert until(lambda: redis_client.pttl("t:item:9") > 0)
 
 
 def test_unreadable_value_is_a_miss_and_is_overwritten(make_cache, redis_client) -> None:
     redis_client.set("t:item:3", b"\xff not json", px=FRESH_PTTL)
     cache = make_cache()
-    assert cache.get_or_load("item", CountingLoader({"v": 3}), id=3) == {"v": 3}
+    assert cache.get_or_load("item", Loader({"v": 3}), id=3) == {"v": 3}
     assert redis_client.get("t:item:3") == b'{"v":3}'
 
 
 def test_a_key_of_another_type_is_a_miss_not_a_redis_error(make_cache, redis_client) -> None:
     redis_client.hset("t:item:4", "f", "v")
     cache = make_cache()
-    assert cache.get_or_load("item", CountingLoader({"v": 4}), id=4) == {"v": 4}
+    assert cache.get_or_load("item", Loader({"v": 4}), id=4) == {"v": 4}
     assert redis_client.get("t:item:4") == b'{"v":4}'
     c = cache.local_counters()["item"]
     assert (c.misses, c.redis_errors) == (1, 0)
@@ -217,8 +226,7 @@ def test_a_key_of_another_type_is_a_miss_not_a_redis_error(make_cache, redis_cli
 
 def test_values_written_are_plain_json_any_client_reads(make_cache, redis_client) -> None:
     cache = make_cache()
-    value = {"id": 7, "price": 19.99, "tags": ["a", "b"], "name": "Lämpchen", "ok": True,
-             "none": None}
+    value = {"id": 7, "price": 19.99, "tags": ["a", "b"], "name": "Lämpchen", "ok": True, "none": None}
     cache.set("plain", value, id=7)
     assert json.loads(redis_client.get("t:plain:7")) == value
     redis_client.set("t:plain:8", json.dumps([1, 2, 3]), px=60_000)  # written by anyone
@@ -228,11 +236,11 @@ def test_values_written_are_plain_json_any_client_reads(make_cache, redis_client
 # ------------------------------------------------------------------ stampedes
 
 
-def test_100_threads_on_one_stale_key_load_it_exactly_once(make_cache, redis_client) -> None:
+def test_100_callers_on_one_stale_key_load_it_exactly_once(make_cache, redis_client) -> None:
     put(redis_client, "t:item:1", {"v": "old"}, STALE_PTTL)
-    loader = CountingLoader({"v": "new"}, delay_s=0.05)
+    loader = Loader({"v": "new"}, delay_s=0.05)
     cache = make_cache()
-    barrier = threading.Barrier(100)
+    barrier = Barrier(100)
     results: list[Any] = []
 
     def call() -> None:
@@ -240,68 +248,59 @@ def test_100_threads_on_one_stale_key_load_it_exactly_once(make_cache, redis_cli
         for _ in range(5):
             results.append(cache.get_or_load("item", loader, id=1))
 
-    threads = [threading.Thread(target=call) for _ in range(100)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert wait_for(lambda: redis_client.get("t:item:1") == b'{"v":"new"}')
-    time.sleep(0.1)
+    join([spawn(call) for _ in range(100)])
+    assert until(lambda: redis_client.get("t:item:1") == b'{"v":"new"}')
+    assert until(lambda: cache.local_counters()["item"].refreshes == 1)
     c = cache.local_counters()["item"]
     assert loader.calls == 1, c
     assert c.redis_errors == 0  # 100 threads fit the pool (redis-py's default of 100 does not)
     assert len(results) == 500 and set(map(json.dumps, results)) <= {'{"v": "old"}', '{"v": "new"}'}
+    assert cache.get_or_load("item", loader, id=1) == {"v": "new"}
 
 
 def test_two_instances_on_one_stale_key_load_it_once(make_cache, redis_client) -> None:
     put(redis_client, "t:item:1", {"v": "old"}, STALE_PTTL)
-    loader = CountingLoader({"v": "new"}, delay_s=0.1)
+    loader = Loader({"v": "new"}, delay_s=0.1)
     a, b = make_cache(), make_cache()
-    barrier = threading.Barrier(20)
+    barrier = Barrier(20)
 
     def call(cache: Cache) -> None:
         barrier.wait()
         cache.get_or_load("item", loader, id=1)
 
-    threads = [threading.Thread(target=call, args=(a if i % 2 else b,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert wait_for(lambda: redis_client.get("t:item:1") == b'{"v":"new"}')
-    time.sleep(0.1)
+    join([spawn(call, a if i % 2 else b) for i in range(20)])
+    assert until(lambda: redis_client.get("t:item:1") == b'{"v":"new"}')
+    sleep(0.1)  # a second load would have started by now
     assert loader.calls == 1
 
 
 def test_concurrent_misses_share_one_load(make_cache, redis_client) -> None:
-    loader = CountingLoader({"v": 1}, delay_s=0.2)
+    loader = Loader({"v": 1}, delay_s=0.2)
     cache = make_cache()
     results: list[Any] = []
-    threads = [threading.Thread(target=lambda: results.append(
-        cache.get_or_load("item", loader, id=5))) for _ in range(30)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+
+    def call() -> None:
+        results.append(cache.get_or_load("item", loader, id=5))
+
+    join([spawn(call) for _ in range(30)])
     assert loader.calls == 1
     assert results == [{"v": 1}] * 30
     assert cache.local_counters()["item"].misses == 30
 
 
 def test_waiters_give_up_after_the_hard_timeout(make_cache) -> None:
-    loader = CountingLoader({"v": 1}, delay_s=0.4)
+    loader = Loader({"v": 1}, delay_s=0.4)
     cache = make_cache(hard_timeout_ms=50)
-    leader = threading.Thread(target=lambda: cache.get_or_load("item", loader, id=6))
-    leader.start()
-    time.sleep(0.05)
+    leader = spawn(cache.get_or_load, "item", loader, id=6)
+    assert until(lambda: loader.calls == 1)
     with pytest.raises(LoadTimeoutError, match="another caller's load"):
         cache.get_or_load("item", loader, id=6)
-    leader.join()
+    join([leader])
     assert loader.calls == 1
 
 
 def test_waiters_share_the_leaders_error(make_cache) -> None:
-    loader = CountingLoader(error=RuntimeError("boom"), delay_s=0.2)
+    loader = Loader(error=RuntimeError("boom"), delay_s=0.2)
     cache = make_cache()
     errors: list[BaseException] = []
 
@@ -311,11 +310,7 @@ def test_waiters_share_the_leaders_error(make_cache) -> None:
         except RuntimeError as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=call) for _ in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    join([spawn(call) for _ in range(10)])
     assert loader.calls == 1 and len(errors) == 10
 
 
@@ -329,14 +324,85 @@ class AlwaysEarly(random.Random):
 def test_early_refresh_reloads_a_fresh_key_before_it_goes_stale(make_cache, redis_client) -> None:
     cache = make_cache(rng=AlwaysEarly())
     # teach the cache that loads take ~100 ms (XFetch's Δ)
-    cache.get_or_load("early", CountingLoader({"v": 0}, delay_s=0.1), id=0)
+    cache.get_or_load("early", Loader({"v": 0}, delay_s=0.1), id=0)
     put(redis_client, "t:early:1", {"v": "old"}, 1_000 + 1_000)  # fresh 1 s more < 13.8 Δ
-    loader = CountingLoader({"v": "new"})
+    loader = Loader({"v": "new"})
     assert cache.get_or_load("early", loader, id=1) == {"v": "old"}
-    assert wait_for(lambda: redis_client.get("t:early:1") == b'{"v":"new"}')
-    assert wait_for(lambda: cache.local_counters()["early"].early_refreshes == 1)
+    assert until(lambda: redis_client.get("t:early:1") == b'{"v":"new"}')
+    assert until(lambda: cache.local_counters()["early"].early_refreshes == 1)
     c = cache.local_counters()["early"]
     assert c.fresh_hits == 1 and c.stale_hits == 0
+
+
+# ------------------------------------------------------------------ values no serializer stores
+
+UNSTORABLE = [
+    datetime(2026, 1, 2, tzinfo=UTC),
+    Decimal("1.10"),
+    {1, 2},
+    b"\x00raw",
+    float("nan"),
+    float("inf"),
+    {"price": float("-inf")},
+]
+
+
+@pytest.mark.parametrize("value", UNSTORABLE, ids=repr)
+def test_a_loaded_value_the_serializer_refuses_is_returned_not_stored(
+    make_cache, redis_client, value: Any
+) -> None:
+    cache = make_cache()
+    got = cache.get_or_load("item", Loader(value), id=21)
+    assert got is value  # the caller gets what the loader returned
+    assert not redis_client.exists("t:item:21")
+    c = cache.local_counters()["item"]
+    assert (c.misses, c.refresh_errors, c.redis_errors) == (1, 1, 0)
+    with pytest.raises((TypeError, ValueError)):
+        cache.set("item", value, id=21)  # asked to store it: say so
+
+
+def test_an_unstorable_value_in_the_fail_safe_band_serves_the_fail_safe_value(
+    make_cache,
+    redis_client,
+    reliability: Recorder,  # noqa: F811
+) -> None:
+    put(redis_client, "t:item:22", {"v": "old"}, FAIL_SAFE_PTTL)
+    loader = Loader(Decimal("9.99"))
+    cache = make_cache()
+    assert cache.get_or_load("item", loader, id=22) == Decimal("9.99")
+    assert redis_client.get("t:item:22") == b'{"v":"old"}'  # not overwritten
+    assert not redis_client.exists("t:cachectl:lock:t:item:22")  # released at once
+    put(redis_client, "t:item:23", {"v": "old"}, FAIL_SAFE_PTTL)
+    gate = Event()
+    late = Loader(float("nan"), gate=gate)
+    soft = make_cache(soft_timeout_ms=20)
+    assert soft.get_or_load("item", late, id=23) == {"v": "old"}  # the fail-safe value
+    gate.set()
+    assert until(lambda: soft.local_counters()["item"].refresh_errors == 1)
+    assert redis_client.get("t:item:23") == b'{"v":"old"}'
+    assert until(lambda: not redis_client.exists("t:cachectl:lock:t:item:23"))
+    reliability.add(
+        "library-unstorable-fail-safe",
+        area="one server",
+        fault="Cache: a key in the fail-safe band whose loader returns a "
+        "Decimal, or NaN after the soft timeout",
+        command="Cache.get_or_load",
+        did="returned the loaded value (or served the fail-safe value); "
+        "stored nothing; counted a refresh error",
+        verified="the stored value is unchanged; the revalidation lock was released at once; no NaN written",
+    )
+
+
+def test_an_unstorable_value_in_a_background_refresh_releases_the_lock(make_cache, redis_client) -> None:
+    put(redis_client, "t:item:24", {"v": "old"}, STALE_PTTL)
+    loader = Loader({"at": datetime(2026, 1, 2, tzinfo=UTC)})
+    cache = make_cache()
+    assert cache.get_or_load("item", loader, id=24) == {"v": "old"}
+    assert until(lambda: cache.local_counters()["item"].refresh_errors == 1)
+    assert until(lambda: not redis_client.exists("t:cachectl:lock:t:item:24"))
+    c = cache.local_counters()["item"]
+    assert (c.stale_hits, c.refreshes, loader.calls) == (1, 0, 1)
+    assert redis_client.get("t:item:24") == b'{"v":"old"}'
 
 
 # ------------------------------------------------------------------ API and errors
@@ -344,7 +410,7 @@ def test_early_refresh_reloads_a_fresh_key_before_it_goes_stale(make_cache, redi
 
 def test_unknown_namespace_and_missing_placeholder_raise_at_once(make_cache) -> None:
     cache = make_cache()
-    loader = CountingLoader(1)
+    loader = Loader(1)
     with pytest.raises(UsageError, match="no namespace 'itme'") as raised:
         cache.get_or_load("itme", loader, id=1)
     assert raised.value.hint == "did you mean 'item'?"
@@ -374,8 +440,10 @@ def test_cached_decorator_fills_placeholders_by_name(make_cache, redis_client) -
     assert search.invalidate("red shoes", 2) is True  # type: ignore[attr-defined]
     assert len(redis_client.keys("t:search:*")) == 1
     with pytest.raises(KeyParamError, match="has no parameter id"):
+
         @cache.cached("item")
         def wrong(sku: str) -> None: ...
+
     with pytest.raises(UsageError):
         cache.cached("nope")
 
@@ -387,9 +455,9 @@ def test_set_invalidate_and_soft_invalidate(make_cache, redis_client, policy) ->
     assert cache.soft_invalidate("item", id=1) is True
     ns = policy.namespace("item")
     assert classify(redis_client.pttl("t:item:1"), ns) is Freshness.STALE
-    loader = CountingLoader({"v": 2})
+    loader = Loader({"v": 2})
     assert cache.get_or_load("item", loader, id=1) == {"v": 1}  # served once more, stale
-    assert wait_for(lambda: redis_client.get("t:item:1") == b'{"v":2}')
+    assert until(lambda: redis_client.get("t:item:1") == b'{"v":2}')
     assert cache.invalidate("item", id=1) is True
     assert not redis_client.exists("t:item:1")
     assert cache.get("item", id=1) is None
@@ -414,23 +482,24 @@ def test_invalidate_tag_removes_every_tagged_namespace(make_cache, redis_client)
         cache.set("item", i, id=i)
         cache.set("plain", i, id=i)
         cache.set("other", i, id=i)
+    redis_client.set("t:item:shelf:1", b"1")  # matches the glob t:item:*, not item's key
     assert cache.invalidate_tag("cat") == 10
-    assert redis_client.keys("t:item:*") == [] and redis_client.keys("t:plain:*") == []
+    assert redis_client.keys("t:item:*") == [b"t:item:shelf:1"] and redis_client.keys("t:plain:*") == []
     assert len(redis_client.keys("t:other:*")) == 5
     with pytest.raises(UsageError, match="no namespace carries tag"):
         cache.invalidate_tag("nope")
 
 
-def test_from_policy_reads_the_file_and_the_url(tmp_path: Path, redis_url: str,
-                                                redis_client) -> None:
-    path = write_policy(tmp_path, POLICY.replace("redis: {key_prefix: t}",
-                                                 "redis: {key_prefix: t, url: '${CACHE_URL}'}"))
+def test_from_policy_reads_the_file_and_the_url(tmp_path: Path, redis_url: str, redis_client) -> None:
+    path = write_policy(
+        tmp_path, POLICY.replace("redis: {key_prefix: t}", "redis: {key_prefix: t, url: '${CACHE_URL}'}")
+    )
     with Cache.from_policy(path, env={"CACHE_URL": redis_url}) as cache:
         cache.set("plain", "hello", id=1)
     assert redis_client.get("t:plain:1") == b'"hello"'
 
 
-# ------------------------------------------------------------------ counters, threads
+# ------------------------------------------------------------------ counters, background work
 
 
 def test_counters_read_back_equal_the_calls_made(make_cache, redis_client) -> None:
@@ -438,7 +507,7 @@ def test_counters_read_back_equal_the_calls_made(make_cache, redis_client) -> No
     put(redis_client, "t:item:2", "stale", STALE_PTTL)
     put(redis_client, "t:item:3", "fail-safe", FAIL_SAFE_PTTL)
     cache = make_cache(fail_safe_throttle_ms=60_000)
-    ok, bad = CountingLoader("loaded", delay_s=0.002), CountingLoader(error=ValueError("x"))
+    ok, bad = Loader("loaded", delay_s=0.002), Loader(error=ValueError("x"))
     for _ in range(7):
         cache.get_or_load("item", ok, id=1)
     cache.get_or_load("item", ok, id=2)
@@ -448,7 +517,7 @@ def test_counters_read_back_equal_the_calls_made(make_cache, redis_client) -> No
         cache.get_or_load("item", ok, id=i)
     with pytest.raises(ValueError):
         cache.get_or_load("item", bad, id=99)
-    assert wait_for(lambda: cache.local_counters()["item"].refreshes == 1)
+    assert until(lambda: cache.local_counters()["item"].refreshes == 1)
     cache.close()
     got = counters(redis_client, "item")
     assert got["fresh_hits"] == 7
@@ -466,7 +535,7 @@ def test_counters_are_written_in_the_background_every_interval(make_cache, redis
     cache = make_cache(counters_interval_s=0.05)
     cache.set("plain", 1, id=1)
     cache.get("plain", id=1)
-    assert wait_for(lambda: counters(redis_client, "plain").get("fresh_hits") == 1)
+    assert until(lambda: counters(redis_client, "plain").get("fresh_hits") == 1)
 
 
 def test_counters_off_writes_nothing(make_cache, redis_client) -> None:
@@ -477,22 +546,22 @@ def test_counters_off_writes_nothing(make_cache, redis_client) -> None:
     assert redis_client.keys("t:cachectl:counters:*") == []
 
 
-def test_no_thread_left_after_close(policy: Policy, redis_url: str, redis_client) -> None:
-    before = set(threading.enumerate())
+def test_no_background_work_left_after_close(policy: Policy, redis_url: str, redis_client) -> None:
+    before = running_threads()
     cache = Cache.from_policy(policy, redis_url, env={}, l1_max_items=100, **QUIET)
     put(redis_client, "t:item:1", 1, STALE_PTTL)
-    cache.get_or_load("item", CountingLoader(2, delay_s=0.05), id=1)
-    cache.get_or_load("item", CountingLoader(2), id=2)
-    assert len(set(threading.enumerate()) - before) >= 2
+    cache.get_or_load("item", Loader(2, delay_s=0.05), id=1)
+    cache.get_or_load("item", Loader(2), id=2)
+    assert len(running_threads() - before) >= 2  # the counter writer, the L1 subscriber, ...
     cache.close()
     cache.close()  # idempotent
-    assert set(threading.enumerate()) - before == set()
+    assert running_threads() - before == set()
     assert redis_client.get("t:item:1") == b"2"  # the background refresh finished first
 
 
 EXIT_SCRIPT = """
-import asyncio, sys
-from cachectl import AsyncCache, Cache
+import sys
+from cachectl import Cache
 from cachectl.policy import load_policy
 
 policy = load_policy(sys.argv[1], {})
@@ -500,23 +569,22 @@ cache = Cache.from_policy(policy, sys.argv[2], env={}, counters_interval_s=3600)
 cache.set("plain", 1, id=1)
 cache.get("plain", id=1)
 cache.get("plain", id=2)
-acache = AsyncCache.from_policy(policy, sys.argv[2], env={}, counters_interval_s=3600)
-
-async def main():
-    await acache.get("other", id=1)
-
-asyncio.run(main())
+cache.get("other", id=1)
 print("exiting without close()")
 """
 
 
-def test_counters_are_written_at_interpreter_exit(tmp_path: Path, redis_url: str,
-                                                  redis_client) -> None:
+def test_counters_are_written_at_interpreter_exit(tmp_path: Path, redis_url: str, redis_client) -> None:
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, str(write_policy(tmp_path)),
-                          redis_url], capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT, str(write_policy(tmp_path)), redis_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert "exiting without close()" in out.stdout
     plain = counters(redis_client, "plain")
     assert (plain["fresh_hits"], plain["misses"]) == (1, 1)
