@@ -206,14 +206,34 @@ def encode(data: bytes, setting: Compression | None) -> bytes:
     Compressed in a frame when it is at least ``min_bytes`` and the frame is smaller;
     otherwise plain, except that a value beginning with the magic is framed as stored.
     """
-    if setting is not None and len(data) >= setting.min_bytes:
-        payload = compressor(setting.codec, setting.level)(data)
-        framed = frame(CODEC_IDS[setting.codec], len(data), payload)
-        if len(framed) < len(data):
-            return framed
-    if data[:3] == MAGIC:
-        return frame(STORED, len(data), data)
-    return data
+    encoder = value_encoder(setting, True)
+    assert encoder is not None
+    return encoder(data)
+
+
+def value_encoder(setting: Compression | None, any_bytes: bool
+                  ) -> Callable[[bytes], bytes] | None:
+    """What turns each plain value into the stored one, or None when every value is stored
+    as is: no compression and values that are UTF-8 text (JSON), which never begin with the
+    magic. ``any_bytes``: values may be arbitrary bytes (escaped when they begin with it).
+    Raises CodecUnavailableError now, not at the first large value."""
+    if setting is not None:
+        compress = compressor(setting.codec, setting.level)
+        codec_id, min_bytes = CODEC_IDS[setting.codec], setting.min_bytes
+
+        def encode_compressed(data: bytes) -> bytes:
+            if len(data) >= min_bytes:
+                framed = frame(codec_id, len(data), compress(data))
+                if len(framed) < len(data):
+                    return framed
+            if data[:3] == MAGIC:
+                return frame(STORED, len(data), data)
+            return data
+
+        return encode_compressed
+    if any_bytes:
+        return lambda data: frame(STORED, len(data), data) if data[:3] == MAGIC else data
+    return None
 
 
 def is_frame(data: bytes) -> bool:

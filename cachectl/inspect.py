@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cachectl import compression
 from cachectl.connection import ConnectionSettings, redis_errors
 from cachectl.freshness import classify, ttl_bounds_ms
 from cachectl.keyspace import (
@@ -61,6 +62,11 @@ class KeyDetail:
     preview: str | None = None
     preview_format: str | None = None  # json, text, hex, items
     preview_truncated: bool = False
+    # a string stored as a compression frame: its codec and plain size (``length`` is the
+    # stored size), or why the frame is corrupt (docs/compression.md)
+    codec: str | None = None
+    plain_bytes: int | None = None
+    frame_error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -80,6 +86,12 @@ class KeyDetail:
         }
         if not _is_utf8(self.key):
             doc["key_hex"] = self.key.hex()
+        if self.type == "string" and self.exists:
+            doc["codec"] = self.codec
+            doc["stored_bytes"] = self.length
+            doc["plain_bytes"] = self.plain_bytes
+            if self.frame_error is not None:
+                doc["frame_error"] = self.frame_error
         if self.preview is not None:
             doc["preview"] = self.preview
             doc["preview_format"] = self.preview_format
@@ -142,17 +154,44 @@ def _item_text(value: Any) -> str:
     return str(value)
 
 
-def _value_preview(client: Any, key: bytes, typ: str, limit: int) -> tuple[
-        str | None, str | None, bool, int | None]:
-    """(preview, format, truncated, length) of the value, reading at most ``limit`` bytes."""
+@dataclass(frozen=True)
+class _Preview:
+    text: str | None = None
+    format: str | None = None
+    truncated: bool = False
+    length: int | None = None  # STRLEN (the stored size), or the element count
+    codec: str | None = None
+    plain_bytes: int | None = None
+    frame_error: str | None = None
+
+
+def _string_preview(client: Any, key: bytes, limit: int) -> _Preview:
+    """A string's preview; a compression frame is read whole (frames are bounded by the
+    namespace's max_value_bytes), decompressed, and previewed as the plain value."""
+    length = int(client.strlen(key))
+    head = client.getrange(key, 0, limit - 1) if length > limit else client.get(key)
+    if head is None:
+        return _Preview()
+    raw = bytes(head)
+    if compression.is_frame(raw):
+        whole = bytes(client.get(key) or b"") if length > limit else raw
+        try:
+            info = compression.inspect_frame(whole)
+            plain = compression.decode(whole)
+        except compression.CorruptFrameError as exc:
+            text, fmt, cut = _preview_text(raw, length > limit, limit)
+            return _Preview(text, fmt, cut, length, frame_error=str(exc))
+        text, fmt, cut = _preview_text(plain, False, limit)  # all of it is here
+        return _Preview(text, fmt, cut, length, info.codec, info.plain_bytes)
+    text, fmt, cut = _preview_text(raw, length > limit, limit)
+    return _Preview(text, fmt, cut, length, plain_bytes=length)
+
+
+def _value_preview(client: Any, key: bytes, typ: str, limit: int) -> _Preview:
+    """The value's preview and length, reading at most ``limit`` bytes (a frame: all of it)."""
     n = PREVIEW_ITEMS
     if typ == "string":
-        length = int(client.strlen(key))
-        raw = client.getrange(key, 0, limit - 1) if length > limit else client.get(key)
-        if raw is None:
-            return None, None, False, None
-        text, fmt, cut = _preview_text(bytes(raw), length > limit, limit)
-        return text, fmt, cut, length
+        return _string_preview(client, key, limit)
     items: list[Any]
     if typ == "hash":
         length = int(client.hlen(key))
@@ -172,10 +211,10 @@ def _value_preview(client: Any, key: bytes, typ: str, limit: int) -> tuple[
         length = int(client.xlen(key))
         items = [_item_text(e) for e in client.xrange(key, count=n)]
     else:
-        return None, None, False, None
+        return _Preview()
     text = "\n".join(items)
     cut = length > len(items) or len(text) > limit
-    return text[:limit], "items", cut, length
+    return _Preview(text[:limit], "items", cut, length)
 
 
 def inspect_keys(
@@ -197,10 +236,12 @@ def inspect_keys(
             facts = _single_facts(client, key)
             detail = _judge(facts, matcher.namespace_of(key))
             if facts.exists:
-                preview, fmt, cut, length = _value_preview(client, key, facts.type, preview_bytes)
-                detail = KeyDetail(**{**detail.__dict__, "preview": preview,
-                                      "preview_format": fmt, "preview_truncated": cut,
-                                      "length": length})
+                got = _value_preview(client, key, facts.type, preview_bytes)
+                detail = KeyDetail(**{**detail.__dict__, "preview": got.text,
+                                      "preview_format": got.format,
+                                      "preview_truncated": got.truncated, "length": got.length,
+                                      "codec": got.codec, "plain_bytes": got.plain_bytes,
+                                      "frame_error": got.frame_error})
             out.append(detail)
     return tuple(out)
 

@@ -53,6 +53,11 @@ def key_panel(detail: KeyDetail) -> Panel:
     if detail.length is not None:
         unit = "bytes" if detail.type == "string" else "elements"
         grid.add_row("length", f"{detail.length:,} {unit}")
+    if detail.codec is not None and detail.plain_bytes is not None and detail.length:
+        grid.add_row("compressed", f"{detail.codec}: {detail.length:,} B stored, "
+                     f"{detail.plain_bytes:,} B plain ({detail.plain_bytes / detail.length:.1f}x)")
+    elif detail.frame_error is not None:
+        grid.add_row("compressed", Text(f"corrupt frame: {detail.frame_error}", style="red"))
     if detail.memory_bytes is not None:
         grid.add_row("memory", f"{format_size_bytes(detail.memory_bytes)} "
                                 f"({detail.memory_bytes:,} B)")

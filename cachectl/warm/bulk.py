@@ -71,6 +71,7 @@ class _Chunk:
         self.int_key = (_escape(head) + "%d" + _escape(tail)).encode("utf-8").__mod__
         self.str_key = (_escape(head) + "%s" + _escape(tail)).__mod__
         self.limit = warm.ns.max_value_bytes
+        self.encode_stored = warm.encode_stored
         self.command = _command_writer(warm)
 
     def sizes(self, count: int) -> Iterator[int]:
@@ -100,12 +101,15 @@ class _Chunk:
                 return False
         except (KeyError, ValueError):  # a missing field, an int too long, a lone surrogate
             return False
-        sizes = list(map(len, datas))
+        if floats and codec.floats_may_differ(b"".join(datas)):
+            return False
+        if self.encode_stored is not None:
+            datas = list(map(self.encode_stored, datas))
+        sizes = list(map(len, datas))  # as stored
         fingerprints = set(map(hash, keys))
         warm = self.warm
         seen = warm.seen
-        if (floats and codec.floats_may_differ(b"".join(datas))) \
-                or (self.limit is not None and max(sizes) > self.limit) \
+        if (self.limit is not None and max(sizes) > self.limit) \
                 or len(fingerprints) != n or not seen.isdisjoint(fingerprints):
             return False
         seen.update(fingerprints)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from cachectl.compression import value_encoder
 from cachectl.freshness import write_ttl_ms
 from cachectl.pacing import RateLimiter
 from cachectl.policy.model import Namespace
@@ -138,6 +139,8 @@ class RowWarm:
         warm = ns.warm
         self.value_field = warm.value if warm is not None else None
         self.raw = warm is not None and warm.encoding == "raw"
+        # compress (or escape a raw value that begins with the frame's magic); None: as is
+        self.encode_stored = value_encoder(ns.compress, self.raw)
         self.rows_read = 0
         self.payload = 0
         self.last_progress = time.monotonic()
@@ -166,6 +169,7 @@ class RowWarm:
         key_field, key_head, key_tail = fast if fast is not None else ("", "", "")
         placeholders = template.placeholders
         value_field, raw = self.value_field, self.raw
+        encode_stored = self.encode_stored
         limit = ns.max_value_bytes
         fmt = self.fmt
         seen = self.seen
@@ -234,7 +238,9 @@ class RowWarm:
                     # UnicodeEncodeError (an unpaired surrogate) is a ValueError
                     reject(position, f"value cannot be encoded: {exc}", "bad value", key_text)
                     continue
-                size = len(value)
+                if encode_stored is not None:
+                    value = encode_stored(value)
+                size = len(value)  # as stored: max_value_bytes is checked after compression
                 if limit is not None and size > limit:
                     reject(position, f"value is {size:,} bytes, over max_value_bytes "
                            f"{format_size_bytes(limit)}", "too large", key_text)

@@ -199,3 +199,26 @@ def test_a_slow_exact_summary_on_a_terminal_suggests_sampling(
     assert code == 0 and "hint: measuring every key took" in err and "--sample 20000" in err
     code, _, err = run(capsys, *base, "--sample", "50")
     assert code == 0 and "hint:" not in err  # already sampled
+
+
+def test_inspect_key_shows_a_frame_s_codec_and_both_sizes(
+        redis_client: redis.Redis, redis_url: str, policy_file: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from cachectl import compression
+
+    plain = json.dumps({"name": "shoe", "text": "soft leather " * 200}).encode()
+    stored = compression.encode(plain, compression.Compression("zlib", 6, 256))
+    redis_client.set("shop:product:9", stored, px=HOUR)
+    redis_client.set("shop:product:10", compression.MAGIC + b"\x02\x09broken", px=HOUR)
+    code, out, err = run(capsys, "inspect", "-p", str(policy_file), "--url", redis_url, "--json",
+                         "shop:product:9", "shop:product:10")
+    assert code == 0, err
+    good, bad = json.loads(out)
+    assert (good["codec"], good["stored_bytes"], good["plain_bytes"]) == (
+        "zlib", len(stored), len(plain))
+    assert good["preview_format"] == "json" and "soft leather" in good["preview"]
+    assert bad["codec"] is None and "does not decompress" in bad["frame_error"]
+    code, out, _ = run(capsys, "inspect", "-p", str(policy_file), "--url", redis_url,
+                       "shop:product:9", "shop:product:10")
+    assert f"zlib: {len(stored):,} B stored, {len(plain):,} B plain" in out
+    assert "corrupt frame" in out
