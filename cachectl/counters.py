@@ -7,10 +7,19 @@ Format version 1. Per minute, one Redis hash:
     value  an integer added with HINCRBY
     TTL    COUNTER_RETENTION_S (3 days) from the bucket's last write
 
+Beside the buckets, one running total over every minute (what Prometheus needs: a
+counter that only grows, so ``rate()`` works over any window):
+
+    key    <internal_prefix>:counters:v1:total               same fields and values
+    TTL    COUNTER_RETENTION_S from its last write (idle 3 days: it starts again at 0,
+           which Prometheus reads as a counter reset)
+
 Counters (integers): fresh_hits, stale_hits, fail_safe_hits, misses, refreshes,
 refresh_errors, redis_errors, loads, load_us (total load time, microseconds),
 early_refreshes. A reader sums the buckets of a window; unknown fields are ignored,
-so later versions may add counters without breaking older readers.
+so later versions may add counters without breaking older readers. A field whose
+name is not UTF-8 or whose value is not an integer (written by something else) is
+skipped and counted, never fatal: one bad field must not hide every namespace's figures.
 """
 
 from __future__ import annotations
@@ -30,6 +39,11 @@ COUNTER_NAMES = (
 def bucket_key(internal_prefix: str, epoch_minute: int) -> str:
     """The hash holding one minute's counters."""
     return f"{internal_prefix}:counters:v{FORMAT_VERSION}:{epoch_minute}"
+
+
+def totals_key(internal_prefix: str) -> str:
+    """The hash holding the running totals (every minute summed)."""
+    return f"{internal_prefix}:counters:v{FORMAT_VERSION}:total"
 
 
 def field_name(namespace: str, counter: str) -> str:
@@ -81,31 +95,72 @@ class NamespaceCounters:
 
 def write_buckets(pipe: Any, internal_prefix: str,
                   deltas: Mapping[int, Mapping[tuple[str, str], int]]) -> None:
-    """Queue HINCRBY + EXPIRE for ``{minute: {(namespace, counter): amount}}`` on a pipeline."""
+    """Queue HINCRBY + EXPIRE for ``{minute: {(namespace, counter): amount}}`` on a pipeline.
+
+    The running totals get the same amounts, summed over the minutes.
+    """
+    totals: dict[tuple[str, str], int] = {}
     for minute, table in deltas.items():
         key = bucket_key(internal_prefix, minute)
         for (namespace, counter), amount in table.items():
             if amount:
                 pipe.hincrby(key, field_name(namespace, counter), amount)
+                totals[(namespace, counter)] = totals.get((namespace, counter), 0) + amount
         pipe.expire(key, COUNTER_RETENTION_S)
+    if totals:
+        key = totals_key(internal_prefix)
+        for (namespace, counter), amount in totals.items():
+            pipe.hincrby(key, field_name(namespace, counter), amount)
+        pipe.expire(key, COUNTER_RETENTION_S)
+
+
+@dataclass
+class CounterRead:
+    """Counters per namespace, and how many fields were skipped as malformed."""
+
+    namespaces: dict[str, NamespaceCounters]
+    skipped_fields: int = 0
+
+
+def _pairs(reply: Any) -> Iterable[tuple[Any, Any]]:
+    # a dict from redis-py; some servers (RESP3 proxies, fakeredis) answer a flat list
+    return reply.items() if isinstance(reply, dict) else zip(reply[0::2], reply[1::2], strict=True)
+
+
+def sum_hashes(replies: Iterable[Any]) -> CounterRead:
+    """Sum HGETALL replies per namespace; a non-UTF-8 name or non-integer value is skipped."""
+    read = CounterRead({})
+    known = set(COUNTER_NAMES)
+    for reply in replies:
+        for raw_field, raw_value in _pairs(reply):
+            try:
+                text = raw_field.decode() if isinstance(raw_field, bytes) else str(raw_field)
+                value = int(raw_value)  # b"1.5", b"x" -> ValueError; int(b"12") works
+            except (UnicodeDecodeError, ValueError):
+                read.skipped_fields += 1
+                continue
+            namespace, _, counter = text.rpartition("|")
+            if counter in known and namespace:
+                read.namespaces.setdefault(namespace, NamespaceCounters()).add(counter, value)
+    return read
+
+
+def read_counters(client: Any, internal_prefix: str,
+                  minutes: Iterable[int]) -> tuple[CounterRead, CounterRead]:
+    """The window's sum over ``minutes`` and the running totals, in one pipelined round trip."""
+    pipe = client.pipeline(transaction=False)
+    wanted = list(minutes)
+    for minute in wanted:
+        pipe.hgetall(bucket_key(internal_prefix, minute))
+    pipe.hgetall(totals_key(internal_prefix))
+    replies = pipe.execute()
+    return sum_hashes(replies[:-1]), sum_hashes(replies[-1:])
 
 
 def read_window(client: Any, internal_prefix: str,
                 minutes: Iterable[int]) -> dict[str, NamespaceCounters]:
     """Sum the counters of ``minutes`` per namespace (one pipelined HGETALL per bucket)."""
     pipe = client.pipeline(transaction=False)
-    wanted = list(minutes)
-    for minute in wanted:
+    for minute in minutes:
         pipe.hgetall(bucket_key(internal_prefix, minute))
-    totals: dict[str, NamespaceCounters] = {}
-    known = set(COUNTER_NAMES)
-    for bucket in pipe.execute():
-        # a dict from redis-py; some servers (RESP3 proxies, fakeredis) answer a flat list
-        pairs = bucket.items() if isinstance(bucket, dict) else zip(
-            bucket[0::2], bucket[1::2], strict=True)
-        for raw_field, raw_value in pairs:
-            text = raw_field.decode() if isinstance(raw_field, bytes) else raw_field
-            namespace, _, counter = text.rpartition("|")
-            if counter in known and namespace:
-                totals.setdefault(namespace, NamespaceCounters()).add(counter, int(raw_value))
-    return totals
+    return sum_hashes(pipe.execute()).namespaces

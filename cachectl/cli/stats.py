@@ -62,7 +62,8 @@ def command(
         "--format", "-f", help="text (default), json, or prometheus (text exposition).")] = None,
     serve: Annotated[str | None, typer.Option(
         "--serve", metavar="[HOST]:PORT",
-        help="Serve Prometheus metrics at http://HOST:PORT/metrics until Ctrl-C (e.g. :9877).")]
+        help="Serve Prometheus metrics at http://HOST:PORT/metrics until Ctrl-C (:9877 is "
+        "loopback; 0.0.0.0:9877 every address).")]
     = None,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Exit 1 on warnings too, not only on failures.")] = False,
@@ -221,37 +222,33 @@ def _stop_on_sigterm() -> None:
 
 def _serve(conn: RedisOptions, policy: "Policy", options: "StatsOptions", address: str) -> int:
     """Serve /metrics until Ctrl-C (exit 0); Redis down -> ``cachectl_up 0``, not a crash."""
-    from cachectl.connection import redis_errors
-    from cachectl.errors import CachectlError
     from cachectl.render import console
-    from cachectl.render.prometheus import CONTENT_TYPE, prometheus_text, unavailable_text
+    from cachectl.render.prometheus import prometheus_text, unavailable_text
     from cachectl.stats.exporter import MetricsServer, parse_address
+    from cachectl.stats.scrape import Scraper
 
     host, port = parse_address(address)
     # an exporter starts even while Redis is down, and reports cachectl_up 0 until it is back
     sampler, settings = _sampler(conn, policy, options, ping=False)
+    scraper = Scraper(sampler, settings, prometheus_text, unavailable_text)
+    err = console.stderr()
 
-    def produce() -> tuple[int, str, bytes]:
-        try:
-            with redis_errors(settings):
-                report = sampler.report()
-        except CachectlError as exc:
-            console.stderr().print(f"scrape failed: {exc.message}", markup=False, highlight=False)
-            return 200, CONTENT_TYPE, unavailable_text(exc.message).encode()
-        return 200, CONTENT_TYPE, prometheus_text(report).encode()
+    def scrape() -> bytes:
+        result = scraper.scrape()
+        if result.failure:
+            err.print(f"scrape failed: {result.failure}", markup=False, highlight=False)
+        return result.body
 
-    server = MetricsServer((host, port), produce)
+    server = MetricsServer((host, port), scrape, timeout_body=unavailable_text("timeout").encode())
     _stop_on_sigterm()
-    try:
-        with redis_errors(settings):
-            sampler.prime()  # the first scrape then measures from now instead of waiting --interval
-    except CachectlError as exc:  # keep serving: scrapes say cachectl_up 0 until Redis is back
-        console.stderr().print(f"warning: {exc.message}", markup=False, highlight=False)
-    shown = f"{host or '0.0.0.0'}:{server.port}"  # noqa: S104 (only displayed)
-    console.stderr().print(f"serving http://{shown}/metrics for {settings.display}; Ctrl-C stops",
-                           markup=False, highlight=False)
+    failure = scraper.prime()  # the first scrape then measures from now instead of waiting --interval
+    if failure:  # keep serving: scrapes say cachectl_up 0 until Redis is back
+        err.print(f"warning: {failure}", markup=False, highlight=False)
+    shown = f"[{host}]" if ":" in host else host
+    err.print(f"serving http://{shown}:{server.port}/metrics for {settings.display}; Ctrl-C stops",
+              markup=False, highlight=False)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        console.stderr().print("stopped", markup=False, highlight=False)
+        err.print("stopped", markup=False, highlight=False)
     return 0

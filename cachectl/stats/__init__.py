@@ -148,11 +148,13 @@ class StatsSampler:
         # read our own keys only after the interval, so they never count in it
         now = self.wall_clock()
         minutes = window_minutes(now, opts.window_s)
-        counters = read_counters(self.client, policy.internal_prefix, minutes)
+        window, running = read_counters(self.client, policy.internal_prefix, minutes)
+        counters = window.namespaces
         selected = list(opts.namespaces) or list(policy.namespaces)
         names = list(selected)
         if not opts.namespaces:
-            names += sorted(n for n in counters if n not in policy.namespaces)
+            names += sorted(n for n in set(counters) | set(running.namespaces)
+                            if n not in policy.namespaces)
 
         keys: dict[str, KeySample] = {}
         scan = ScanSummary(enabled=False)
@@ -170,7 +172,8 @@ class StatsSampler:
             c = counters.get(name, NamespaceCounters())
             draft = _namespace_stats(name, c, ns is not None,
                                      ns.critical if ns else False, ns.hot if ns else False,
-                                     ns.hit_rate if ns else t.hit_rate, keys.get(name))
+                                     ns.hit_rate if ns else t.hit_rate, keys.get(name),
+                                     running.namespaces.get(name, NamespaceCounters()))
             found = namespace_checks(draft, t)
             checks.extend(found)
             namespace_figures.append(_with_status(draft, worst(x.status for x in found)))
@@ -191,11 +194,13 @@ class StatsSampler:
             checks=tuple(checks),
             scan=scan,
             status=worst(c.status for c in checks),
+            skipped_counter_fields=window.skipped_fields + running.skipped_fields,
         )
 
 
 def _namespace_stats(name: str, c: NamespaceCounters, in_policy: bool, critical: bool, hot: bool,
-                     threshold: float, keys: KeySample | None) -> NamespaceStats:
+                     threshold: float, keys: KeySample | None,
+                     totals: NamespaceCounters) -> NamespaceStats:
     return NamespaceStats(
         namespace=name,
         in_policy=in_policy,
@@ -218,6 +223,7 @@ def _namespace_stats(name: str, c: NamespaceCounters, in_policy: bool, critical:
         mean_load_ms=c.mean_load_ms,
         status=Status.PASS,
         keys=keys,
+        counter_totals=totals.as_dict(),
     )
 
 

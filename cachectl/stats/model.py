@@ -115,6 +115,22 @@ class NodeStats:
     keys: int
     keys_with_ttl: int
     latency: ReadLatency | None
+    evicted_keys_since_restart: int = 0
+    expired_keys_since_restart: int = 0
+    read_histogram: ReadHistogram | None = None
+
+
+@dataclass(frozen=True)
+class ReadHistogram:
+    """GET-like calls since the server started, as a cumulative histogram (Redis >= 7).
+
+    ``buckets`` pairs each upper bound (microseconds, powers of two) with the calls at or
+    below it; ``sum_usec`` is their total time from INFO commandstats (None without it).
+    """
+
+    calls: int
+    sum_usec: int | None
+    buckets: tuple[tuple[int, int], ...]
 
 
 @dataclass(frozen=True)
@@ -158,6 +174,9 @@ class NamespaceStats:
     mean_load_ms: float | None
     status: Status
     keys: KeySample | None = None
+    # the running totals (every minute the library counted, not just the window): what the
+    # Prometheus counters expose; names as in cachectl.counters.COUNTER_NAMES
+    counter_totals: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -187,6 +206,7 @@ class StatsReport:
     checks: tuple[Check, ...]
     scan: ScanSummary
     status: Status
+    skipped_counter_fields: int = 0  # malformed counter fields left out (not integers, not UTF-8)
     schema_version: int = SCHEMA_VERSION
 
     def failed(self, strict: bool = False) -> bool:
@@ -208,6 +228,7 @@ class StatsReport:
             "namespaces": list(self.namespaces),
             "scan": self.scan,
             "checks": list(self.checks),
+            "skipped_counter_fields": self.skipped_counter_fields,
         })
         return doc
 

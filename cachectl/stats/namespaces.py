@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cachectl.connection import node_name, primaries
-from cachectl.counters import NamespaceCounters, read_window
+from cachectl.counters import CounterRead, NamespaceCounters
+from cachectl.counters import read_counters as read_counter_hashes
 from cachectl.keyspace import NamespaceMatcher
 from cachectl.policy.model import Namespace
 from cachectl.stats.model import KeySample, ScanSummary
@@ -36,9 +37,9 @@ def window_minutes(now_s: float, window_s: int) -> range:
 
 
 def read_counters(client: Any, internal_prefix: str,
-                  minutes: Iterable[int]) -> dict[str, NamespaceCounters]:
-    """Every namespace's counters summed over ``minutes`` (one pipelined round trip)."""
-    return read_window(client, internal_prefix, minutes)
+                  minutes: Iterable[int]) -> tuple[CounterRead, CounterRead]:
+    """Every namespace's counters summed over ``minutes``, and the running totals (one round trip)."""
+    return read_counter_hashes(client, internal_prefix, minutes)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cachectl.stats.model import NodeStats, ReadLatency
+from cachectl.stats.model import NodeStats, ReadHistogram, ReadLatency
 
 # commands that read cached data; LATENCY HISTOGRAM ignores names the server lacks
 GET_LIKE = ("get", "mget", "getex", "hget", "hmget", "hgetall")
@@ -197,6 +197,19 @@ def _mean_from_commandstats(pairs: list[tuple[Snapshot, Snapshot]], basis: str) 
     return usec / calls / 1000 if calls else None
 
 
+def read_histogram(snapshot: Snapshot) -> ReadHistogram | None:
+    """GET-like calls since restart as one cumulative histogram (None before Redis 7)."""
+    if snapshot.histograms is None:
+        return None
+    merged = merge_histograms(hist for _, hist in snapshot.histograms.values())
+    calls = sum(calls for calls, _ in snapshot.histograms.values())
+    usec: int | None = None
+    if snapshot.commandstats:
+        usec = sum(_as_int((snapshot.commandstats.get(f"cmdstat_{cmd}") or {}).get("usec"))
+                   for cmd in snapshot.histograms)
+    return ReadHistogram(calls=calls, sum_usec=usec, buckets=tuple(sorted(merged.items())))
+
+
 def _db_keys(info: Mapping[str, Any], db: int) -> tuple[int, int]:
     entry = info.get(f"db{db}")
     if not isinstance(entry, Mapping):
@@ -266,6 +279,9 @@ def node_stats(before: Snapshot, after: Snapshot) -> NodeStats:
         keys=keys,
         keys_with_ttl=expires,
         latency=read_latency(before, after),
+        evicted_keys_since_restart=_as_int(a.get("evicted_keys")),
+        expired_keys_since_restart=_as_int(a.get("expired_keys")),
+        read_histogram=read_histogram(after),
     )
 
 
@@ -322,4 +338,6 @@ def total_stats(pairs: list[tuple[Snapshot, Snapshot]], nodes: list[NodeStats]) 
         keys=sum(n.keys for n in nodes),
         keys_with_ttl=sum(n.keys_with_ttl for n in nodes),
         latency=combined_latency(pairs),
+        evicted_keys_since_restart=sum(n.evicted_keys_since_restart for n in nodes),
+        expired_keys_since_restart=sum(n.expired_keys_since_restart for n in nodes),
     )

@@ -129,10 +129,10 @@ def test_prometheus_output_parses(capsys: pytest.CaptureFixture[str], redis_url:
     families = {f.name: f for f in text_string_to_metric_families(out)}
     node = redis_url.split("//")[1].split("/")[0]
     assert families["cachectl_up"].samples[0].labels == {"node": node}
-    ratio = {s.labels["namespace"]: s.value for s in families["cachectl_namespace_hit_ratio"].samples}
+    ratio = {s.labels["cache_namespace"]: s.value for s in families["cachectl_namespace_hit_ratio"].samples}
     assert ratio == {"product": 0.96}
     assert "price" not in ratio  # no traffic: no ratio, not a made-up zero
-    assert {s.labels["namespace"] for s in families["cachectl_namespace_keys"].samples} == {
+    assert {s.labels["cache_namespace"] for s in families["cachectl_namespace_keys"].samples} == {
         "product", "price"}
     assert families["cachectl_memory_max_bytes"].samples[0].value == 0
 
@@ -192,7 +192,7 @@ def test_serve_exposes_metrics_over_http_and_stops_on_ctrl_c(redis_url: str, red
                 assert time.monotonic() < deadline, "the server never answered"
                 time.sleep(0.1)
         first, second = ({f.name: f for f in text_string_to_metric_families(b)} for b in bodies)
-        assert first["cachectl_namespace_requests"].samples[0].value == 100
+        assert first["cachectl_namespace_window_requests"].samples[0].value == 100
         # each scrape takes fresh snapshots: the GET between them is a miss in the second one
         assert second["cachectl_keyspace_misses"].samples[0].value >= \
             first["cachectl_keyspace_misses"].samples[0].value + 1
@@ -237,8 +237,9 @@ def test_serve_starts_while_redis_is_down_and_reports_up_0(policy_path: Path) ->
                 assert time.monotonic() < deadline, "the server never answered"
                 time.sleep(0.1)
         up = next(f for f in text_string_to_metric_families(body) if f.name == "cachectl_up")
-        assert up.samples[0].value == 0 and "cannot connect" in up.samples[0].labels["error"]
+        assert up.samples[0].value == 0 and up.samples[0].labels == {"reason": "connection"}
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
+    assert "cannot connect" in err  # the reason in words goes to the log, not into a label

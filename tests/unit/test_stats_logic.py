@@ -12,10 +12,18 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cachectl.policy import parse_policy
 from cachectl.render.console import jsonable
-from cachectl.render.prometheus import prometheus_text
+from cachectl.render.prometheus import prometheus_text, unavailable_text
 from cachectl.stats.checks import namespace_checks, server_checks
 from cachectl.stats.exporter import parse_address
-from cachectl.stats.model import NamespaceStats, NodeStats, ReadLatency, ScanSummary, StatsReport, Status
+from cachectl.stats.model import (
+    NamespaceStats,
+    NodeStats,
+    ReadHistogram,
+    ReadLatency,
+    ScanSummary,
+    StatsReport,
+    Status,
+)
 from cachectl.stats.namespaces import window_minutes
 from cachectl.stats.nodes import (
     histogram_quantile,
@@ -71,8 +79,8 @@ def test_window_is_the_current_minute_and_the_ones_before() -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    (":9877", ("", 9877)), ("9877", ("", 9877)), ("127.0.0.1:0", ("127.0.0.1", 0)),
-    ("[::1]:9100", ("::1", 9100)),
+    (":9877", ("127.0.0.1", 9877)), ("9877", ("127.0.0.1", 9877)), ("127.0.0.1:0", ("127.0.0.1", 0)),
+    ("[::1]:9100", ("::1", 9100)), ("0.0.0.0:9100", ("0.0.0.0", 9100)),
 ])
 def test_serve_addresses(text: str, expected: tuple[str, int]) -> None:
     assert parse_address(text) == expected
@@ -118,7 +126,9 @@ def _node(**kw: object) -> NodeStats:
         eviction_policy="allkeys-lru", evicted_keys=0, evicted_keys_per_s=0.0, expired_keys=0,
         expired_keys_per_s=0.0, fragmentation_ratio=1.1, rss_bytes=825, connected_clients=3,
         blocked_clients=0, maxclients=10000, keys=10, keys_with_ttl=10,
-        latency=ReadLatency("latency_histogram", "interval", 10, 0.002, 0.02, 0.003, {"get": 10}))
+        latency=ReadLatency("latency_histogram", "interval", 10, 0.002, 0.02, 0.003, {"get": 10}),
+        evicted_keys_since_restart=7, expired_keys_since_restart=9,
+        read_histogram=ReadHistogram(calls=12, sum_usec=60, buckets=((1, 2), (4, 10), (16, 12))))
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
@@ -142,7 +152,9 @@ def test_hot_data_is_judged_against_the_hot_latency_threshold() -> None:
 def _report() -> StatsReport:
     node = _node()
     ns = _ns(fresh_hits=96, hits=96, misses=4, requests=100, hit_rate=0.96, stale_ratio=0.0,
-             origin_calls_saved=96, loads=4, mean_load_ms=12.5)
+             origin_calls_saved=96, loads=4, mean_load_ms=12.5,
+             counter_totals={"fresh_hits": 960, "stale_hits": 3, "misses": 40, "loads": 40,
+                             "load_us": 500_000})
     checks = tuple(server_checks(node, T, hot=False, per_node=True) + namespace_checks(ns, T))
     return StatsReport(
         generated_at="2026-01-01T00:00:00Z", target="redis://h:1/0", interval_s=1.0, window_s=900,
@@ -154,21 +166,49 @@ def _report() -> StatsReport:
 def test_prometheus_text_parses_with_help_type_and_labels() -> None:
     families = {f.name: f for f in text_string_to_metric_families(prometheus_text(_report()))}
     assert families["cachectl_keyspace_hits"].type == "counter"
+    assert families["cachectl_evicted_keys"].samples[0].value == 7
     assert families["cachectl_memory_used_ratio"].samples[0].labels == {"node": "n:1"}
     assert families["cachectl_memory_used_ratio"].samples[0].value == pytest.approx(0.75)
-    hits = {s.labels["state"]: s.value for s in families["cachectl_namespace_hits"].samples}
-    assert hits == {"fresh": 96, "stale": 0, "fail_safe": 0}
-    quantiles = {s.labels["quantile"]: s.value for s in families["cachectl_read_latency_seconds"].samples}
-    assert quantiles == {"0.5": pytest.approx(2e-6), "0.99": pytest.approx(2e-5)}
+    requests = {s.labels["outcome"]: s.value for s in families["cachectl_namespace_requests"].samples}
+    assert requests == {"fresh": 960, "stale": 3, "fail_safe": 0, "miss": 40}
+    assert families["cachectl_namespace_requests"].type == "counter"
+    load = {s.name: s.value for s in families["cachectl_namespace_load_seconds"].samples}
+    assert load == {"cachectl_namespace_load_seconds_sum": 0.5, "cachectl_namespace_load_seconds_count": 40}
+    hist = families["cachectl_read_latency_seconds"]
+    assert hist.type == "histogram"
+    buckets = {s.labels["le"]: s.value for s in hist.samples if s.name.endswith("_bucket")}
+    assert buckets == {"1e-06": 2, "4e-06": 10, "1.6e-05": 12, "+Inf": 12}
+    assert families["cachectl_read_latency_p99_seconds"].samples[0].value == pytest.approx(2e-5)
     assert families["cachectl_checks_failed"].samples[0].value == 1
+    assert families["cachectl_build_info"].samples[0].labels["version"]
     assert all(name.startswith("cachectl_") for name in families)
+
+
+def test_verdict_gauges_are_ordered_so_above_zero_means_wrong() -> None:
+    families = {f.name: f for f in text_string_to_metric_families(prometheus_text(_report()))}
+    verdicts = {(s.labels["check"], s.labels["cache_namespace"]): s.value
+                for s in families["cachectl_check_verdict"].samples}
+    assert verdicts[("memory_used_ratio", "")] == 2  # fail
+    assert verdicts[("hit_rate", "product")] == 0  # pass
+    assert families["cachectl_status"].samples[0].value == 2
+    quiet = prometheus_text(replace(_report(), checks=tuple(
+        namespace_checks(_ns(misses=9, requests=9, hit_rate=0.0), T)), status=Status.LOW_TRAFFIC))
+    assert "cachectl_status -1" in quiet
 
 
 def test_prometheus_label_values_are_escaped() -> None:
     report = _report()
     odd = replace(report, namespaces=(replace(report.namespaces[0], namespace='a"b\\c'),))
     families = {f.name: f for f in text_string_to_metric_families(prometheus_text(odd))}
-    assert families["cachectl_namespace_misses"].samples[0].labels["namespace"] == 'a"b\\c'
+    assert families["cachectl_namespace_window_requests"].samples[0].labels["cache_namespace"] == 'a"b\\c'
+
+
+def test_unavailable_reasons_are_a_bounded_set() -> None:
+    families = {f.name: f for f in text_string_to_metric_families(unavailable_text("timeout"))}
+    assert families["cachectl_up"].samples[0].labels == {"reason": "timeout"}
+    assert families["cachectl_up"].samples[0].value == 0
+    with pytest.raises(ValueError, match="unknown scrape failure reason"):
+        unavailable_text("connection refused by 10.0.0.1")
 
 
 def test_the_json_shape_matches_its_schema() -> None:
@@ -202,32 +242,6 @@ def test_narrow_dashboard_drops_the_breakdown_columns() -> None:
     text = _render(100)
     assert "fresh/stale/fs" not in text and "saved" not in text
     assert "product *" in text and max(len(line) for line in text.splitlines()) <= 100
-
-
-def test_metrics_server_scrapes_fresh_each_time_and_404s_elsewhere() -> None:
-    import urllib.error
-    import urllib.request
-
-    from cachectl.stats.exporter import MetricsServer
-
-    calls: list[int] = []
-
-    def produce() -> tuple[int, str, bytes]:
-        calls.append(1)
-        return 200, "text/plain; version=0.0.4", f"cachectl_up {len(calls)}\n".encode()
-
-    server = MetricsServer(("127.0.0.1", 0), produce).start()
-    try:
-        base = f"http://127.0.0.1:{server.port}"
-        bodies = [urllib.request.urlopen(base + "/metrics", timeout=5).read() for _ in range(2)]
-        assert bodies == [b"cachectl_up 1\n", b"cachectl_up 2\n"]
-        assert b"/metrics" in urllib.request.urlopen(base + "/", timeout=5).read()
-        with pytest.raises(urllib.error.HTTPError) as info:
-            urllib.request.urlopen(base + "/other", timeout=5)
-        assert info.value.code == 404
-        info.value.close()
-    finally:
-        server.stop()
 
 
 def test_before_redis_7_latency_is_a_commandstats_mean_and_p99_is_not_judged() -> None:
