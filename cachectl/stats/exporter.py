@@ -70,7 +70,7 @@ class SingleFlight:
         """The running (or a new) call's result, or None when it is not done in ``timeout_s``."""
         with self._lock:
             future = self._current
-            if future is None:
+            if future is None or future.done():  # done: its result is already someone's
                 future = self._current = concurrent.futures.Future()
                 self.started += 1
                 threading.Thread(target=self._run, args=(future,), name="cachectl-scrape",
