@@ -2,9 +2,14 @@
 
     CachectlError                 base; carries an exit code and a hint
     ├── UsageError                exit 2: a bad flag, argument or combination
+    │   ├── KeyParamError         a key placeholder value is missing or cannot be one segment
+    │   │                         (also a ValueError)
+    │   └── ValueTooLargeError    a value serialises to more than max_value_bytes
     ├── PolicyError               exit 2: the policy file is unreadable or invalid
     ├── SourceError               exit 2: a warm source cannot be opened or read
     ├── RedisUnavailableError     exit 3: unreachable, timed out, auth/TLS/ACL refused
+    ├── LoadTimeoutError          the library waited hard_timeout_ms for another caller's
+    │                             load of the same key (also a TimeoutError)
     └── InterruptedWork           exit 130: stopped by the user; what was done is complete
 
 Core code raises these; only ``cachectl.cli.main`` turns them into ``error:`` /
@@ -61,6 +66,14 @@ class UsageError(CachectlError):
     exit_code = ExitCode.USAGE
 
 
+class KeyParamError(UsageError, ValueError):
+    """A placeholder value that is missing or cannot form one key segment."""
+
+
+class ValueTooLargeError(UsageError):
+    """A value serialises to more than its namespace's ``max_value_bytes``."""
+
+
 class PolicyError(CachectlError):
     """The policy cannot be used; ``diagnostics`` says where and why."""
 
@@ -86,6 +99,12 @@ class RedisUnavailableError(CachectlError):
     """Redis cannot be used: unreachable, timed out, or refused auth, TLS or a permission."""
 
     exit_code = ExitCode.REDIS
+
+
+class LoadTimeoutError(CachectlError, TimeoutError):
+    """A caller waited ``hard_timeout_ms`` for another caller's load of the same key."""
+
+    exit_code = ExitCode.REDIS  # a source (the origin another caller is loading from) was too slow
 
 
 class InterruptedWork(CachectlError):

@@ -11,15 +11,9 @@ languages follow.
 
 from cachectl.cache.aio import AsyncCache
 from cachectl.cache.breaker import BreakerState, CircuitBreaker
-from cachectl.cache.core import (
-    CacheOptions,
-    JsonSerializer,
-    LoadTimeoutError,
-    Serializer,
-    ValueTooLargeError,
-)
+from cachectl.cache.core import CacheOptions, JsonSerializer, Serializer
 from cachectl.cache.sync import Cache
-from cachectl.policy.template import KeyParamError
+from cachectl.errors import KeyParamError, LoadTimeoutError, ValueTooLargeError
 
 __all__ = [
     "AsyncCache",

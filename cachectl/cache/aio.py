@@ -63,7 +63,6 @@ from cachectl.cache.core import (
     RELEASE_SCRIPT,
     Action,
     CacheOptions,
-    LoadTimeoutError,
     build_options,
     decide,
     fallback_expiry_ms,
@@ -77,7 +76,7 @@ from cachectl.cache.core import (
 from cachectl.cache.local import MISSING
 from cachectl.connection import ConnectionSettings, build_settings, create_client, detect_cluster
 from cachectl.counters import write_buckets
-from cachectl.errors import RedisUnavailableError
+from cachectl.errors import LoadTimeoutError, RedisUnavailableError
 from cachectl.freshness import Freshness, classify, write_ttl_ms
 from cachectl.policy.model import Namespace, Policy
 
@@ -602,12 +601,19 @@ class AsyncCache(CacheBase):
         try:
             value = await aresult(flight, timeout / 1000.0)
         except TimeoutError:
+            if not flight.done():  # we waited too long (else: the loader's own TimeoutError)
+                if fail_safe is not MISSING:
+                    self._count(name, "fail_safe_hits")
+                    return fail_safe
+                self._count(name, "misses")
+                raise LoadTimeoutError(
+                    f"waited {timeout:g} ms for another caller's load of this {name!r} key",
+                    hint="raise hard_timeout_ms, or make the loader faster") from None
             if fail_safe is not MISSING:
                 self._count(name, "fail_safe_hits")
                 return fail_safe
             self._count(name, "misses")
-            raise LoadTimeoutError(
-                f"waited {timeout:g} ms for another caller's load of this {name!r} key") from None
+            raise
         except LeaderGone:
             return await self._load(ns, key, loader, fail_safe)
         except Throttled:

@@ -20,10 +20,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from cachectl.errors import UsageError
+from cachectl.errors import KeyParamError, UsageError, ValueTooLargeError
 from cachectl.freshness import Freshness, classify, fresh_remaining_ms
 from cachectl.policy.model import Namespace, Policy
-from cachectl.policy.template import KeyParamError
 
 # KEYS[1] = the cached key. Returns {value or nil, PTTL}: false survives in a Lua table
 # (nil would truncate it) and becomes a nil bulk reply.
@@ -66,14 +65,6 @@ class JsonSerializer:
 
     def loads(self, data: bytes) -> Any:
         return JsonSerializer._decode(data.decode("utf-8"))
-
-
-class ValueTooLargeError(UsageError):
-    """A value serialises to more than its namespace's ``max_value_bytes``."""
-
-
-class LoadTimeoutError(TimeoutError):
-    """A caller waited ``hard_timeout_ms`` for another caller's load of the same key."""
 
 
 @dataclass(frozen=True)

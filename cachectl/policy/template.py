@@ -18,6 +18,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from cachectl.errors import KeyParamError as KeyParamError  # its home is errors.py; kept importable here
+
 GLOB_SPECIALS = "*?[]\\"
 HASH_MODIFIER = "hash"
 _HASH_LEN = 16
@@ -32,10 +34,6 @@ class TemplateSyntaxError(ValueError):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-class KeyParamError(ValueError):
-    """A placeholder value that is missing or cannot form one key segment."""
 
 
 def hash_value(value: str) -> str:

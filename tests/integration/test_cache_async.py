@@ -334,6 +334,23 @@ async def test_waiters_share_the_leaders_error(make_cache) -> None:
     assert loader.calls == 1 and len(errors) == 10
 
 
+async def test_waiters_get_the_leaders_own_timeout_error(make_cache) -> None:
+    error = TimeoutError("the origin timed out")
+    loader = AsyncLoader(error=error, delay_s=0.1)
+    cache = make_cache()
+    errors: list[BaseException] = []
+
+    async def call() -> None:
+        try:
+            await cache.get_or_load("item", loader, id=9)
+        except TimeoutError as exc:
+            errors.append(exc)
+
+    await ajoin([aspawn(call) for _ in range(5)])
+    # the loader's error, not a LoadTimeoutError: nobody waited longer than hard_timeout_ms
+    assert loader.calls == 1 and errors == [error] * 5
+
+
 if True:  # ASYNC
 
     async def test_a_cancelled_leader_never_fails_its_followers(

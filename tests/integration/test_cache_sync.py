@@ -314,6 +314,23 @@ def test_waiters_share_the_leaders_error(make_cache) -> None:
     assert loader.calls == 1 and len(errors) == 10
 
 
+def test_waiters_get_the_leaders_own_timeout_error(make_cache) -> None:
+    error = TimeoutError("the origin timed out")
+    loader = Loader(error=error, delay_s=0.1)
+    cache = make_cache()
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            cache.get_or_load("item", loader, id=9)
+        except TimeoutError as exc:
+            errors.append(exc)
+
+    join([spawn(call) for _ in range(5)])
+    # the loader's error, not a LoadTimeoutError: nobody waited longer than hard_timeout_ms
+    assert loader.calls == 1 and errors == [error] * 5
+
+
 class AlwaysEarly(random.Random):
     """rand() = 1 - 1e-6: XFetch's -Δ·β·ln(1 - rand) is 13.8 Δ, so a key near expiry refreshes."""
 
