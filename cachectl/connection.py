@@ -3,7 +3,8 @@
 Every error redis-py raises while connecting or running a command is turned into
 ``RedisUnavailableError`` (exit 3) by ``redis_errors``, with the server named by
 its redacted URL and a hint. A password never reaches a message: URLs go through
-``redact_url`` and the password text itself is scrubbed from redis-py's messages.
+``redact_url`` (plain text, no URL parsing: see ``cachectl.secrets``), every password
+``build_settings`` sees is registered for the run, and redis-py's messages are scrubbed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis
 import redis.exceptions as rex
@@ -26,7 +27,11 @@ from redis.sentinel import (
     SentinelManagedSSLConnection,
 )
 
+from cachectl import secrets
 from cachectl.errors import RedisUnavailableError, UsageError
+from cachectl.secrets import redact_url
+
+__all__ = ["ConnectionSettings", "build_settings", "connect", "redact_url"]
 
 DEFAULT_URL = "redis://localhost:6379/0"
 _SCHEMES = ("redis", "rediss", "unix")
@@ -74,25 +79,7 @@ class ConnectionSettings:
     @property
     def secrets(self) -> tuple[str, ...]:
         found = [self.password] if self.password else []
-        url_password = urlsplit(self.url).password if "://" in self.url else None
-        if url_password:
-            found.append(url_password)
-        return tuple(s for s in found if s)
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (also in ?password= queries)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    netloc = parts.netloc
-    if parts.password is not None:
-        user = parts.username or ""
-        host = netloc.rsplit("@", 1)[1]
-        netloc = f"{user}:***@{host}"
-    query = re.sub(r"(?i)(password=)[^&]*", r"\1***", parts.query)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        return tuple(s for s in [*found, *secrets.url_secrets(self.url)] if s)
 
 
 def resolve_url(flag: str | None, env: Mapping[str, str], policy_url: str | None) -> str:
@@ -129,6 +116,8 @@ def build_settings(
 ) -> ConnectionSettings:
     """Combine flags, the environment and the policy into ConnectionSettings."""
     url = resolve_url(url_flag, env, policy_url)
+    secrets.register_url(url)  # before anything can fail and print a piece of it
+    secrets.register(env.get("REDIS_PASSWORD"))
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme not in _SCHEMES:
         raise UsageError(f"{redact_url(url)} is not a Redis URL",
@@ -138,10 +127,14 @@ def build_settings(
     password = None
     if password_file is not None:
         try:
-            password = password_file.read_text().strip()
+            password = password_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise UsageError(f"cannot read --password-file {password_file}: {exc.strerror}") from None
-    elif env.get("REDIS_PASSWORD") and urlsplit(url).password is None:
+        except UnicodeDecodeError:
+            raise UsageError(f"--password-file {password_file} is not UTF-8 text",
+                             hint="write the password as UTF-8 text on one line") from None
+        secrets.register(password)
+    elif env.get("REDIS_PASSWORD") and not secrets.url_secrets(url):
         password = env["REDIS_PASSWORD"]
     if sentinels and not master_name:
         raise UsageError("--sentinel needs --master-name", hint="e.g. --master-name mymaster")
@@ -172,16 +165,28 @@ def build_settings(
     return settings
 
 
+# what a password cannot hold unencoded in a URL's userinfo ("@" can: the last one ends it)
+_URL_ILLEGAL = re.compile(r"[/#?\s]")
+
+
 def _check_url(url: str) -> None:
-    """Refuse what redis-py would crash on (ValueError) with a usage error naming it."""
+    """Refuse what redis-py would crash on (ValueError) or misread, with a usage error."""
+    found = secrets.url_secrets(url)
+    if _URL_ILLEGAL.search(secrets.userinfo_password(url) or ""):
+        # a parser takes part of such a password for the host, port or path: a message
+        # built from its pieces would quote them, and "bad port" would not say what is wrong
+        raise UsageError(
+            f"{redact_url(url)} is not a valid Redis URL: its password holds a character "
+            "a URL cannot carry as is (/, #, ? or a space)",
+            hint="percent-encode them (/ as %2F, # as %23, ? as %3F), or give the password "
+            "in REDIS_PASSWORD or --password-file instead")
     try:
         parts = urlsplit(url)
         port = parts.port
         if parts.scheme != "unix":
             redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
     except ValueError as exc:
-        secret = url.split("://", 1)[-1].rpartition("@")[0].partition(":")[2]
-        text = _scrub(str(exc), (secret,) if secret else ())
+        text = secrets.scrub(str(exc), found)
         raise UsageError(f"{redact_url(url)} is not a valid Redis URL: {text}",
                          hint="e.g. redis://user:password@host:6379/0") from None
     if port == 0:
@@ -447,7 +452,7 @@ def redis_errors(settings: ConnectionSettings) -> Iterator[None]:
 def describe_error(exc: BaseException, settings: ConnectionSettings) -> RedisUnavailableError:
     """One plain message and a hint for a redis-py error; passwords scrubbed."""
     where = settings.display
-    text = _scrub(str(exc), settings.secrets)
+    text = secrets.scrub(str(exc), settings.secrets)
     if isinstance(exc, rex.NoPermissionError) or "NOPERM" in text:
         return RedisUnavailableError(
             f"{where}: permission denied: {text}",
@@ -520,9 +525,3 @@ def _is_tls_failure(exc: BaseException, text: str) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return "SSL" in text or "_ssl.c" in text or "certificate" in text.lower() or "TLS" in text
-
-
-def _scrub(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text

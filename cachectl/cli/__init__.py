@@ -22,10 +22,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--debug" in args:  # accepted anywhere on the line, before or after the command
         args.remove("--debug")
         debug = True
-    code = run(args, debug=debug)
+    code = run_scrubbed(args, debug=debug)
     if argv is None:
         sys.exit(code)
     return code
+
+
+def run_scrubbed(args: list[str], *, debug: bool = False) -> int:
+    """``run`` with every secret the run registers masked in stdout, stderr and the
+    exception ``--debug`` lets through (``cachectl.secrets``): redaction that does not
+    depend on each message having been built right."""
+    from cachectl import secrets
+
+    secrets.reset()
+    streams = sys.stdout, sys.stderr
+    sys.stdout = secrets.ScrubbingStream(sys.stdout)
+    sys.stderr = secrets.ScrubbingStream(sys.stderr)
+    try:
+        return run(args, debug=debug)
+    except BaseException as exc:
+        secrets.scrub_exception(exc)
+        raise
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 def run(args: list[str], *, debug: bool = False) -> int:

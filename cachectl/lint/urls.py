@@ -24,8 +24,8 @@ def check(ctx: LintContext) -> None:
                    "e.g. redis://localhost:6379/0, rediss://host:6380/0 or unix:///run/redis.sock")
     if _literal_password(raw):
         ctx.report("CP407", "redis.url holds a password written into the policy", at,
-                   "read it from the environment: url: redis://:${REDIS_PASSWORD}@host:6379/0, "
-                   "or pass --url / REDIS_URL")
+                   "leave it out of the URL and set REDIS_PASSWORD (sent as the password, "
+                   "any character allowed), or pass --url / REDIS_URL")
 
 
 def _valid(url: str) -> bool:

@@ -1,9 +1,11 @@
-"""A local JSON API for the http warm source: page or cursor pagination, auth, flaky pages."""
+"""A local JSON API for the http warm source: page or cursor pagination, auth, flaky pages,
+and hostile answers (redirects, a redirect loop, corrupt gzip, deep nesting, a dripping body)."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +23,8 @@ class Api:
     token: str | None = None  # required as "Bearer <token>" when set
     fail_first: int = 0  # answer 503 to this many requests first
     requests: list[str] = field(default_factory=list)
+    headers_seen: list[dict[str, str]] = field(default_factory=list)
+    redirect_to: str = ""  # /redirect answers 302 to this URL
     url: str = ""
 
 
@@ -41,6 +45,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         api = self.api
         api.requests.append(self.path)
+        api.headers_seen.append(dict(self.headers.items()))
+        if self._hostile(urlsplit(self.path).path):
+            return
         if api.fail_first > 0:
             api.fail_first -= 1
             self._json(503, {"error": "try again"})
@@ -71,6 +78,42 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         else:
             self._json(404, {"error": "not found"})
+
+
+    def _raw(self, status: int, body: bytes, **headers: str) -> None:
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json", **headers}.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _hostile(self, path: str) -> bool:
+        """Answer the hostile paths; False for the others."""
+        if path == "/redirect":
+            self._raw(302, b"", Location=self.api.redirect_to)
+        elif path == "/loop":
+            self._raw(302, b"", Location="/loop")
+        elif path == "/gzip-corrupt":
+            self._raw(200, b"\x1f\x8b\x08\x00not gzip at all", Content_Encoding="gzip")
+        elif path == "/deep":
+            self._raw(200, b"[" * 3000 + b"]" * 3000)
+        elif path == "/drip":  # a valid answer, one byte every 0.2 s, for as long as it takes
+            body = json.dumps(self.api.items).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                for i in range(len(body)):
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass  # the client gave up, as it should
+        else:
+            return False
+        return True
 
 
 @contextmanager

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import gzip
 import importlib
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from json import loads as _json_loads  # not `import json`: the json submodule takes that name
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -205,6 +207,25 @@ def option(options: Mapping[str, Any], name: str, kinds: type | tuple[type, ...]
         raise SourceError(f"namespace {namespace}: {kind} option {name!r} must be {names}, "
                           f"got {value!r}")
     return value
+
+
+def positive_number(options: Mapping[str, Any], name: str, namespace: str, kind: str,
+                    default: float) -> float:
+    """The option ``name``: a finite number above 0 (seconds, a rate); SourceError otherwise."""
+    value = option(options, name, (int, float), namespace, kind, default)
+    if not math.isfinite(value) or value <= 0:
+        raise SourceError(f"namespace {namespace}: {kind} option {name!r} must be a number "
+                          f"above 0, got {value!r}")
+    return float(value)
+
+
+def loads_json(data: str | bytes) -> Any:
+    """``json.loads``, with a document nested too deeply for the parser a ValueError like
+    any other malformed one (the parser's RecursionError is not a bug in cachectl)."""
+    try:
+        return _json_loads(data)
+    except RecursionError:
+        raise ValueError("nested too deeply to read") from None
 
 
 def resolve_path(raw: str, context: SourceContext) -> Path:

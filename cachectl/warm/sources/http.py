@@ -11,10 +11,16 @@ Options:
                page after page until one is empty (or shorter than ``size``); or
                ``{type: cursor, param: cursor, next: meta.next_cursor}``: pass the cursor each
                response names until it is null. Without it, one request.
-  timeout      seconds per request (default 10);  retries: per request (default 3), with
-               backoff, on connection errors, timeouts, 429 and 5xx.
+  timeout      seconds per request, a total deadline (default 10): a server that drips its
+               answer a byte at a time cannot hold warm longer;  retries: per request
+               (default 3), with backoff, on connection errors, timeouts, 429 and 5xx.
   max_pages    a safety stop (default 100000)
 Position: the row's number over all pages; reported as page and item.
+
+Redirects are followed here, not by httpx, at most ``MAX_REDIRECTS``: the ``env_headers``
+(secrets) go only to the source URL's own origin (httpx strips just Authorization on a
+cross-origin redirect). Credentials in the URL are never printed (``redact_url``).
+A response body is read up to ``MAX_RESPONSE_BYTES``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from cachectl import secrets
 from cachectl.errors import SourceError, install_extra_hint
 from cachectl.warm.sources import (
     BadRow,
@@ -31,11 +38,19 @@ from cachectl.warm.sources import (
     Row,
     SourceContext,
     check_options,
+    loads_json,
     option,
+    positive_number,
 )
 
 INSTALL_HINT = f"install the http extra: {install_extra_hint('http')}"
 _PAGINATION = {"page": ("param", "start", "size_param", "size"), "cursor": ("param", "next")}
+MAX_REDIRECTS = 10
+MAX_RESPONSE_BYTES = 512 << 20
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt (a transport error, a deadline passed)."""
 
 
 def _walk(doc: Any, path: str | None) -> Any:
@@ -60,15 +75,22 @@ class HttpSource:
                       ("items", "params", "headers", "env_headers", "pagination", "timeout",
                        "retries", "max_pages"))
         self.url: str = option(options, "url", str, ns, "http")
+        secrets.register_url(self.url)
         if not self.url.startswith(("http://", "https://")):
             raise SourceError(f"namespace {ns}: http url must start with http:// or https://")
         self.items: str | None = option(options, "items", str, ns, "http")
         self.params: dict[str, Any] = dict(option(options, "params", dict, ns, "http", {}))
-        self.timeout_s = float(option(options, "timeout", (int, float), ns, "http", 10))
+        self.timeout_s = positive_number(options, "timeout", ns, "http", 10.0)
         self.retries: int = option(options, "retries", int, ns, "http", 3)
         self.max_pages: int = option(options, "max_pages", int, ns, "http", 100_000)
-        headers = {str(k): str(v) for k, v in
-                   option(options, "headers", dict, ns, "http", {}).items()}
+        for name, value in (("retries", self.retries), ("max_pages", self.max_pages - 1)):
+            if value < 0:
+                raise SourceError(f"namespace {ns}: http {name} must be "
+                                  f"{'at least 0' if name == 'retries' else 'at least 1'}, "
+                                  f"got {options.get(name)!r}")
+        self.static_headers = {str(k): str(v) for k, v in
+                               option(options, "headers", dict, ns, "http", {}).items()}
+        headers = dict(self.static_headers)
         for name, spec in option(options, "env_headers", dict, ns, "http", {}).items():
             var, prefix = (spec, "") if isinstance(spec, str) else (
                 spec.get("var") if isinstance(spec, dict) else None,
@@ -85,6 +107,7 @@ class HttpSource:
         self.headers = headers
         self.secrets = tuple(v for k, v in headers.items() if k in
                              option(options, "env_headers", dict, ns, "http", {}))
+        secrets.register(*self.secrets)
         pagination = option(options, "pagination", dict, ns, "http", {})
         self.mode: str | None = None
         if pagination:
@@ -98,9 +121,12 @@ class HttpSource:
                 raise SourceError(f"namespace {ns}: cursor pagination needs next: "
                                   "path.to.the.next.cursor in each response")
         self.param: str = str(pagination.get("param", "page" if self.mode == "page" else "cursor"))
-        self.start = int(pagination.get("start", 1))
+        self.start: int = option(pagination, "start", int, ns, "http pagination", 1)
         self.size_param = pagination.get("size_param")
-        self.size = pagination.get("size")
+        self.size: int | None = option(pagination, "size", int, ns, "http pagination")
+        if self.size is not None and self.size < 1:
+            raise SourceError(f"namespace {ns}: http pagination size must be at least 1, "
+                              f"got {self.size!r}")
         self.next_path: str | None = pagination.get("next")
         self._pages: list[int] = []  # the first position of each page
         try:
@@ -110,7 +136,7 @@ class HttpSource:
 
     @property
     def description(self) -> str:
-        return f"http {self.url.split('?', 1)[0]}"
+        return f"http {secrets.redact_url(self.url.split('?', 1)[0])}"
 
     def locate(self, position: Position) -> str:
         page = bisect.bisect_right(self._pages, position)
@@ -127,15 +153,17 @@ class HttpSource:
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
-                response = client.get(self.url, params=params)
-            except httpx.TransportError as exc:
+                status, headers, body = self._fetch(client, params)
+            except _Retryable as exc:
                 if last:
-                    raise SourceError(f"http source {self.description}: "
-                                      f"{type(exc).__name__}: {self._scrub(str(exc))}",
+                    raise SourceError(f"http source {self.description}: {self._scrub(str(exc))}",
                                       hint=f"gave up after {self.retries + 1} attempts; "
                                       "check the url and raise timeout/retries") from None
+            except httpx.HTTPError as exc:  # a corrupt gzip body, an invalid URL or header
+                raise SourceError(f"http source {self.description}: {type(exc).__name__}: "
+                                  f"{self._scrub(str(exc))}",
+                                  hint="the server's answer cannot be read") from None
             else:
-                status = response.status_code
                 if status == 429 or status >= 500:
                     if last:
                         raise SourceError(f"http source {self.description}: HTTP {status} "
@@ -146,20 +174,44 @@ class HttpSource:
                     raise SourceError(f"http source {self.description}: HTTP {status}", hint=hint)
                 else:
                     try:
-                        return response.json()
-                    except ValueError:
+                        return loads_json(body)
+                    except ValueError as exc:
                         raise SourceError(
                             f"http source {self.description}: the response is not JSON "
-                            f"({response.headers.get('content-type', 'no content type')})") from None
+                            f"({headers.get('content-type', 'no content type')}; {exc})") from None
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
         raise AssertionError("unreachable")
 
+    def _fetch(self, client: Any, params: dict[str, Any]) -> tuple[int, Any, bytes]:
+        """One request (redirects followed): (status, headers, body) within ``timeout_s``."""
+        import httpx
+
+        deadline = time.monotonic() + self.timeout_s
+        url: Any = self.url
+        query: dict[str, Any] | None = params
+        same_origin = True
+        for _ in range(MAX_REDIRECTS + 1):
+            headers = self.headers if same_origin else self.static_headers
+            remaining = max(deadline - time.monotonic(), 0.001)
+            try:
+                with client.stream("GET", url, params=query, headers=headers,
+                                   timeout=min(self.timeout_s, remaining)) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        target = response.url.join(response.headers["location"])
+                        # once another origin has been reached, no secret goes anywhere again
+                        same_origin = same_origin and _origin(target) == _origin(
+                            httpx.URL(self.url))
+                        url, query = target, None
+                        continue
+                    return response.status_code, response.headers, _read(response, deadline)
+            except httpx.TransportError as exc:
+                raise _Retryable(f"{type(exc).__name__}: {exc}") from None
+        raise SourceError(f"http source {self.description}: more than {MAX_REDIRECTS} "
+                          "redirects (a redirect loop?)", hint="check the url")
+
     def _scrub(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return secrets.scrub(text, self.secrets)
 
     def rows(self) -> Iterator[tuple[Position, Row | BadRow]]:
         import httpx
@@ -170,8 +222,7 @@ class HttpSource:
             params[self.param] = self.start
             if self.size_param and self.size:
                 params[str(self.size_param)] = self.size
-        with httpx.Client(headers=self.headers, timeout=self.timeout_s,
-                          follow_redirects=True) as client:
+        with httpx.Client(timeout=self.timeout_s, follow_redirects=False) as client:
             for page in range(1, self.max_pages + 1):
                 doc = self._get(client, params)
                 items = _walk(doc, self.items)
@@ -198,6 +249,26 @@ class HttpSource:
                     params[self.param] = cursor
             raise SourceError(f"http source {self.description}: more than max_pages "
                               f"({self.max_pages}) pages", hint="raise max_pages if that is right")
+
+
+def _origin(url: Any) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
+
+
+def _read(response: Any, deadline: float) -> bytes:
+    """The body, decoded (gzip…), by ``deadline`` and within ``MAX_RESPONSE_BYTES``."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise SourceError(f"an http response is larger than {MAX_RESPONSE_BYTES >> 20} MiB",
+                              hint="page the source (pagination:) so each answer is smaller")
+        if time.monotonic() > deadline:
+            raise _Retryable("the answer took longer than the timeout")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def open_source(options: Mapping[str, Any], context: SourceContext) -> HttpSource:

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from cachectl import secrets
 from cachectl.errors import SourceError, install_extra_hint
 from cachectl.warm.sources import (
     BadRow,
@@ -68,6 +69,7 @@ class SqlSource(_QueryRows):
         check_options("sql", ns, options, ("url", "query"), ("params", "batch_size"))
         sa = _import_sqlalchemy()
         raw_url = option(options, "url", str, ns, "sql")
+        secrets.register_url(raw_url)
         self.query: str = option(options, "query", str, ns, "sql")
         self.params: dict[str, Any] = dict(option(options, "params", dict, ns, "sql", {}))
         self.batch_size: int = option(options, "batch_size", int, ns, "sql", DEFAULT_BATCH)
@@ -94,6 +96,8 @@ class SqlSource(_QueryRows):
                 "psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
             url = url.set(drivername="postgresql+psycopg")  # psycopg 3 is what the extra installs
         self.url = url
+        if url.password:
+            secrets.register(str(url.password))
         self.display = url.render_as_string(hide_password=True)
 
     def tuple_batches(self) -> Iterator[tuple[Position, list[str], list[Any]]]:
@@ -126,8 +130,7 @@ class SqlSource(_QueryRows):
                     number += len(partition)
         except sa.exc.SQLAlchemyError as exc:
             detail = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["error"])[0]
-            if self.url.password:
-                detail = detail.replace(str(self.url.password), "***")
+            detail = secrets.scrub(detail, [str(self.url.password or "")])
             raise SourceError(f"sql source {self.display}: {detail}",
                               hint="check the url, the query and that the database is up") from None
         finally:
