@@ -299,36 +299,26 @@ def test_waiters_give_up_after_the_hard_timeout(make_cache) -> None:
     assert loader.calls == 1
 
 
-def test_waiters_share_the_leaders_error(make_cache) -> None:
-    loader = Loader(error=RuntimeError("boom"), delay_s=0.2)
+@pytest.mark.parametrize(
+    "error",
+    [RuntimeError("boom"), TimeoutError("the origin timed out")],
+    ids=["RuntimeError", "TimeoutError"],
+)
+def test_waiters_share_the_leaders_error(make_cache, error: Exception) -> None:
+    loader = Loader(error=error, delay_s=0.2)
     cache = make_cache()
     errors: list[BaseException] = []
 
     def call() -> None:
         try:
             cache.get_or_load("item", loader, id=8)
-        except RuntimeError as exc:
+        except type(error) as exc:
             errors.append(exc)
 
     join([spawn(call) for _ in range(10)])
-    assert loader.calls == 1 and len(errors) == 10
-
-
-def test_waiters_get_the_leaders_own_timeout_error(make_cache) -> None:
-    error = TimeoutError("the origin timed out")
-    loader = Loader(error=error, delay_s=0.1)
-    cache = make_cache()
-    errors: list[BaseException] = []
-
-    def call() -> None:
-        try:
-            cache.get_or_load("item", loader, id=9)
-        except TimeoutError as exc:
-            errors.append(exc)
-
-    join([spawn(call) for _ in range(5)])
-    # the loader's error, not a LoadTimeoutError: nobody waited longer than hard_timeout_ms
-    assert loader.calls == 1 and errors == [error] * 5
+    # the loader's own error (a TimeoutError too, not a LoadTimeoutError: nobody waited
+    # longer than hard_timeout_ms)
+    assert loader.calls == 1 and errors == [error] * 10
 
 
 class AlwaysEarly(random.Random):

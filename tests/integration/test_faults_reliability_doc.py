@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
+
+from tests.support.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _report() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("reliability_report",
-                                                  REPO / "scripts" / "reliability_report.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("reliability_report")
 
 
 def _doc_ids() -> set[str]:
