@@ -43,7 +43,7 @@ from cachectl.flush.history import (
 from cachectl.flush.keys import _glob_regex as _glob_regex
 from cachectl.flush.keys import _owned as _owned
 from cachectl.flush.keys import _owner_test as _owner_test
-from cachectl.flush.model import FlushResult, TargetResult
+from cachectl.flush.model import FlushResult, TargetResult, changed_word
 from cachectl.flush.plan import EXACT_COUNT_LIMIT, EXAMPLES, SAMPLE_KEYS, FlushPlan, TargetPlan, plan_flush
 from cachectl.flush.primitives import (
     DEFAULT_BATCH,
@@ -51,7 +51,9 @@ from cachectl.flush.primitives import (
     MIN_BATCH,
     LatencyGovernor,
     SoftenCounts,
+    clamp_keys,
     soften_keys,
+    supports_pexpire_lt,
     unlink_keys,
 )
 from cachectl.flush.run import flush_namespaces
@@ -84,7 +86,9 @@ __all__ = [
     "TargetResult",
     "append_audit",
     "audit_key",
+    "changed_word",
     "check_soft",
+    "clamp_keys",
     "current_actor",
     "describe",
     "flush_namespaces",
@@ -93,5 +97,6 @@ __all__ = [
     "read_history",
     "select_targets",
     "soften_keys",
+    "supports_pexpire_lt",
     "unlink_keys",
 ]

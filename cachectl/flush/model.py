@@ -8,6 +8,12 @@ from typing import Any
 from cachectl.flush.targets import FlushMode
 
 
+def changed_word(mode: FlushMode | str) -> str:
+    """What a run of ``mode`` did to a key: removed, softened or clamped."""
+    words: dict[str, str] = {FlushMode.SOFT: "softened", FlushMode.CLAMP: "clamped"}
+    return words.get(str(mode), "removed")
+
+
 @dataclass(frozen=True)
 class TargetResult:
     """What a flush did to one target."""
@@ -62,7 +68,7 @@ class FlushResult:
         return self.matched / self.seconds if self.seconds > 0 else 0.0
 
     def to_json(self) -> dict[str, Any]:
-        changed_name = "softened" if self.mode is FlushMode.SOFT else "removed"
+        changed_name = changed_word(self.mode)
         return {
             "mode": self.mode.value,
             "dry_run": self.dry_run,

@@ -129,6 +129,41 @@ def soften_keys(node: Any, keys: Sequence[bytes], pttl_ms: int, *,
         raise
 
 
+def supports_pexpire_lt(client: Any, probe_key: str) -> bool:
+    """Whether the server takes ``PEXPIRE key ms LT`` (Redis >= 7): asked, not inferred.
+
+    ``probe_key`` should not exist (cachectl's own prefix); PEXPIRE on a missing key
+    changes nothing either way.
+    """
+    try:
+        client.pexpire(probe_key, 1, lt=True)
+    except rex.ResponseError:
+        return False
+    return True
+
+
+def clamp_keys(node: Any, keys: Sequence[bytes], pttl_ms: int, *, lt_supported: bool,
+               cluster: bool | None = None) -> SoftenCounts:
+    """Lower each key's PTTL to ``pttl_ms`` unless it is already lower; values untouched.
+
+    ``PEXPIRE key pttl_ms LT`` pipelined (a key without expiry counts as an infinite
+    TTL, so it gets ``pttl_ms`` too); without LT (Redis < 7) the soften script, which
+    does the same atomically. Counts: ``softened`` lowered, ``already_stale`` at or below
+    already (or gone: PEXPIRE … LT answers 0 for both).
+    """
+    if not keys:
+        return SoftenCounts()
+    if pttl_ms <= 0:
+        raise ValueError("pttl_ms must be positive")
+    if not lt_supported:
+        return soften_keys(node, keys, pttl_ms, cluster=cluster)
+    pipe = node.pipeline(transaction=False)
+    for key in keys:
+        pipe.pexpire(key, pttl_ms, lt=True)
+    lowered = sum(1 for reply in pipe.execute() if reply)
+    return SoftenCounts(softened=lowered, already_stale=len(keys) - lowered)
+
+
 class LatencyGovernor:
     """Adapts the batch size to the server's latency as measured between batches.
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +16,7 @@ import redis.exceptions as rex
 from cachectl.errors import InterruptedWork, UsageError
 from cachectl.flush.history import Actor, _first_line, append_audit, current_actor
 from cachectl.flush.keys import _chunks, _glob, _primaries, _ScanAhead, _selector
-from cachectl.flush.model import FlushResult, TargetResult
+from cachectl.flush.model import FlushResult, TargetResult, changed_word
 from cachectl.flush.plan import EXAMPLES
 from cachectl.flush.primitives import (
     DEFAULT_BATCH,
@@ -24,7 +24,9 @@ from cachectl.flush.primitives import (
     LatencyGovernor,
     SoftenCounts,
     _is_cluster_client,
+    clamp_keys,
     soften_keys,
+    supports_pexpire_lt,
     unlink_keys,
 )
 from cachectl.flush.targets import FlushMode, FlushTarget, check_soft, describe
@@ -57,6 +59,7 @@ def flush_namespaces(
     targets: Sequence[FlushTarget],
     *,
     soft: bool = False,
+    ceilings_ms: Mapping[str, int] | None = None,
     dry_run: bool = False,
     rate: float | None = None,
     batch: int = DEFAULT_BATCH,
@@ -83,13 +86,21 @@ def flush_namespaces(
     that sent it), at most every ``latency_check_s`` seconds or ten round trips,
     whichever is longer (0: after every batch), and let ``LatencyGovernor`` shrink
     batches and pause.
+    ``ceilings_ms`` (namespace name -> PTTL) clamps instead of flushing: every key of a
+    target whose PTTL is above its ceiling, or that has no expiry, gets the ceiling
+    (``PEXPIRE … LT`` where the server has it), nothing else changes (mode CLAMP).
     """
     if not 1 <= batch <= MAX_BATCH:
         raise UsageError(f"--batch {batch} is out of range", hint=f"use 1..{MAX_BATCH}")
     if rate is not None and rate <= 0:
         raise UsageError(f"--rate {rate:g} must be positive", hint="e.g. --rate 5000 (keys/s)")
-    mode = FlushMode.SOFT if soft else FlushMode.HARD
-    if soft:  # library callers may build targets themselves
+    mode = FlushMode.CLAMP if ceilings_ms is not None else (
+        FlushMode.SOFT if soft else FlushMode.HARD)
+    if ceilings_ms is not None:
+        missing = [t.label for t in targets if t.kind == "pattern" or t.name not in ceilings_ms]
+        if missing:
+            raise UsageError(f"no TTL ceiling for {', '.join(missing)}")
+    elif soft:  # library callers may build targets themselves
         check_soft(policy, targets)
     limiter = RateLimiter(rate, clock=clock, sleep=sleep)
     governor = LatencyGovernor(batch)
@@ -97,6 +108,8 @@ def flush_namespaces(
     def scan_count() -> int:  # SCAN COUNT follows the batch, and shrinks with it
         return governor.batch
     cluster = _is_cluster_client(client)
+    lt_supported = (ceilings_ms is not None and not dry_run
+                    and supports_pexpire_lt(client, f"{policy.internal_prefix}:probe"))
     tallies = {t: _Tally() for t in targets}
     started = clock()
     counters: dict[str, float] = {"batches": 0, "paused": 0.0}
@@ -163,7 +176,10 @@ def flush_namespaces(
         counters["paused"] += limiter.wait(len(keys))
         settle()
         call: Callable[[], Any]
-        if soft:
+        if ceilings_ms is not None:
+            call = functools.partial(clamp_keys, node, keys, ceilings_ms[target.name],
+                                     lt_supported=lt_supported, cluster=cluster or None)
+        elif soft:
             pttl = soft_expire_pttl_ms(policy.namespace(target.name))
             call = functools.partial(soften_keys, node, keys, pttl, cluster=cluster or None)
         else:
@@ -226,7 +242,7 @@ def flush_namespaces(
             # the keys are flushed either way; say so rather than fail the whole run
             result = FlushResult(**{**result.__dict__, "audit_error": _first_line(exc)})
     if interrupted:
-        verb = "softened" if soft else "removed"
+        verb = changed_word(mode)
         raise InterruptedWork(
             f"interrupted: {result.changed} of {result.matched} keys found so far {verb}",
             partial=result, hint="whatever was flushed is complete; rerun the same command to finish")

@@ -17,6 +17,7 @@ from cachectl.policy.template import GLOB_SPECIALS, KeyParamError
 class FlushMode(StrEnum):
     HARD = "hard"  # UNLINK: never served again, not even on error
     SOFT = "soft"  # PTTL lowered into the stale band: served stale, revalidated
+    CLAMP = "clamp"  # PTTL lowered to a ceiling (a new policy's maximum), never lengthened
 
 
 @dataclass(frozen=True)

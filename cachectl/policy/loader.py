@@ -76,7 +76,11 @@ def load_policy(source: str | Path, env: Mapping[str, str] | None = None) -> Pol
 
     ``env`` is the environment for ``${VAR}`` interpolation (the CLI passes os.environ).
     """
-    result = read_policy(Path(source), env or {})
+    return policy_or_error(read_policy(Path(source), env or {}), str(source))
+
+
+def policy_or_error(result: LoadResult, source: str) -> Policy:
+    """The loaded policy; PolicyError naming the first problems when there is none."""
     errors = [d for d in result.diagnostics if d.severity is Severity.ERROR]
     if result.policy is None or errors:
         first = errors[0] if errors else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from cachectl.flush import AuditEntry, FlushMode, FlushPlan, FlushResult
+from cachectl.flush import AuditEntry, FlushMode, FlushPlan, FlushResult, changed_word
 from cachectl.render import console as consoles
 from cachectl.render.console import display_key
 
@@ -58,7 +58,7 @@ def render_result(result: FlushResult, console: Console) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    changed = "softened" if result.mode is FlushMode.SOFT else "removed"
+    changed = changed_word(result.mode)
     title = "flush (dry run)" if result.dry_run else (
         "flush, interrupted" if result.interrupted else f"flush ({result.mode.value})")
     table = Table(title=title, title_justify="left")
@@ -114,7 +114,7 @@ def render_history(key: str, entries: tuple[AuditEntry, ...], console: Console) 
     # one line per run (like `git log --oneline`): stays readable at any width
     console.print(f"flush history ({key}, newest first)", markup=False, style="bold")
     for e in entries:
-        verb = "softened" if e.mode == FlushMode.SOFT.value else "removed"
+        verb = changed_word(e.mode)
         when = e.time.replace("T", " ").removesuffix("+00:00")
         console.print(f"{when}Z  {e.user}@{e.host}  {e.mode}  {e.what}: matched {e.matched:,}, "
                       f"{verb} {e.changed:,}, skipped {e.skipped:,} in {e.seconds:.2f} s"
