@@ -38,13 +38,13 @@ def diff_policies(old: Policy, new: Policy, *, old_path: str = "OLD",
             twin = old_by_key.get(ns.template.full)
             if twin is not None and twin.name not in new.namespaces:
                 renamed_from.add(twin.name)
-                rows.append(_compared(twin, ns, Change.RENAMED))
+                rows.append(_compared(twin, ns, Change.RENAMED, old, new))
             else:
                 rows.append(NamespacePlan(
                     ns.name, Change.ADDED, None, None, ns.template.full, None, ns.version,
                     new_ttl_max_ms=ttl_bounds_ms(ns)[1]))
             continue
-        rows.append(_compared(before, ns, None))
+        rows.append(_compared(before, ns, None, old, new))
     for ns in old:
         if ns.name not in new.namespaces and ns.name not in renamed_from:
             rows.append(NamespacePlan(
@@ -55,9 +55,13 @@ def diff_policies(old: Policy, new: Policy, *, old_path: str = "OLD",
                                dataclasses.asdict(new.thresholds), "threshold"))
 
 
-def _compared(before: Namespace, after: Namespace, change: Change | None) -> NamespacePlan:
+def _compared(before: Namespace, after: Namespace, change: Change | None, old: Policy,
+              new: Policy) -> NamespacePlan:
     fields = _changed({f: getattr(before, f) for f, _ in _FIELDS},
                       {f: getattr(after, f) for f, _ in _FIELDS}, None)
+    if _inherits_hit_rate(before, old) and _inherits_hit_rate(after, new):
+        # the global threshold's change is listed once, not under every namespace
+        fields = tuple(f for f in fields if f.field != "hit_rate")
     reason = None
     if before.template.full != after.template.full:
         change = Change.REKEYED
@@ -74,6 +78,11 @@ def _compared(before: Namespace, after: Namespace, change: Change | None) -> Nam
         after.name, change, before.name, before.template.full, after.template.full,
         before.version, after.version, fields, reason,
         old_ttl_max_ms=ttl_bounds_ms(before)[1], new_ttl_max_ms=ttl_bounds_ms(after)[1])
+
+
+def _inherits_hit_rate(ns: Namespace, policy: Policy) -> bool:
+    t = policy.thresholds
+    return ns.hit_rate == (t.critical_hit_rate if ns.critical else t.hit_rate)
 
 
 def _changed(old: Mapping[str, object], new: Mapping[str, object],

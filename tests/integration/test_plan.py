@@ -1,0 +1,181 @@
+"""plan and apply against a real redis-server: exact counts, the keyspace after apply,
+a SIGKILL mid-apply then a rerun, a second apply with nothing to do, a stale plan."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from cachectl.cli import main
+from cachectl.plan import apply_plan, diff_policies, measure_plan
+from cachectl.policy import Policy, load_policy
+from tests.support import plan_scenario as scenario
+
+REPO = Path(__file__).resolve().parents[2]
+_SCRIPT = REPO / ".venv" / "bin" / "cachectl"
+CACHECTL = [str(_SCRIPT)] if _SCRIPT.exists() else [
+    sys.executable, "-c", "from cachectl.cli import main; main()"]
+
+
+@pytest.fixture
+def policies(tmp_path: Path) -> tuple[Path, Path]:
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(scenario.OLD)
+    new.write_text(scenario.NEW)
+    return old, new
+
+
+def _load(paths: tuple[Path, Path]) -> tuple[Policy, Policy]:
+    return load_policy(paths[0]), load_policy(paths[1])
+
+
+def test_plan_counts_exactly_what_each_change_touches(
+        redis_client: redis.Redis, redis_url: str, policies: tuple[Path, Path],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    seeded = scenario.keyspace()
+    scenario.write(redis_client, seeded)
+    assert main(["plan", str(policies[0]), str(policies[1]), "--url", redis_url, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    rows = {r["namespace"]: r for r in doc["namespaces"]}
+    assert {n: r["change"] for n, r in rows.items()} == {
+        "product": "changed", "search": "rekeyed", "price": "rekeyed", "basket": "renamed",
+        "stock": "unchanged", "session": "changed", "promo": "added", "banner": "removed"}
+    assert {n: r["action"] for n, r in rows.items()} == {
+        "product": "clamp", "search": "remove", "price": "remove", "basket": "none",
+        "stock": "none", "session": "none", "promo": "warm", "banner": "remove"}
+    live = {n: (r["live"]["keys"], r["live"]["ttl_above_max"]) for n, r in rows.items()}
+    # search: 55 keys match the old template, 5 of them are the new template's and stay
+    assert live == {"product": (102, 62), "search": (50, 0), "price": (40, 0),
+                    "basket": (20, 0), "stock": (25, 0), "session": (10, 0), "promo": (0, 0),
+                    "banner": (30, 0)}
+    assert rows["price"]["reason"] == "version 1 -> 2"
+    assert rows["product"]["clamp_ms"] == 4_200_000  # 1h + 10m of stale
+    assert doc["live"] == {"mode": "exact", "total_keys": len(seeded.ttl_ms),
+                           "elapsed_s": doc["live"]["elapsed_s"],
+                           "keys_to_remove": 120, "keys_to_clamp": 62}
+    assert doc["destructive"] is True
+    assert doc["thresholds"] == [{"field": "hit_rate", "old": 0.8, "new": 0.85}]
+
+
+def test_apply_leaves_every_key_where_the_new_policy_says(
+        redis_client: redis.Redis, policies: tuple[Path, Path]) -> None:
+    seeded = scenario.keyspace()
+    scenario.write(redis_client, seeded)
+    before = scenario.snapshot([redis_client])
+    old, new = _load(policies)
+    plan = measure_plan(redis_client, diff_policies(old, new), old, new)
+    result = apply_plan(redis_client, plan, old, new)
+    assert result.clamped is not None and result.clamped.changed == 62
+    assert result.removed is not None and result.removed.changed == 120
+    scenario.check_applied(before, scenario.snapshot([redis_client]), seeded, new)
+    again = measure_plan(redis_client, diff_policies(old, new), old, new)
+    second = apply_plan(redis_client, again, old, new)
+    assert second.nothing_to_do and second.clamped is None and second.removed is None
+
+
+def test_a_second_apply_reports_nothing_to_do(
+        redis_client: redis.Redis, redis_url: str, policies: tuple[Path, Path],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    scenario.write(redis_client, scenario.keyspace())
+    args = ["apply", str(policies[0]), str(policies[1]), "--url", redis_url, "--yes"]
+    assert main(args) == 0
+    assert "62 clamped of 102 found" in capsys.readouterr().out
+    assert main([*args, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["nothing_to_do"] is True and doc["removed"] is None and doc["clamped"] is None
+
+
+def test_dry_run_and_an_unconfirmed_apply_change_nothing(
+        redis_client: redis.Redis, redis_url: str, policies: tuple[Path, Path]) -> None:
+    scenario.write(redis_client, scenario.keyspace())
+    before = scenario.snapshot([redis_client])
+    args = ["apply", str(policies[0]), str(policies[1]), "--url", redis_url]
+    assert main([*args, "--dry-run"]) == 0
+    assert main(args) == 2  # not a terminal, no --yes: refused
+    after = scenario.snapshot([redis_client])
+    assert {k: d for k, (d, _) in after.items()} == {k: d for k, (d, _) in before.items()}
+
+
+def test_a_plan_older_than_the_keyspace_is_refused(
+        redis_client: redis.Redis, redis_url: str, policies: tuple[Path, Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    scenario.write(redis_client, scenario.keyspace())
+    assert main(["plan", str(policies[0]), str(policies[1]), "--url", redis_url, "--json"]) == 0
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(capsys.readouterr().out)
+    # after the plan was read, the old applications wrote many more banner keys
+    redis_client.mset({f"shop:banner:late{i}": b"x" for i in range(200)})
+    assert main(["apply", "--plan", str(plan_file), "--url", redis_url, "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert "keyspace changed since the plan" in err and "banner" in err
+    assert redis_client.exists("shop:banner:1", "shop:banner:late1") == 2
+    # fewer keys than planned (some expired) is fine: the plan is still the one agreed to
+    redis_client.delete(*[f"shop:banner:late{i}" for i in range(200)], "shop:banner:1")
+    assert main(["apply", "--plan", str(plan_file), "--url", redis_url, "--yes"]) == 0
+    assert redis_client.exists("shop:banner:2") == 0
+
+
+def test_a_plan_of_other_policies_is_refused(
+        redis_client: redis.Redis, redis_url: str, policies: tuple[Path, Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", str(policies[0]), str(policies[1]), "--url", redis_url, "--json"]) == 0
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(capsys.readouterr().out)
+    policies[1].write_text(scenario.NEW.replace("ttl: 1h, stale: 10m", "ttl: 2h, stale: 10m"))
+    assert main(["apply", "--plan", str(plan_file), "--url", redis_url, "--yes"]) == 2
+    assert "other policies" in capsys.readouterr().err
+
+
+def _keys(client: redis.Redis) -> int:
+    return int(client.dbsize())
+
+
+def test_sigkill_mid_apply_then_a_rerun_gives_the_same_keyspace(
+        redis_client: redis.Redis, redis_url: str, policies: tuple[Path, Path]) -> None:
+    seeded = scenario.keyspace(scale=200)  # 6,000 banner keys
+    scenario.write(redis_client, seeded)
+    before = scenario.snapshot([redis_client])
+    args = [*CACHECTL, "apply", str(policies[0]), str(policies[1]), "--url", redis_url, "--yes",
+            "--rate", "2000", "--batch", "100"]
+    total = _keys(redis_client)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "NO_COLOR": "1"})
+    deadline = time.monotonic() + 60
+    while _keys(redis_client) > total - 500 and time.monotonic() < deadline:
+        time.sleep(0.02)  # polled: wait until the removal is well under way
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    left = _keys(redis_client)
+    assert total - left >= 500 and left > total - len(seeded.removed), "killed mid-way"
+    rerun = subprocess.run(args[:-4], capture_output=True, text=True, timeout=120, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    scenario.check_applied(before, scenario.snapshot([redis_client]), seeded,
+                           load_policy(policies[1]))
+    again = subprocess.run([*args[:-4], "--json"], capture_output=True, text=True, timeout=60,
+                           check=False)
+    assert json.loads(again.stdout)["nothing_to_do"] is True
+
+
+def test_apply_without_pexpire_lt_clamps_with_the_script(
+        redis_client: redis.Redis, policies: tuple[Path, Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import cachectl.flush.run as run
+
+    monkeypatch.setattr(run, "supports_pexpire_lt", lambda client, key: False)  # Redis 6
+    seeded = scenario.keyspace()
+    scenario.write(redis_client, seeded)
+    before = scenario.snapshot([redis_client])
+    old, new = _load(policies)
+    result = apply_plan(redis_client, measure_plan(redis_client, diff_policies(old, new), old, new),
+                        old, new)
+    assert result.clamped is not None and result.clamped.changed == 62
+    scenario.check_applied(before, scenario.snapshot([redis_client]), seeded, new)
