@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cachectl.cli.options import (
+    BatchOpt,
     DryRunOpt,
     JsonOpt,
+    PaceRateOpt,
     RedisOptions,
     YesOpt,
     redis_options,
@@ -59,11 +61,8 @@ def command(
     sample: SampleOpt = None,
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,
-    rate: Annotated[float | None, typer.Option(
-        "--rate", metavar="N", help="At most N keys per second [default: paced by the server's "
-        "latency].")] = None,
-    batch: Annotated[int, typer.Option(
-        "--batch", metavar="N", help="Keys per command batch and per SCAN (1..10000).")] = 1000,
+    rate: PaceRateOpt = None,
+    batch: BatchOpt = 1000,
     json_out: JsonOpt = False,
 ) -> int:
     """Apply a policy change: clamp TTLs above the new maximum, remove orphaned keys.
@@ -77,7 +76,7 @@ def command(
     from cachectl.cli.flush import can_ask
     from cachectl.connection import redis_errors
     from cachectl.errors import InterruptedWork, UsageError
-    from cachectl.flush import MAX_BATCH, current_actor
+    from cachectl.flush import check_pacing, current_actor
     from cachectl.render import console
     from cachectl.render import flush as flush_render
     from cachectl.render import plan as render
@@ -89,10 +88,7 @@ def command(
                              hint="cachectl apply --plan plan.json --url …")
         given, policies, base = _policies_of(plan_file)
     old, new, old_name, new_name = load_pair(policies or [], base)
-    if not 1 <= batch <= MAX_BATCH:
-        raise UsageError(f"--batch {batch} is out of range", hint=f"use 1..{MAX_BATCH}")
-    if rate is not None and rate <= 0:
-        raise UsageError(f"--rate {rate:g} must be positive", hint="e.g. --rate 5000 (keys/s)")
+    check_pacing(rate, batch)
     settings = conn.settings(new)
     client = conn.connect(new)
     with closing(client), redis_errors(settings):

@@ -7,9 +7,11 @@ from typing import Annotated, Any
 import typer
 
 from cachectl.cli.options import (
+    BatchOpt,
     DryRunOpt,
     JsonOpt,
     NamespaceOpt,
+    PaceRateOpt,
     PolicyOpt,
     RedisOptions,
     YesOpt,
@@ -50,11 +52,8 @@ def command(
         "revalidated one caller at a time.")] = False,
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,
-    rate: Annotated[float | None, typer.Option(
-        "--rate", metavar="N", help="At most N keys per second [default: paced by the server's "
-        "latency].")] = None,
-    batch: Annotated[int, typer.Option(
-        "--batch", metavar="N", help="Keys per UNLINK and per SCAN (1..10000).")] = 1000,
+    rate: PaceRateOpt = None,
+    batch: BatchOpt = 1000,
     history: Annotated[bool, typer.Option(
         "--history", help="List past flushes from the audit stream instead.")] = False,
     limit: Annotated[int, typer.Option(
@@ -98,10 +97,7 @@ def command(
     targets = flush.select_targets(
         pol, namespaces=namespace or (), tags=tag or (), key=key, key_params=params or (),
         pattern=pattern, force=force, soft=soft)
-    if not 1 <= batch <= flush.MAX_BATCH:
-        raise UsageError(f"--batch {batch} is out of range", hint=f"use 1..{flush.MAX_BATCH}")
-    if rate is not None and rate <= 0:
-        raise UsageError(f"--rate {rate:g} must be positive", hint="e.g. --rate 5000 (keys/s)")
+    flush.check_pacing(rate, batch)
     if not (dry_run or yes or can_ask()):
         raise UsageError("refusing to flush without confirmation: not a terminal",
                          hint="pass --yes to flush from a script, or --dry-run to see what "

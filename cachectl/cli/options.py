@@ -43,6 +43,12 @@ ScanRateOpt = Annotated[
     float | None, typer.Option("--rate", metavar="N", help="Scan at most N keys per second.")]
 NoLuaOpt = Annotated[bool, typer.Option(
     "--no-lua", help="Measure with pipelined commands instead of a server-side script.")]
+# flush and apply: how fast keys are changed
+PaceRateOpt = Annotated[float | None, typer.Option(
+    "--rate", metavar="N", help="At most N keys per second [default: paced by the server's "
+    "latency].")]
+BatchOpt = Annotated[int, typer.Option(
+    "--batch", metavar="N", help="Keys per command batch and per SCAN (1..10000).")]
 NamespaceOpt = Annotated[
     list[str] | None, typer.Option("--namespace", "-n", metavar="NS", help="A namespace (repeatable).")
 ]

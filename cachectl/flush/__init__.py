@@ -56,7 +56,7 @@ from cachectl.flush.primitives import (
     supports_pexpire_lt,
     unlink_keys,
 )
-from cachectl.flush.run import flush_namespaces
+from cachectl.flush.run import check_pacing, flush_namespaces
 from cachectl.flush.targets import (
     FlushMode,
     FlushTarget,
@@ -87,6 +87,7 @@ __all__ = [
     "append_audit",
     "audit_key",
     "changed_word",
+    "check_pacing",
     "check_soft",
     "clamp_keys",
     "current_actor",

@@ -53,6 +53,14 @@ class _Tally:
                             self.other, self.already, self.no_ttl, tuple(self.examples))
 
 
+def check_pacing(rate: float | None, batch: int) -> None:
+    """UsageError unless ``batch`` is 1..MAX_BATCH and ``rate`` (keys/s) is None or positive."""
+    if not 1 <= batch <= MAX_BATCH:
+        raise UsageError(f"--batch {batch} is out of range", hint=f"use 1..{MAX_BATCH}")
+    if rate is not None and rate <= 0:
+        raise UsageError(f"--rate {rate:g} must be positive", hint="e.g. --rate 5000 (keys/s)")
+
+
 def flush_namespaces(
     client: Any,
     policy: Policy,
@@ -90,10 +98,7 @@ def flush_namespaces(
     target whose PTTL is above its ceiling, or that has no expiry, gets the ceiling
     (``PEXPIRE … LT`` where the server has it), nothing else changes (mode CLAMP).
     """
-    if not 1 <= batch <= MAX_BATCH:
-        raise UsageError(f"--batch {batch} is out of range", hint=f"use 1..{MAX_BATCH}")
-    if rate is not None and rate <= 0:
-        raise UsageError(f"--rate {rate:g} must be positive", hint="e.g. --rate 5000 (keys/s)")
+    check_pacing(rate, batch)
     mode = FlushMode.CLAMP if ceilings_ms is not None else (
         FlushMode.SOFT if soft else FlushMode.HARD)
     if ceilings_ms is not None:
