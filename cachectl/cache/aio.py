@@ -155,8 +155,20 @@ class AsyncCache(CacheBase):
             return value
         return self._answer_get(ns, key, await self._read_guarded(ns, key))
 
-    async def get_or_load(self, namespace: str, loader: Loader, /, **params: object) -> Any:
-        """The value for ``params``: served from the cache, or ``loader()`` and stored.
+    # the sync signature is generic in the loader's type; the async one cannot be (a plain
+    # or an async loader), so the two are spelled out
+    if True:  # ASYNC
+
+        async def get_or_load(self, namespace: str, loader: Loader, /, **params: object) -> Any:
+            ns, key = self._keys.key(namespace, params)
+            return await self._get_or_load(ns, key, loader)
+    else:
+
+        def get_or_load(self, namespace: str, loader: Callable[[], T], /, **params: object) -> T:
+            ns, key = self._keys.key(namespace, params)
+            return self._get_or_load(ns, key, loader)  # type: ignore[no-any-return,unused-ignore]
+
+    get_or_load.__doc__ = """The value for ``params``: served from the cache, or ``loader()`` and stored.
 
         Fresh: returned. Stale: returned, revalidated in the background by one caller
         in the fleet. Fail-safe: reloaded, and returned only if the loader fails or
@@ -166,8 +178,6 @@ class AsyncCache(CacheBase):
         stored, and counted as a refresh error. AsyncCache awaits the loader's result
         when it is awaitable.
         """
-        ns, key = self._keys.key(namespace, params)
-        return await self._get_or_load(ns, key, loader)
 
     async def set(self, namespace: str, value: Any, /, **params: object) -> bool:
         """Store ``value`` with the namespace's TTL; False if Redis could not be used.

@@ -51,3 +51,9 @@ def test_importing_cachectl_stays_cheap() -> None:
     code = "import sys, cachectl; print('redis' in sys.modules, 'cachectl.cache' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_the_sync_get_or_load_returns_the_loaders_type() -> None:
+    hints = cachectl.Cache.get_or_load.__annotations__  # strings: postponed annotations
+    assert (hints["loader"], hints["return"]) == ("Callable[[], T]", "T")
+    assert cachectl.Cache.get_or_load.__doc__ == cachectl.AsyncCache.get_or_load.__doc__
