@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/warm.py --rows 200000   # quicker
     .venv/bin/python benchmarks/warm.py --repeat 1      # one round (default: best of 3)
 
+cachectl warm runs twice: as installed, and as if hiredis were not (it is optional;
+``cachectl.resp`` parses the replies in Python then).
 Each contender writes the same keys (``bench:product:{id}``) with the same values (the
 row as compact JSON) and ``PX`` TTLs, each on a fresh throwaway redis-server (never
 6379). ``redis-cli --pipe`` is fed the commands pre-encoded (its input is built before
@@ -40,6 +42,7 @@ CACHECTL = [PY, "-m", "cachectl.cli"] if not (REPO / ".venv/bin/cachectl").exist
 sys.path.insert(0, str(REPO / "examples" / "seeds"))
 sys.path.insert(0, str(REPO))
 
+from tests.support.no_hiredis import env_without_hiredis  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 
 TTL_MS = 3_600_000
@@ -165,11 +168,12 @@ pipe.execute()
 """
 
 
-def cachectl_warm(port: int, policy: Path, namespace: str) -> tuple[float, float, float]:
+def cachectl_warm(port: int, policy: Path, namespace: str,
+                  env: dict[str, str] | None = None) -> tuple[float, float, float]:
     """(wall s, peak RSS MiB, the command's own seconds) for one namespace."""
     seconds, rss, out = run_measured(
         [*CACHECTL, "warm", "-p", str(policy), "-n", namespace, "--json",
-         "--url", f"redis://127.0.0.1:{port}/0"])
+         "--url", f"redis://127.0.0.1:{port}/0"], env=env)
     report = json.loads(out)
     assert report["rejected"] == 0 and report["failed"] == 0, report
     return seconds, rss, float(report["seconds"])
@@ -208,10 +212,11 @@ def main() -> None:
             print(f"    round {len(runs[name])}: {name:<32} {seconds:7.2f} s  "
                   f"client CPU {CPU_SECONDS[-1]:5.1f} s", flush=True)
 
-    def warm(namespace: str) -> Callable[[int], tuple[float, float]]:
+    def warm(namespace: str, env: dict[str, str] | None = None,
+             label: str | None = None) -> Callable[[int], tuple[float, float]]:
         def measure(port: int) -> tuple[float, float]:
-            wall, rss, inner = cachectl_warm(port, policy, namespace)
-            own.setdefault(namespace, []).append(inner)
+            wall, rss, inner = cachectl_warm(port, policy, namespace, env)
+            own.setdefault(label or namespace, []).append(inner)
             return wall, rss
         return measure
 
@@ -220,6 +225,9 @@ def main() -> None:
          lambda port: run_measured(["redis-cli", "-p", str(port), "--pipe"],
                                    stdin_path=paths["resp"])[:2]),
         ("cachectl warm (jsonl)", warm("product")),
+        # hiredis is optional (the fast extra): the same run with cachectl.resp's Python reader
+        ("cachectl warm (jsonl, no hiredis)",
+         warm("product", env_without_hiredis(WORK / "no-hiredis"), "product, no hiredis")),
         ("redis-py pipeline loop",
          lambda port: run_measured([PY, "-c", REDIS_PY_LOOP, str(port),
                                     str(paths["jsonl"])])[:2]),
@@ -249,6 +257,8 @@ def main() -> None:
     print(f"cachectl warm / redis-cli --pipe : {pipe_s / warm_s:.2f}x throughput (target >= 0.40x)")
     print(f"cachectl warm / redis-py loop    : {loop_s / warm_s:.2f}x throughput (target >= 4x)")
     print(f"cachectl warm peak RSS           : {warm_rss:.0f} MiB (target < 200 MiB)")
+    bare_s = results["cachectl warm (jsonl, no hiredis)"][0]
+    print(f"cachectl warm without / with hiredis: {warm_s / bare_s:.2f}x throughput")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
           "(the contenders share the machine with redis-server and anything else running)")
     print("client CPU per key: " + ", ".join(

@@ -20,14 +20,17 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from cachectl.errors import CachectlError, UsageError, install_extra_hint
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEMO_POLICY = REPO_ROOT / "policies" / "ecommerce.yaml"
-SEEDS = REPO_ROOT / "examples" / "seeds"
+# shipped as package data (cachectl/demo_data); the checkout's policies/ecommerce.yaml and
+# examples/seeds/* are symlinks to these files, so the README and the demo read one copy
+_DATA = Path(str(resources.files("cachectl") / "demo_data"))
+DEMO_POLICY = _DATA / "policies" / "ecommerce.yaml"
+SEEDS = _DATA / "examples" / "seeds"
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,7 @@ def load_catalogue(seeds: Path = SEEDS) -> Catalogue:
     """Read examples/seeds into memory."""
     if not (seeds / "products.jsonl").exists():
         raise UsageError(f"the demo catalogue is missing from {seeds}",
-                         hint="run from a checkout of the cachectl repository")
+                         hint=f"reinstall: {install_extra_hint('demo')}")
     products = {}
     with (seeds / "products.jsonl").open() as fh:
         for line in fh:

@@ -30,9 +30,23 @@ if TYPE_CHECKING:
 DISTRIBUTION = "cachectl-redis"
 
 
+# top-level module of an optional dependency -> the extra that installs it
+EXTRA_OF_MODULE = {"orjson": "fast", "hiredis": "fast", "fakeredis": "demo", "sqlalchemy": "sql",
+                   "psycopg": "sql", "httpx": "http", "matplotlib": "plot", "zstandard": "compress",
+                   "lz4": "compress"}
+
+
 def install_extra_hint(extra: str) -> str:
     """The pip command that installs one optional extra, for hints."""
     return f"pip install '{DISTRIBUTION}[{extra}]'"
+
+
+def missing_module_hint(module: str) -> str:
+    """What to install when importing ``module`` (a dependency, not cachectl's own) failed."""
+    extra = EXTRA_OF_MODULE.get(module.partition(".")[0])
+    if extra:
+        return install_extra_hint(extra)
+    return f"reinstall cachectl: pip install --force-reinstall '{DISTRIBUTION}'"
 
 
 class ExitCode(IntEnum):

@@ -1,4 +1,4 @@
-"""The measuring loop: pre-encoded RESP on a raw socket, replies parsed by hiredis.
+"""The measuring loop: pre-encoded RESP on a raw socket, replies parsed by hiredis (cachectl.resp).
 
 One worker is one client connection. It turns its plan into a few thousand
 pre-encoded pipelines before the clock starts, so the timed loop does no command
@@ -22,8 +22,7 @@ from collections.abc import MutableSequence, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import hiredis
-
+from cachectl import resp
 from cachectl.bench.histogram import LatencyHistogram
 
 # control slots shared with the coordinator (a list for threads, a RawArray for processes)
@@ -139,12 +138,12 @@ def build_batches(plan: WorkerPlan) -> list[tuple[int, bytes, int, int]]:
 
 
 class Connection:
-    """A raw RESP connection: one socket and one hiredis reader."""
+    """A raw RESP connection: one socket and one RESP reader."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self.sock = self._open()
-        self.reader = hiredis.Reader()
+        self.reader = resp.Reader()
         self.buf = bytearray(_READ_BUFFER)
         try:
             if endpoint.password is not None:
@@ -194,8 +193,8 @@ class Connection:
             n = self.sock.recv_into(self.buf)
             if n == 0:
                 raise ConnectionError("the server closed the connection")
-            self.reader.feed(self.buf, 0, n)  # type: ignore[arg-type]  # any buffer works
-        if isinstance(reply, hiredis.ReplyError):
+            self.reader.feed(self.buf, 0, n)  # any buffer works
+        if isinstance(reply, resp.ReplyError):
             if str(reply).startswith(_DENIALS):
                 raise _Denied(str(reply))
             raise ConnectionError(str(reply))
@@ -225,7 +224,7 @@ def run_worker(plan: WorkerPlan, index: int, control: MutableSequence[int],
     except _Denied as exc:
         report.fatal = str(exc)
         report.denied = True
-    except (OSError, ConnectionError, hiredis.ProtocolError) as exc:
+    except (OSError, ConnectionError, resp.ProtocolError) as exc:
         report.fatal = f"{type(exc).__name__}: {exc}"
     return _finish(report, hist, conns)
 
@@ -257,7 +256,7 @@ def _loop(plan: WorkerPlan, batches: list[tuple[int, bytes, int, int]], conns: l
     stop_at = measure_from + plan.duration_ns if plan.duration_ns is not None else None
     budget = plan.requests
     record = hist.record
-    reply_error = hiredis.ReplyError
+    reply_error = resp.ReplyError
     done = reads = misses = errors = 0
     first_measured = 0
     measuring = False
@@ -288,7 +287,7 @@ def _loop(plan: WorkerPlan, batches: list[tuple[int, bytes, int, int]], conns: l
                         n = recv_into(buf)
                         if n == 0:
                             raise ConnectionError("the server closed the connection")
-                        feed(buf, 0, n)  # type: ignore[arg-type]
+                        feed(buf, 0, n)
                         continue
                     got += 1
                     if reply is None:

@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from cachectl.errors import CachectlError, ExitCode
+from cachectl.errors import CachectlError, ExitCode, missing_module_hint
 
 DEBUG_ENV = "CACHECTL_DEBUG"
 
@@ -87,6 +87,11 @@ def run(args: list[str], *, debug: bool = False) -> int:
     except Exception as exc:  # the one place a bug becomes exit 70
         if debug:
             raise
+        if isinstance(exc, ModuleNotFoundError) and exc.name \
+                and exc.name.partition(".")[0] != "cachectl":  # a dependency, not a bug of ours
+            _error(f"cachectl needs the Python module {exc.name!r}, which is not installed",
+                   missing_module_hint(exc.name))
+            return int(ExitCode.USAGE)
         _error(f"internal error in cachectl ({type(exc).__name__}); this is a bug",
                "rerun with --debug and report the traceback at "
                "https://github.com/cachectl/cachectl/issues")

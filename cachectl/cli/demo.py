@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -43,6 +45,9 @@ def command(
     embedded: Annotated[bool, typer.Option(
         "--embedded", help="Use the embedded in-process server even if redis-server exists.")]
     = False,
+    json_out: Annotated[bool, typer.Option(
+        "--json", help="Narrate on stderr; print one JSON summary (the steps and their exit "
+        "codes) on stdout.")] = False,
 ) -> int:
     """Run the whole cachectl story on a real server: lint, warm, shop, stats, bench, flush, audit.
 
@@ -59,7 +64,11 @@ def command(
     out = console.stdout()
     target = url or os.environ.get("REDIS_URL")
     steps: list[_Step] = []
-    with demo_server(target, embedded=embedded) as server:
+    summary_to = sys.stdout
+    # with --json every step's own output (Rich and typer.echo both look up sys.stdout
+    # when they print) goes to stderr, and stdout carries the summary document alone
+    narrate = contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
+    with narrate, demo_server(target, embedded=embedded) as server:
         out.print(f"[bold]cachectl demo[/bold]: {server.description}")
         policy = _relative(DEMO_POLICY)
         common = ["--policy", policy, "--url", server.url]
@@ -103,12 +112,20 @@ def command(
         run("7. Flush stock (removed: the next read loads fresh levels)",
             ["flush", *common, "--namespace", "stock", "--yes"])
         run("8. Audit the keyspace against the policy", ["audit", *common])
+    failed = [s for s in steps if not s.ok]
+    if json_out:
+        from cachectl.render.console import emit_json
+
+        emit_json({"server": {"kind": server.kind, "description": server.description},
+                   "passed": not failed,
+                   "steps": [{"title": s.title, "exit_code": s.code, "expected": list(s.expected),
+                              "ok": s.ok} for s in steps]}, summary_to)
+        return 1 if failed else 0
     out.print()
     out.rule("[bold]Summary[/bold]", align="left")
     for step in steps:
         mark = "[green]ok[/green]" if step.ok else f"[red]exit {step.code}[/red]"
         out.print(f"  {mark:<22} {step.title}")
-    failed = [s for s in steps if not s.ok]
     if failed:
         err.print(f"{len(failed)} step(s) did not behave as the thresholds demand")
         return 1
@@ -116,11 +133,14 @@ def command(
 
 
 def _relative(path: Path) -> str:
-    """``policies/ecommerce.yaml`` when run from the checkout, else the absolute path."""
+    """``policies/ecommerce.yaml`` when run from the checkout, else the installed file's path."""
+    shown = Path("policies") / path.name
     try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+        if shown.samefile(path):  # the checkout's symlink to the packaged file
+            return str(shown)
+    except OSError:
+        pass
+    return str(path)
 
 
 def _shown(args: list[str], url: str) -> list[str]:

@@ -12,6 +12,9 @@ import typer
 def command(
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write to this file instead of stdout.")] = None,
+    json_out: Annotated[bool, typer.Option(
+        "--json", help="Accepted like every command's --json; the schema is JSON already.")]
+    = False,
 ) -> int:
     """Print the policy file's JSON Schema, for editors and CI validators.
 

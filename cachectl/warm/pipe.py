@@ -3,7 +3,8 @@
 redis-py's pipeline builds Python objects per command and per reply, which caps it
 at about a tenth of ``redis-cli --pipe``. ``Pipe`` writes RESP bytes that the caller
 encoded in bulk, in large chunks, keeps at most ``window`` batches unanswered, and
-parses replies with hiredis as they arrive, reporting only the ones that are not OK.
+parses replies as they arrive (``cachectl.resp``: hiredis when installed), reporting
+only the ones that are not OK.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import hiredis
+from cachectl import resp
 
 SET_NX = b"*6\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$2\r\nPX\r\n$%d\r\n%b\r\n$2\r\nNX\r\n"
 SET_PX = b"*5\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$2\r\nPX\r\n$%d\r\n%b\r\n"
@@ -53,7 +54,7 @@ class Pipe:
                  window: int = 8) -> None:
         self.connection = connection
         self._sock = connection._sock  # redis-py keeps the (TLS) socket here once connected
-        self._reader = hiredis.Reader()
+        self._reader = resp.Reader()
         self._inflight: deque[Batch] = deque()
         self._on_done = on_done
         self.window = window

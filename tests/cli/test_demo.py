@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -42,11 +43,15 @@ def test_demo_quick_against_the_fixture_server_exits_0(redis_server: RedisServer
 
 
 @pytest.mark.slow
-def test_demo_quick_on_the_embedded_server_exits_0() -> None:
-    done = _demo("--embedded")
+def test_demo_quick_on_the_embedded_server_exits_0_with_a_json_summary() -> None:
+    done = _demo("--embedded", "--json")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "embedded in-process server" in done.stdout.splitlines()[0]
-    assert "Summary" in done.stdout
+    summary = json.loads(done.stdout)  # stdout holds the one document, the narration is on stderr
+    assert summary["passed"] is True and summary["server"]["kind"] == "embedded"
+    assert [s["title"][:2] for s in summary["steps"]] == [
+        "1.", "2.", "3.", "4.", "5.", "6.", "6b", "7.", "8."]
+    assert all(s["ok"] and s["exit_code"] in s["expected"] for s in summary["steps"])
+    assert "embedded in-process server" in done.stderr.splitlines()[0]
     assert "Traceback" not in done.stderr
 
 

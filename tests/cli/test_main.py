@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +62,10 @@ def test_every_command_has_help_with_an_example() -> None:
         assert module is not None, f"cachectl {name} is not built"
         doc = module.command.__doc__ or ""
         assert "Example:" in doc, f"cachectl {name} --help has no example"
+
+
+def test_schema_takes_json_like_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from cachectl.policy.schema import policy_json_schema
+
+    assert main(["schema", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == policy_json_schema()

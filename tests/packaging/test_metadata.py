@@ -40,3 +40,13 @@ def test_metadata_has_project_urls_and_classifiers() -> None:
     project = PYPROJECT["project"]
     assert {"Homepage", "Source", "Issues"} <= set(project["urls"])
     assert any(c.startswith("Programming Language :: Python :: 3.11") for c in project["classifiers"])
+
+
+def test_the_readme_paths_of_the_demo_data_are_the_packaged_files() -> None:
+    from cachectl.demo import DEMO_POLICY, SEEDS
+
+    assert (ROOT / "policies" / "ecommerce.yaml").samefile(DEMO_POLICY)
+    shipped = sorted(p.name for p in SEEDS.iterdir())
+    assert shipped == ["categories.json", "prices.csv", "products.jsonl", "stock.csv"]
+    for name in shipped:  # symlinks in the checkout: one copy, nothing kept in step by hand
+        assert (ROOT / "examples" / "seeds" / name).samefile(SEEDS / name)
