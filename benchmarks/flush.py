@@ -55,12 +55,13 @@ namespaces:
 """
 
 
-def resp_file(path: Path, keys: list[bytes]) -> Path:
-    """Write SET key v PX 3600000 commands in RESP for redis-cli --pipe."""
+def resp_file(path: Path, keys: list[bytes], ttl_ms: int = 3_600_000) -> Path:
+    """Write SET key v PX ttl_ms commands in RESP for redis-cli --pipe."""
+    px = b"%d" % ttl_ms
     with path.open("wb") as fh:
         for k in keys:
-            fh.write(b"*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n$2\r\nPX\r\n$7\r\n3600000\r\n"
-                     % (len(k), k))
+            fh.write(b"*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n$2\r\nPX\r\n$%d\r\n%s\r\n"
+                     % (len(k), k, len(px), px))
     return path
 
 
