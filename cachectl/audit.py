@@ -1,8 +1,10 @@
 """Audit the live keyspace against the policy: findings with counts and example keys.
 
 Errors (exit 1): keys without a TTL, TTLs longer than ttl·(1+jitter)+grace allows,
-values over ``max_value_bytes``. Warning: keys that match no namespace. Info: the
-biggest keys. One exact survey (every key measured) feeds every finding.
+values over ``max_value_bytes`` (their stored size: compressed, when they are). Warnings:
+keys that match no namespace; a namespace stored plain whose values are large and would
+compress well (judged on a sample of its values, cachectl.compressibility). Info: the
+biggest keys. One exact survey (every key measured) feeds every other finding.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from cachectl import compression
+from cachectl.compressibility import estimate_compression
 from cachectl.connection import ConnectionSettings, redis_errors
 from cachectl.freshness import ttl_bounds_ms
 from cachectl.inspect import NodeRow, node_rows
@@ -22,6 +26,9 @@ from cachectl.pacing import RateLimiter
 from cachectl.policy.model import Policy
 from cachectl.policy.units import format_duration_ms, format_size_bytes
 from cachectl.progress import ProgressCallback, no_progress
+
+LARGE_VALUE_BYTES = 512  # mean memory per key from which audit judges compression
+COMPRESSIBLE_SAMPLE = 300  # values read per such namespace
 
 
 class Severity(StrEnum):
@@ -48,7 +55,8 @@ class Example:
 
 @dataclass(frozen=True)
 class Finding:
-    """``code`` is stable (no-ttl, ttl-too-long, value-too-big, unmatched, big-key)."""
+    """``code`` is stable (no-ttl, ttl-too-long, value-too-big, unmatched, compressible,
+    big-key). ``limit``: the bound crossed (ms or bytes); for compressible, the saving."""
 
     code: str
     severity: Severity
@@ -101,7 +109,51 @@ def audit_keyspace(
         survey = survey_keyspace(client, policy, top=top, examples=examples, limiter=limiter,
                                  on_progress=on_progress, clock=clock, rng=random.Random(0),
                                  use_lua=use_lua)
-    return report_from_survey(survey, policy, top=top)
+    report = report_from_survey(survey, policy, top=top)
+    more = compressible(client, policy, survey, settings, limiter, on_progress)
+    if not more:
+        return report
+    return replace(report, findings=_ranked([*report.findings, *more]))
+
+
+def compressible(client: Any, policy: Policy, survey: KeyspaceSurvey,
+                 settings: ConnectionSettings, limiter: RateLimiter | None,
+                 on_progress: ProgressCallback = no_progress) -> list[Finding]:
+    """Warnings for namespaces stored plain whose values are large (LARGE_VALUE_BYTES of
+    memory per key on average) and would save WORTH_IT of their memory compressed with the
+    default codec (zstd, else zlib), judged on COMPRESSIBLE_SAMPLE values of each."""
+    large = [t.name for t in survey.namespaces
+             if policy.namespaces[t.name].compress is None and t.keys
+             and t.memory_bytes / t.keys >= LARGE_VALUE_BYTES]
+    if not large:
+        return []
+    codec = "zstd" if compression.missing_package("zstd") is None else "zlib"
+    report = estimate_compression(
+        client, policy, settings, sample=COMPRESSIBLE_SAMPLE, namespaces=large,
+        candidates=((codec, compression.default_level(codec)),), limiter=limiter,
+        rng=random.Random(0), on_progress=on_progress)
+    found = []
+    for ns in report.namespaces:
+        c = ns.recommended
+        if c is None:
+            continue
+        found.append(Finding(
+            "compressible", Severity.WARNING, ns.namespace, ns.keys,
+            f"{ns.namespace} stores its values plain; {codec} would save "
+            f"{format_size_bytes(c.saved_bytes)} ± {format_size_bytes(c.saved_margin_bytes)} "
+            f"({c.saved_share:.0%} of their memory, ratio {c.ratio:.1f}x)",
+            f"add compress: {{codec: {codec}, min_bytes: {c.min_bytes}B}} to the namespace; "
+            f"`cachectl inspect --compression -n {ns.namespace}` compares codecs and levels",
+            (), limit=c.saved_bytes))
+    return found
+
+
+def _ranked(found: list[Finding]) -> tuple[Finding, ...]:
+    """Errors first, then warnings, then information; each by count."""
+    rank = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+    return tuple(sorted(found, key=lambda f: (
+        rank.get(f.severity, 3), -f.count if f.code != "big-key" else 0, f.namespace or "",
+        f.code)))
 
 
 def report_from_survey(survey: KeyspaceSurvey, policy: Policy, *, top: int = 10) -> AuditReport:
@@ -144,10 +196,7 @@ def report_from_survey(survey: KeyspaceSurvey, policy: Policy, *, top: int = 10)
             "big-key", Severity.INFO, None, len(survey.biggest),
             f"the {len(survey.biggest)} biggest key(s) by MEMORY USAGE", None,
             tuple(Example(b.key, b.memory_bytes) for b in survey.biggest)))
-    rank = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
-    found.sort(key=lambda f: (rank.get(f.severity, 3), -f.count if f.code != "big-key" else 0,
-                              f.namespace or "", f.code))
     return AuditReport(
-        findings=tuple(found), scanned_keys=survey.scanned, namespaces=len(survey.namespaces),
+        findings=_ranked(found), scanned_keys=survey.scanned, namespaces=len(survey.namespaces),
         expired_during_scan=survey.gone, denied_keys=survey.denied, nodes=node_rows(survey),
         elapsed_s=survey.elapsed_s, method=survey.method)

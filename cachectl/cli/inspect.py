@@ -4,7 +4,7 @@ import gc
 import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +19,11 @@ from cachectl.cli.options import (
 )
 from cachectl.errors import UsageError
 from cachectl.progress import ProgressCallback, no_progress
+
+if TYPE_CHECKING:
+    from cachectl.connection import ConnectionSettings
+    from cachectl.pacing import RateLimiter
+    from cachectl.policy.model import Policy
 
 SUGGEST_SAMPLE_AFTER_S = 10.0  # an exact summary slower than this suggests --sample
 
@@ -56,6 +61,28 @@ def exit_without_collecting() -> None:
     gc.freeze()
 
 
+def _compression(client: Any, pol: "Policy", settings: "ConnectionSettings",
+                 namespace: str | None, sample: int | None, limiter: "RateLimiter | None",
+                 json_out: bool) -> int:
+    """inspect --compression: estimate, then print the tables or the JSON document."""
+    from cachectl.compressibility import DEFAULT_SAMPLE, estimate_compression
+    from cachectl.render import console
+
+    with progress_if_terminal() as progress:
+        report = estimate_compression(
+            client, pol, settings, sample=sample or DEFAULT_SAMPLE,
+            namespaces=[namespace] if namespace else None, limiter=limiter,
+            on_progress=progress)
+    if json_out:
+        console.emit_json(report)
+    else:
+        from cachectl.render.compression import compression_report
+        from cachectl.render.inspect import print_wide
+
+        print_wide(console.stdout(), compression_report(report))
+    return 0
+
+
 @redis_options
 def command(
     conn: RedisOptions,
@@ -70,6 +97,9 @@ def command(
         "--sample", metavar="N", min=1,
         help="Summary: estimate from N measured keys (with a 95 % margin) instead of "
         "measuring every key.")] = None,
+    compression: Annotated[bool, typer.Option(
+        "--compression", help="What compressing each namespace's values would save and cost "
+        "(per codec and level), from --sample values per namespace (default 1000).")] = False,
     hex_keys: Annotated[bool, typer.Option(
         "--hex", help="KEY arguments are hexadecimal bytes (for binary keys).")] = False,
     rate: ScanRateOpt = None,
@@ -83,11 +113,17 @@ def command(
     (JSON lines with --json). Without either: one row per namespace (keys, memory,
     TTL spread, fresh vs stale) and the keys matching no namespace, by pattern.
 
+    With --compression: per namespace, what each codec and level would save (with a 95 %
+    margin) and cost in CPU, and which to turn on (docs/compression.md).
+
     Example: cachectl inspect -p cachectl.yaml --sample 20000
     """
     if keys and namespace:
         raise UsageError("give KEY arguments or --namespace, not both")
-    if sample is not None and (keys or namespace):
+    if compression and keys:
+        raise UsageError("--compression estimates namespaces, not KEY arguments",
+                         hint="narrow it with --namespace NS")
+    if sample is not None and (keys or namespace) and not compression:
         raise UsageError("--sample applies to the summary only (no KEY, no --namespace)")
     if limit < 0:
         raise UsageError("--limit must be >= 0")
@@ -101,6 +137,8 @@ def command(
     from cachectl.render import console
 
     limiter = RateLimiter(rate) if rate else None
+    if compression:
+        return _compression(client, pol, settings, namespace, sample, limiter, json_out)
     if keys:
         from cachectl.inspect import inspect_keys
         from cachectl.render.inspect import print_key_details

@@ -222,3 +222,29 @@ def test_inspect_key_shows_a_frame_s_codec_and_both_sizes(
                        "shop:product:9", "shop:product:10")
     assert f"zlib: {len(stored):,} B stored, {len(plain):,} B plain" in out
     assert "corrupt frame" in out
+
+
+def test_inspect_compression_reports_every_candidate_and_a_recommendation(
+        redis_client: redis.Redis, redis_url: str, policy_file: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    for i in range(120):
+        redis_client.set(f"shop:product:reviews:{i}", json.dumps(
+            {"id": i, "text": f"review {i}: " + "great fit, soft fabric, true to size. " * 12}),
+            px=HOUR)
+    code, out, err = run(capsys, "inspect", "-p", str(policy_file), "--url", redis_url,
+                         "--compression", "-n", "reviews", "--sample", "50", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    [ns] = doc["namespaces"]
+    assert (ns["namespace"], ns["keys"], ns["sampled"]) == ("reviews", 120, 50)
+    codecs = {(c["codec"], c["level"]) for c in ns["candidates"]}
+    assert {("zstd", 3), ("lz4", 0), ("zlib", 6)} <= codecs
+    assert ns["recommended"]["saved_bytes"] > 0  # (same-size values: a margin of 0)
+    assert all(c["compress_us"] > 0 and c["decompress_us"] > 0 for c in ns["candidates"])
+    code, out, _ = run(capsys, "inspect", "-p", str(policy_file), "--url", redis_url,
+                       "--compression", "-n", "reviews")
+    assert code == 0
+    assert "reviews: compress: {codec:" in out and "decompress µs" in out
+    code, _, err = run(capsys, "inspect", "-p", str(policy_file), "--url", redis_url,
+                       "--compression", "shop:product:1")
+    assert code == 2 and "--compression estimates namespaces" in err
