@@ -13,7 +13,7 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -46,6 +46,7 @@ class PrometheusServer:
         self.config = config
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -55,7 +56,7 @@ class PrometheusServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config_path = self.workdir / "prometheus.yml"
         config_path.write_text(json.dumps(self.config))  # JSON is YAML
-        log = (self.workdir / "prometheus.log").open("wb")
+        log = self._log = (self.workdir / "prometheus.log").open("wb")
         self.proc = subprocess.Popen([
             binary("prometheus"), f"--config.file={config_path}",
             f"--storage.tsdb.path={self.workdir / 'data'}",
@@ -94,3 +95,6 @@ class PrometheusServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
