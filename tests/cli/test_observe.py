@@ -131,15 +131,15 @@ def test_promtool_unit_tests_fire_respect_min_requests_and_resolve(policy_path: 
     product = next(r for r in groups[0]["rules"] if r.get("labels", {}).get("cache_namespace") == "product")
     # every 15 s: product healthy (99 fresh, 1 miss) for 10 m, at 90 % for 10 m, healthy again;
     # price at 50 % all along, but 8 requests a minute, below min_requests (100)
+    def requests(namespace: str, outcome: str) -> str:
+        return (f'cachectl_namespace_requests_total{{job="cachectl",cache_namespace="{namespace}",'
+                f'outcome="{outcome}"}}')
+
     series = [
-        {"series": 'cachectl_namespace_requests_total{job="cachectl",cache_namespace="product",outcome="fresh"}',
-         "values": "0+99x40 4050+90x40 7749+99x80"},
-        {"series": 'cachectl_namespace_requests_total{job="cachectl",cache_namespace="product",outcome="miss"}',
-         "values": "0+1x40 50+10x40 451+1x80"},
-        {"series": 'cachectl_namespace_requests_total{job="cachectl",cache_namespace="price",outcome="fresh"}',
-         "values": "0+1x160"},
-        {"series": 'cachectl_namespace_requests_total{job="cachectl",cache_namespace="price",outcome="miss"}',
-         "values": "0+1x160"},
+        {"series": requests("product", "fresh"), "values": "0+99x40 4050+90x40 7749+99x80"},
+        {"series": requests("product", "miss"), "values": "0+1x40 50+10x40 451+1x80"},
+        {"series": requests("price", "fresh"), "values": "0+1x160"},
+        {"series": requests("price", "miss"), "values": "0+1x160"},
     ]
     firing = {
         "exp_labels": {"job": "cachectl", "cache_namespace": "product", "severity": "critical",

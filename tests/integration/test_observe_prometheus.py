@@ -40,7 +40,8 @@ namespaces:
 
 
 @pytest.fixture
-def exporter(redis_factory: Callable[..., RedisServer], tmp_path: Path) -> Iterator[tuple[RedisServer, Path, int]]:
+def exporter(redis_factory: Callable[..., RedisServer],
+             tmp_path: Path) -> Iterator[tuple[RedisServer, Path, int]]:
     binary("prometheus")  # skip early, with the reason, where it is not installed
     server = redis_factory()
     policy = tmp_path / "cachectl.yaml"
