@@ -2,13 +2,17 @@
 
 Every registry rule is listed in ``tool.driver.rules`` (so a rule's help shows even
 when it has no result); each result points at its rule by id and index. Paths are
-relative URIs against ``%SRCROOT%`` when they lie under the working directory.
+percent-encoded relative references against ``%SRCROOT%`` (``a b.yaml`` is
+``a%20b.yaml``, ``p%41.yaml`` is ``p%2541.yaml``, ``#`` and ``:`` are escaped too) when
+they lie under the root, else absolute ``file:`` URIs.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from cachectl import __version__
 from cachectl.diagnostics import RULES, Severity
@@ -24,13 +28,23 @@ def _level(severity: Severity) -> str:
 
 
 def _location(path: str, root: Path) -> dict[str, Any]:
-    p = Path(path)
-    if not p.is_absolute():
-        return {"uri": p.as_posix(), "uriBaseId": "%SRCROOT%"}
+    absolute = Path(os.path.abspath(path))  # abspath, not resolve: a symlink keeps its name
     try:
-        return {"uri": p.relative_to(root).as_posix(), "uriBaseId": "%SRCROOT%"}
+        relative = absolute.relative_to(_absolute(root))
     except ValueError:
-        return {"uri": p.as_uri()}
+        return {"uri": absolute.as_uri()}  # as_uri percent-encodes
+    # every octet outside unreserved characters and "/" is escaped (UTF-8), so the
+    # reference cannot read as a scheme (":"), a fragment ("#") or a query ("?")
+    return {"uri": quote(relative.as_posix(), safe="/"), "uriBaseId": "%SRCROOT%"}
+
+
+def _absolute(root: Path) -> Path:
+    return Path(os.path.abspath(root))
+
+
+def _base_uri(root: Path) -> str:
+    uri = _absolute(root).as_uri()
+    return uri if uri.endswith("/") else uri + "/"
 
 
 def sarif_document(report: LintReport, root: Path | None = None) -> dict[str, Any]:
@@ -72,7 +86,7 @@ def sarif_document(report: LintReport, root: Path | None = None) -> dict[str, An
                 "informationUri": INFORMATION_URI,
                 "rules": rules,
             }},
-            "originalUriBaseIds": {"%SRCROOT%": {"uri": root.resolve().as_uri() + "/"}},
+            "originalUriBaseIds": {"%SRCROOT%": {"uri": _base_uri(root)}},
             "artifacts": [{"location": _location(f, root)} for f in report.files],
             "results": results,
             "columnKind": "unicodeCodePoints",

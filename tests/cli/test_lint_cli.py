@@ -7,11 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jsonschema
 import pytest
 
 from cachectl.cli import main
 from cachectl.diagnostics import RULES
+from tests.support.sarif import validate_sarif
 
 REPO = Path(__file__).resolve().parents[2]
 CASES = REPO / "tests" / "lint_cases"
@@ -20,55 +20,6 @@ CLEAN = 'version: 1\nnamespaces:\n  product: {key: "product:{id}", ttl: 10m}\n'
 WARNS = 'version: 1\nnamespaces:\n  stock: {key: "stock:{sku}", ttl: 30s, stale: 5m}\n'
 ERRORS = 'version: 1\nnamespaces:\n  product: {key: "product:{id", ttl: 10m}\n'
 
-# The parts of SARIF 2.1.0 GitHub code scanning requires, as a JSON Schema: a run with a
-# named driver, rules with ids, results with ruleId, a message and a physical location
-# whose region starts at a 1-based line.
-SARIF_MINIMAL_SCHEMA = {
-    "type": "object",
-    "required": ["version", "runs", "$schema"],
-    "properties": {
-        "version": {"const": "2.1.0"},
-        "runs": {"type": "array", "minItems": 1, "items": {
-            "type": "object",
-            "required": ["tool", "results"],
-            "properties": {
-                "tool": {"type": "object", "required": ["driver"], "properties": {
-                    "driver": {"type": "object", "required": ["name", "rules"], "properties": {
-                        "name": {"type": "string"},
-                        "rules": {"type": "array", "items": {
-                            "type": "object", "required": ["id", "shortDescription"],
-                            "properties": {"id": {"type": "string"},
-                                           "defaultConfiguration": {"type": "object", "properties": {
-                                               "level": {"enum": ["none", "note", "warning", "error"]}}}},
-                        }},
-                    }},
-                }},
-                "results": {"type": "array", "items": {
-                    "type": "object",
-                    "required": ["ruleId", "message", "locations"],
-                    "properties": {
-                        "level": {"enum": ["none", "note", "warning", "error"]},
-                        "message": {"type": "object", "required": ["text"]},
-                        "locations": {"type": "array", "minItems": 1, "items": {
-                            "type": "object", "required": ["physicalLocation"],
-                            "properties": {"physicalLocation": {
-                                "type": "object", "required": ["artifactLocation", "region"],
-                                "properties": {
-                                    "artifactLocation": {"type": "object", "required": ["uri"],
-                                                         "properties": {"uri": {"type": "string",
-                                                                                "pattern": "^[^\\\\]+$"}}},
-                                    "region": {"type": "object", "required": ["startLine"],
-                                               "properties": {
-                                                   "startLine": {"type": "integer", "minimum": 1},
-                                                   "startColumn": {"type": "integer", "minimum": 1}}},
-                                }}},
-                        }},
-                    },
-                }},
-            },
-        }},
-    },
-}
 
 
 @pytest.fixture
@@ -144,7 +95,7 @@ def test_sarif_format_is_valid_for_code_scanning(policies: Path, capsys: pytest.
     code, out, err = run(capsys, "--format", "sarif", "warns.yaml", "errors.yaml")
     assert (code, err) == (1, "")
     doc = json.loads(out)
-    jsonschema.validate(doc, SARIF_MINIMAL_SCHEMA)
+    validate_sarif(doc)
     run_ = doc["runs"][0]
     rules = run_["tool"]["driver"]["rules"]
     assert [r["id"] for r in rules] == list(RULES)
@@ -161,7 +112,7 @@ def test_sarif_of_a_clean_run_has_no_results(policies: Path, capsys: pytest.Capt
     code, out, _ = run(capsys, "-f", "sarif", "clean.yaml")
     assert code == 0
     doc = json.loads(out)
-    jsonschema.validate(doc, SARIF_MINIMAL_SCHEMA)
+    validate_sarif(doc)
     assert doc["runs"][0]["results"] == []
 
 
