@@ -22,6 +22,7 @@ from cachectl.counters import bucket_key, write_buckets
 from tests.cli.test_stats_cli import CACHECTL, POLICY_TEXT, REPO
 from tests.support.prometheus import promtool
 from tests.support.redis_server import RedisServer, free_port
+from tests.support.reliability import Recorder, reliability  # noqa: F401
 
 
 @pytest.fixture
@@ -115,7 +116,7 @@ def test_promtool_accepts_the_format_and_the_served_metrics(
 
 def test_a_paused_redis_is_up_0_within_the_scrape_deadline(
         redis_factory: Callable[..., RedisServer],
-        serve: Callable[..., tuple[subprocess.Popen[str], int]]) -> None:
+        serve: Callable[..., tuple[subprocess.Popen[str], int]], reliability: Recorder) -> None:  # noqa: F811
     server = redis_factory()
     # the default --timeout (5 s) with redis-py's retries would take 15 s to give up
     proc, port = serve(server.url)
@@ -135,11 +136,17 @@ def test_a_paused_redis_is_up_0_within_the_scrape_deadline(
     finally:
         os.kill(server.proc.pid, signal.SIGCONT)
     _wait_for(lambda: _up(_scrape(port))[0][1] == 1, proc, timeout_s=40)
+    reliability.add("stats-serve-redis-paused", area="one server",
+                    fault="Redis paused (SIGSTOP) while Prometheus scrapes; redis-py would retry 3 x 5 s",
+                    command="stats --serve :PORT",
+                    did='cachectl_up{reason="timeout"} 0 within the scrape timeout Prometheus sends '
+                        "(3 s here) and within 8 s without it; concurrent scrapes joined the stuck one",
+                    verified="answered in time each scrape; up 1 again after SIGCONT; no traceback")
 
 
 def test_a_stalled_redis_debug_sleep_is_up_0_within_the_deadline(
         redis_factory: Callable[..., RedisServer],
-        serve: Callable[..., tuple[subprocess.Popen[str], int]]) -> None:
+        serve: Callable[..., tuple[subprocess.Popen[str], int]], reliability: Recorder) -> None:  # noqa: F811
     server = redis_factory("--enable-debug-command", "yes")
     _, port = serve(server.url)
     assert _up(_scrape(port))[0][1] == 1
@@ -153,11 +160,16 @@ def test_a_stalled_redis_debug_sleep_is_up_0_within_the_deadline(
         assert time.monotonic() - start < 2.5 and _up(body)[0][1] == 0
     finally:
         stall.join(30)
+    reliability.add("stats-serve-redis-stalled", area="one server",
+                    fault="DEBUG SLEEP 6 on the server during a scrape",
+                    command="stats --serve :PORT",
+                    did="cachectl_up 0 before the 2.5 s scrape timeout",
+                    verified="the answer arrived in time")
 
 
 def test_malformed_counter_fields_are_skipped_and_counted(
         redis_server: RedisServer, redis_client: redis.Redis, policy_path: Path,
-        serve: Callable[..., tuple[subprocess.Popen[str], int]]) -> None:
+        serve: Callable[..., tuple[subprocess.Popen[str], int]], reliability: Recorder) -> None:  # noqa: F811
     minute = int(time.time() // 60)
     redis_client.delete(bucket_key("t:cachectl", minute))
     redis_client.hset(bucket_key("t:cachectl", minute), mapping={
@@ -179,3 +191,9 @@ def test_malformed_counter_fields_are_skipped_and_counted(
         assert families["cachectl_malformed_fields"].samples[0].value == 2
     finally:
         redis_client.delete(bucket_key("t:cachectl", minute))
+    reliability.add("stats-malformed-counter-fields", area="one server",
+                    fault="counter bucket holding a value 1.5 and a non-UTF-8 field name",
+                    command="stats --json; stats --serve :PORT",
+                    did="both fields skipped and counted (skipped_counter_fields 2, "
+                        "cachectl_malformed_fields 2); exit 0/1, never 70",
+                    verified="the valid fields of the same bucket reported exactly; up 1")
