@@ -14,6 +14,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,9 +241,25 @@ class FailoverRun:
     calls_after_failover: int = 0  # ... by the time the new primary was in place
     calls: int = 0  # ... in all
     stored: list[int] = field(default_factory=list)  # prices Cache.set said it stored after
-    # the cache's connections still on the demoted primary 0.5 s after the switch
+    # the cache's connections still on the demoted primary once it followed the switch
+    # (polled up to TRAFFIC_DEADLINE_S)
     left_on_old: int = -1
     followed: int = 0  # the cache's failovers_followed by then
+
+
+# failover_under_traffic waits for this many calls at each step, each within the deadline
+TRAFFIC_CALLS = 20
+TRAFFIC_DEADLINE_S = 30.0
+
+
+def _wait_until(predicate: Callable[[], bool], timeout_s: float) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout_s`` passes; the caller asserts."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
 
 
 def library_connections(server: RedisServer) -> int:
@@ -271,20 +288,31 @@ def failover_under_traffic(cache: Any, deployment: SentinelFixture) -> FailoverR
             i += 1
             time.sleep(0.002)
 
+    def traffic_made(n: int) -> bool:
+        # a stopped thread (an error) makes no more calls: stop waiting for it
+        return run.calls >= n or not worker.is_alive()
+
     worker = threading.Thread(target=traffic)
     worker.start()
     try:
-        time.sleep(0.3)
+        # wait for the traffic itself, never a fixed time: a loaded host may start the
+        # thread late (a fixed 0.3 s once saw no call at all)
+        _wait_until(lambda: traffic_made(TRAFFIC_CALLS), TRAFFIC_DEADLINE_S)
         run.calls_before = run.calls
         run.new = deployment.failover()
-        time.sleep(0.5)
+        switched_at = run.calls
+        _wait_until(lambda: traffic_made(switched_at + TRAFFIC_CALLS), TRAFFIC_DEADLINE_S)
+        # the cache follows +switch-master asynchronously: give it until the deadline
+        _wait_until(lambda: cache.failovers_followed >= 1 and library_connections(run.old) == 0,
+                    TRAFFIC_DEADLINE_S)
         run.calls_after_failover = run.calls
         run.followed = cache.failovers_followed
         run.left_on_old = library_connections(run.old)
         # the old primary is a replica now: a write the cache says it stored must be on
         # the new primary (dbsize() > 0 alone held through replication of older keys)
         run.stored = [i for i in range(20) if cache.set("price", i, sku=f"after-{i}")]
-        time.sleep(0.5)
+        after = run.calls_after_failover
+        _wait_until(lambda: traffic_made(after + TRAFFIC_CALLS), TRAFFIC_DEADLINE_S)
     finally:
         stop.set()
         worker.join(10)
