@@ -14,7 +14,10 @@ from tests.support.tls import TlsFiles, TlsServer, make_tls_files, redis_support
 
 sentinel = pytest.fixture(scope="module")(sentinel_fixture)
 
-POLICY = ('version: 1\nredis: {key_prefix: t}\nnamespaces:\n'
+# These tests are about reaching the server (TLS, Sentinel), not its speed: latency
+# thresholds no loaded CI machine can miss keep bench's verdict (exit 1) out of them.
+POLICY = ('version: 1\nredis: {key_prefix: t}\n'
+          'thresholds: {latency_p99_ms: {cached: 60000, hot: 60000}}\nnamespaces:\n'
           '  price: {key: "price:{sku}", ttl: 5m}\n')
 FAST = ["--requests", "200", "--warmup", "0s", "--keys", "20", "--value-size", "32B",
         "--pipeline", "4", "--clients", "2", "--json"]
@@ -45,7 +48,7 @@ def test_bench_over_mutual_tls_with_a_password(mtls_server: TlsServer, certs: Tl
                  "--tls-cert", str(certs.client_cert), "--tls-key", str(certs.client_key),
                  *FAST])
     out, err = capsys.readouterr()
-    assert code == 0, err
+    assert code == 0, out + err  # the JSON names the failed run's reasons
     doc = json.loads(out)
     run = doc["runs"][0]
     assert run["errors"] == 0 and run["requests"] >= 200
@@ -64,7 +67,7 @@ def test_bench_through_sentinel_reads_the_current_primary(
     before = primary.client().info("commandstats").get("cmdstat_get", {}).get("calls", 0)
     code = main(args)
     out, err = capsys.readouterr()
-    assert code == 0, err
+    assert code == 0, out + err  # the JSON names the failed run's reasons
     run = json.loads(out)["runs"][0]
     assert run["errors"] == 0 and run["misses"] == 0
     after = primary.client().info("commandstats")["cmdstat_get"]["calls"]
