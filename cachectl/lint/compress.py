@@ -8,6 +8,7 @@ the ``compress`` extra while the application has it.
 from __future__ import annotations
 
 from cachectl import compression
+from cachectl.diagnostics import Code
 from cachectl.errors import install_extra_hint
 from cachectl.lint.context import LintContext
 
@@ -23,6 +24,6 @@ def check(ctx: LintContext) -> None:
         package = compression.missing_package(codec) \
             if codec in compression.POLICY_CODECS else None
         if package is not None:
-            ctx.report("CP409", f"codec {codec} needs the {package} package, which is not "
+            ctx.report(Code.CODEC_NOT_INSTALLED, f"codec {codec} needs the {package} package, which is not "
                        "installed here", ctx.value(*at),
                        install_extra_hint("compress") + " wherever the policy is used")

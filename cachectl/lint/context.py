@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from cachectl.diagnostics import Diagnostic, Span, make
+from cachectl.diagnostics import Code, Diagnostic, Span, make
 from cachectl.policy.model import NamespaceSpec, Policy, PolicySpec, SpanIndex
 from cachectl.policy.template import KeyTemplate, TemplateSyntaxError, versioned_source
 
@@ -27,7 +27,7 @@ class LintContext:
     found: list[Diagnostic] = field(default_factory=list)
     policy: Policy | None = None  # the resolved policy, when the loader could build it
 
-    def report(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+    def report(self, code: Code, message: str, span: Span, hint: str | None = None) -> None:
         self.found.append(make(code, message, span, hint))
 
     def value(self, *path: str | int) -> Span:

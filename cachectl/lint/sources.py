@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import IO, Any, cast
 
+from cachectl.diagnostics import Code
 from cachectl.lint.context import LintContext
 from cachectl.policy.model import did_you_mean
 
@@ -56,7 +57,8 @@ def check(ctx: LintContext) -> None:
         source = ns.warm.source
         where = ("namespaces", name, "warm", "source")
         if source.type not in BUILTIN_TYPES and source.type not in plugin_types():
-            ctx.report("CP403", f"namespace {name}: unknown warm source type {source.type!r}",
+            ctx.report(Code.UNKNOWN_SOURCE_TYPE,
+                       f"namespace {name}: unknown warm source type {source.type!r}",
                        ctx.value(*where, "type"),
                        did_you_mean(source.type, known_types())
                        or f"known types: {', '.join(known_types())}")
@@ -67,7 +69,7 @@ def check(ctx: LintContext) -> None:
             continue
         raw_path = source.options.get("path")
         if not isinstance(raw_path, str) or not raw_path:
-            ctx.report("CP004", f"namespace {name}: warm source path must be a file name",
+            ctx.report(Code.WRONG_TYPE, f"namespace {name}: warm source path must be a file name",
                        ctx.value(*where, "path"))
             continue
         if ctx.base_dir is None:
@@ -76,7 +78,7 @@ def check(ctx: LintContext) -> None:
         path_at = ctx.value(*where, "path")
         if not path.is_file():
             what = "is a folder, not a file" if path.is_dir() else "does not exist"
-            ctx.report("CP402", f"namespace {name}: warm source {raw_path} {what}", path_at,
+            ctx.report(Code.WARM_SOURCE_MISSING, f"namespace {name}: warm source {raw_path} {what}", path_at,
                        f"paths are relative to the policy file's folder ({ctx.base_dir})")
             continue
         fields = _placeholders(ctx, name)
@@ -87,18 +89,19 @@ def check(ctx: LintContext) -> None:
         try:
             row = _first_row(path, source.type, source.options)
         except _RowError as exc:
-            ctx.report("CP404", f"namespace {name}: {raw_path}: {exc}", path_at,
+            ctx.report(Code.WARM_ROW_CANNOT_FILL_TEMPLATE, f"namespace {name}: {raw_path}: {exc}", path_at,
                        "each row must be an object (jsonl/json) or a header + rows (csv)")
             continue
         except OSError as exc:
-            ctx.report("CP402", f"namespace {name}: warm source {raw_path} cannot be read "
+            ctx.report(Code.WARM_SOURCE_MISSING, f"namespace {name}: warm source {raw_path} cannot be read "
                        f"({exc.strerror or exc})", path_at)
             continue
         if row is None:
             continue  # an empty source fills nothing, and breaks nothing
         missing = [f for f in fields if f not in row]
         if missing:
-            ctx.report("CP404", f"namespace {name}: the first row of {raw_path} has no field "
+            ctx.report(Code.WARM_ROW_CANNOT_FILL_TEMPLATE,
+                       f"namespace {name}: the first row of {raw_path} has no field "
                        f"{', '.join(repr(m) for m in missing)} (key {ns.key!r})", path_at,
                        f"row fields: {', '.join(map(str, list(row)[:12])) or '(none)'}")
 
@@ -112,13 +115,13 @@ def _options_ok(ctx: LintContext, name: str, kind: str, options: dict[str, Any],
     ok = True
     for option in required:
         if options.get(option) in (None, ""):
-            ctx.report("CP005", f"namespace {name}: a {kind} source needs {option!r}",
+            ctx.report(Code.MISSING_FIELD, f"namespace {name}: a {kind} source needs {option!r}",
                        ctx.value(*where), f"{kind} options: {', '.join(required + optional)}")
             ok = False
     allowed = required + optional
     for option in options:
         if option not in allowed:
-            ctx.report("CP003", f"unknown option {option!r} for a {kind} warm source",
+            ctx.report(Code.UNKNOWN_FIELD, f"unknown option {option!r} for a {kind} warm source",
                        ctx.key(*where, option),
                        did_you_mean(option, allowed) or f"{kind} options: {', '.join(allowed)}")
             ok = False

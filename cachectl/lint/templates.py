@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 from collections import defaultdict
 
+from cachectl.diagnostics import Code
 from cachectl.lint.context import LintContext
 from cachectl.policy.model import NamespaceSpec
 from cachectl.policy.template import (
@@ -22,7 +23,8 @@ def check(ctx: LintContext) -> None:
         bad = sorted({ch for ch in ns.key if _is_space_or_control(ch)})
         if bad:
             shown = ", ".join(repr(ch) for ch in bad)
-            ctx.report("CP208", f"namespace {name}: key {ns.key!r} holds whitespace or control "
+            ctx.report(Code.WHITESPACE_IN_TEMPLATE,
+                       f"namespace {name}: key {ns.key!r} holds whitespace or control "
                        f"characters ({shown})", at,
                        "keys with spaces are hard to type in redis-cli and to SCAN; use _ or -")
         template = ctx.templates.get(name)
@@ -33,7 +35,7 @@ def check(ctx: LintContext) -> None:
         chars = sorted({ch for seg in template.segments[prefix_segments:]
                         for ch in seg.prefix + seg.suffix if ch in GLOB_SPECIALS})
         if chars:
-            ctx.report("CP204", f"namespace {name}: key {ns.key!r} holds the glob characters "
+            ctx.report(Code.GLOB_CHARACTERS, f"namespace {name}: key {ns.key!r} holds the glob characters "
                        f"{' '.join(chars)}", at,
                        "cachectl escapes them when scanning, but redis-cli KEYS/SCAN users will "
                        "not; prefer letters, digits, _ - . and :")
@@ -46,7 +48,8 @@ def _versions(ctx: LintContext, name: str, ns: NamespaceSpec, template: KeyTempl
     at = ctx.value("namespaces", name, "key")
     if ns.version is None:
         if VERSION_MARKER in ns.key:
-            ctx.report("CP210", f"namespace {name}: key {ns.key!r} holds {VERSION_MARKER} but the "
+            ctx.report(Code.VERSION_MARKER_WITHOUT_VERSION,
+                       f"namespace {name}: key {ns.key!r} holds {VERSION_MARKER} but the "
                        "namespace sets no version, so it is an ordinary placeholder", at,
                        f"add version: 1 to namespace {name}, or rename the placeholder")
         return
@@ -56,7 +59,7 @@ def _versions(ctx: LintContext, name: str, ns: NamespaceSpec, template: KeyTempl
         except TemplateSyntaxError:
             return
         if template.can_overlap(candidate):
-            ctx.report("CP212", f"namespace {name}: key {ns.key!r} at version {ns.version} "
+            ctx.report(Code.VERSIONS_OVERLAP, f"namespace {name}: key {ns.key!r} at version {ns.version} "
                        f"({template.source!r}) can match keys of version {other} "
                        f"({candidate.source!r})", ctx.value("namespaces", name, "version"),
                        "keep the version apart from placeholders, e.g. product:v{version}:{id}")
@@ -102,7 +105,7 @@ def _overlaps(ctx: LintContext) -> None:
                    if template.can_overlap(other)]
         if clashes:
             ctx.report(
-                "CP205",
+                Code.OVERLAPPING_TEMPLATES,
                 f"namespace {name}: key {template.source!r} can match the same keys as "
                 f"{' and '.join(clashes)}",
                 ctx.value("namespaces", name, "key"),

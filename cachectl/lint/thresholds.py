@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from cachectl.diagnostics import Code
 from cachectl.lint.context import LintContext
 
 _GLOBAL_RATIOS = ("hit_rate", "critical_hit_rate", "memory_used_ratio", "max_stale_ratio")
@@ -24,18 +25,21 @@ def check(ctx: LintContext) -> None:
     for field_name in ("cached", "hot"):
         value = getattr(t.latency_p99_ms, field_name)
         if not value > 0 or math.isnan(value):
-            ctx.report("CP302", f"thresholds.latency_p99_ms.{field_name} is {value:g} ms; a "
+            ctx.report(Code.LATENCY_NOT_POSITIVE,
+                       f"thresholds.latency_p99_ms.{field_name} is {value:g} ms; a "
                        "latency threshold must be above 0",
                        ctx.value("thresholds", "latency_p99_ms", field_name),
                        f"the default is {50 if field_name == 'cached' else 10} ms")
     if _in_range(t.hit_rate) and _in_range(t.critical_hit_rate) \
             and t.critical_hit_rate < t.hit_rate:
-        ctx.report("CP303", f"critical_hit_rate {t.critical_hit_rate:.0%} is below hit_rate "
+        ctx.report(Code.CRITICAL_BELOW_GLOBAL,
+                   f"critical_hit_rate {t.critical_hit_rate:.0%} is below hit_rate "
                    f"{t.hit_rate:.0%}", ctx.value("thresholds", "critical_hit_rate"),
                    "critical namespaces should be held to a higher bar, not a lower one")
     hot, cached = t.latency_p99_ms.hot, t.latency_p99_ms.cached
     if hot > 0 and cached > 0 and hot > cached:
-        ctx.report("CP304", f"the hot p99 threshold ({hot:g} ms) is above the cached one "
+        ctx.report(Code.HOT_LATENCY_ABOVE_CACHED,
+                   f"the hot p99 threshold ({hot:g} ms) is above the cached one "
                    f"({cached:g} ms)", ctx.value("thresholds", "latency_p99_ms", "hot"),
                    "hot data is read most and must be the fastest; lower hot or raise cached")
     for name, ns in ctx.namespaces():
@@ -50,11 +54,11 @@ def check(ctx: LintContext) -> None:
 def _ratio(ctx: LintContext, what: str, value: float, at: tuple[str | int, ...]) -> None:
     """CP301: a threshold ratio must lie in (0, 1]."""
     if not _in_range(value):
-        ctx.report("CP301", f"{what} is {value:g}; a ratio must be in (0, 1]", ctx.value(*at),
+        ctx.report(Code.RATIO_OUT_OF_RANGE, f"{what} is {value:g}; a ratio must be in (0, 1]", ctx.value(*at),
                    "write 0.8 or 80%")
 
 
 def _unreachable(ctx: LintContext, what: str, at: tuple[str | int, ...]) -> None:
     """CP305: every first read is a miss, so 100 % hits is never met."""
-    ctx.report("CP305", f"{what} of 100 % can never be met (every first read is a miss)",
+    ctx.report(Code.UNREACHABLE_THRESHOLD, f"{what} of 100 % can never be met (every first read is a miss)",
                ctx.value(*at), "use 99% or lower")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cachectl.diagnostics import Code
 from cachectl.lint.context import LintContext
 from cachectl.policy.units import format_duration_ms
 
@@ -32,18 +33,19 @@ def check(ctx: LintContext) -> None:
 
 def _size(ctx: LintContext, who: str, size: int, at: tuple[str | int, ...]) -> None:
     """CP108: a size limit of zero or less would refuse every value."""
-    ctx.report("CP108", f"{who}: max_value_bytes must be positive (got {size})", ctx.value(*at),
+    ctx.report(Code.INVALID_SIZE, f"{who}: max_value_bytes must be positive (got {size})", ctx.value(*at),
                "write a size such as 64KiB, or leave it out for no limit")
 
 
 def _stale(ctx: LintContext, who: str, stale: int, ttl: int, at: tuple[str | int, ...]) -> None:
     """CP104: a stale window longer than the fresh TTL serves old data most of the time."""
-    ctx.report("CP104", f"{who}: stale {format_duration_ms(stale)} is longer than ttl "
+    ctx.report(Code.STALE_EXCEEDS_TTL, f"{who}: stale {format_duration_ms(stale)} is longer than ttl "
                f"{format_duration_ms(ttl)}", ctx.value(*at),
                "keys would be served stale longer than fresh; raise ttl or shorten stale")
 
 
 def _jitter(ctx: LintContext, who: str, jitter: float, at: tuple[str | int, ...]) -> None:
     """CP107: jitter over half the TTL makes some keys expire almost at once."""
-    ctx.report("CP107", f"{who}: jitter {jitter:.0%} is over half the ttl", ctx.value(*at),
+    ctx.report(Code.JITTER_OUT_OF_PROPORTION,
+               f"{who}: jitter {jitter:.0%} is over half the ttl", ctx.value(*at),
                "10-20 % spreads expiry enough; more makes some keys live very briefly")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from cachectl.diagnostics import Code
 from cachectl.lint.context import LintContext
 
 SCHEMES = ("redis", "rediss", "unix")
@@ -20,10 +21,10 @@ def check(ctx: LintContext) -> None:
     raw = ctx.spans.raw.get(("redis", "url"), url)
     if url.strip() and not _valid(url):
         # never echo the URL: it may hold a password
-        ctx.report("CP406", "redis.url is not a redis://, rediss:// or unix:// URL", at,
+        ctx.report(Code.INVALID_REDIS_URL, "redis.url is not a redis://, rediss:// or unix:// URL", at,
                    "e.g. redis://localhost:6379/0, rediss://host:6380/0 or unix:///run/redis.sock")
     if _literal_password(raw):
-        ctx.report("CP407", "redis.url holds a password written into the policy", at,
+        ctx.report(Code.SECRET_IN_POLICY, "redis.url holds a password written into the policy", at,
                    "leave it out of the URL and set REDIS_PASSWORD (sent as the password, "
                    "any character allowed), or pass --url / REDIS_URL")
 

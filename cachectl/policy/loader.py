@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from cachectl import compression
 from cachectl.compression import Compression
-from cachectl.diagnostics import Diagnostic, DiagnosticSink, Severity, Span
+from cachectl.diagnostics import Code, Diagnostic, DiagnosticSink, Severity, Span
 from cachectl.errors import PolicyError
 from cachectl.policy.model import (
     DefaultsSpec,
@@ -117,7 +117,7 @@ def parse_policy(data: bytes | str, name: str, env: Mapping[str, str],
     spans = SpanIndex(name)
     size = len(data.encode() if isinstance(data, str) else data)
     if size > MAX_FILE_BYTES:
-        sink.add("CP007", f"policy file is over {MAX_FILE_BYTES // (1024 * 1024)} MiB",
+        sink.add(Code.DOCUMENT_TOO_LARGE, f"policy file is over {MAX_FILE_BYTES // (1024 * 1024)} MiB",
                  Span(name, 1, 1), "a policy is a few kilobytes; is this the right file?")
         return LoadResult(None, tuple(sink.items))
     text = _decode(data, name, sink)
@@ -127,7 +127,7 @@ def parse_policy(data: bytes | str, name: str, env: Mapping[str, str],
     if tree is None:
         return LoadResult(None, tuple(sink.items))
     if not isinstance(tree, dict):
-        sink.add("CP008", "a policy is a mapping with version, redis, namespaces…",
+        sink.add(Code.EMPTY_POLICY, "a policy is a mapping with version, redis, namespaces…",
                  spans.value(), "start from policies/minimal.yaml")
         return LoadResult(None, tuple(sink.items))
     spec = _validate(tree, spans, sink)
@@ -148,11 +148,11 @@ def _decode(data: bytes | str, name: str, sink: DiagnosticSink) -> str | None:
             before = data[: exc.start]
             line = before.count(b"\n") + 1
             col = exc.start - (before.rfind(b"\n") + 1) + 1
-            sink.add("CP001", f"not UTF-8 text (byte 0x{data[exc.start]:02x})",
+            sink.add(Code.YAML_SYNTAX, f"not UTF-8 text (byte 0x{data[exc.start]:02x})",
                      Span(name, line, col), "save the policy as UTF-8")
             return None
     if text.strip() == "":
-        sink.add("CP008", "the policy file is empty", Span(name, 1, 1),
+        sink.add(Code.EMPTY_POLICY, "the policy file is empty", Span(name, 1, 1),
                  "start from policies/minimal.yaml")
         return None
     return text
@@ -193,19 +193,19 @@ def _build_tree(text: str, name: str, spans: SpanIndex, env: Mapping[str, str],
             return
         if frame[2] is _NO_KEY:
             if isinstance(value, (dict, list)) or value is None:
-                sink.add("CP004", "a mapping key must be a plain word", span)
+                sink.add(Code.WRONG_TYPE, "a mapping key must be a plain word", span)
                 key = f"<invalid key at {span.line}:{span.col}>"
             else:
                 key = str(value).lower() if isinstance(value, bool) else str(value)
             if key == "<<":
-                sink.add("CP004", "merge keys (<<) are not supported", span,
+                sink.add(Code.WRONG_TYPE, "merge keys (<<) are not supported", span,
                          "put shared values under defaults:")
                 frame[2], frame[3] = _DROP_KEY, span  # reported once; its value is dropped
                 return
             if key in container:
                 first = spans.keys.get((*path, key))
                 where = f" (first at line {first.line})" if first else ""
-                sink.add("CP002", f"duplicate key {key!r}{where}", span,
+                sink.add(Code.DUPLICATE_KEY, f"duplicate key {key!r}{where}", span,
                          "YAML would silently keep only the last one; remove one of them")
             frame[2], frame[3] = key, span
             return
@@ -235,7 +235,7 @@ def _build_tree(text: str, name: str, spans: SpanIndex, env: Mapping[str, str],
             if isinstance(event, yaml.DocumentStartEvent):
                 documents += 1
                 if documents > 1:
-                    sink.add("CP001", "more than one YAML document in the policy",
+                    sink.add(Code.YAML_SYNTAX, "more than one YAML document in the policy",
                              _span(name, event.start_mark), "remove the second '---' document")
                     return None
             elif isinstance(event, yaml.ScalarEvent):
@@ -252,12 +252,12 @@ def _build_tree(text: str, name: str, spans: SpanIndex, env: Mapping[str, str],
             elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
                 span = _span(name, event.start_mark)
                 if event.tag not in (None, "!", _TAG + "map", _TAG + "seq"):
-                    sink.add("CP009", f"YAML tag {event.tag} is not allowed", span,
+                    sink.add(Code.UNSUPPORTED_TAG, f"YAML tag {event.tag} is not allowed", span,
                              "a policy holds plain mappings, lists and scalars")
                 if len(stack) >= MAX_DEPTH:
                     raise _TooLarge(f"nested deeper than {MAX_DEPTH} levels", span)
                 if in_key_position():
-                    sink.add("CP004", "a mapping key must be a plain word", span)
+                    sink.add(Code.WRONG_TYPE, "a mapping key must be a plain word", span)
                 container: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
                 path = child_path()
                 spans.values.setdefault(path, span)
@@ -272,7 +272,7 @@ def _build_tree(text: str, name: str, spans: SpanIndex, env: Mapping[str, str],
             elif isinstance(event, yaml.AliasEvent):
                 span = _span(name, event.start_mark)
                 if event.anchor not in anchors:
-                    sink.add("CP001", f"unknown alias *{event.anchor}", span)
+                    sink.add(Code.YAML_SYNTAX, f"unknown alias *{event.anchor}", span)
                     return None
                 value, size = anchors[event.anchor]
                 place(value, span, size)
@@ -281,25 +281,25 @@ def _build_tree(text: str, name: str, spans: SpanIndex, env: Mapping[str, str],
         span = _span(name, mark) if mark else Span(name, 1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         if "nesting depth" in problem:
-            sink.add("CP007", f"nested too deep ({problem})", span,
+            sink.add(Code.DOCUMENT_TOO_LARGE, f"nested too deep ({problem})", span,
                      "a policy is a few kilobytes of plain YAML")
         else:
-            sink.add("CP001", f"YAML syntax: {problem}", span)
+            sink.add(Code.YAML_SYNTAX, f"YAML syntax: {problem}", span)
         return None
     except yaml.reader.ReaderError as exc:
         before = text[: exc.position]
         span = Span(name, before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1)
-        sink.add("CP001", f"character {exc.character!r} is not allowed in YAML", span,
+        sink.add(Code.YAML_SYNTAX, f"character {exc.character!r} is not allowed in YAML", span,
                  "is this a binary file?")
         return None
     except yaml.YAMLError as exc:
-        sink.add("CP001", f"YAML syntax: {exc}", Span(name, 1, 1))
+        sink.add(Code.YAML_SYNTAX, f"YAML syntax: {exc}", Span(name, 1, 1))
         return None
     except _TooLarge as exc:
-        sink.add("CP007", exc.message, exc.span, "a policy is a few kilobytes of plain YAML")
+        sink.add(Code.DOCUMENT_TOO_LARGE, exc.message, exc.span, "a policy is a few kilobytes of plain YAML")
         return None
     if documents == 0 or root is None:
-        sink.add("CP008", "the policy file holds no document", Span(name, 1, 1),
+        sink.add(Code.EMPTY_POLICY, "the policy file holds no document", Span(name, 1, 1),
                  "start from policies/minimal.yaml")
         return None
     return root
@@ -323,7 +323,7 @@ def _scalar(event: Any, resolver: Any, constructor: Any, span: Span,
     if tag == _TAG + "timestamp":
         return event.value  # a date is never a policy value; let the schema say what is wanted
     if tag not in _PLAIN_TAGS:
-        sink.add("CP009", f"YAML tag {tag} is not allowed", span,
+        sink.add(Code.UNSUPPORTED_TAG, f"YAML tag {tag} is not allowed", span,
                  "a policy holds plain mappings, lists and scalars")
         return event.value
     node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
@@ -339,7 +339,7 @@ def _interpolate(value: str, env: Mapping[str, str], span: Span, sink: Diagnosti
         if m.group(0) == "$${":
             return "${"
         if m.group("name") is None:
-            sink.add("CP405", f"malformed interpolation in {value!r}", span,
+            sink.add(Code.INVALID_INTERPOLATION, f"malformed interpolation in {value!r}", span,
                      "write ${VAR} or ${VAR:-default}; $${ for a literal ${")
             return m.group(0)
         name, default = m.group("name"), m.group("default")
@@ -347,7 +347,7 @@ def _interpolate(value: str, env: Mapping[str, str], span: Span, sink: Diagnosti
             return env[name]
         if default is not None:
             return default
-        sink.add("CP401", f"environment variable {name} is not set and has no default", span,
+        sink.add(Code.UNSET_ENV_VAR, f"environment variable {name} is not set and has no default", span,
                  f"set {name}, or write ${{{name}:-default}}")
         return ""
 
@@ -357,17 +357,17 @@ def _interpolate(value: str, env: Mapping[str, str], span: Span, sink: Diagnosti
 # ---------------------------------------------------------------------- tree -> spec
 
 _TYPE_CODES = {
-    "extra_forbidden": "CP003",
-    "missing": "CP005",
-    "duration": "CP101",
-    "size": "CP108",
-    "ratio": "CP109",
+    "extra_forbidden": Code.UNKNOWN_FIELD,
+    "missing": Code.MISSING_FIELD,
+    "duration": Code.INVALID_DURATION,
+    "size": Code.INVALID_SIZE,
+    "ratio": Code.INVALID_RATIO,
 }
 
 
 def _validate(tree: dict[str, Any], spans: SpanIndex, sink: DiagnosticSink) -> PolicySpec | None:
     if "version" in tree and tree["version"] not in SUPPORTED_VERSIONS:
-        sink.add("CP006", f"policy version {tree['version']!r} is not supported",
+        sink.add(Code.UNSUPPORTED_VERSION, f"policy version {tree['version']!r} is not supported",
                  spans.value("version"), "this cachectl reads version: 1")
         return None
     try:
@@ -375,16 +375,16 @@ def _validate(tree: dict[str, Any], spans: SpanIndex, sink: DiagnosticSink) -> P
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(err["loc"])
-            code = _TYPE_CODES.get(err["type"], "CP004")
-            if code == "CP003":
+            code = _TYPE_CODES.get(err["type"], Code.WRONG_TYPE)
+            if code == Code.UNKNOWN_FIELD:
                 allowed = _fields_at(loc[:-1])
                 sink.add(code, f"unknown field {loc[-1]!r}" + _where(loc[:-1]),
                          spans.key(*loc), did_you_mean(str(loc[-1]), allowed)
                          or f"allowed here: {', '.join(sorted(allowed))}")
-            elif code == "CP005":
+            elif code == Code.MISSING_FIELD:
                 sink.add(code, f"missing field {loc[-1]!r}" + _where(loc[:-1]),
                          spans.value(*loc[:-1]))
-            elif code == "CP004":
+            elif code == Code.WRONG_TYPE:
                 sink.add(code, f"{_dotted(loc)}: {err['msg']}", spans.value(*loc))
             else:
                 sink.add(code, f"{_dotted(loc)}: {err['msg']}", spans.value(*loc))
@@ -435,7 +435,7 @@ def _resolve(spec: PolicySpec, spans: SpanIndex, sink: DiagnosticSink,
     prefix = spec.redis.key_prefix
     ok = True
     if any(ch in prefix for ch in "*?[]\\ \t\n") or prefix.endswith(":") or prefix.startswith(":"):
-        sink.add("CP209", f"key_prefix {prefix!r} must not hold glob characters, spaces, "
+        sink.add(Code.INVALID_KEY_PREFIX, f"key_prefix {prefix!r} must not hold glob characters, spaces, "
                  "or start or end with ':'", spans.value("redis", "key_prefix"),
                  'write key_prefix: shop; cachectl adds the ":"')
         ok = False
@@ -477,7 +477,7 @@ def _resolve_namespace(name: str, ns: NamespaceSpec, spec: PolicySpec, spans: Sp
     path = ("namespaces", name)
     ok = True
     if not _NAMESPACE_NAME_RE.match(name):
-        sink.add("CP010", f"namespace name {name!r} is not letters, digits, _ and -",
+        sink.add(Code.INVALID_NAMESPACE_NAME, f"namespace name {name!r} is not letters, digits, _ and -",
                  spans.key(*path))
         ok = False
     try:
@@ -489,12 +489,12 @@ def _resolve_namespace(name: str, ns: NamespaceSpec, spec: PolicySpec, spans: Sp
         ok = False
     ttl = ns.ttl if ns.ttl is not None else d.ttl
     if ttl is None:
-        sink.add("CP103", f"namespace {name} has no ttl and defaults has none",
+        sink.add(Code.MISSING_TTL, f"namespace {name} has no ttl and defaults has none",
                  spans.key(*path), "add ttl: 10m to the namespace or to defaults")
         ok = False
     elif ttl <= 0:
         where = (*path, "ttl") if ns.ttl is not None else ("defaults", "ttl")
-        sink.add("CP102", f"namespace {name}: ttl must be positive", spans.value(*where),
+        sink.add(Code.NON_POSITIVE_DURATION, f"namespace {name}: ttl must be positive", spans.value(*where),
                  "a key without a positive TTL would live forever")
         ok = False
     stale = ns.stale if ns.stale is not None else d.stale
@@ -503,16 +503,17 @@ def _resolve_namespace(name: str, ns: NamespaceSpec, spec: PolicySpec, spans: Sp
     jitter = ns.jitter if ns.jitter is not None else d.jitter
     for field_name, value in (("stale", stale), ("stale_if_error", sie)):
         if value < 0:
-            sink.add("CP102", f"namespace {name}: {field_name} must not be negative",
+            sink.add(Code.NON_POSITIVE_DURATION, f"namespace {name}: {field_name} must not be negative",
                      spans.value(*path, field_name))
             ok = False
     if sie < stale:
-        sink.add("CP105", f"namespace {name}: stale_if_error is shorter than stale",
+        sink.add(Code.STALE_IF_ERROR_SHORTER_THAN_STALE,
+                 f"namespace {name}: stale_if_error is shorter than stale",
                  spans.value(*path, "stale_if_error"),
                  "the fail-safe window starts after the stale one; make it >= stale")
         ok = False
     if not 0 <= jitter < 1:
-        sink.add("CP106", f"namespace {name}: jitter {jitter:.0%} must be in [0 %, 100 %)",
+        sink.add(Code.JITTER_TOO_LARGE, f"namespace {name}: jitter {jitter:.0%} must be in [0 %, 100 %)",
                  spans.value(*path, "jitter") if ns.jitter is not None
                  else spans.value("defaults", "jitter"), "10 % is usual")
         ok = False
@@ -522,7 +523,7 @@ def _resolve_namespace(name: str, ns: NamespaceSpec, spec: PolicySpec, spans: Sp
     elif ns.early_refresh is not False:
         beta = float(ns.early_refresh)
         if beta <= 0:
-            sink.add("CP004", f"namespace {name}: early_refresh must be true, false or a beta > 0",
+            sink.add(Code.WRONG_TYPE, f"namespace {name}: early_refresh must be true, false or a beta > 0",
                      spans.value(*path, "early_refresh"))
             ok = False
     compress = _resolve_compress(name, ns, d, spans, sink)
@@ -559,7 +560,7 @@ def _resolve_compress(name: str, ns: NamespaceSpec, d: DefaultsSpec, spans: Span
         return None
     where = ("defaults", "compress") if ns.compress is None else ("namespaces", name, "compress")
     if spec.codec not in compression.POLICY_CODECS:
-        sink.add("CP408", f"namespace {name}: unknown codec {spec.codec!r}",
+        sink.add(Code.UNKNOWN_CODEC, f"namespace {name}: unknown codec {spec.codec!r}",
                  spans.value(*where, "codec"),
                  did_you_mean(spec.codec, compression.POLICY_CODECS)
                  or f"codecs: {', '.join(compression.POLICY_CODECS)}, or none")
@@ -567,7 +568,8 @@ def _resolve_compress(name: str, ns: NamespaceSpec, d: DefaultsSpec, spans: Span
     level = compression.default_level(spec.codec) if spec.level is None else spec.level
     problem = compression.level_error(spec.codec, level)
     if problem is not None:
-        sink.add("CP410", f"namespace {name}: {spec.codec} level {level} is out of range",
+        sink.add(Code.INVALID_COMPRESSION_LEVEL,
+                 f"namespace {name}: {spec.codec} level {level} is out of range",
                  spans.value(*where, "level"), problem)
         return False
     return Compression(spec.codec, level, spec.min_bytes)

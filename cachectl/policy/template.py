@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from cachectl.diagnostics import Code
 from cachectl.errors import KeyParamError as KeyParamError  # its home is errors.py; kept importable here
 
 GLOB_SPECIALS = "*?[]\\"
@@ -30,7 +31,7 @@ VERSION_MARKER = "{version}"
 class TemplateSyntaxError(ValueError):
     """A template that cannot be parsed; ``code`` is its lint rule."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: Code, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -74,20 +75,22 @@ class Segment:
 
 def _parse_segment(text: str) -> Segment:
     if text == "":
-        raise TemplateSyntaxError("CP206", "empty key segment (two ':' in a row, or a ':' at an end)")
+        raise TemplateSyntaxError(Code.INVALID_TEMPLATE_SEGMENT,
+                                  "empty key segment (two ':' in a row, or a ':' at an end)")
     if text.count("{") != text.count("}"):
-        raise TemplateSyntaxError("CP201", f"unbalanced braces in segment {text!r}")
+        raise TemplateSyntaxError(Code.UNBALANCED_BRACES, f"unbalanced braces in segment {text!r}")
     if text.count("{") == 0:
         return Segment(text)
     if text.count("{") > 1:
         raise TemplateSyntaxError(
-            "CP206", f"segment {text!r} holds more than one placeholder; separate them with ':'")
+            Code.INVALID_TEMPLATE_SEGMENT,
+            f"segment {text!r} holds more than one placeholder; separate them with ':'")
     start, end = text.index("{"), text.index("}")
     if end < start:
-        raise TemplateSyntaxError("CP201", f"unbalanced braces in segment {text!r}")
+        raise TemplateSyntaxError(Code.UNBALANCED_BRACES, f"unbalanced braces in segment {text!r}")
     inner = text[start + 1:end]
     if inner.strip() == "":
-        raise TemplateSyntaxError("CP202", "empty placeholder {}; name it, e.g. {id}")
+        raise TemplateSyntaxError(Code.EMPTY_PLACEHOLDER, "empty placeholder {}; name it, e.g. {id}")
     name, _, modifier = inner.partition("|")
     return Segment(text[:start], name, modifier or None, text[end + 1:])
 
@@ -109,14 +112,14 @@ def _split_raw(source: str) -> list[str]:
         elif ch == "}":
             depth -= 1
             if depth < 0:
-                raise TemplateSyntaxError("CP201", "a '}' closes no '{'")
+                raise TemplateSyntaxError(Code.UNBALANCED_BRACES, "a '}' closes no '{'")
         if ch == ":" and depth == 0:
             parts.append("".join(current))
             current = []
         else:
             current.append(ch)
     if depth != 0:
-        raise TemplateSyntaxError("CP201", "a '{' is never closed")
+        raise TemplateSyntaxError(Code.UNBALANCED_BRACES, "a '{' is never closed")
     parts.append("".join(current))
     return parts
 
@@ -132,7 +135,7 @@ def versioned_source(source: str, version: int | None) -> str:
         return source
     count = source.count(VERSION_MARKER)
     if count > 1:
-        raise TemplateSyntaxError("CP203", "the {version} marker appears twice")
+        raise TemplateSyntaxError(Code.DUPLICATE_PLACEHOLDER, "the {version} marker appears twice")
     if count == 1:
         return source.replace(VERSION_MARKER, str(version))
     parts = _split_raw(source)
@@ -140,7 +143,7 @@ def versioned_source(source: str, version: int | None) -> str:
         if "{" not in part and part:
             return ":".join([*parts[:index + 1], f"v{version}", *parts[index + 1:]])
     raise TemplateSyntaxError(
-        "CP211", "the template has no literal segment to put the version after; "
+        Code.VERSION_WITHOUT_PLACE, "the template has no literal segment to put the version after; "
         "write the {version} marker where it belongs, e.g. product:v{version}:{id}")
 
 
@@ -159,14 +162,16 @@ class KeyTemplate:
                 continue
             if not _NAME_RE.match(seg.placeholder):
                 raise TemplateSyntaxError(
-                    "CP202", f"placeholder name {seg.placeholder!r} must be letters, digits and _")
+                    Code.EMPTY_PLACEHOLDER,
+                    f"placeholder name {seg.placeholder!r} must be letters, digits and _")
             if seg.modifier is not None and seg.modifier != HASH_MODIFIER:
                 raise TemplateSyntaxError(
-                    "CP207", f"unknown modifier {{{seg.placeholder}:{seg.modifier}}}; "
+                    Code.UNKNOWN_PLACEHOLDER_MODIFIER,
+                    f"unknown modifier {{{seg.placeholder}:{seg.modifier}}}; "
                     "the only modifier is :hash")
             if seg.placeholder in names:
                 raise TemplateSyntaxError(
-                    "CP203", f"placeholder {{{seg.placeholder}}} appears twice")
+                    Code.DUPLICATE_PLACEHOLDER, f"placeholder {{{seg.placeholder}}} appears twice")
             names.append(seg.placeholder)
         self.segments: tuple[Segment, ...] = tuple(segments)
         self.placeholders: tuple[str, ...] = tuple(names)
