@@ -39,6 +39,17 @@ class Severity(StrEnum):
     INFO = "info"
 
 
+class FindingCode(StrEnum):
+    """A finding's stable code (its JSON ``code``): refer to it by member, never by string."""
+
+    NO_TTL = "no-ttl"
+    TTL_TOO_LONG = "ttl-too-long"
+    VALUE_TOO_BIG = "value-too-big"
+    UNMATCHED = "unmatched"
+    COMPRESSIBLE = "compressible"
+    BIG_KEY = "big-key"
+
+
 @dataclass(frozen=True)
 class Example:
     """One key behind a finding, with its figure (PTTL ms, bytes) when it has one."""
@@ -55,10 +66,9 @@ class Example:
 
 @dataclass(frozen=True)
 class Finding:
-    """``code`` is stable (no-ttl, ttl-too-long, value-too-big, unmatched, compressible,
-    big-key). ``limit``: the bound crossed (ms or bytes); for compressible, the saving."""
+    """One finding. ``limit``: the bound crossed (ms or bytes); for compressible, the saving."""
 
-    code: str
+    code: FindingCode
     severity: Severity
     namespace: str | None
     count: int
@@ -138,7 +148,7 @@ def compressible(client: Any, policy: Policy, survey: KeyspaceSurvey,
         if c is None:
             continue
         found.append(Finding(
-            "compressible", Severity.WARNING, ns.namespace, ns.keys,
+            FindingCode.COMPRESSIBLE, Severity.WARNING, ns.namespace, ns.keys,
             f"{ns.namespace} stores its values plain; {codec} would save "
             f"{format_size_bytes(c.saved_bytes)} ± {format_size_bytes(c.saved_margin_bytes)} "
             f"({c.saved_share:.0%} of their memory, ratio {c.ratio:.1f}x)",
@@ -152,7 +162,7 @@ def _ranked(found: list[Finding]) -> tuple[Finding, ...]:
     """Errors first, then warnings, then information; each by count."""
     rank = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
     return tuple(sorted(found, key=lambda f: (
-        rank.get(f.severity, 3), -f.count if f.code != "big-key" else 0, f.namespace or "",
+        rank.get(f.severity, 3), -f.count if f.code is not FindingCode.BIG_KEY else 0, f.namespace or "",
         f.code)))
 
 
@@ -164,21 +174,21 @@ def report_from_survey(survey: KeyspaceSurvey, policy: Policy, *, top: int = 10)
         high = ttl_bounds_ms(ns)[1]
         if t.no_ttl:
             found.append(Finding(
-                "no-ttl", Severity.ERROR, t.name, t.no_ttl,
+                FindingCode.NO_TTL, Severity.ERROR, t.name, t.no_ttl,
                 f"{t.no_ttl} key(s) of {t.name} have no TTL",
                 "a cache key without expiry is never refreshed or evicted by age; "
                 "`cachectl flush` them or set a TTL in the writer",
                 tuple(Example(k) for k in t.examples_no_ttl)))
         if t.ttl_too_long:
             found.append(Finding(
-                "ttl-too-long", Severity.ERROR, t.name, t.ttl_too_long,
+                FindingCode.TTL_TOO_LONG, Severity.ERROR, t.name, t.ttl_too_long,
                 f"{t.ttl_too_long} key(s) of {t.name} have a TTL above the "
                 f"{format_duration_ms(high)} the policy allows (ttl·(1+jitter)+grace)",
                 "some writer does not use the policy's TTL; find it by the example keys",
                 tuple(Example(k, v) for k, v in t.examples_ttl_too_long), limit=high))
         if t.oversize and ns.max_value_bytes:
             found.append(Finding(
-                "value-too-big", Severity.ERROR, t.name, t.oversize,
+                FindingCode.VALUE_TOO_BIG, Severity.ERROR, t.name, t.oversize,
                 f"{t.oversize} value(s) of {t.name} exceed max_value_bytes "
                 f"({format_size_bytes(ns.max_value_bytes)})",
                 "big values slow every read of them; split or compress them, or raise "
@@ -186,14 +196,14 @@ def report_from_survey(survey: KeyspaceSurvey, policy: Policy, *, top: int = 10)
                 tuple(Example(k, v) for k, v in t.examples_oversize), limit=ns.max_value_bytes))
     for shape in survey.unmatched:
         found.append(Finding(
-            "unmatched", Severity.WARNING, None, shape.keys,
+            FindingCode.UNMATCHED, Severity.WARNING, None, shape.keys,
             f"{shape.keys} key(s) like {shape.pattern} match no namespace "
             f"({format_size_bytes(shape.memory_bytes)})",
             "add a namespace for them to the policy, or remove them",
             (Example(shape.example),)))
     if top > 0 and survey.biggest:
         found.append(Finding(
-            "big-key", Severity.INFO, None, len(survey.biggest),
+            FindingCode.BIG_KEY, Severity.INFO, None, len(survey.biggest),
             f"the {len(survey.biggest)} biggest key(s) by MEMORY USAGE", None,
             tuple(Example(b.key, b.memory_bytes) for b in survey.biggest)))
     return AuditReport(

@@ -8,7 +8,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from cachectl.audit import AuditReport, Finding, Severity
+from cachectl.audit import AuditReport, Finding, FindingCode, Severity
 from cachectl.policy.units import format_duration_ms, format_size_bytes
 from cachectl.render.console import display_key, jsonable
 
@@ -18,7 +18,7 @@ _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO:
 def _example_value(finding: Finding, value: int | None) -> str:
     if value is None:
         return ""
-    if finding.code == "ttl-too-long":
+    if finding.code is FindingCode.TTL_TOO_LONG:
         return f"ttl {format_duration_ms(value)}"
     return format_size_bytes(value)
 
