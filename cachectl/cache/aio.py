@@ -64,7 +64,6 @@ from cachectl.cache.core import (
     Action,
     CacheOptions,
     build_options,
-    decide,
     fallback_expiry_ms,
     invalidation_message,
     l1_expiry_ms,
@@ -482,7 +481,7 @@ class AsyncCache(CacheBase):
             return await self._fallback_load(ns, key, loader)
         raw, pttl = read
         mean = self._counters.mean_load_ms(name) if ns.early_refresh_beta else None
-        d = decide(ns, raw, pttl, self._ser, mean, self._rng)
+        d = self._decide(ns, raw, pttl, mean)
         action = d.action
         if action is Action.SERVE:
             self._count(name, "fresh_hits")
@@ -680,7 +679,7 @@ class AsyncCache(CacheBase):
         held = False
         if got is not MISSING:
             acquired, raw, pttl = got
-            d = decide(ns, raw, int(pttl), self._ser, None, self._rng)
+            d = self._decide(ns, raw, int(pttl), None)
             if d.action is Action.SERVE or d.action is Action.SERVE_REFRESH:
                 # reloaded by someone else since our read: serve that, load nothing
                 if acquired:

@@ -19,6 +19,7 @@ from cachectl.cache.breaker import CircuitBreaker
 from cachectl.cache.core import (
     Action,
     CacheOptions,
+    Decision,
     KeyBuilder,
     check_size,
     decide,
@@ -28,6 +29,7 @@ from cachectl.cache.core import (
 )
 from cachectl.cache.counters import CounterAggregator
 from cachectl.cache.local import MISSING, LocalStore
+from cachectl.compression import value_encoder
 from cachectl.connection import ConnectionSettings
 from cachectl.counters import NamespaceCounters
 from cachectl.errors import UsageError
@@ -86,6 +88,13 @@ def switch_target(message: Any, service_name: str) -> tuple[str, int] | None:
     return parts[3], int(parts[4])
 
 
+def _framer(ns: Namespace) -> Callable[[bytes], bytes]:
+    # any_bytes: a custom serializer may write bytes that begin with the magic
+    encoder = value_encoder(ns.compress, any_bytes=True)
+    assert encoder is not None
+    return encoder
+
+
 class CacheBase(ABC):
     """Shared state and decisions; see ``Cache`` (sync.py) and ``AsyncCache`` (aio.py)."""
 
@@ -114,6 +123,9 @@ class CacheBase(ABC):
         self._recent: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._refreshing: set[str] = set()
         self._failovers_followed = 0
+        # per namespace: serialised value -> stored bytes (CodecUnavailableError here, at
+        # construction, when a codec's package is missing)
+        self._framers = {ns.name: _framer(ns) for ns in policy}
 
     # ------------------------------------------------------------------ public, no I/O
 
@@ -163,7 +175,7 @@ class CacheBase(ABC):
             value = self._fallback.get(key)
             self._count(name, "misses" if value is MISSING else "fresh_hits")
             return None if value is MISSING else value
-        d = decide(ns, read[0], read[1], self._ser, None, self._rng)
+        d = self._decide(ns, read[0], read[1], None)
         if d.action is Action.SERVE:
             self._count(name, "fresh_hits")
             return d.value
@@ -184,9 +196,24 @@ class CacheBase(ABC):
         self._count(ns.name, "redis_errors")
         return None
 
+    def _decide(self, ns: Namespace, raw: bytes | None, pttl_ms: int,
+                mean_load_ms: float | None) -> Decision:
+        """``decide`` for one read; a frame that cannot be read is a miss counted under
+        ``redis_errors`` (never raised, never served)."""
+        d = decide(ns, raw, pttl_ms, self._ser, mean_load_ms, self._rng)
+        if d.corrupt:
+            self._count(ns.name, "redis_errors")
+        return d
+
+    def _stored(self, ns: Namespace, data: bytes) -> bytes:
+        """The serialised value as written: compressed per the namespace's ``compress:``
+        (a frame), and a value that begins with the frame's magic escaped."""
+        return self._framers[ns.name](data)
+
     def _encode(self, ns: Namespace, value: Any) -> bytes:
-        """``value`` serialised; ValueTooLargeError over the namespace's max_value_bytes."""
-        data = self._ser.dumps(value)
+        """``value`` serialised (and compressed); ValueTooLargeError over the namespace's
+        max_value_bytes, which bounds the stored size."""
+        data = self._stored(ns, self._ser.dumps(value))
         if not check_size(ns, data):
             raise too_large(ns, data)
         return data
@@ -196,7 +223,7 @@ class CacheBase(ABC):
         refuses it (a datetime, Decimal, set or bytes for JSON; NaN or Infinity, which
         JSON readers in other languages reject) or it is over max_value_bytes."""
         try:
-            data = self._ser.dumps(value)
+            data = self._stored(ns, self._ser.dumps(value))
         except (TypeError, ValueError, OverflowError, RecursionError):
             return None
         return data if check_size(ns, data) else None

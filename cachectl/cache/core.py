@@ -20,6 +20,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+from cachectl.compression import MAGIC as FRAME_MAGIC
+from cachectl.compression import CodecUnavailableError, CorruptFrameError
+from cachectl.compression import decode as unframe
 from cachectl.errors import KeyParamError, UsageError, ValueTooLargeError
 from cachectl.freshness import Freshness, classify, fresh_remaining_ms
 from cachectl.policy.model import Namespace, Policy
@@ -183,15 +186,24 @@ class Decision(NamedTuple):
     state: Freshness
     value: Any = None
     early: bool = False  # SERVE, but XFetch wants an early refresh
+    corrupt: bool = False  # LOAD: the value is a compression frame that cannot be read
 
 
 _UNREADABLE = object()
+_CORRUPT = object()
 
 
 def decode(serializer: Serializer, raw: bytes | None) -> Any:
-    """The stored value, or ``_UNREADABLE`` when it cannot be deserialised (treated as gone)."""
+    """The stored value, or ``_UNREADABLE`` when it cannot be deserialised (treated as gone),
+    or ``_CORRUPT`` for a compression frame that cannot be read (a miss counted as an error:
+    a corrupt frame, or a codec whose package is not installed here)."""
     if raw is None:
         return _UNREADABLE
+    if raw[:3] == FRAME_MAGIC:  # compressed (docs/compression.md); plain values are as is
+        try:
+            raw = unframe(raw)
+        except (CorruptFrameError, CodecUnavailableError):
+            return _CORRUPT
     try:
         return serializer.loads(raw)
     except (ValueError, TypeError, UnicodeDecodeError):
@@ -212,6 +224,8 @@ def decide(ns: Namespace, raw: bytes | None, pttl_ms: int, serializer: Serialize
     value = decode(serializer, raw)
     if value is _UNREADABLE:
         return Decision(Action.LOAD, Freshness.GONE)
+    if value is _CORRUPT:
+        return Decision(Action.LOAD, Freshness.GONE, corrupt=True)
     if state is Freshness.FRESH:
         beta = ns.early_refresh_beta
         early = False

@@ -215,6 +215,53 @@ def test_unreadable_value_is_a_miss_and_is_overwritten(make_cache, redis_client)
     assert redis_client.get("t:item:3") == b'{"v":3}'
 
 
+COMPRESSED = POLICY.replace(
+    '  plain:  {key: "plain:{id}", ttl: 10m,',
+    '  plain:  {key: "plain:{id}", ttl: 10m, compress: {codec: zstd, min_bytes: 100B},',
+)
+
+
+def test_compressed_namespace_writes_frames_that_readers_with_compression_off_read(
+    make_cache, redis_client, tmp_path, redis_url
+) -> None:
+    from cachectl import compression
+
+    (tmp_path / "z").mkdir()
+    writer = Cache.from_policy(
+        load_policy(write_policy(tmp_path / "z", COMPRESSED)), redis_url, env={}, **QUIET
+    )
+    try:
+        big = {"id": 5, "text": "soft cotton, true to size. " * 40}
+        assert writer.get_or_load("plain", Loader(big), id=5) == big
+        assert writer.get_or_load("plain", Loader({"id": 6}), id=6) == {"id": 6}
+        stored = redis_client.get("t:plain:5")
+        assert stored is not None and stored.startswith(compression.MAGIC)
+        assert compression.inspect_frame(stored).codec == "zstd"
+        assert len(stored) < len(json.dumps(big)) / 4
+        assert redis_client.get("t:plain:6") == b'{"id":6}'  # under min_bytes: plain
+        assert writer.get("plain", id=5) == big
+        # a reader whose policy has compression off reads the writer's frame as a hit
+        reader = make_cache()
+        loader = Loader({"id": 5, "text": "reloaded"})
+        assert reader.get_or_load("plain", loader, id=5) == big
+        assert loader.calls == 0 and reader.local_counters()["plain"].fresh_hits == 1
+    finally:
+        writer.close()
+
+
+def test_a_corrupt_frame_is_a_miss_counted_as_an_error_never_served(make_cache, redis_client) -> None:
+    from cachectl import compression
+
+    for key in ("t:item:5", "t:item:6"):
+        redis_client.set(key, compression.MAGIC + b"\x02\x20not a zstd payload", px=FRESH_PTTL)
+    cache = make_cache()
+    assert cache.get_or_load("item", Loader({"v": 5}), id=5) == {"v": 5}
+    assert redis_client.get("t:item:5") == b'{"v":5}'  # rewritten by the load
+    assert cache.get("item", id=6) is None
+    c = cache.local_counters()["item"]
+    assert (c.misses, c.redis_errors, c.fresh_hits) == (2, 2, 0)
+
+
 def test_a_key_of_another_type_is_a_miss_not_a_redis_error(make_cache, redis_client) -> None:
     redis_client.hset("t:item:4", "f", "v")
     cache = make_cache()
