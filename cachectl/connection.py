@@ -29,6 +29,7 @@ from redis.sentinel import (
 
 from cachectl import secrets
 from cachectl.errors import RedisUnavailableError, UsageError
+from cachectl.files import read_secret_text
 from cachectl.secrets import redact_url
 
 __all__ = ["ConnectionSettings", "build_settings", "connect", "redact_url"]
@@ -127,7 +128,7 @@ def build_settings(
     password = None
     if password_file is not None:
         try:
-            password = password_file.read_text(encoding="utf-8").strip()
+            password = read_secret_text(password_file).strip()
         except OSError as exc:
             raise UsageError(f"cannot read --password-file {password_file}: {exc.strerror}") from None
         except UnicodeDecodeError:

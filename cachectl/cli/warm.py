@@ -73,8 +73,6 @@ def command(
 
     pol = load_cli_policy(policy)
     overrides = _overrides(source_override or [])
-    if rate is not None and rate <= 0:
-        raise UsageError(f"--rate {rate:g} must be positive", hint="e.g. --rate 5000 (keys/s)")
     if max_errors is not None and max_errors < 0:
         raise UsageError(f"--max-errors {max_errors} must be 0 or more")
 

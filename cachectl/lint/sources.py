@@ -12,9 +12,10 @@ import io
 import json
 from functools import cache
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from cachectl.diagnostics import Code
+from cachectl.files import open_regular
 from cachectl.lint.context import LintContext
 from cachectl.policy.model import did_you_mean
 
@@ -134,9 +135,7 @@ def _placeholders(ctx: LintContext, name: str) -> list[str]:
 
 
 def _open(path: Path) -> IO[bytes]:
-    if path.name.endswith(".gz"):
-        return cast(IO[bytes], gzip.open(path, "rb"))
-    return path.open("rb")
+    return open_regular(path, gz=path.name.endswith(".gz"))
 
 
 def _first_row(path: Path, kind: str, options: dict[str, Any]) -> dict[str, Any] | None:

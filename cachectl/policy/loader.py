@@ -22,6 +22,7 @@ from cachectl import compression
 from cachectl.compression import Compression
 from cachectl.diagnostics import Code, Diagnostic, DiagnosticSink, Severity, Span
 from cachectl.errors import PolicyError
+from cachectl.files import open_regular
 from cachectl.policy.model import (
     DefaultsSpec,
     Namespace,
@@ -97,7 +98,7 @@ def policy_or_error(result: LoadResult, source: str) -> Policy:
 def read_policy(path: Path, env: Mapping[str, str]) -> LoadResult:
     """Read a policy file into a LoadResult; raises PolicyError only if the file is unreadable."""
     try:
-        with path.open("rb") as fh:
+        with open_regular(path) as fh:  # a FIFO or /dev/zero: refused, not waited on
             data = fh.read(MAX_FILE_BYTES + 1)
     except IsADirectoryError:
         raise PolicyError(f"{path} is a folder, not a policy file",

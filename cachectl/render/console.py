@@ -78,14 +78,23 @@ def jsonable(obj: Any) -> Any:
 def emit_json(doc: Any, stream: IO[str] | None = None) -> None:
     """Print one JSON document on stdout (and nothing else there)."""
     out = stream or sys.stdout
-    out.write(json.dumps(jsonable(doc), indent=2, ensure_ascii=False) + "\n")
+    write_json(out, jsonable(doc), indent=2)
     out.flush()
 
 
 def emit_json_line(doc: Any, stream: IO[str] | None = None) -> None:
     """Print one JSON line (for streaming listings)."""
-    out = stream or sys.stdout
-    out.write(json.dumps(jsonable(doc), ensure_ascii=False, separators=(",", ":")) + "\n")
+    write_json(stream or sys.stdout, jsonable(doc), separators=(",", ":"))
+
+
+def write_json(out: IO[str], doc: Any, **options: Any) -> None:
+    """Write ``doc`` and a newline: UTF-8 as is, but ``\\uXXXX`` escapes where the stream
+    cannot encode a character (a lone surrogate read from a source row, a non-UTF-8
+    terminal). Text streams encode a write whole, so nothing is half-written."""
+    try:
+        out.write(json.dumps(doc, ensure_ascii=False, **options) + "\n")
+    except UnicodeEncodeError:
+        out.write(json.dumps(doc, ensure_ascii=True, **options) + "\n")
 
 
 def display_key(key: bytes) -> str:

@@ -64,7 +64,7 @@ def test_dry_run_needs_no_server(tmp_path: Path, capsys: pytest.CaptureFixture[s
     (["-n", "cart"], "namespace cart has no warm source"),
     (["--source-override", "product"], "is not NS=PATH"),
     (["--source-override", "product=/nonexistent/x.jsonl"], "does not exist"),
-    (["--rate", "0"], "--rate 0 must be positive"),
+    (["--rate", "0"], "'--rate': 0 must be positive"),
 ])
 def test_usage_errors_exit_2_without_traceback(tmp_path: Path, redis_url: str, args: list[str],
                                                message: str,

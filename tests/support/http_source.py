@@ -99,7 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/deep":
             self._raw(200, b"[" * 3000 + b"]" * 3000)
         elif path == "/drip":  # a valid answer, one byte every 0.2 s, for as long as it takes
-            body = json.dumps(self.api.items).encode()
+            body = json.dumps(self.api.items).encode() + b" " * 200  # 40+ s at this pace
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

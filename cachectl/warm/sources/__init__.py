@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from cachectl.errors import SourceError
+from cachectl.files import open_regular
 from cachectl.policy.model import did_you_mean
 
 ENTRY_POINT_GROUP = "cachectl.sources"
@@ -238,9 +239,9 @@ def open_binary(path: Path, display: str) -> IO[bytes]:
     """Open a source file for reading (``.gz`` decompressed on the fly); SourceError otherwise."""
     try:
         if path.name.endswith(".gz"):
-            return gzip.open(path, "rb")  # type: ignore[return-value]
+            return open_regular(path, gz=True)
         # a large buffer: with the default 8 KiB, reading lines costs twice as much CPU
-        return path.open("rb", buffering=READ_BUFFER)
+        return open_regular(path, buffering=READ_BUFFER)
     except FileNotFoundError:
         raise SourceError(f"warm source {display} does not exist",
                           hint="relative paths start at the policy file's folder") from None

@@ -21,6 +21,7 @@ from cachectl.warm.sources import (
     SourceContext,
     check_options,
     count_lines,
+    loads_json,
     option,
     read_failure,
 )
@@ -54,9 +55,11 @@ def _to_float(text: str) -> float:
 
 def _to_json(text: str) -> Any:
     try:
-        return json.loads(text)
+        return loads_json(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON ({exc.msg})") from None
+    except ValueError as exc:
+        raise ValueError(f"not JSON ({exc})") from None
 
 
 CONVERTERS: dict[str, Callable[[str], Any]] = {

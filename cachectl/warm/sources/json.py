@@ -17,6 +17,7 @@ from cachectl.warm.sources import (
     Row,
     SourceContext,
     check_options,
+    loads_json,
     option,
     read_failure,
 )
@@ -50,13 +51,15 @@ class JsonSource(FileSource):
         except (OSError, EOFError) as exc:
             raise read_failure(self.display, exc) from None
         try:
-            doc = json.loads(data)
+            doc = loads_json(data)
         except UnicodeDecodeError as exc:
             raise SourceError(f"warm source {self.display} is not UTF-8 "
                               f"(byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
         except json.JSONDecodeError as exc:
             raise SourceError(f"warm source {self.display} is not JSON: {exc.msg} "
                               f"(line {exc.lineno}, column {exc.colno})") from None
+        except ValueError as exc:
+            raise SourceError(f"warm source {self.display} is not JSON: {exc}") from None
         if self.items:
             walked: list[str] = []
             for part in self.items.split("."):

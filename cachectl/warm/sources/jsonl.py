@@ -15,6 +15,7 @@ from cachectl.warm.sources import (
     SourceContext,
     check_options,
     count_lines,
+    loads_json,
     option,
     read_failure,
 )
@@ -104,8 +105,8 @@ class JsonlSource(FileSource):
                 row, end = _SCAN(text, 0)
                 if end != len(text) and not text[end:].isspace():
                     raise ValueError
-            except (StopIteration, ValueError):
-                row = json.loads(text)  # the slow path names the problem
+            except (StopIteration, ValueError, RecursionError):
+                row = loads_json(text)  # the slow path names the problem
         except UnicodeDecodeError as exc:
             return BadRow(f"not UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1})")
         except ValueError as exc:

@@ -1,0 +1,154 @@
+"""Bad input is exit 2 or a rejected row, never exit 70 ("a bug") and never a hang.
+
+Each class is fixed at its root, so each test tries several members of it: every
+numeric option through one bound (cachectl.cli.app.bound_numeric_options), every file a
+user names through one opener (cachectl.files), every JSON document through one reader
+(cachectl.warm.sources.loads_json), every JSON output through one writer
+(cachectl.render.console.write_json).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import shop
+from tests.support.http_source import Api, serve
+from tests.support.redis_server import RedisServer
+from tests.support.reliability import Recorder, assert_no_traceback, reliability, run_cli  # noqa: F401
+
+DEEP = "[" * 3000 + "]" * 3000
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Path:
+    return shop.write_policy(tmp_path)
+
+
+@pytest.mark.parametrize(("command", "flag", "values"), [
+    (["flush", "-n", "price", "--dry-run"], "--timeout", ["nan", "inf", "-1", "0"]),
+    (["inspect"], "--timeout", ["nan", "-inf"]),
+    (["flush", "-n", "price", "--dry-run"], "--rate", ["nan", "inf", "1e-300", "0"]),
+    (["warm", "-n", "product"], "--rate", ["nan", "1e-300"]),
+    (["audit"], "--rate", ["inf"]),
+    (["flush", "--history"], "--limit", [str(2**64), str(-(2**70))]),
+    (["inspect", "-n", "product"], "--limit", [str(2**64)]),
+    (["bench", "-n", "cart"], "--keys", [str(2**80)]),
+])
+def test_out_of_range_numbers_are_usage_errors(
+        command: list[str], flag: str, values: list[str], policy: Path, redis_url: str,
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:  # noqa: F811
+    for value in values:
+        run = run_cli([*command, "--policy", str(policy), "--url", redis_url, flag, value],
+                      capsys)
+        assert run.code == 2, (flag, value, run.text)
+        assert f"Invalid value for '{flag}'" in run.err, run.err
+        assert_no_traceback(run)
+    reliability.add("bad-number-options", area="bad input",
+                    fault="--timeout nan/inf/-1/0, --rate nan/inf/1e-300/0, --limit and --keys "
+                    "beyond 64 bits",
+                    command="flush, inspect, warm, audit, bench",
+                    did="exit 2: Invalid value for '--FLAG': VALUE must be a finite number / "
+                    "must be positive / must be between 0.001 and 1e+09 / must fit in 64 bits",
+                    verified="one check on every int and float option of every command; "
+                    "nothing connected, no traceback")
+
+
+def test_deep_json_and_lone_surrogates_are_rejected_rows(
+        policy: Path, redis_url: str, redis_server: RedisServer,
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:  # noqa: F811
+    seeds = policy.parent / "seeds" / "products.jsonl"
+    seeds.write_text("\n".join([
+        json.dumps({"id": 1, "name": "fine"}),
+        '{"id": 2, "deep": ' + DEEP + "}",
+        '{"id": "\\ud800"}',
+        '{"id": 4, "name": "\\udc00 lone"}',
+        DEEP,
+    ]) + "\n")
+    for extra in ([], ["--json"]):
+        run = run_cli(["warm", "-n", "product", "--policy", str(policy), "--url", redis_url,
+                       *extra], capsys)
+        assert run.code == 1, run.text
+        assert_no_traceback(run)
+        if extra:
+            report = json.loads(run.out)
+            assert (report["written"], report["rejected"]) == (1, 4), report
+            reasons = [p["reason"] for p in report["namespaces"][0]["problems"]]
+            assert "not JSON (nested too deeply to read)" in reasons
+    assert redis_server.client().exists("shop:product:1") == 1
+    reliability.add("bad-rows-deep-json-surrogates", area="bad input",
+                    fault="seed rows nested 3,000 deep, and rows holding lone surrogates "
+                    "(\\ud800) in a key field and a value",
+                    command="warm -n product (text and --json)",
+                    did="exit 1: the 4 rows rejected with their lines (not JSON: nested too "
+                    "deeply; value cannot be encoded), the good row written",
+                    verified="--json prints valid JSON (surrogates escaped); no exit 70")
+
+
+def test_hostile_http_answers_are_source_errors(
+        policy: Path, redis_url: str, capsys: pytest.CaptureFixture[str],
+        reliability: Recorder) -> None:  # noqa: F811
+    original = policy.read_text()
+    with serve(Api([{"id": i} for i in range(3)])) as api:
+        for path, message in (("/loop", "more than 10 redirects"),
+                              ("/gzip-corrupt", "DecodingError"),
+                              ("/deep", "nested too deeply"),
+                              ("/drip", "took longer than the timeout")):
+            policy.write_text(original.replace(
+                "source: {type: jsonl, path: seeds/products.jsonl}",
+                f"source: {{type: http, url: '{api.url}{path}', timeout: 1, retries: 0}}"))
+            started = time.monotonic()
+            run = run_cli(["warm", "-n", "product", "--policy", str(policy), "--url", redis_url],
+                          capsys)
+            took = time.monotonic() - started
+            assert run.code == 2, (path, run.text)
+            assert message in run.err, (path, run.err)
+            assert_no_traceback(run)
+            assert took < 8, (path, took)  # the dripping server is cut off by the deadline
+    reliability.add("bad-http-answers", area="bad input",
+                    fault="an http source answering a redirect loop, a corrupt gzip body, JSON "
+                    "nested 3,000 deep, and a body dripped one byte every 0.2 s",
+                    command="warm -n product (http source, timeout: 1)",
+                    did="exit 2 for each: more than 10 redirects / DecodingError / not JSON, "
+                    "nested too deeply / the answer took longer than the timeout",
+                    verified="no exit 70; the dripping server stopped within the deadline, "
+                    "not after the whole body")
+
+
+def test_fifos_and_devices_are_refused_not_waited_on(
+        policy: Path, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        reliability: Recorder) -> None:  # noqa: F811
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    runs = [
+        (["lint", str(fifo)], "a FIFO"),
+        (["inspect", "--policy", str(fifo), "--url", redis_url], "a FIFO"),
+        (["inspect", "--policy", "/dev/zero", "--url", redis_url], "a character device"),
+        (["warm", "-n", "product", "--policy", str(policy), "--url", redis_url,
+          "--source-override", f"product={fifo}"], "a FIFO"),
+        (["warm", "-n", "product", "--policy", str(policy), "--url", redis_url,
+          "--source-override", "product=/dev/zero"], "a character device"),
+        (["inspect", "--policy", str(policy), "--url", redis_url, "--password-file",
+          "/dev/zero"], "a character device"),
+    ]
+    bad_password = tmp_path / "pw"
+    bad_password.write_bytes(b"\xff\xfe\x00pw")
+    runs.append((["inspect", "--policy", str(policy), "--url", redis_url, "--password-file",
+                  str(bad_password)], "is not UTF-8 text"))
+    for argv, message in runs:
+        run = run_cli(argv, capsys)
+        assert run.code in (1, 2), (argv, run.text)
+        assert message in run.text, (argv, run.text)
+        assert_no_traceback(run)
+    reliability.add("bad-files-fifo-device", area="bad input",
+                    fault="a FIFO and /dev/zero as the policy, a warm source and the "
+                    "password file; a password file that is not UTF-8",
+                    command="lint, inspect, warm",
+                    did="exit 2 (lint: its report): a FIFO (named pipe) / a character device, "
+                    "not a regular file; --password-file … is not UTF-8 text",
+                    verified="returned at once (the FIFO has no writer: open() would block "
+                    "forever); no exit 70")
