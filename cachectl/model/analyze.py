@@ -41,9 +41,14 @@ HOT_KEYS = 10
 WEEK_S = 7 * 86400
 
 
-def default_ttl_grid(points: int = 20) -> list[float]:
-    """A log grid of TTLs from 1 s to 7 days, in seconds (rounded to whole seconds)."""
-    return sorted({float(round(math.exp(math.log(WEEK_S) * i / (points - 1)))) for i in range(points)})
+# a log grid from 1 s to 7 days in steps an operator would write (20 points)
+TTL_GRID_S = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 43200,
+              86400, 3 * 86400, WEEK_S)
+
+
+def default_ttl_grid() -> list[float]:
+    """The default TTL grid in seconds: 1 s to 7 days, roughly logarithmic."""
+    return [float(s) for s in TTL_GRID_S]
 
 
 @dataclass(frozen=True)
@@ -231,7 +236,9 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
     recommended: dict[int, TtlPoint | None] = {}
     for g in present:
         ns = policy.namespaces[names[g]]
-        meets = [p for p in ttl_curves[g] if p.hit_rate > ns.hit_rate]
+        # what stats judges: hit rate above the threshold, stale share of hits within max_stale_ratio
+        meets = [p for p in ttl_curves[g] if p.hit_rate > ns.hit_rate
+                 and p.stale_rate <= policy.thresholds.max_stale_ratio * p.hit_rate]
         recommended[g] = meets[0] if meets else None
         chosen_ttl_ms[ns.name] = round(meets[0].ttl_s * 1000) if meets else ns.ttl_ms
 
@@ -283,6 +290,7 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
             namespace=ns.name,
             threshold=ns.hit_rate,
             requests=int(requests[g]),
+            sample_rate=rate,
             sampled_requests=int(sampled[g]),
             keys=len(np.unique(cols.kid[cols.ns == g])),
             request_bytes=int(request_bytes[g]),

@@ -53,6 +53,7 @@ class NamespaceModel:
     namespace: str
     threshold: float
     requests: int
+    sample_rate: float  # share of keys simulated (SHARDS); 1.0 when exact
     sampled_requests: int
     keys: int  # distinct keys seen (in the sample)
     request_bytes: int

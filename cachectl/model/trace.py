@@ -25,7 +25,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from cachectl.errors import SourceError
 
@@ -150,11 +150,11 @@ class _Columns:
 
 def _open_binary(path: Path) -> IO[bytes]:
     try:
+        if path.suffix == ".gz":
+            return cast(IO[bytes], gzip.open(path, "rb"))
         raw: IO[bytes] = path.open("rb")
     except OSError as exc:
         raise TraceError(f"cannot open trace {path}: {exc.strerror or exc}") from None
-    if path.suffix == ".gz":
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
     if path.suffix == ".zst":
         try:
             import zstandard
@@ -170,8 +170,7 @@ def _base_suffix(path: Path) -> str:
     return Path(path.stem).suffix if path.suffix in (".gz", ".zst") else path.suffix
 
 
-def _text_rows(path: Path, stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
-    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+def _text_rows(path: Path, text: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     if _base_suffix(path) == ".csv":
         reader = csv.DictReader(text)
         missing = {"time", "key", "size"} - set(reader.fieldnames or ())
@@ -195,8 +194,8 @@ def _text_rows(path: Path, stream: IO[bytes]) -> Iterator[tuple[int, dict[str, A
 
 def _read_text(path: Path, cols: _Columns, on_progress: Callable[[int], None]) -> None:
     try:
-        with _open_binary(path) as stream:
-            for record, row in _text_rows(path, stream):
+        with _open_binary(path) as stream, io.TextIOWrapper(stream, encoding="utf-8", newline="") as text:
+            for record, row in _text_rows(path, text):
                 cols.add(record, row.get("time"), row.get("key"), row.get("size"), row.get("namespace"))
                 if record % 65536 == 0:
                     on_progress(record)

@@ -1,0 +1,121 @@
+"""cachectl model: what TTL and how much memory each namespace needs, from an access trace."""
+
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cachectl.cli.options import JsonOpt, PolicyOpt, load_cli_policy
+from cachectl.progress import ProgressCallback, no_progress
+
+COMMAND_SETTINGS: dict[str, Any] = {}
+
+
+def _list(flag: str, text: str | None, parse: Any, example: str) -> tuple[int, ...]:
+    from cachectl.errors import UsageError
+    from cachectl.policy.units import UnitError
+
+    if not text:
+        return ()
+    out = []
+    for part in text.split(","):
+        try:
+            value = parse(part.strip())
+        except UnitError as exc:
+            raise UsageError(f"{flag} {part.strip()!r}: {exc}", hint=f"e.g. {flag} {example}") from None
+        if value <= 0:
+            raise UsageError(f"{flag} {part.strip()!r} must be positive", hint=f"e.g. {flag} {example}")
+        out.append(value)
+    return tuple(sorted(set(out)))
+
+
+def command(
+    trace: Annotated[list[Path], typer.Option(
+        "--trace", "-t", metavar="FILE", help="An access trace: .csv (time,key,size[,namespace]), "
+        ".jsonl, or libCacheSim oracleGeneral; .gz/.zst too (repeatable, in time order).")],
+    namespace: Annotated[str | None, typer.Option(
+        "--namespace", "-n", metavar="NS", help="Every record belongs to this namespace "
+        "(for traces of ids).")] = None,
+    ttl: Annotated[str | None, typer.Option(
+        "--ttl", metavar="LIST", help="TTLs to evaluate, e.g. 30s,5m,1h [default: 1s..7d log grid "
+        "plus each namespace's TTL].")] = None,
+    memory: Annotated[str | None, typer.Option(
+        "--memory", metavar="LIST", help="maxmemory sizes to evaluate, e.g. 256MiB,1GiB.")] = None,
+    exact: Annotated[bool, typer.Option(
+        "--exact", help="Simulate every event (no sampling, however long the trace).")] = False,
+    sample: Annotated[str | None, typer.Option(
+        "--sample", metavar="RATE", help="Share of keys to simulate, e.g. 1% [default: all up to "
+        "2M events, else ~1M events' worth, at least 1%].")] = None,
+    key_overhead: Annotated[int | None, typer.Option(
+        "--key-overhead", metavar="BYTES", help="Memory per key beyond its value [default: 225, "
+        "used_memory per key measured on Redis 7.0.15].")] = None,
+    lfu: Annotated[bool, typer.Option(
+        "--lfu", help="Also simulate allkeys-lfu (lfu-log-factor 10, lfu-decay-time 1).")] = False,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", metavar="FILE.png", help="Draw the curves into a PNG (the 'plot' extra).")] = None,
+    json_out: JsonOpt = False,
+    policy: PolicyOpt = None,
+) -> int:
+    """Model hit rate, origin load and memory per namespace at each TTL and each maxmemory.
+
+    Reads an access trace, simulates a cache-aside cache with the policy's stale window and
+    jitter at a grid of TTLs, and the whole policy in one Redis at a grid of sizes (exact LRU
+    in one pass, and Redis's sampled LRU), then recommends per namespace the smallest TTL that
+    meets its hit-rate threshold and the maxmemory that holds it. Exit 1 when a namespace's
+    threshold is out of reach at every TTL.
+
+    Example: cachectl model --trace access.csv.gz --memory 256MiB,1GiB
+    """
+    from cachectl import model as core
+    from cachectl.errors import UsageError
+    from cachectl.policy.units import parse_duration_ms, parse_ratio, parse_size_bytes
+    from cachectl.render import console
+
+    pol = load_cli_policy(policy)
+    ttls = _list("--ttl", ttl, parse_duration_ms, "30s,5m,1h")
+    sizes = _list("--memory", memory, parse_size_bytes, "256MiB,1GiB")
+    rate = None
+    if sample is not None:
+        if exact:
+            raise UsageError("--sample and --exact exclude each other")
+        try:
+            rate = parse_ratio(sample)
+        except ValueError as exc:
+            raise UsageError(f"--sample {sample!r}: {exc}", hint="e.g. --sample 1%") from None
+        if not 0 < rate <= 1:
+            raise UsageError(f"--sample {sample} is not in (0, 100%]", hint="e.g. --sample 1%")
+    if key_overhead is not None and key_overhead < 0:
+        raise UsageError("--key-overhead must be >= 0")
+    options = core.ModelOptions(
+        ttls_s=tuple(ms / 1000 for ms in ttls), memory_bytes=sizes, exact=exact, sample_rate=rate,
+        key_overhead=core.DEFAULT_KEY_OVERHEAD if key_overhead is None else key_overhead,
+        key_overhead_source="--key-overhead" if key_overhead is not None
+        else core.ModelOptions().key_overhead_source, lfu=lfu)
+
+    def progress_bars() -> AbstractContextManager[ProgressCallback]:
+        if not console.is_terminal():
+            return nullcontext(no_progress)
+        from cachectl.render.progress import progress_bars as bars
+
+        return bars(unit="steps", enabled=True)
+
+    with progress_bars() as bar:
+        data = core.read_traces(trace, pol, namespace=namespace,
+                                keep_key=core.keeps_key(rate) if rate else (lambda h: True),
+                                on_progress=lambda task, done: bar(task, done))
+        report = core.model_trace(data, pol, options, on_progress=bar)
+    from cachectl.render import model as render
+
+    if plot is not None:
+        try:
+            render.plot_report(report, plot)
+        except ModuleNotFoundError:
+            raise UsageError("--plot needs matplotlib", hint="pip install 'cachectl[plot]'") from None
+        except OSError as exc:
+            raise UsageError(f"--plot {plot}: cannot write: {exc.strerror or exc}") from None
+    if json_out:
+        console.emit_json(report)
+    else:
+        render.render_report(report, console.stdout())
+    return 0 if report.meets_thresholds else 1

@@ -1,0 +1,196 @@
+"""`cachectl model`: the JSON document, the table, the readers, and bad traces without tracebacks."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from cachectl.cli import main
+
+pytest.importorskip("numba")
+
+POLICY = (
+    "version: 1\nredis: {key_prefix: shop}\n"
+    "namespaces:\n"
+    '  product: {key: "product:{id}", ttl: 1m, stale: 10s, critical: true}\n'
+    '  price: {key: "price:{sku}", ttl: 30s, jitter: 10%}\n'
+)
+
+
+def write_policy(tmp_path: Path) -> str:
+    path = tmp_path / "cachectl.yaml"
+    path.write_text(POLICY)
+    return str(path)
+
+
+def csv_trace(tmp_path: Path, rows: int = 3000, name: str = "t.csv") -> Path:
+    """One access every 50 ms, alternating: product:0..49 (each read every 5 s), price:0..499 (every
+    50 s); sizes 100..149 B."""
+    lines = ["time,key,size"]
+    for i in range(rows):
+        key = f"shop:product:{(i // 2) % 50}" if i % 2 == 0 else f"price:{(i // 2) % 500}"
+        lines.append(f"{i * 0.05:.2f},{key},{100 + i % 50}")
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["model", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_document_has_the_documented_fields(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["-p", write_policy(tmp_path), "--trace", str(csv_trace(tmp_path)),
+                          "--ttl", "1s,10s,1m,5m", "--memory", "64KiB", "--json"], capsys)
+    doc = json.loads(out)
+    assert err == ""
+    assert doc["requests"] == 3000 and doc["sample_rate"] == 1.0 and doc["sampled"] is False
+    by_name = {n["namespace"]: n for n in doc["namespaces"]}
+    assert set(by_name) == {"product", "price"}
+    product = by_name["product"]
+    assert product["requests"] == 1500 and product["sample_rate"] == 1.0 and product["keys"] == 50
+    assert [p["ttl_s"] for p in product["ttl_curve"]] == [1.0, 10.0, 60.0, 300.0]
+    for field in ("ttl_s", "hit_rate", "stale_rate", "load_rate_per_s", "resident_bytes"):
+        assert field in product["ttl_curve"][0]
+    for field in ("bytes", "hit_rate", "byte_hit_rate"):
+        assert field in product["memory_curve"][0]
+    # each product key read every 5 s: with a 1 s TTL and a 10 s stale window only its first read
+    # misses, every later one is served stale (and refreshes it): the stale share rules 1 s out
+    first = product["ttl_curve"][0]
+    assert first["hit_rate"] == pytest.approx(1 - 50 / 1500)
+    assert first["stale_rate"] == pytest.approx(1450 / 1500)
+    assert first["load_rate_per_s"] == pytest.approx(1500 / 149.95)
+    # 10 s: every second read is stale (14 of a key's 30); 1 m: one in 12, within max_stale_ratio
+    assert product["ttl_curve"][1]["stale_rate"] == pytest.approx(14 * 50 / 1500)
+    assert product["recommend"]["ttl_s"] == 60.0
+    assert product["recommend"]["hit_rate"] == pytest.approx(1 - 50 / 1500)
+    assert product["recommend"]["memory_bytes"] > 0
+    # price: 500 keys, each read 3 times 50 s apart: a 5 m TTL hits 2 reads of 3, short of 80 %
+    price = by_name["price"]
+    assert price["recommend"]["ttl_s"] is None
+    assert price["recommend"]["best_hit_rate"] == pytest.approx(2 / 3)
+    assert price["recommend"]["best_ttl_s"] == 300.0
+    assert [p["hit_rate"] for p in price["ttl_curve"]] == pytest.approx([0, 0, 1 / 3, 2 / 3])
+    assert doc["evaluations"][0]["bytes"] == 65536
+    assert code == 1 and doc["meets_thresholds"] is False and doc["maxmemory_bytes"] is None
+    assert [h["key"] for h in product["hot_keys"]][:1][0].startswith("shop:product:")
+
+
+def test_unreachable_threshold_gives_nulls_and_exit_1(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # every key read once: nothing is ever a hit
+    trace = tmp_path / "once.jsonl"
+    trace.write_text("".join(json.dumps({"time": i, "key": f"shop:price:{i}", "size": 10}) + "\n"
+                             for i in range(200)))
+    code, out, _ = run(["-p", write_policy(tmp_path), "--trace", str(trace), "--json"], capsys)
+    doc = json.loads(out)
+    price = doc["namespaces"][0]
+    assert code == 1
+    assert price["recommend"]["ttl_s"] is None and price["recommend"]["memory_bytes"] is None
+    assert doc["maxmemory_bytes"] is None
+
+
+def test_table_shows_recommendation_and_charts(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["-p", write_policy(tmp_path), "--trace", str(csv_trace(tmp_path)),
+                        "--ttl", "1s,10s,1m"], capsys)
+    assert code in (0, 1)
+    assert "product: ttl 1m -> hit rate 96.7% > 95.0%" in out
+    assert "price: no TTL reaches 80.0%" in out
+    assert "hit rate by ttl" in out and "hit rate by size" in out
+    assert "exact: every event" in out
+
+
+def test_gz_zst_and_oracle_general_read_the_same(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    zstandard = pytest.importorskip("zstandard")
+    plain = csv_trace(tmp_path)
+    gz = tmp_path / "t.csv.gz"
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    zst = tmp_path / "t.csv.zst"
+    zst.write_bytes(zstandard.ZstdCompressor().compress(plain.read_bytes()))
+    policy = write_policy(tmp_path)
+    docs = []
+    for path in (plain, gz, zst):
+        run(["-p", policy, "--trace", str(path), "--ttl", "10s", "--json"], capsys)
+    for path in (plain, gz, zst):
+        _, out, _ = run(["-p", policy, "--trace", str(path), "--ttl", "10s", "--json"], capsys)
+        docs.append(json.loads(out)["namespaces"])
+    assert docs[0] == docs[1] == docs[2]
+    oracle = tmp_path / "ids.oracleGeneral"
+    oracle.write_bytes(b"".join(struct.pack("<IQIq", i // 20, i % 50, 100, -1) for i in range(2000)))
+    _, out, _ = run(["-p", policy, "--trace", str(oracle), "-n", "product", "--ttl", "10s",
+                        "--json"], capsys)
+    doc = json.loads(out)
+    assert doc["requests"] == 2000 and doc["namespaces"][0]["keys"] == 50
+    assert doc["namespaces"][0]["hot_keys"][0]["key"] is None
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("time,key,size\n1,shop:price:1,10\n0.5,shop:price:2,10\n",
+     "record 2: time goes backwards (0.5 s after 1 s)"),
+    ("time,key,size\n1,shop:price:1,-4\n", "record 1: negative size -4"),
+    ("time,key,size\n1,shop:price:1,10\n2,shop:cart:1,10\n",
+     "record 2: key 'shop:cart:1' matches no namespace of the policy"),
+    ("time,key,size,namespace\n1,x,10,product\n2,y,10,carts\n", "record 2: unknown namespace 'carts'"),
+    ("time,key\n1,x\n", "the CSV header lacks size"),
+    ("time,key,size\nsoon,shop:price:1,10\n", "record 1: time 'soon' is not a number of seconds"),
+])
+def test_bad_csv_records_name_the_record(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         content: str, message: str) -> None:
+    trace = tmp_path / "bad.csv"
+    trace.write_text(content)
+    code, out, err = run(["-p", write_policy(tmp_path), "--trace", str(trace)], capsys)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("error: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_truncated_oracle_record_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = tmp_path / "cut.oracleGeneral"
+    trace.write_bytes(struct.pack("<IQIq", 1, 7, 100, -1) * 3 + b"\x00" * 10)
+    code, _, err = run(["-p", write_policy(tmp_path), "--trace", str(trace), "-n", "price"], capsys)
+    assert code == 2
+    assert "record 4: truncated (10 of 24 bytes)" in err and "Traceback" not in err
+
+
+def test_oracle_trace_needs_a_namespace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = tmp_path / "ids.bin"
+    trace.write_bytes(struct.pack("<IQIq", 1, 7, 100, -1))
+    code, _, err = run(["-p", write_policy(tmp_path), "--trace", str(trace)], capsys)
+    assert code == 2 and "--namespace NS" in err
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--ttl", "soon"], "--ttl 'soon'"),
+    (["--memory", "0"], "--memory '0' must be positive"),
+    (["--sample", "200%"], "--sample 200% is not in (0, 100%]"),
+    (["--sample", "1%", "--exact"], "--sample and --exact exclude each other"),
+])
+def test_bad_flags_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str],
+                          message: str) -> None:
+    code, _, err = run(["-p", write_policy(tmp_path), "--trace", str(csv_trace(tmp_path, 10)), *flags],
+                       capsys)
+    assert code == 2 and message in err
+
+
+def test_missing_trace_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["-p", write_policy(tmp_path), "--trace", str(tmp_path / "nope.csv")], capsys)
+    assert code == 2 and "cannot open trace" in err
+
+
+def test_plot_writes_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "curves.png"
+    code, _, _ = run(["-p", write_policy(tmp_path), "--trace", str(csv_trace(tmp_path)), "--ttl", "10s",
+                      "--plot", str(png), "--json"], capsys)
+    assert code in (0, 1)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
