@@ -36,6 +36,7 @@ SAMPLE_ABOVE_EVENTS = 2_000_000  # larger traces are sampled unless exact
 SAMPLE_TARGET_EVENTS = 1_000_000
 MIN_SAMPLE_RATE = 0.01
 MEMORY_POINTS = 100
+MIN_MINIATURE_KEYS = 100
 REDIS_POINTS = 16
 HOT_KEYS = 10
 WEEK_S = 7 * 86400
@@ -169,10 +170,12 @@ def _rate(sampled_requests: int, sampled_hits: int, expected: float) -> float:
     return min(1.0, max(0.0, 1.0 - (sampled_requests - sampled_hits) / expected))
 
 
-def memory_grid(working_set: int, extra: Sequence[int] = (), points: int = MEMORY_POINTS) -> list[int]:
-    """Cache sizes: ``points`` sizes log-spaced up to a bit past the working set, plus ``extra``."""
+def memory_grid(working_set: int, extra: Sequence[int] = (), points: int = MEMORY_POINTS,
+                smallest: int = 0) -> list[int]:
+    """Cache sizes: ``points`` sizes log-spaced from ``smallest`` (at least 1/1000 of it) up to a bit
+    past the working set, plus ``extra``."""
     top = max(1, int(working_set * 1.05))
-    low = max(1, top // 1000)
+    low = min(top, max(1, top // 1000, smallest))
     grid = {max(1, round(low * (top / low) ** (i / (points - 1)))) for i in range(points)}
     return sorted(grid | {int(x) for x in extra if x > 0})
 
@@ -246,7 +249,10 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
     largest = np.zeros(len(cols.khash), dtype=np.int64)
     np.maximum.at(largest, cols.kid, cols.vsize)
     working_set = int((largest.sum() + overhead * len(cols.khash)) / rate)
-    sizes = memory_grid(working_set, options.memory_bytes)
+    # a miniature cache of a handful of keys says little: sampled curves start where it holds
+    # MIN_MINIATURE_KEYS keys of the average footprint (--memory sizes are evaluated regardless)
+    smallest = 0 if rate >= 1 else int(MIN_MINIATURE_KEYS * working_set * rate / max(1, len(cols.khash)) / rate)
+    sizes = memory_grid(working_set, options.memory_bytes, smallest=smallest)
     caps = np.array([int(s * rate) for s in sizes], dtype=np.int64)
     ttl, stale, grace, jitter = _timing(policy, names, chosen_ttl_ms)
     hits, byte_hits = k.lru_curve(cols.kid, cols.t_ms, cols.vsize, cols.ns, cols.khash, ttl, stale,
