@@ -33,7 +33,7 @@ DISTRIBUTION = "cachectl-redis"
 # top-level module of an optional dependency -> the extra that installs it
 EXTRA_OF_MODULE = {"orjson": "fast", "hiredis": "fast", "fakeredis": "demo", "sqlalchemy": "sql",
                    "psycopg": "sql", "httpx": "http", "matplotlib": "plot", "zstandard": "compress",
-                   "lz4": "compress", "opentelemetry": "otel"}
+                   "lz4": "compress", "opentelemetry": "otel", "numba": "model", "numpy": "model"}
 
 
 def install_extra_hint(extra: str) -> str:

@@ -68,7 +68,7 @@ def command(
     Example: cachectl model --trace access.csv.gz --memory 256MiB,1GiB
     """
     from cachectl import model as core
-    from cachectl.errors import UsageError
+    from cachectl.errors import UsageError, install_extra_hint
     from cachectl.policy.units import parse_duration_ms, parse_ratio, parse_size_bytes
     from cachectl.render import console
 
@@ -111,7 +111,7 @@ def command(
         try:
             render.plot_report(report, plot)
         except ModuleNotFoundError:
-            raise UsageError("--plot needs matplotlib", hint="pip install 'cachectl[plot]'") from None
+            raise UsageError("--plot needs matplotlib", hint=install_extra_hint("plot")) from None
         except OSError as exc:
             raise UsageError(f"--plot {plot}: cannot write: {exc.strerror or exc}") from None
     if json_out:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cachectl.errors import UsageError
+from cachectl.errors import UsageError, install_extra_hint
 from cachectl.model.results import (
     HotKey,
     MemoryEvaluation,
@@ -73,7 +73,7 @@ def kernels() -> Any:
         from cachectl.model import kernels as k
     except ModuleNotFoundError as exc:
         raise UsageError(f"cachectl model needs {exc.name}, which is not installed",
-                         hint="pip install 'cachectl[model]'") from None
+                         hint=install_extra_hint("model")) from None
     return k
 
 
@@ -251,7 +251,7 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
     working_set = int((largest.sum() + overhead * len(cols.khash)) / rate)
     # a miniature cache of a handful of keys says little: sampled curves start where it holds
     # MIN_MINIATURE_KEYS keys of the average footprint (--memory sizes are evaluated regardless)
-    smallest = 0 if rate >= 1 else int(MIN_MINIATURE_KEYS * working_set * rate / max(1, len(cols.khash)) / rate)
+    smallest = 0 if rate >= 1 else MIN_MINIATURE_KEYS * working_set // max(1, len(cols.khash))
     sizes = memory_grid(working_set, options.memory_bytes, smallest=smallest)
     caps = np.array([int(s * rate) for s in sizes], dtype=np.int64)
     ttl, stale, grace, jitter = _timing(policy, names, chosen_ttl_ms)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from cachectl.errors import SourceError
+from cachectl.errors import SourceError, install_extra_hint
 
 if TYPE_CHECKING:
     import numpy as np
@@ -161,7 +161,7 @@ def _open_binary(path: Path) -> IO[bytes]:
         except ModuleNotFoundError:
             raw.close()
             raise TraceError(f"{path}: reading .zst needs the zstandard package",
-                             hint="pip install 'cachectl[model]'") from None
+                             hint=install_extra_hint("model")) from None
         return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
     return raw
 

@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("numba")
 
-from cachectl.model import ModelOptions, Trace, model_trace  # noqa: E402
-from cachectl.policy import load_policy  # noqa: E402
+from cachectl.model import ModelOptions, Trace, model_trace
+from cachectl.policy import load_policy
 
 REQUESTS = 2_000_000
 KEYS = 300_000
@@ -45,7 +45,8 @@ def test_one_percent_sample_is_within_a_point_of_exact(tmp_path_factory: pytest.
     assert exact.sample_rate == 1.0 and sampled.sample_rate == 0.01 and sampled.sampled
     for e, s in zip(exact.namespaces, sampled.namespaces, strict=True):
         assert 500 < s.sampled_requests < 0.02 * e.requests
-        ttl_err = np.mean([abs(a.hit_rate - b.hit_rate) for a, b in zip(e.ttl_curve, s.ttl_curve, strict=True)])
+        ttl_err = np.mean([abs(a.hit_rate - b.hit_rate)
+                           for a, b in zip(e.ttl_curve, s.ttl_curve, strict=True)])
         at_e = {p.bytes: p for p in e.memory_curve}
         at_s = {p.bytes: p for p in s.memory_curve}
         lru_err = np.mean([abs(at_e[b].hit_rate - at_s[b].hit_rate) for b in sizes])
