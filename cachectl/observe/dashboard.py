@@ -54,7 +54,9 @@ def _target(expr: str, legend: str, ref: str = "A") -> dict[str, Any]:
 
 def _timeseries(title: str, targets: list[dict[str, Any]], unit: str, *,
                 description: str = "", stack: bool = False, threshold: float | None = None,
-                max_value: float | None = None) -> dict[str, Any]:
+                max_value: float | None = None,
+                right_axis: tuple[str, str] | None = None) -> dict[str, Any]:
+    """A time series panel; ``right_axis`` (legend, unit) puts that series on a second axis."""
     custom: dict[str, Any] = {"drawStyle": "line", "fillOpacity": 40 if stack else 10,
                               "lineWidth": 1, "showPoints": "never",
                               "stacking": {"mode": "normal" if stack else "none", "group": "A"}}
@@ -67,10 +69,14 @@ def _timeseries(title: str, targets: list[dict[str, Any]], unit: str, *,
     if max_value is not None:
         defaults["max"] = max_value
         defaults["min"] = 0
+    overrides = [] if right_axis is None else [{
+        "matcher": {"id": "byName", "options": right_axis[0]},
+        "properties": [{"id": "unit", "value": right_axis[1]},
+                       {"id": "custom.axisPlacement", "value": "right"}]}]
     return {"type": "timeseries", "title": title, "description": description,
             "datasource": DATASOURCE, "targets": [
                 {**t, "refId": chr(ord("A") + i)} for i, t in enumerate(targets)],
-            "fieldConfig": {"defaults": defaults, "overrides": []},
+            "fieldConfig": {"defaults": defaults, "overrides": overrides},
             "options": {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
                         "tooltip": {"mode": "multi", "sort": "none"}}}
 
@@ -122,14 +128,14 @@ def dashboard(policy: Policy, name: str, opts: RuleOptions) -> dict[str, Any]:
             _target(f"sum(rate(cachectl_namespace_load_seconds_count{{{sel}}}[{w}]))", "loads/s"),
             _target(f"sum(rate(cachectl_namespace_load_seconds_sum{{{sel}}}[{w}]))\n"
                     f"/ sum(rate(cachectl_namespace_load_seconds_count{{{sel}}}[{w}]))",
-                    "mean load time (s)"),
-        ], "short", description="Origin loads per second, and their mean duration in seconds."),
-            w=6)
+                    "mean load time"),
+        ], "ops", right_axis=("mean load time", "s"),
+            description="Origin loads per second, and their mean duration (right axis)."), w=6)
         layout.add(_timeseries(f"{ns.name}: keys and memory", [
             _target(f"max(cachectl_namespace_keys{{{sel}}})", "keys"),
             _target(f"max(cachectl_namespace_memory_bytes{{{sel}}})", "bytes"),
-        ], "short", description="From the exporter's sampled key scan (an estimate on large servers)."),
-            w=6)
+        ], "short", right_axis=("bytes", "bytes"),
+            description="From the exporter's sampled key scan (an estimate on large servers)."), w=6)
 
     return {
         "title": f"cachectl: {name}",

@@ -203,6 +203,18 @@ def test_the_dashboard_queries_only_exposed_metrics_and_shows_every_namespace(
     assert rows == ["Redis", "product (critical)", "price (critical)", "banner"]
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids))
+    cells = set()  # the grid: 24 columns, no two panels on one cell
+    for panel in board["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in cells, panel["title"]
+                cells.add((x, y))
+    for panel in board["panels"]:  # a second axis names a series the panel draws
+        for override in panel.get("fieldConfig", {}).get("overrides", []):
+            legends = {t["legendFormat"] for t in panel["targets"]}
+            assert override["matcher"]["options"] in legends
     queried: set[str] = set()
     for panel in board["panels"]:
         if panel["type"] == "row":
