@@ -40,9 +40,9 @@ from cachectl.flush.history import (
     current_actor,
     read_history,
 )
-from cachectl.flush.keys import _glob_regex as _glob_regex
 from cachectl.flush.keys import _owned as _owned
 from cachectl.flush.keys import _owner_test as _owner_test
+from cachectl.flush.keys import glob_matcher
 from cachectl.flush.model import FlushResult, TargetResult, changed_word
 from cachectl.flush.plan import EXACT_COUNT_LIMIT, EXAMPLES, SAMPLE_KEYS, FlushPlan, TargetPlan, plan_flush
 from cachectl.flush.primitives import (
@@ -63,6 +63,7 @@ from cachectl.flush.targets import (
     check_soft,
     describe,
     matches_everything,
+    matches_policy_keyspace,
     select_targets,
 )
 
@@ -93,7 +94,9 @@ __all__ = [
     "current_actor",
     "describe",
     "flush_namespaces",
+    "glob_matcher",
     "matches_everything",
+    "matches_policy_keyspace",
     "plan_flush",
     "read_history",
     "select_targets",

@@ -113,8 +113,8 @@ def _selector(policy: Policy, target: FlushTarget) -> Selector:
     return by_owner
 
 
-def _glob_regex(pattern: str) -> Callable[[bytes], bool]:
-    """A client-side matcher for a Redis glob (for sampled estimates only)."""
+def glob_matcher(pattern: str) -> Callable[[bytes], bool]:
+    """A client-side matcher for a Redis glob (sampled estimates, the --pattern guard)."""
     # translate per character so the sample agrees with SCAN MATCH on ordinary patterns
     out = []
     i = 0
@@ -157,7 +157,7 @@ def _sample_filter(policy: Policy, target: FlushTarget) -> Callable[[list[bytes]
     """The keys of an unfiltered SCAN batch that are the target's to flush."""
     select = _selector(policy, target)
     if target.kind == "pattern":
-        glob = _glob_regex(target.name)
+        glob = glob_matcher(target.name)
         return lambda keys: select([k for k in keys if glob(k)])[0]
     return lambda keys: select(keys)[0]
 

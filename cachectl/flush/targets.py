@@ -134,7 +134,35 @@ def _pattern_target(policy: Policy, pattern: str, *, force: bool, soft: bool) ->
         raise UsageError(f"--pattern {pattern!r} would match every key; refused",
                          hint="give a literal part, e.g. --pattern 'shop:tmp:*'; "
                          "cachectl never empties a whole database")
+    if matches_policy_keyspace(policy, pattern):
+        raise UsageError(
+            f"--pattern {pattern!r} would match every key of every namespace of the policy "
+            "(and keys of others under it); refused",
+            hint="name what to flush: --namespace NS or --tag TAG (repeatable); a --pattern "
+            "must single out keys, e.g. --pattern 'shop:tmp:*'")
     return FlushTarget("pattern", pattern, f"pattern {pattern}")
+
+
+# placeholder values of every shape a key segment takes: digits, letters, punctuation,
+# long, non-ASCII; a glob that matches the keys made from all of them matches the namespace
+_SAMPLE_VALUES = ("0", "x", "Zq", "a-b_c.d", "9" * 40, "é", "A1b2")
+
+
+def matches_policy_keyspace(policy: Policy, pattern: str) -> bool:
+    """Whether the glob matches every key of every namespace: reasoned on keys built from
+    each namespace's template with placeholder values of every shape, not on how many
+    literal characters the glob has (``*:*`` has one, and matches every ``shop:…`` key)."""
+    from cachectl.flush.keys import glob_matcher
+
+    matches = glob_matcher(pattern)
+    for ns in policy:
+        names = ns.template.placeholders
+        for shift in range(len(_SAMPLE_VALUES)):
+            values = {name: _SAMPLE_VALUES[(shift + i) % len(_SAMPLE_VALUES)]
+                      for i, name in enumerate(names)}
+            if not matches(ns.template.render(values).encode()):
+                return False
+    return True
 
 
 def matches_everything(pattern: str) -> bool:

@@ -152,3 +152,29 @@ def test_fifos_and_devices_are_refused_not_waited_on(
                     "not a regular file; --password-file … is not UTF-8 text",
                     verified="returned at once (the FIFO has no writer: open() would block "
                     "forever); no exit 70")
+
+
+def test_a_pattern_every_key_of_the_policy_matches_is_refused(
+        policy: Path, redis_url: str, redis_server: RedisServer,
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:  # noqa: F811
+    client = redis_server.client()
+    shop.seed(client)
+    before = client.dbsize()
+    for pattern in ("*:*", "shop:*", "*p:*", "s?op:*", "*:*:*"):
+        run = run_cli(["flush", "--pattern", pattern, "--force", "--yes", "--policy",
+                       str(policy), "--url", redis_url], capsys)
+        assert run.code == 2, (pattern, run.text)
+        assert "would match every key of every namespace" in run.err, run.err
+    assert client.dbsize() == before
+    run = run_cli(["flush", "--pattern", "shop:product:1*", "--force", "--yes", "--json",
+                   "--policy", str(policy), "--url", redis_url], capsys)
+    assert run.code == 0, run.text
+    assert client.exists("shop:product:2") == 1 and client.exists("shop:product:1") == 0
+    reliability.add("flush-pattern-matches-policy-keyspace", area="bad input",
+                    fault="flush --pattern '*:*' / 'shop:*' / '*p:*' / 's?op:*' / '*:*:*' "
+                    "--force: globs with literal characters that every key of the policy matches",
+                    command="flush --pattern GLOB --force --yes",
+                    did="exit 2: would match every key of every namespace of the policy; hint: "
+                    "--namespace or --tag",
+                    verified="no key removed; a pattern that singles out keys "
+                    "(shop:product:1*) still flushes just those")

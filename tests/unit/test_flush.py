@@ -63,6 +63,9 @@ def test_key_target_renders_the_template_with_hash(policy: Policy) -> None:
     ({"namespaces": ["product"], "key_params": ["id=1"]}, "unexpected argument"),
     ({"pattern": "shop:tmp:*"}, "needs --force"),
     ({"pattern": "*", "force": True}, "would match every key"),
+    ({"pattern": "*:*", "force": True}, "would match every key of every namespace"),
+    ({"pattern": "shop:*", "force": True}, "would match every key of every namespace"),
+    ({"pattern": "s*p:?*", "force": True}, "would match every key of every namespace"),
     ({"pattern": "shop:*", "force": True, "soft": True}, "--soft needs"),
     ({"namespaces": ["cart"], "soft": True}, "no stale window"),
     ({"tags": ["users"], "soft": True}, "no stale window"),
@@ -82,13 +85,23 @@ def test_matches_everything(pattern: str, everything: bool) -> None:
     assert flush.matches_everything(pattern) is everything
 
 
+@pytest.mark.parametrize(("pattern", "everything"), [
+    ("*:*", True), ("shop:*", True), ("*:*:*", True), ("*:*:*:*", False),
+    ("shop:product:*", False),
+    ("*:tmp:*", False), ("*[0-9]", False),
+])
+def test_matches_policy_keyspace_reasons_about_the_pattern(
+        policy: Policy, pattern: str, everything: bool) -> None:
+    assert flush.matches_policy_keyspace(policy, pattern) is everything
+
+
 @pytest.mark.parametrize(("glob", "key", "hit"), [
     ("shop:*", b"shop:x", True), ("shop:*", b"shopx", False), ("a?c", b"abc", True),
     ("a\\*", b"a*", True), ("a\\*", b"ab", False), ("[ab]x", b"bx", True),
     ("[^ab]x", b"bx", False), ("*", b"\xff\x00", True),
 ])
 def test_sample_glob_agrees_with_redis_glob(glob: str, key: bytes, hit: bool) -> None:
-    assert flush._glob_regex(glob)(key) is hit
+    assert flush.glob_matcher(glob)(key) is hit
 
 
 def test_governor_shrinks_and_pauses_when_latency_rises_then_recovers() -> None:
