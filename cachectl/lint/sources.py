@@ -18,17 +18,8 @@ from cachectl.diagnostics import Code
 from cachectl.files import open_regular
 from cachectl.lint.context import LintContext
 from cachectl.policy.model import did_you_mean
+from cachectl.policy.sources import BUILTIN_OPTIONS, BUILTIN_TYPES
 
-BUILTIN_TYPES = ("jsonl", "json", "csv", "sql", "http")
-# (required, optional) options of each built-in reader, as cachectl.warm.sources checks them
-BUILTIN_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "jsonl": (("path",), ()),
-    "json": (("path",), ("items",)),
-    "csv": (("path",), ("columns", "delimiter")),
-    "sql": (("url", "query"), ("params", "batch_size")),
-    "http": (("url",), ("items", "params", "headers", "env_headers", "pagination", "timeout",
-                        "retries", "max_pages")),
-}
 FILE_TYPES = ("jsonl", "json", "csv")
 ENTRY_POINT_GROUP = "cachectl.sources"
 JSON_READ_LIMIT = 16 * 1024 * 1024

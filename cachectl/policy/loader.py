@@ -24,6 +24,7 @@ from cachectl.diagnostics import Code, Diagnostic, DiagnosticSink, Severity, Spa
 from cachectl.errors import PolicyError
 from cachectl.files import open_regular
 from cachectl.policy.model import (
+    NAMESPACE_NAME_PATTERN,
     DefaultsSpec,
     Namespace,
     NamespaceSpec,
@@ -39,7 +40,7 @@ MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES = 200_000
 SUPPORTED_VERSIONS = (1,)
-_NAMESPACE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_NAMESPACE_NAME_RE = re.compile(NAMESPACE_NAME_PATTERN)
 _INTERPOLATION_RE = re.compile(
     r"\$\$\{|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}|\$\{")
 

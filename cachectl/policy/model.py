@@ -17,10 +17,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from cachectl.compression import Compression
+from cachectl.compression import POLICY_CODECS, Compression
 from cachectl.diagnostics import Span
 from cachectl.errors import UsageError
 from cachectl.policy import units
+from cachectl.policy.sources import source_options_schema
 from cachectl.policy.template import KeyTemplate, versioned_source
 
 
@@ -45,39 +46,59 @@ def _ratio(value: object) -> float:
         raise PydanticCustomError("ratio", str(exc)) from None
 
 
-DurationMs = Annotated[
-    int,
-    BeforeValidator(_duration),
-    WithJsonSchema({
-        "anyOf": [
-            {"type": "string", "pattern": r"^\s*-?\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
-            {"type": "integer"},
-        ],
-        "description": "A duration: 500ms, 30s, 5m, 1h, 1d, or an integer of seconds.",
-    }),
-]
+# JSON Schema fragments: what lint accepts, as far as a regular expression can say it
+_UNITS = r"\s*(ms|s|m|h|d)?\s*$"
+_ZERO = r"\s*0+(\.0+)?"
+_DURATION_DOC = "A duration: 500ms, 30s, 5m, 1h, 1d, or a number of seconds."
+
+
+def _duration_schema(positive: bool) -> dict[str, Any]:
+    if positive:  # CP102: a ttl of zero or less
+        return {"anyOf": [{"type": "string",
+                           "pattern": rf"^(?!{_ZERO}{_UNITS})\s*\d+(\.\d+)?{_UNITS}"},
+                          {"type": "number", "exclusiveMinimum": 0}],
+                "description": _DURATION_DOC + " Above zero."}
+    return {"anyOf": [{"type": "string", "pattern": rf"^\s*\d+(\.\d+)?{_UNITS}"},
+                      {"type": "number", "minimum": 0}],
+            "description": _DURATION_DOC + " Zero or more."}
+
+
+def _ratio_schema(*, zero: bool, one: bool) -> dict[str, Any]:
+    """0..1 with the ends included or not, as a number, "0.8" or "80%" (CP109, CP301, CP106)."""
+    bounds: dict[str, Any] = {"minimum": 0} if zero else {"exclusiveMinimum": 0}
+    bounds |= {"maximum": 1} if one else {"exclusiveMaximum": 1}
+    not_zero = "" if zero else r"(?!\s*0*(\.0*)?\s*%?\s*$)"
+    percent = r"(100(\.0+)?|\d{1,2}(\.\d+)?)" if one else r"\d{1,2}(\.\d+)?"
+    fraction = r"(1(\.0+)?|0?\.\d+|0)" if one else r"(0?\.\d+|0)"
+    return {"anyOf": [{"type": "number", **bounds},
+                      {"type": "string", "pattern": rf"^{not_zero}\s*({percent}\s*%|{fraction})\s*$"}],
+            "description": "A ratio: 0.8 or 80%."}
+
+
+# validation is the same for each pair; the schema says what lint then requires
+DurationMs = Annotated[int, BeforeValidator(_duration), WithJsonSchema(_duration_schema(False))]
+TtlMs = Annotated[int, BeforeValidator(_duration), WithJsonSchema(_duration_schema(True))]
 SizeBytes = Annotated[
     int,
     BeforeValidator(_size),
     WithJsonSchema({
         "anyOf": [
-            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*([KMG]i?B|B)?\s*$"},
+            {"type": "string",
+             "pattern": r"^(?!\s*0+(\.0+)?\s*([KMG]i?B|B)?\s*$)\s*\d+(\.\d+)?\s*([KMG]i?B|B)?\s*$"},
             {"type": "integer", "minimum": 1},
         ],
-        "description": "A size: 512B, 64KiB, 1MiB, or an integer of bytes.",
+        "description": "A size above zero: 512B, 64KiB, 1MiB, or an integer of bytes.",
     }),
 ]
-Ratio = Annotated[
-    float,
-    BeforeValidator(_ratio),
-    WithJsonSchema({
-        "anyOf": [
-            {"type": "number"},
-            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"},
-        ],
-        "description": "A ratio: 0.8 or 80%.",
-    }),
-]
+Ratio = Annotated[  # thresholds: (0, 1]
+    float, BeforeValidator(_ratio), WithJsonSchema(_ratio_schema(zero=False, one=True))]
+JitterRatio = Annotated[  # [0, 1)
+    float, BeforeValidator(_ratio), WithJsonSchema(_ratio_schema(zero=True, one=False))]
+
+NAMESPACE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+# CP209; an empty prefix is no prefix
+KEY_PREFIX_PATTERN = r"^(?![:])(?!.*[:]$)[^*?\[\]\\ \t\n]*$"
+REDIS_URL_PATTERN = r"^(rediss?|unix)://"
 
 
 class _Spec(BaseModel):
@@ -87,14 +108,19 @@ class _Spec(BaseModel):
 class RedisSpec(_Spec):
     """Where the cache lives; ``--url`` and ``REDIS_URL`` take precedence."""
 
-    url: str | None = Field(None, description="redis://, rediss:// (TLS) or unix:// URL.")
-    key_prefix: str = Field("", description='Every key is "<key_prefix>:" + the rendered template.')
+    url: str | None = Field(None, description="redis://, rediss:// (TLS) or unix:// URL.",
+                            json_schema_extra={"pattern": REDIS_URL_PATTERN})
+    key_prefix: str = Field("", description='Every key is "<key_prefix>:" + the rendered template.',
+                            json_schema_extra={"pattern": KEY_PREFIX_PATTERN})
     cluster: bool = Field(False, description="Connect with Redis Cluster's client.")
 
 
 class LatencySpec(_Spec):
-    cached: float = Field(50.0, description="p99 read latency for cached data, in ms.")
-    hot: float = Field(10.0, description="p99 read latency for hot data, in ms.")
+    # CP302 in the schema only: lint names the rule, where a pydantic bound would say "wrong type"
+    cached: float = Field(50.0, description="p99 read latency for cached data, in ms.",
+                          json_schema_extra={"exclusiveMinimum": 0})
+    hot: float = Field(10.0, description="p99 read latency for hot data, in ms.",
+                       json_schema_extra={"exclusiveMinimum": 0})
 
 
 class ThresholdsSpec(_Spec):
@@ -115,7 +141,8 @@ class CompressSpec(_Spec):
     """Store values compressed, in a frame every reader recognises (docs/compression.md)."""
 
     codec: str = Field(
-        description="zstd, lz4 or zlib (zstd and lz4: the compress extra); none: plain.")
+        description="zstd, lz4 or zlib (zstd and lz4: the compress extra); none: plain.",
+        json_schema_extra={"enum": [*POLICY_CODECS, "none"]})
     min_bytes: SizeBytes = Field(256, description="Values smaller than this are stored plain.")
     level: int | None = Field(
         None, description="The codec's level; else its default (zstd 3, zlib 6, lz4 0).")
@@ -124,11 +151,11 @@ class CompressSpec(_Spec):
 class DefaultsSpec(_Spec):
     """Values every namespace inherits unless it sets its own."""
 
-    ttl: DurationMs | None = Field(None, description="Fresh lifetime.")
+    ttl: TtlMs | None = Field(None, description="Fresh lifetime.")
     stale: DurationMs = Field(0, description="Served stale while revalidated, after ttl.")
     stale_if_error: DurationMs | None = Field(
         None, description="Kept as a fail-safe when reloading fails; defaults to stale.")
-    jitter: Ratio = Field(0.0, description="Random spread on ttl, e.g. 10%.")
+    jitter: JitterRatio = Field(0.0, description="Random spread on ttl, e.g. 10%.")
     max_value_bytes: SizeBytes | None = Field(
         None, description="Largest value allowed, as stored (after compression).")
     compress: CompressSpec | None = Field(None, description="Compress every namespace's values.")
@@ -137,7 +164,7 @@ class DefaultsSpec(_Spec):
 class SourceSpec(BaseModel):
     """A warm source; ``type`` picks the reader, the other fields are the reader's options."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, json_schema_extra=source_options_schema)
 
     type: str = Field(description="jsonl, json, csv, sql, http, or a plugin's type.")
 
@@ -160,12 +187,13 @@ class NamespaceSpec(_Spec):
         None, ge=1, description="Key version; at the {version} marker, else vN after the "
         "template's first literal segment (product:v2:{id}). Bump it when the value's shape changes.")
     description: str | None = Field(None, description="Free text for the people reading it.")
-    ttl: DurationMs | None = Field(None, description="Fresh lifetime; else defaults.ttl.")
+    ttl: TtlMs | None = Field(None, description="Fresh lifetime; else defaults.ttl.")
     stale: DurationMs | None = Field(
         None, description="Served stale while revalidated, after ttl; else defaults.stale.")
     stale_if_error: DurationMs | None = Field(
         None, description="Fail-safe window when reloading fails (>= stale); else defaults.")
-    jitter: Ratio | None = Field(None, description="Random spread on ttl (< 100 %); else defaults.")
+    jitter: JitterRatio | None = Field(
+        None, description="Random spread on ttl (< 100 %); else defaults.")
     critical: bool = Field(False, description="Hit rate must exceed critical_hit_rate.")
     hot: bool = Field(False, description="Reads are judged against the hot latency threshold.")
     hit_rate: Ratio | None = Field(None, description="This namespace's own hit-rate threshold.")
@@ -191,7 +219,8 @@ class PolicySpec(_Spec):
     defaults: DefaultsSpec = Field(
         default_factory=DefaultsSpec, description="Values every namespace inherits.")
     namespaces: dict[str, NamespaceSpec] = Field(
-        default_factory=dict, description="One entry per kind of cached data, by name.")
+        default_factory=dict, description="One entry per kind of cached data, by name.",
+        json_schema_extra={"propertyNames": {"pattern": NAMESPACE_NAME_PATTERN}})
 
 
 # --------------------------------------------------------------------------- resolved
