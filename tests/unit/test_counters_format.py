@@ -43,3 +43,26 @@ def test_flat_list_replies_are_read_too() -> None:
     totals = counters.read_window(_FlatReplies(), "shop:cachectl", [1])
     assert totals["product"].hits == 4 and totals["product"].misses == 1
     assert list(totals) == ["product"]
+
+
+def test_the_running_totals_sum_every_minute_and_keep_a_ttl() -> None:
+    client = fakeredis.FakeRedis()
+    for deltas in ({100: {("product", "misses"): 3}, 101: {("product", "misses"): 2}},
+                   {102: {("product", "misses"): 1, ("price", "loads"): 4}}):
+        pipe = client.pipeline(transaction=False)
+        counters.write_buckets(pipe, "shop:cachectl", deltas)
+        pipe.execute()
+    key = counters.totals_key("shop:cachectl")
+    assert 0 < client.ttl(key) <= counters.COUNTER_RETENTION_S
+    window, totals = counters.read_counters(client, "shop:cachectl", [101])
+    assert window.namespaces["product"].misses == 2
+    assert totals.namespaces["product"].misses == 6 and totals.namespaces["price"].loads == 4
+    assert window.skipped_fields == totals.skipped_fields == 0
+
+
+def test_malformed_fields_are_skipped_and_counted() -> None:
+    read = counters.sum_hashes([{b"product|misses": b"2", b"product|fresh_hits": b"1.5",
+                                 b"\xff\xfe|misses": b"4", b"price|loads": b"x",
+                                 b"product|unknown_counter": b"9"}])
+    assert read.namespaces["product"].misses == 2 and read.namespaces["product"].fresh_hits == 0
+    assert read.skipped_fields == 3  # 1.5, the non-UTF-8 name and x; an unknown counter is ignored
