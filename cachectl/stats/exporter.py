@@ -9,8 +9,9 @@ Built to stay up and answer in time whatever Redis and the clients do:
   paused Redis (whose client retries for 3 × --timeout) still yields ``up 0`` before
   Prometheus's own timeout (10 s by default) gives up on the target.
 - **Concurrent scrapes share one.** Requests arriving while a scrape runs wait for that
-  one instead of queueing their own (two Prometheus replicas cost one scrape, and a
-  request that was abandoned leaves a result the next one can use).
+  one instead of queueing their own: two Prometheus replicas cost one scrape, and
+  requests abandoned by their clients (or timed out) never pile up scrapes behind it;
+  at most one runs at a time.
 - **Bounded connections and requests.** At most ``max_connections`` connections are
   served at once (one thread each); more are closed at once. A request must arrive
   whole within ``request_timeout_s`` and ``max_request_bytes``, so idle or slow
