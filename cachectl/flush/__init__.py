@@ -42,7 +42,6 @@ from cachectl.flush.history import (
 )
 from cachectl.flush.keys import _owned as _owned
 from cachectl.flush.keys import _owner_test as _owner_test
-from cachectl.flush.keys import glob_matcher
 from cachectl.flush.model import FlushResult, TargetResult, changed_word
 from cachectl.flush.plan import EXACT_COUNT_LIMIT, EXAMPLES, SAMPLE_KEYS, FlushPlan, TargetPlan, plan_flush
 from cachectl.flush.primitives import (
@@ -66,6 +65,7 @@ from cachectl.flush.targets import (
     matches_policy_keyspace,
     select_targets,
 )
+from cachectl.keyspace.matcher import glob_matcher
 
 __all__ = [
     "AUDIT_MAXLEN",

@@ -17,6 +17,7 @@ from typing import Any
 
 from cachectl.flush.targets import FlushTarget
 from cachectl.keyspace import NamespaceMatcher
+from cachectl.keyspace.matcher import glob_matcher
 from cachectl.policy.model import Policy
 
 
@@ -111,39 +112,6 @@ def _selector(policy: Policy, target: FlushTarget) -> Selector:
         own = list(filter(owns, hits))
         return own, len(hits) - len(own)
     return by_owner
-
-
-def glob_matcher(pattern: str) -> Callable[[bytes], bool]:
-    """A client-side matcher for a Redis glob (sampled estimates, the --pattern guard)."""
-    # translate per character so the sample agrees with SCAN MATCH on ordinary patterns
-    out = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        if ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
-        elif ch == "[":
-            end = pattern.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(ch))
-            else:
-                body = pattern[i + 1:end]
-                if body.startswith("^"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
-                i = end + 1
-                continue
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    rx = re.compile(("".join(out)).encode("utf-8"), re.DOTALL)
-    return lambda key: rx.fullmatch(key) is not None
 
 
 def _glob(policy: Policy, target: FlushTarget) -> str:

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from cachectl.errors import UsageError
 from cachectl.freshness import soft_expire_pttl_ms
+from cachectl.keyspace.matcher import glob_matcher
 from cachectl.policy.model import Namespace, Policy
 from cachectl.policy.template import GLOB_SPECIALS, KeyParamError
 
@@ -152,8 +153,6 @@ def matches_policy_keyspace(policy: Policy, pattern: str) -> bool:
     """Whether the glob matches every key of every namespace: reasoned on keys built from
     each namespace's template with placeholder values of every shape, not on how many
     literal characters the glob has (``*:*`` has one, and matches every ``shop:…`` key)."""
-    from cachectl.flush.keys import glob_matcher
-
     matches = glob_matcher(pattern)
     for ns in policy:
         names = ns.template.placeholders

@@ -7,7 +7,7 @@ exact matcher accepts it; SCAN's MATCH glob only narrows the search.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from cachectl.policy.model import Namespace, Policy
 from cachectl.policy.template import HASH_MODIFIER, KeyTemplate
@@ -68,3 +68,36 @@ def key_shape(key: bytes) -> str:
     parts = [b"*" if len(seg) > 40 or _VARIABLE_SEGMENT.search(seg) else seg
              for seg in key.split(b":")]
     return b":".join(parts).decode("utf-8", "backslashreplace")
+
+
+def glob_matcher(pattern: str) -> Callable[[bytes], bool]:
+    """A client-side matcher for a Redis glob (sampled estimates, the --pattern guard)."""
+    # translate per character so the sample agrees with SCAN MATCH on ordinary patterns
+    out = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch == "[":
+            end = pattern.find("]", i + 1)
+            if end == -1:
+                out.append(re.escape(ch))
+            else:
+                body = pattern[i + 1:end]
+                if body.startswith("^"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = end + 1
+                continue
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    rx = re.compile(("".join(out)).encode("utf-8"), re.DOTALL)
+    return lambda key: rx.fullmatch(key) is not None
