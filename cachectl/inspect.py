@@ -123,7 +123,7 @@ def _judge(facts: KeyFacts, ns: Namespace | None) -> KeyDetail:
         idle_s=facts.idle_s)
 
 
-def _preview_text(raw: bytes, truncated: bool, limit: int) -> tuple[str, str, bool]:
+def preview_text(raw: bytes, truncated: bool, limit: int) -> tuple[str, str, bool]:
     """(preview, format, truncated): pretty JSON if it parses, text if printable, else hex."""
     if not truncated:
         try:
@@ -179,11 +179,11 @@ def _string_preview(client: Any, key: bytes, limit: int) -> _Preview:
             info = compression.inspect_frame(whole)
             plain = compression.decode(whole)
         except compression.CorruptFrameError as exc:
-            text, fmt, cut = _preview_text(raw, length > limit, limit)
+            text, fmt, cut = preview_text(raw, length > limit, limit)
             return _Preview(text, fmt, cut, length, frame_error=str(exc))
-        text, fmt, cut = _preview_text(plain, False, limit)  # all of it is here
+        text, fmt, cut = preview_text(plain, False, limit)  # all of it is here
         return _Preview(text, fmt, cut, length, info.codec, info.plain_bytes)
-    text, fmt, cut = _preview_text(raw, length > limit, limit)
+    text, fmt, cut = preview_text(raw, length > limit, limit)
     return _Preview(text, fmt, cut, length, plain_bytes=length)
 
 
@@ -432,9 +432,9 @@ def _row(t: NamespaceTally, survey: KeyspaceSurvey, exact_counts: bool) -> Names
             fresh=t.fresh, stale=t.stale, fail_safe=t.fail_safe, no_ttl=t.no_ttl,
             estimated=False)
     stratum = [n.name for n in survey.namespaces].index(t.name)
-    keys, var_keys = _estimate_count(t.seen, survey, exact_counts,
+    keys, var_keys = estimate_count(t.seen, survey, exact_counts,
                                      design_effect(survey.runs, stratum))
-    mem, margin = _estimate_memory(keys, var_keys, t.keys, t.memory_bytes, t.memory_sq)
+    mem, margin = estimate_memory(keys, var_keys, t.keys, t.memory_bytes, t.memory_sq)
     return NamespaceRow(
         namespace=t.name, keys=round(keys), keys_margin=round(Z95 * math.sqrt(var_keys)),
         memory_bytes=round(mem), memory_margin_bytes=round(margin),
@@ -445,7 +445,7 @@ def _row(t: NamespaceTally, survey: KeyspaceSurvey, exact_counts: bool) -> Names
         no_ttl=_scale(t.no_ttl, t.keys, round(keys)), estimated=True)
 
 
-def _estimate_count(seen: int, survey: KeyspaceSurvey, exact_counts: bool,
+def estimate_count(seen: int, survey: KeyspaceSurvey, exact_counts: bool,
                     deff: float = 1.0) -> tuple[float, float]:
     """Estimated keys and its variance: the share of SCAN-read keys times DBSIZE
     (``deff``: the design effect of ``design_effect``)."""
@@ -478,7 +478,7 @@ def design_effect(runs: tuple[tuple[int, ...], ...], stratum: int) -> float:
     return max(1.0, n / (n - 1) * spread / (total * total) / srs)
 
 
-def _estimate_memory(keys: float, var_keys: float, measured: int, mem_sum: int,
+def estimate_memory(keys: float, var_keys: float, measured: int, mem_sum: int,
                      mem_sq: int) -> tuple[float, float]:
     """Estimated bytes (keys × mean size) and the 95 % margin (delta method)."""
     if measured == 0:
@@ -523,8 +523,8 @@ def summary_from_survey(survey: KeyspaceSurvey) -> InspectSummary:
     unmatched_deff = design_effect(survey.runs, len(survey.namespaces))
     for s in survey.unmatched:
         if survey.sampled:
-            keys, var = _estimate_count(s.seen, survey, exact_counts, unmatched_deff)
-            mem, _ = _estimate_memory(keys, var, s.keys, s.memory_bytes, s.memory_sq)
+            keys, var = estimate_count(s.seen, survey, exact_counts, unmatched_deff)
+            mem, _ = estimate_memory(keys, var, s.keys, s.memory_bytes, s.memory_sq)
             patterns.append(PatternRow(s.pattern, round(keys), round(mem), s.example))
         else:
             patterns.append(PatternRow(s.pattern, s.keys, s.memory_bytes, s.example))

@@ -15,7 +15,7 @@ LT semantics, checked atomically per key); values are untouched, so the library
 serves them as stale and revalidates them one caller at a time.
 
 Throughput: SCAN replies are read one ahead by a thread, filtered in C (one compiled
-regex per target, see ``_selector``), gathered into full batches, and each batch is
+regex per target, see ``target_selector``), gathered into full batches, and each batch is
 UNLINKed on another connection while the next SCAN runs, so the server is rarely
 idle waiting for the client. Every command stays well under a millisecond.
 
@@ -40,8 +40,6 @@ from cachectl.flush.history import (
     current_actor,
     read_history,
 )
-from cachectl.flush.keys import _owned as _owned
-from cachectl.flush.keys import _owner_test as _owner_test
 from cachectl.flush.model import FlushResult, TargetResult, changed_word
 from cachectl.flush.plan import EXACT_COUNT_LIMIT, EXAMPLES, SAMPLE_KEYS, FlushPlan, TargetPlan, plan_flush
 from cachectl.flush.primitives import (

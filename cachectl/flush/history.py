@@ -33,7 +33,7 @@ def current_actor() -> Actor:
     return Actor(user, socket.gethostname())
 
 
-def _first_line(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 

@@ -1,9 +1,9 @@
 """Which keys are a flush target's, and how a flush reads them.
 
-``_owner_regex`` / ``_selector``: the exact ownership test (the target's regex, no
+``_owner_regex`` / ``target_selector``: the exact ownership test (the target's regex, no
 earlier overlapping namespace, never cachectl's own keys) as compiled regexes applied
-to whole SCAN batches in C. ``_ScanAhead``: every primary's SCAN issued by a thread,
-one reply ahead of the consumer. ``_chunks``: per-SCAN key lists regrouped into full
+to whole SCAN batches in C. ``ScanAhead``: every primary's SCAN issued by a thread,
+one reply ahead of the consumer. ``regroup_batches``: per-SCAN key lists regrouped into full
 batches.
 """
 
@@ -25,7 +25,7 @@ def _internal(policy: Policy) -> bytes:
     return policy.internal_prefix.encode() + b":"
 
 
-def _owned(policy: Policy, matcher: NamespaceMatcher, target: FlushTarget, key: bytes) -> bool:
+def is_owned(policy: Policy, matcher: NamespaceMatcher, target: FlushTarget, key: bytes) -> bool:
     """Whether ``key`` is the target's to flush (never cachectl's own keys)."""
     if key.startswith(_internal(policy)):
         return False
@@ -70,8 +70,8 @@ def _owner_regex(policy: Policy, target: FlushTarget) -> re.Pattern[bytes] | Non
     return re.compile(guard + _unnamed(ns.template.regex.pattern), re.DOTALL)
 
 
-def _owner_test(policy: Policy, target: FlushTarget) -> Callable[[bytes], bool]:
-    """A per-key test equal to ``_owned`` for keys the target's exact regex accepts."""
+def owner_test(policy: Policy, target: FlushTarget) -> Callable[[bytes], bool]:
+    """A per-key test equal to ``is_owned`` for keys the target's exact regex accepts."""
     internal = _internal(policy)
     if target.kind == "pattern":
         return lambda k: not k.startswith(internal)
@@ -85,7 +85,7 @@ def _owner_test(policy: Policy, target: FlushTarget) -> Callable[[bytes], bool]:
 Selector = Callable[[list[bytes]], tuple[list[bytes], int]]
 
 
-def _selector(policy: Policy, target: FlushTarget) -> Selector:
+def target_selector(policy: Policy, target: FlushTarget) -> Selector:
     """``keys -> (the target's own keys, how many others its exact regex accepted)``.
 
     ``keys`` come from SCAN with the target's glob (which only narrows). Keys the exact
@@ -114,29 +114,29 @@ def _selector(policy: Policy, target: FlushTarget) -> Selector:
     return by_owner
 
 
-def _glob(policy: Policy, target: FlushTarget) -> str:
+def target_glob(policy: Policy, target: FlushTarget) -> str:
     """The SCAN MATCH glob of a namespace or pattern target."""
     if target.kind == "pattern":
         return target.name
     return policy.namespace(target.name).template.glob
 
 
-def _sample_filter(policy: Policy, target: FlushTarget) -> Callable[[list[bytes]], list[bytes]]:
+def sample_filter(policy: Policy, target: FlushTarget) -> Callable[[list[bytes]], list[bytes]]:
     """The keys of an unfiltered SCAN batch that are the target's to flush."""
-    select = _selector(policy, target)
+    select = target_selector(policy, target)
     if target.kind == "pattern":
         glob = glob_matcher(target.name)
         return lambda keys: select([k for k in keys if glob(k)])[0]
     return lambda keys: select(keys)[0]
 
 
-def _primaries(client: Any) -> list[Any]:
+def primary_nodes(client: Any) -> list[Any]:
     from cachectl.connection import primaries
 
     return primaries(client)
 
 
-class _ScanAhead:
+class ScanAhead:
     """Iterate ``(node, keys)`` SCAN replies (every node, full walk) read by a thread.
 
     A SCAN's next call needs the last reply's cursor, so one connection alone leaves
@@ -199,7 +199,7 @@ class _ScanAhead:
         self._thread.join()
 
 
-def _chunks(batches: Iterator[tuple[Any, list[bytes]]],
+def regroup_batches(batches: Iterator[tuple[Any, list[bytes]]],
             size: Callable[[], int]) -> Iterator[tuple[Any, list[bytes]]]:
     """Regroup per-SCAN key lists into batches of ``size()`` keys (read before each one).
 

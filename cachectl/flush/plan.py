@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cachectl.flush.keys import _glob, _owned, _primaries, _sample_filter, _selector
+from cachectl.flush.keys import is_owned, primary_nodes, sample_filter, target_glob, target_selector
 from cachectl.flush.targets import FlushMode, FlushTarget
 from cachectl.freshness import soft_expire_pttl_ms
 from cachectl.keyspace import NamespaceMatcher, scan_keys
@@ -60,7 +60,7 @@ def plan_flush(
     unfiltered SCAN (which visits hash buckets spread over the whole table) are
     classified, and each target's share is scaled to DBSIZE.
     """
-    nodes = _primaries(client)
+    nodes = primary_nodes(client)
     sizes = [int(n.dbsize()) for n in nodes]
     dbsize = sum(sizes)
     matcher = NamespaceMatcher.from_policy(policy)
@@ -72,12 +72,12 @@ def plan_flush(
     key_targets = [t for t in targets if t.kind == "key"]
     for t in key_targets:
         assert t.key is not None
-        if _owned(policy, matcher, t, t.key) and client.exists(t.key):
+        if is_owned(policy, matcher, t, t.key) and client.exists(t.key):
             counts[t] = 1
             found[t].append(t.key)
     scan_targets = [t for t in targets if t.kind != "key"]
     if estimate and scan_targets:
-        tests = {t: _sample_filter(policy, t) for t in scan_targets}
+        tests = {t: sample_filter(policy, t) for t in scan_targets}
         per_node = max(1, sample_keys // max(1, len(nodes)))
         for node, size in zip(nodes, sizes, strict=True):
             seen_here = 0
@@ -99,8 +99,8 @@ def plan_flush(
                     hits[t] * size / seen_here)
     else:
         for t in scan_targets:
-            select = _selector(policy, t)
-            for _node, keys in scan_keys(client, _glob(policy, t), count=1000):
+            select = target_selector(policy, t)
+            for _node, keys in scan_keys(client, target_glob(policy, t), count=1000):
                 kept = select(keys)[0]
                 counts[t] += len(kept)
                 found[t].extend(kept[:examples - len(found[t])])

@@ -55,7 +55,7 @@ class SoftenCounts:
                             self.vanished + other.vanished)
 
 
-def _is_cluster_client(node: Any) -> bool:
+def is_cluster_client(node: Any) -> bool:
     return hasattr(node, "get_primaries")
 
 
@@ -82,7 +82,7 @@ def unlink_keys(node: Any, keys: Sequence[bytes], *, cluster: bool | None = None
     """
     if not keys:
         return 0
-    if _is_cluster_client(node):
+    if is_cluster_client(node):
         return int(node.unlink(*keys))  # redis-py splits it per slot
     if not cluster:
         try:
@@ -110,7 +110,7 @@ def soften_keys(node: Any, keys: Sequence[bytes], pttl_ms: int, *,
         raise ValueError("pttl_ms must be positive")
     script = node.register_script(SOFTEN_SCRIPT)
     try:
-        if not cluster and not _is_cluster_client(node):
+        if not cluster and not is_cluster_client(node):
             try:
                 return SoftenCounts(*(int(n) for n in script(keys=list(keys), args=[pttl_ms])))
             except rex.ResponseError as exc:

@@ -14,8 +14,8 @@ from typing import Any
 import redis.exceptions as rex
 
 from cachectl.errors import InterruptedWork, UsageError
-from cachectl.flush.history import Actor, _first_line, append_audit, current_actor
-from cachectl.flush.keys import _chunks, _glob, _primaries, _ScanAhead, _selector
+from cachectl.flush.history import Actor, append_audit, current_actor, error_line
+from cachectl.flush.keys import ScanAhead, primary_nodes, regroup_batches, target_glob, target_selector
 from cachectl.flush.model import FlushResult, TargetResult, changed_word
 from cachectl.flush.plan import EXAMPLES
 from cachectl.flush.primitives import (
@@ -23,8 +23,8 @@ from cachectl.flush.primitives import (
     MAX_BATCH,
     LatencyGovernor,
     SoftenCounts,
-    _is_cluster_client,
     clamp_keys,
+    is_cluster_client,
     soften_keys,
     supports_pexpire_lt,
     unlink_keys,
@@ -112,7 +112,7 @@ def flush_namespaces(
 
     def scan_count() -> int:  # SCAN COUNT follows the batch, and shrinks with it
         return governor.batch
-    cluster = _is_cluster_client(client)
+    cluster = is_cluster_client(client)
     lt_supported = (ceilings_ms is not None and not dry_run
                     and supports_pexpire_lt(client, f"{policy.internal_prefix}:probe"))
     tallies = {t: _Tally() for t in targets}
@@ -126,7 +126,7 @@ def flush_namespaces(
                            clock() - started, int(counters["batches"]), governor.backoffs,
                            float(counters["paused"]), governor.max_rtt_ms, interrupted)
 
-    # Three connections keep the server busy: _ScanAhead's thread issues the SCANs back
+    # Three connections keep the server busy: ScanAhead's thread issues the SCANs back
     # to back, this thread filters their replies into batches, and one worker sends
     # each batch's UNLINK (or script), then the latency probe when one is due, so no
     # round trip of its own stalls this thread. At most one batch is ever in flight,
@@ -204,7 +204,7 @@ def flush_namespaces(
             # closing: stopping early ends the SCAN thread now, not when collected
             with contextlib.closing(_owned_batches(client, policy, target, tally,
                                                    scan_count)) as found:
-                for node, chunk in _chunks(found, batch_size):
+                for node, chunk in regroup_batches(found, batch_size):
                     act(node, target, chunk)
                     on_progress(target.label, tally.matched, total)
                     if should_stop is not None and should_stop():
@@ -245,7 +245,7 @@ def flush_namespaces(
             result = FlushResult(**{**result.__dict__, "audit_id": audit_id})
         except rex.RedisError as exc:
             # the keys are flushed either way; say so rather than fail the whole run
-            result = FlushResult(**{**result.__dict__, "audit_error": _first_line(exc)})
+            result = FlushResult(**{**result.__dict__, "audit_error": error_line(exc)})
     if interrupted:
         verb = changed_word(mode)
         raise InterruptedWork(
@@ -259,20 +259,20 @@ def _owned_batches(client: Any, policy: Policy, target: FlushTarget, tally: _Tal
     """``(node, keys)``: the target's own keys, one list per SCAN (COUNT from ``count()``).
 
     Every primary is scanned with the template's escaped glob (or the raw pattern) by
-    ``_ScanAhead``, so the next SCAN is on the wire while this thread filters the last
-    reply; ``_selector`` keeps exactly the target's keys and counts in ``tally.other``
+    ``ScanAhead``, so the next SCAN is on the wire while this thread filters the last
+    reply; ``target_selector`` keeps exactly the target's keys and counts in ``tally.other``
     those the exact regex accepts but another namespace or cachectl owns. COUNT follows
     the latency governor: a SCAN's cost grows with COUNT, so when the server's latency
     rises each SCAN gets shorter too.
     """
-    select = _selector(policy, target)
+    select = target_selector(policy, target)
     if target.kind == "key":
         assert target.key is not None
         own, other = select([target.key])
         tally.other += other
         yield client, own  # the client routes a single key itself (cluster too)
         return
-    with contextlib.closing(_ScanAhead(_primaries(client), _glob(policy, target), count)) as scans:
+    with contextlib.closing(ScanAhead(primary_nodes(client), target_glob(policy, target), count)) as scans:
         for node, keys in scans:
             own, other = select(keys)
             tally.other += other

@@ -28,7 +28,6 @@ from cachectl.keyspace.results import (
     NodeFigures,
     NodeTally,
     ShapeTally,
-    _ShapeAcc,
     collapse_shapes,
 )
 from cachectl.keyspace.scan import (
@@ -45,6 +44,6 @@ from cachectl.keyspace.survey_lua import HIST_BASE, SURVEY_LUA, survey_args
 __all__ = [
     "DEFAULT_SCAN_COUNT", "HIST_BASE", "SAMPLE_RUN", "SHARE_FACTOR", "SURVEY_LUA", "UNMATCHED",
     "BigKey", "KeyFacts", "KeyspaceSurvey", "NamespaceMatcher", "NamespaceTally", "NodeFigures", "NodeTally",
-    "ShapeTally", "_ShapeAcc", "collapse_shapes", "key_facts", "key_shape", "lua_pattern",
+    "ShapeTally", "collapse_shapes", "key_facts", "key_shape", "lua_pattern",
     "scan_facts", "scan_keys", "scan_namespace", "survey_args", "survey_keyspace",
 ]

@@ -40,7 +40,7 @@ class _NsAcc:
 
 
 @dataclass
-class _ShapeAcc:
+class ShapeAccumulator:
     seen: int = 0
     keys: int = 0
     memory: int = 0
@@ -164,13 +164,13 @@ class KeyspaceSurvey:
     runs: tuple[tuple[int, ...], ...] = ()
 
 
-class _Survey:
+class SurveyAccumulator:
     """Mutable accumulator; ``freeze()`` returns the KeyspaceSurvey."""
 
     def __init__(self, namespaces: Sequence[Namespace], top: int, examples: int) -> None:
         self.namespaces = list(namespaces)
         self.acc = [_NsAcc() for _ in self.namespaces]
-        self.shapes: dict[str, _ShapeAcc] = {}
+        self.shapes: dict[str, ShapeAccumulator] = {}
         self.top: list[BigKey] = []
         self.top_n = top
         self.examples = examples
@@ -256,7 +256,7 @@ class _Survey:
                example: bytes) -> None:
         s = self.shapes.get(pattern)
         if s is None:
-            s = self.shapes[pattern] = _ShapeAcc(example=example)
+            s = self.shapes[pattern] = ShapeAccumulator(example=example)
         s.seen += seen
         s.keys += keys
         s.memory += mem
@@ -414,7 +414,7 @@ class _Survey:
 COLLAPSE_DISTINCT = 8  # more distinct words than this in one position: it is a variable
 
 
-def collapse_shapes(shapes: dict[str, _ShapeAcc]) -> dict[str, _ShapeAcc]:
+def collapse_shapes(shapes: dict[str, ShapeAccumulator]) -> dict[str, ShapeAccumulator]:
     """Merge shapes that differ in one position with many distinct words (``user:alice``,
     ``user:bob``, … -> ``user:*``), position by position from the left."""
     current = dict(shapes)
@@ -429,7 +429,7 @@ def collapse_shapes(shapes: dict[str, _ShapeAcc]) -> dict[str, _ShapeAcc]:
         wide = {g for g, words in groups.items() if len(words) > COLLAPSE_DISTINCT}
         if not wide:
             continue
-        merged: dict[str, _ShapeAcc] = {}
+        merged: dict[str, ShapeAccumulator] = {}
         for pattern, acc in current.items():
             segs = pattern.split(":")
             if pos < len(segs) and (len(segs), tuple(segs[:pos] + segs[pos + 1:])) in wide:
@@ -437,7 +437,7 @@ def collapse_shapes(shapes: dict[str, _ShapeAcc]) -> dict[str, _ShapeAcc]:
             target = ":".join(segs)
             into = merged.get(target)
             if into is None:
-                merged[target] = _ShapeAcc(acc.seen, acc.keys, acc.memory, acc.memory_sq,
+                merged[target] = ShapeAccumulator(acc.seen, acc.keys, acc.memory, acc.memory_sq,
                                            acc.example)
             else:
                 into.seen += acc.seen

@@ -15,7 +15,7 @@ import redis.exceptions as rex
 
 from cachectl.connection import node_name, primaries
 from cachectl.keyspace.matcher import NamespaceMatcher
-from cachectl.keyspace.results import KeyspaceSurvey, NodeFigures, _Survey
+from cachectl.keyspace.results import KeyspaceSurvey, NodeFigures, SurveyAccumulator
 from cachectl.keyspace.survey_lua import (
     ARG_CURSOR,
     ARG_MAX_KEYS,
@@ -54,7 +54,7 @@ def _info(node: Any, section: str) -> dict[str, Any]:
         raise
 
 
-def _stratum_quota(seen: list[int], calls: int, calls_left: int, to_measure: int) -> int:
+def stratum_quota(seen: list[int], calls: int, calls_left: int, to_measure: int) -> int:
     """How many keys of each stratum the next call measures (at least 1).
 
     Water-filling: strata are expected to show up as often as so far (``seen`` over
@@ -106,7 +106,7 @@ def survey_keyspace(
     rng = rng or random.Random()  # sampling, not security
     started = clock()
     namespaces = list(policy.namespaces.values())
-    acc = _Survey(namespaces, top, examples)
+    acc = SurveyAccumulator(namespaces, top, examples)
     nodes = primaries(client)
     sizes = [int(n.dbsize()) for n in nodes]
     total = sum(sizes)
@@ -173,7 +173,7 @@ def survey_keyspace(
                 # the first call goes alone: the next ones size their quota by what it saw
                 while len(flying) < (IN_FLIGHT if calls else 1) and planned < quota:
                     run = min(SAMPLE_RUN, quota - planned)
-                    q = _stratum_quota(seen, calls, math.ceil((quota - planned) / SAMPLE_RUN),
+                    q = stratum_quota(seen, calls, math.ceil((quota - planned) / SAMPLE_RUN),
                                        round(to_measure - promised))
                     args = list(base)
                     args[ARG_CURSOR] = rng.getrandbits(31)
@@ -205,7 +205,7 @@ def survey_keyspace(
             quota = None if full_scan else math.ceil(
                 (sample or 0) * SHARE_FACTOR * size / total)
             # a sample measures about its share of N here, the same number per stratum
-            # in each call (see _stratum_quota)
+            # in each call (see stratum_quota)
             to_measure = math.ceil((sample or 0) * size / total)
             strata_seen = [0] * (len(namespaces) + 2)
             calls = 0
@@ -235,7 +235,7 @@ def survey_keyspace(
                 while True:
                     t0 = clock()
                     server_s: float | None = None
-                    per_stratum = 0 if quota is None else _stratum_quota(
+                    per_stratum = 0 if quota is None else stratum_quota(
                         strata_seen, calls, math.ceil((quota - node_scanned) / SAMPLE_RUN),
                         to_measure - node_measured)
                     if method == "lua":

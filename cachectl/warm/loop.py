@@ -231,7 +231,7 @@ class RowWarm:
                                "missing field", key_text)
                         continue
                     elif raw:
-                        value = _raw_value(row[value_field])
+                        value = raw_value(row[value_field])
                     else:
                         value = dumps(row[value_field]).encode("utf-8")
                 except (TypeError, ValueError, RecursionError) as exc:
@@ -335,7 +335,7 @@ class RowWarm:
         self.progress(self.ns.name, rows, rows, payload_bytes=self.payload)
 
 
-def _raw_value(value: Any) -> bytes:
+def raw_value(value: Any) -> bytes:
     if isinstance(value, str):
         return value.encode("utf-8")
     if isinstance(value, bytes):

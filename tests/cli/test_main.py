@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -55,11 +56,10 @@ def test_a_closed_stdout_is_not_an_error(args: list[str]) -> None:
 
 
 def test_every_command_has_help_with_an_example() -> None:
-    from cachectl.cli.app import _load, built_commands
+    from cachectl.cli.app import built_commands
 
     for name in built_commands():
-        module = _load(name)
-        assert module is not None, f"cachectl {name} is not built"
+        module = importlib.import_module(f"cachectl.cli.{name}")
         doc = module.command.__doc__ or ""
         assert "Example:" in doc, f"cachectl {name} --help has no example"
 

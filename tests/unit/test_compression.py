@@ -125,11 +125,11 @@ def test_a_codec_without_its_package_says_what_to_install(
 
 
 def test_warm_escapes_only_where_a_value_can_begin_with_the_magic() -> None:
-    from cachectl.warm.loop import _raw_value
+    from cachectl.warm.loop import raw_value
 
     assert compression.value_encoder(None, any_bytes=False) is None  # JSON text: as is
     escape = compression.value_encoder(None, any_bytes=True)  # warm's encoding: raw
     assert escape is not None
-    data = _raw_value(MAGIC + b"\x02\x05hello")
+    data = raw_value(MAGIC + b"\x02\x05hello")
     assert escape(data) != data and decode(escape(data)) == data
     assert escape(b"plain") == b"plain"

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from cachectl import flush
 from cachectl.errors import UsageError
+from cachectl.flush.keys import is_owned, owner_test
 from cachectl.keyspace import NamespaceMatcher
 from cachectl.policy import Policy, parse_policy
 from cachectl.render import console as console_mod
@@ -211,20 +212,20 @@ def test_fast_owner_test_agrees_with_the_whole_policy_matcher(
     matcher = NamespaceMatcher.from_policy(policy)
     for name in targets:
         target = flush.FlushTarget("namespace", name, f"namespace {name}")
-        fast = flush._owner_test(policy, target)
+        fast = owner_test(policy, target)
         regex = policy.namespace(name).template.regex
         for k in keys:
             if regex.fullmatch(k):
-                assert fast(k) == flush._owned(policy, matcher, target, k), k
+                assert fast(k) == is_owned(policy, matcher, target, k), k
 
 
 def test_chunks_fill_batches_across_scans_and_never_mix_nodes() -> None:
-    from cachectl.flush.keys import _chunks
+    from cachectl.flush.keys import regroup_batches
 
     a, b = object(), object()
     scans = [(a, [b"1", b"2"]), (a, [b"3"]), (a, [b"4", b"5", b"6"]), (b, [b"7"]), (b, [b"8"])]
     sizes = iter([2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3])  # the governor may change it between
-    out = list(_chunks(iter(scans), lambda: next(sizes)))
+    out = list(regroup_batches(iter(scans), lambda: next(sizes)))
     assert [(n is a, keys) for n, keys in out] == [
         (True, [b"1", b"2"]), (True, [b"3", b"4"]), (True, [b"5", b"6"]), (False, [b"7", b"8"])]
 
@@ -247,25 +248,25 @@ class _FakeNode:
 def test_scan_ahead_reads_every_node_in_order_and_passes_errors_on() -> None:
     from contextlib import closing
 
-    from cachectl.flush.keys import _ScanAhead
+    from cachectl.flush.keys import ScanAhead
 
     one = _FakeNode([(5, [b"a"]), (7, []), (0, [b"b"])])
     two = _FakeNode([(0, [b"c"])])
-    with closing(_ScanAhead([one, two], "shop:*", lambda: 100)) as scans:
+    with closing(ScanAhead([one, two], "shop:*", lambda: 100)) as scans:
         got = [(node, keys) for node, keys in scans]
     assert got == [(one, [b"a"]), (one, [b"b"]), (two, [b"c"])]
     assert [c[0] for c in one.calls] == [0, 5, 7] and one.calls[0][1:] == ("shop:*", 100)
     broken = _FakeNode([(3, [b"x"])], fail_at=1)
-    with closing(_ScanAhead([broken], "shop:*", lambda: 100)) as scans, \
+    with closing(ScanAhead([broken], "shop:*", lambda: 100)) as scans, \
             pytest.raises(RuntimeError, match="connection lost"):
         list(scans)
 
 
 def test_scan_ahead_stops_when_closed_early() -> None:
-    from cachectl.flush.keys import _ScanAhead
+    from cachectl.flush.keys import ScanAhead
 
     endless = _FakeNode([(1, [b"k"])] * 10_000)
-    scans = _ScanAhead([endless], "*", lambda: 10)
+    scans = ScanAhead([endless], "*", lambda: 10)
     first = next(iter(scans))
     assert first == (endless, [b"k"])
     scans.close()  # joins the thread: it stops after at most `depth` more replies

@@ -8,15 +8,15 @@ import re
 
 import pytest
 
-from cachectl.inspect import _estimate_count, _estimate_memory, _preview_text, design_effect
+from cachectl.inspect import design_effect, estimate_count, estimate_memory, preview_text
 from cachectl.keyspace import (
     HIST_BASE,
     NamespaceTally,
-    _ShapeAcc,
     collapse_shapes,
     key_shape,
     lua_pattern,
 )
+from cachectl.keyspace.results import ShapeAccumulator
 from cachectl.policy.template import KeyTemplate
 
 
@@ -35,11 +35,11 @@ def test_key_shape_hides_variable_segments(key: bytes, shape: str) -> None:
 
 
 def test_collapse_merges_positions_with_many_words() -> None:
-    shapes = {f"user:{name}": _ShapeAcc(1, 1, 10, 100, f"user:{name}".encode())
+    shapes = {f"user:{name}": ShapeAccumulator(1, 1, 10, 100, f"user:{name}".encode())
               for name in "abcdefghij"}
-    shapes["user"] = _ShapeAcc(2, 2, 5, 25, b"user")
-    shapes["cfg:a"] = _ShapeAcc(1, 1, 1, 1, b"cfg:a")
-    shapes["cfg:b"] = _ShapeAcc(1, 1, 1, 1, b"cfg:b")
+    shapes["user"] = ShapeAccumulator(2, 2, 5, 25, b"user")
+    shapes["cfg:a"] = ShapeAccumulator(1, 1, 1, 1, b"cfg:a")
+    shapes["cfg:b"] = ShapeAccumulator(1, 1, 1, 1, b"cfg:b")
     merged = collapse_shapes(shapes)
     assert set(merged) == {"user:*", "user", "cfg:a", "cfg:b"}  # two words stay apart
     assert merged["user:*"].keys == 10 and merged["user:*"].memory == 100
@@ -68,13 +68,13 @@ def test_median_from_histogram_is_within_half_a_bucket() -> None:
 
 
 def test_preview_formats() -> None:
-    text, fmt, cut = _preview_text(b'{"a": [1, 2]}', False, 100)
+    text, fmt, cut = preview_text(b'{"a": [1, 2]}', False, 100)
     assert fmt == "json" and json.loads(text) == {"a": [1, 2]} and not cut
-    assert _preview_text(b"hello", False, 100) == ("hello", "text", False)
-    assert _preview_text(b"\x00\x01", False, 100) == ("00 01", "hex", False)
-    text, fmt, cut = _preview_text(b'{"a": 1', True, 100)  # truncated JSON stays text
+    assert preview_text(b"hello", False, 100) == ("hello", "text", False)
+    assert preview_text(b"\x00\x01", False, 100) == ("00 01", "hex", False)
+    text, fmt, cut = preview_text(b'{"a": 1', True, 100)  # truncated JSON stays text
     assert fmt == "text" and cut
-    text, fmt, cut = _preview_text(bytes(range(200)), False, 30)
+    text, fmt, cut = preview_text(bytes(range(200)), False, 30)
     assert fmt == "hex" and cut and len(text.split()) == 10
 
 
@@ -84,11 +84,11 @@ def test_estimates_and_margins() -> None:
         total_keys = 10_000
         live_keys = 0.0  # unknown: DBSIZE is the total
 
-    keys, var = _estimate_count(250, Survey(), exact_counts=False)  # type: ignore[arg-type]
+    keys, var = estimate_count(250, Survey(), exact_counts=False)  # type: ignore[arg-type]
     assert keys == 2500
     assert var == pytest.approx(10_000 ** 2 * 0.25 * 0.75 / 1000)
-    assert _estimate_count(250, Survey(), exact_counts=True) == (250.0, 0.0)  # type: ignore[arg-type]
-    mem, margin = _estimate_memory(2500.0, 0.0, 10, 1000, 100_000)  # every key 100 bytes
+    assert estimate_count(250, Survey(), exact_counts=True) == (250.0, 0.0)  # type: ignore[arg-type]
+    mem, margin = estimate_memory(2500.0, 0.0, 10, 1000, 100_000)  # every key 100 bytes
     assert mem == 250_000 and margin == 0
 
 
@@ -98,7 +98,7 @@ def test_estimates_discount_keys_redis_reports_as_expired() -> None:
         total_keys = 10_000
         live_keys = 9_000.0  # INFO stats expired_stale_perc:10
 
-    keys, _ = _estimate_count(250, Survey(), exact_counts=False)  # type: ignore[arg-type]
+    keys, _ = estimate_count(250, Survey(), exact_counts=False)  # type: ignore[arg-type]
     assert keys == 2250
 
 
@@ -127,19 +127,19 @@ def test_design_effect_widens_margins_only_when_runs_disagree_beyond_chance() ->
         total_keys = 10_000
         live_keys = 0.0
 
-    _, plain = _estimate_count(250, Survey(), exact_counts=False)  # type: ignore[arg-type]
-    _, wide = _estimate_count(250, Survey(), exact_counts=False, deff=4.0)  # type: ignore[arg-type]
+    _, plain = estimate_count(250, Survey(), exact_counts=False)  # type: ignore[arg-type]
+    _, wide = estimate_count(250, Survey(), exact_counts=False, deff=4.0)  # type: ignore[arg-type]
     assert wide == pytest.approx(4 * plain)
 
 
 def test_stratum_quota_water_fills() -> None:
-    from cachectl.keyspace.survey import _stratum_quota
+    from cachectl.keyspace.survey import stratum_quota
 
     # first call: nothing seen yet, a stratum may take half of this call's share
-    assert _stratum_quota([0, 0, 0, 0], 0, calls_left=10, to_measure=1200) == 60
+    assert stratum_quota([0, 0, 0, 0], 0, calls_left=10, to_measure=1200) == 60
     # two strata give 100 and 10 keys a call: 60 a call to measure -> 10 + 50
-    assert _stratum_quota([1000, 100, 0, 0], 10, calls_left=5, to_measure=300) == 50
+    assert stratum_quota([1000, 100, 0, 0], 10, calls_left=5, to_measure=300) == 50
     # everything seen can be measured: the quota exceeds the biggest stratum's rate
-    assert _stratum_quota([100, 10, 0, 0], 10, calls_left=5, to_measure=10_000) > 10
+    assert stratum_quota([100, 10, 0, 0], 10, calls_left=5, to_measure=10_000) > 10
     # nothing left to measure: one key per stratum keeps the mean defined
-    assert _stratum_quota([100, 10, 0, 0], 10, calls_left=5, to_measure=0) == 1
+    assert stratum_quota([100, 10, 0, 0], 10, calls_left=5, to_measure=0) == 1

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from cachectl.errors import SourceError
 from cachectl.policy.template import KeyParamError, KeyTemplate
 from cachectl.warm import sources
-from cachectl.warm.core import _key_renderer, encode_value
+from cachectl.warm.core import encode_value
+from cachectl.warm.loop import key_renderer
 from cachectl.warm.sources import BadRow, SourceContext, open_source
 
 
@@ -216,7 +217,7 @@ segment_text = st.one_of(
 def test_fast_key_renderer_agrees_with_template_render(value: object) -> None:
     for source in ("product:{id}", "user:{id}:profile", "v{id}.json", "{id}"):
         template = KeyTemplate(source, "shop")
-        fast = _key_renderer(template)
+        fast = key_renderer(template)
         row = {"id": value}
         try:
             expected: str | None = template.render(row)
