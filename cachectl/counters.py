@@ -16,9 +16,10 @@ counter that only grows, so ``rate()`` works over any window):
 
 Counters (integers): fresh_hits, stale_hits, fail_safe_hits, misses, refreshes,
 refresh_errors, redis_errors, loads, load_us (total load time, microseconds),
-early_refreshes. A reader sums the buckets of a window; unknown fields are ignored,
-so later versions may add counters without breaking older readers. A field whose
-name is not UTF-8 or whose value is not an integer (written by something else) is
+early_refreshes, previous_hits (misses answered from the namespace's version N-1,
+migrated, instead of the origin: a subset of misses). A reader sums the buckets of a
+window; unknown fields are ignored, so later versions may add counters without breaking
+older readers. A field whose name is not UTF-8 or whose value is not an integer (written by something else) is
 skipped and counted, never fatal: one bad field must not hide every namespace's figures.
 """
 
@@ -32,7 +33,7 @@ FORMAT_VERSION = 1
 COUNTER_RETENTION_S = 3 * 24 * 3600
 COUNTER_NAMES = (
     "fresh_hits", "stale_hits", "fail_safe_hits", "misses", "refreshes",
-    "refresh_errors", "redis_errors", "loads", "load_us", "early_refreshes",
+    "refresh_errors", "redis_errors", "loads", "load_us", "early_refreshes", "previous_hits",
 )
 
 
@@ -64,6 +65,7 @@ class NamespaceCounters:
     loads: int = 0
     load_us: int = 0
     early_refreshes: int = 0
+    previous_hits: int = 0
 
     @property
     def hits(self) -> int:

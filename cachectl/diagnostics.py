@@ -67,6 +67,7 @@ class Code(StrEnum):
     VERSION_MARKER_WITHOUT_VERSION = "CP210"
     VERSION_WITHOUT_PLACE = "CP211"
     VERSIONS_OVERLAP = "CP212"
+    READ_PREVIOUS_WITHOUT_PREVIOUS_VERSION = "CP213"
     # CP3xx: thresholds
     RATIO_OUT_OF_RANGE = "CP301"
     LATENCY_NOT_POSITIVE = "CP302"
@@ -153,6 +154,8 @@ _RULE_TABLE: tuple[Rule, ...] = (
     Rule(Code.VERSION_WITHOUT_PLACE, E,
          "version: set, but no {version} marker and no literal segment to put vN after"),
     Rule(Code.VERSIONS_OVERLAP, E, "two versions of one namespace can claim the same key"),
+    Rule(Code.READ_PREVIOUS_WITHOUT_PREVIOUS_VERSION, W,
+         "read_previous: true on a namespace below version 2 (there is no N-1 to read)"),
     # CP3xx: thresholds
     Rule(Code.RATIO_OUT_OF_RANGE, E, "a threshold ratio outside (0, 1]"),
     Rule(Code.LATENCY_NOT_POSITIVE, E, "a latency threshold <= 0"),

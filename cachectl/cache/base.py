@@ -21,6 +21,7 @@ from cachectl.cache.core import (
     CacheOptions,
     Decision,
     KeyBuilder,
+    check_migrations,
     check_size,
     decide,
     new_token,
@@ -105,6 +106,8 @@ class CacheBase(ABC):
         self.options = opts = options or CacheOptions()
         self._owns_client = owns_client
         self._keys = KeyBuilder(policy)
+        check_migrations(policy, opts.migrate)
+        self._migrations = dict(opts.migrate)
         self._ser = opts.serializer
         self._rng = opts.rng
         self._counters = CounterAggregator(opts.counters)
@@ -184,6 +187,16 @@ class CacheBase(ABC):
             return d.value
         self._count(name, "misses")
         return None
+
+    def _previous_value(self, read: tuple[bytes | None, int] | None) -> Any:
+        """The decoded value of a read of a version N-1 key, or MISSING (absent, Redis
+        unusable, or not decodable: then the origin is asked, as for any miss)."""
+        if read is None or read[0] is None or read[1] == -2:
+            return MISSING
+        try:
+            return self._ser.loads(read[0])
+        except (ValueError, TypeError):
+            return MISSING
 
     def _read_failed(self, ns: Namespace, exc: BaseException) -> tuple[bytes | None, int] | None:
         """After a read raised: WRONGTYPE is an answer (the key holds another type, a load

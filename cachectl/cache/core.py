@@ -94,6 +94,8 @@ class CacheOptions:
     max_connections       connection pool size (standalone Redis); redis-py's default of 100
                           is too few for 100 threads plus the background work
     read_mode             "pipeline" (GET and PTTL sent together, no MULTI) or "lua"
+    migrate               namespace -> callable turning a version N-1 value into a version N
+                          one; for namespaces with ``read_previous: true`` (docs/library.md)
     """
 
     timeout_ms: float = 10.0
@@ -116,6 +118,7 @@ class CacheOptions:
     serializer: Serializer = field(default_factory=JsonSerializer)
     rng: random.Random = field(default_factory=random.Random)
     clock: Callable[[], float] = time.monotonic
+    migrate: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.read_mode not in ("pipeline", "lua"):
@@ -279,6 +282,24 @@ class KeyBuilder:
 
     def lock_key(self, key: str) -> str:
         return self.lock_prefix + key
+
+    def previous_key(self, ns: Namespace, params: Mapping[str, object]) -> str:
+        """The key ``params`` had at the namespace's version N-1 (``version`` >= 2)."""
+        assert ns.version is not None and ns.version >= 2
+        return ns.template_at(ns.version - 1).render(params)
+
+
+def check_migrations(policy: Policy, migrate: Mapping[str, Callable[[Any], Any]]) -> None:
+    """UsageError unless every ``migrate`` entry names a namespace with ``read_previous: true``
+    at version 2 or more, and is callable."""
+    for name, fn in migrate.items():
+        ns = policy.namespace(name)  # UsageError with a did-you-mean
+        if not ns.read_previous or (ns.version or 0) < 2:
+            raise UsageError(f"migrate[{name!r}] is given, but namespace {name} does not read a "
+                             "previous version",
+                             hint=f"set read_previous: true and version: 2 (or more) on {name}")
+        if not callable(fn):
+            raise UsageError(f"migrate[{name!r}] is not callable")
 
 
 def placeholder_binder(fn: Callable[..., Any], ns: Namespace) -> Callable[..., dict[str, object]]:

@@ -166,7 +166,7 @@ class Cache(CacheBase):
 
     def get_or_load(self, namespace: str, loader: Callable[[], T], /, **params: object) -> T:
         ns, key = self._keys.key(namespace, params)
-        return self._get_or_load(ns, key, loader)  # type: ignore[no-any-return,unused-ignore]
+        return self._get_or_load(ns, key, loader, params)  # type: ignore[no-any-return,unused-ignore]
 
     get_or_load.__doc__ = """The value for ``params``: served from the cache, or ``loader()`` and stored.
 
@@ -256,8 +256,11 @@ class Cache(CacheBase):
 
             @functools.wraps(fn)
             def wrapper(*args: Any, **kwargs: Any) -> T:
-                key = ns.template.render(bind(*args, **kwargs))
-                return self._get_or_load(ns, key, lambda: fn(*args, **kwargs))  # type: ignore[no-any-return]
+                params = bind(*args, **kwargs)
+                key = ns.template.render(params)
+                return self._get_or_load(  # type: ignore[no-any-return]
+                    ns, key, lambda: fn(*args, **kwargs), params
+                )
 
             def invalidate(*args: Any, **kwargs: Any) -> bool:
                 return self._invalidate_key(ns, ns.template.render(bind(*args, **kwargs)))
@@ -442,7 +445,9 @@ class Cache(CacheBase):
 
     # ------------------------------------------------------------------ the read path
 
-    def _get_or_load(self, ns: Namespace, key: str, loader: Loader) -> Any:
+    def _get_or_load(
+        self, ns: Namespace, key: str, loader: Loader, params: Mapping[str, object] | None = None
+    ) -> Any:
         self._ensure_started()
         name = ns.name
         generation = self._l1_generation
@@ -470,7 +475,26 @@ class Cache(CacheBase):
             return d.value
         if action is Action.LOAD_FAIL_SAFE:
             return self._load(ns, key, loader, d.value, read_at)
+        if params is not None and ns.name in self._migrations:
+            loader = self._previous_first(ns, params, loader)
         return self._load(ns, key, loader, MISSING, read_at)
+
+    def _previous_first(self, ns: Namespace, params: Mapping[str, object], loader: Loader) -> Loader:
+        """``loader`` preceded by one read of the key at version N-1: a value there is
+        migrated and returned (the load stores it under N) and counted as a previous
+        hit; else, or when Redis fails, the origin is asked as usual."""
+        migrate = self._migrations[ns.name]
+
+        def load() -> Any:
+            read = self._read_guarded(ns, self._keys.previous_key(ns, params))
+            old = self._previous_value(read)
+            if old is not MISSING:
+                self._count(ns.name, "previous_hits")
+                return migrate(old)
+            value = loader()
+            return value
+
+        return load
 
     def _read_guarded(self, ns: Namespace, key: str) -> tuple[bytes | None, int] | None:
         """(value, PTTL) in one round trip, or None when Redis is unusable (counted)."""

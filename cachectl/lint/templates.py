@@ -46,6 +46,12 @@ def check(ctx: LintContext) -> None:
 def _versions(ctx: LintContext, name: str, ns: NamespaceSpec, template: KeyTemplate) -> None:
     """CP210 a marker without a version; CP212 two versions whose keys can be confused."""
     at = ctx.value("namespaces", name, "key")
+    if ns.read_previous and (ns.version or 0) < 2:
+        ctx.report(Code.READ_PREVIOUS_WITHOUT_PREVIOUS_VERSION,
+                   f"namespace {name}: read_previous is set but the namespace is at "
+                   f"version {ns.version or '(none)'}, so there is no version N-1 to read",
+                   ctx.value("namespaces", name, "read_previous"),
+                   "set version: 2 (or more) when bumping, or drop read_previous")
     if ns.version is None:
         if VERSION_MARKER in ns.key:
             ctx.report(Code.VERSION_MARKER_WITHOUT_VERSION,

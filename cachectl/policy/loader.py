@@ -549,6 +549,7 @@ def _resolve_namespace(name: str, ns: NamespaceSpec, spec: PolicySpec, spans: Sp
         warm=ns.warm,
         description=ns.description,
         version=ns.version,
+        read_previous=ns.read_previous,
         key_source=ns.key,
         compress=compress,
     )

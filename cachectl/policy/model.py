@@ -186,6 +186,9 @@ class NamespaceSpec(_Spec):
     version: int | None = Field(
         None, ge=1, description="Key version; at the {version} marker, else vN after the "
         "template's first literal segment (product:v2:{id}). Bump it when the value's shape changes.")
+    read_previous: bool = Field(
+        False, description="On a miss, the library reads version N-1 once and, given a migrate "
+        "callable for the namespace, stores the migrated value under N.")
     description: str | None = Field(None, description="Free text for the people reading it.")
     ttl: TtlMs | None = Field(None, description="Fresh lifetime; else defaults.ttl.")
     stale: DurationMs | None = Field(
@@ -284,6 +287,7 @@ class Namespace:
     warm: WarmSpec | None
     description: str | None = None
     version: int | None = None
+    read_previous: bool = False
     key_source: str = ""  # the template as written, before the version is put in
     compress: Compression | None = None  # None: values are stored plain
 
