@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from cachectl.diagnostics import Code
 from cachectl.policy.model import PolicySpec
 
 SCHEMA_ID = "https://cachectl.dev/schema/policy.v1.json"
@@ -50,24 +51,25 @@ def policy_json_schema() -> dict[str, Any]:
 # Lint codes that are errors the schema cannot state, and why (docs/policy.md lists them;
 # tests/unit/test_schema.py runs every lint case through both and checks this is the list)
 LINT_ONLY = {
-    "CP001": "YAML syntax, encoding and a second document: the file is not one JSON value yet",
-    "CP002": "a duplicate key: YAML loaders keep the last one before any schema sees it",
-    "CP004": "YAML merge keys (<<), which loaders expand before any schema sees them",
-    "CP009": "YAML tags, which exist only in the YAML text",
-    "CP105": "stale_if_error >= stale compares two fields, possibly one from defaults",
-    "CP201": "the key template grammar (braces, placeholders, segments)",
-    "CP202": "the key template grammar (braces, placeholders, segments)",
-    "CP203": "the key template grammar (braces, placeholders, segments)",
-    "CP206": "the key template grammar (braces, placeholders, segments)",
-    "CP207": "the key template grammar (braces, placeholders, segments)",
-    "CP205": "two templates that can match one key: a relation between namespaces",
-    "CP211": "where a key version goes depends on the template's segments",
-    "CP212": "two versions' templates overlapping: a relation between templates",
-    "CP401": "an unset variable depends on the environment lint runs in",
-    "CP402": "a warm source file that does not exist: the file system",
-    "CP403": "a source type no installed plugin provides: the installation",
-    "CP404": "rows that cannot fill the template: the source's data",
-    "CP410": "a compression level's range depends on the codec",
+    Code.YAML_SYNTAX: "YAML syntax, encoding and a second document: the file is not one JSON value yet",
+    Code.DUPLICATE_KEY: "a duplicate key: YAML loaders keep the last one before any schema sees it",
+    Code.WRONG_TYPE: "YAML merge keys (<<), which loaders expand before any schema sees them",
+    Code.UNSUPPORTED_TAG: "YAML tags, which exist only in the YAML text",
+    Code.STALE_IF_ERROR_SHORTER_THAN_STALE:
+        "stale_if_error >= stale compares two fields, possibly one from defaults",
+    Code.UNBALANCED_BRACES: "the key template grammar (braces, placeholders, segments)",
+    Code.EMPTY_PLACEHOLDER: "the key template grammar (braces, placeholders, segments)",
+    Code.DUPLICATE_PLACEHOLDER: "the key template grammar (braces, placeholders, segments)",
+    Code.INVALID_TEMPLATE_SEGMENT: "the key template grammar (braces, placeholders, segments)",
+    Code.UNKNOWN_PLACEHOLDER_MODIFIER: "the key template grammar (braces, placeholders, segments)",
+    Code.OVERLAPPING_TEMPLATES: "two templates that can match one key: a relation between namespaces",
+    Code.VERSION_WITHOUT_PLACE: "where a key version goes depends on the template's segments",
+    Code.VERSIONS_OVERLAP: "two versions' templates overlapping: a relation between templates",
+    Code.UNSET_ENV_VAR: "an unset variable depends on the environment lint runs in",
+    Code.WARM_SOURCE_MISSING: "a warm source file that does not exist: the file system",
+    Code.UNKNOWN_SOURCE_TYPE: "a source type no installed plugin provides: the installation",
+    Code.WARM_ROW_CANNOT_FILL_TEMPLATE: "rows that cannot fill the template: the source's data",
+    Code.INVALID_COMPRESSION_LEVEL: "a compression level's range depends on the codec",
 }
 
 
