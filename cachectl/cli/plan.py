@@ -77,6 +77,9 @@ def command(
     fail_on: Annotated[FailOn, typer.Option(
         "--fail-on", help="Exit 1 when the change is destructive (orphans or removes keys).")]
     = FailOn.NEVER,
+    trace: Annotated[list[Path] | None, typer.Option(
+        "--trace", metavar="FILE", help="An access trace (as cachectl model reads): predict "
+        "each namespace's hit rate before and after (repeatable).")] = None,
     json_out: JsonOpt = False,
 ) -> int:
     """Show what changing the policy does to each namespace and, with --url, to the live cache.
@@ -97,6 +100,10 @@ def command(
         client = conn.connect(new)
         with closing(client), redis_errors(settings):
             plan = core.measure_plan(client, plan, old, new, sample=sample)
+    if trace:
+        from cachectl.plan.predict import predict_hit_rates
+
+        plan = predict_hit_rates(plan, old, new, trace)
     show(plan, PlanFormat.JSON if json_out else output)
     return 1 if fail_on is FailOn.DESTRUCTIVE and plan.destructive else 0
 

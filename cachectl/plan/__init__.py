@@ -29,6 +29,7 @@ from cachectl.plan.model import (
     LiveFigures,
     NamespacePlan,
     PolicyPlan,
+    Prediction,
     plan_from_json,
 )
 
@@ -39,6 +40,7 @@ __all__ = [
     "LiveFigures",
     "NamespacePlan",
     "PolicyPlan",
+    "Prediction",
     "StalePlanError",
     "apply_plan",
     "apply_sample",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -51,6 +52,19 @@ class LiveFigures:
 
 
 @dataclass(frozen=True)
+class Prediction:
+    """Hit rate and origin loads per second predicted from a trace, before and after the
+    change (``after`` None for a removed namespace); ``rekey_extra_loads``: for a re-key,
+    the origin loads its cold start adds in the first minutes (see ``predict_hit_rates``)."""
+
+    hit_rate_before: float
+    hit_rate_after: float | None
+    loads_per_s_before: float
+    loads_per_s_after: float | None
+    rekey_extra_loads: int | None = None
+
+
+@dataclass(frozen=True)
 class NamespacePlan:
     """What the change does to one namespace.
 
@@ -72,6 +86,7 @@ class NamespacePlan:
     old_ttl_max_ms: int | None = None
     new_ttl_max_ms: int | None = None
     live: LiveFigures | None = None
+    predicted: Prediction | None = None
 
     @property
     def clamp_ms(self) -> int | None:
@@ -105,6 +120,7 @@ class NamespacePlan:
             "ttl_max_ms": {"old": self.old_ttl_max_ms, "new": self.new_ttl_max_ms},
             "clamp_ms": self.clamp_ms,
             "live": None,
+            "predicted": dataclasses.asdict(self.predicted) if self.predicted else None,
         }
         if self.live is not None:
             lv = self.live
@@ -132,6 +148,7 @@ class PolicyPlan:
     live_mode: str | None = None  # None: not measured; "exact" or "sample"
     live_total_keys: int | None = None
     live_elapsed_s: float | None = None
+    traces: tuple[str, ...] = ()  # the access traces the predictions come from
 
     def count(self, change: Change) -> int:
         return sum(1 for n in self.namespaces if n.change is change)
@@ -151,6 +168,11 @@ class PolicyPlan:
         return replace(self, namespaces=rows, live_mode=mode, live_total_keys=total_keys,
                        live_elapsed_s=elapsed_s)
 
+    def with_predictions(self, predictions: dict[str, Prediction],
+                         traces: tuple[str, ...]) -> PolicyPlan:
+        rows = tuple(replace(n, predicted=predictions.get(n.namespace)) for n in self.namespaces)
+        return replace(self, namespaces=rows, traces=traces)
+
     def to_json(self) -> dict[str, Any]:
         changes = {c.value: self.count(c) for c in Change}
         live = None
@@ -169,6 +191,7 @@ class PolicyPlan:
                            for f in self.thresholds],
             "namespaces": [n.to_json() for n in self.namespaces],
             "live": live,
+            "traces": list(self.traces),
         }
 
 
@@ -191,7 +214,8 @@ def plan_from_json(doc: Any) -> PolicyPlan:
                 new_ttl_max_ms=n["ttl_max_ms"]["new"],
                 live=LiveFigures(live["keys"], live["keys_margin"], live["memory_bytes"],
                                  live["memory_margin_bytes"], live["ttl_above_max"],
-                                 live["ttl_above_max_margin"]) if live else None))
+                                 live["ttl_above_max_margin"]) if live else None,
+                predicted=Prediction(**n["predicted"]) if n.get("predicted") else None))
         live_doc = doc.get("live")
         return PolicyPlan(
             old_path=doc["old"], new_path=doc["new"], fingerprint=doc["fingerprint"],
@@ -200,7 +224,8 @@ def plan_from_json(doc: Any) -> PolicyPlan:
                              for f in doc["thresholds"]),
             live_mode=live_doc["mode"] if live_doc else None,
             live_total_keys=live_doc["total_keys"] if live_doc else None,
-            live_elapsed_s=live_doc["elapsed_s"] if live_doc else None)
+            live_elapsed_s=live_doc["elapsed_s"] if live_doc else None,
+            traces=tuple(doc.get("traces", ())))
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError(f"not a cachectl plan document ({type(exc).__name__}: {exc})",
                          hint="pass the output of cachectl plan OLD NEW --url … --json") from None

@@ -50,6 +50,12 @@ def _what(n: NamespacePlan) -> str:
     if n.clamp_ms is not None and n.old_ttl_max_ms is not None:
         parts.append(f"max TTL {format_duration_ms(n.old_ttl_max_ms)} -> "
                      f"{format_duration_ms(n.clamp_ms)}")
+    p = n.predicted
+    if p is not None:
+        after = "—" if p.hit_rate_after is None else f"{p.hit_rate_after:.1%}"
+        parts.append(f"predicted hit rate {p.hit_rate_before:.1%} -> {after}")
+        if p.rekey_extra_loads is not None:
+            parts.append(f"+{p.rekey_extra_loads:,} origin loads in the first 5 min")
     return "; ".join(parts) or "—"
 
 
@@ -67,7 +73,7 @@ def plan_rows(plan: PolicyPlan) -> list[tuple[str, ...]]:
     """One row per namespace that changes (unchanged ones are counted in the summary)."""
     rows: list[tuple[str, ...]] = []
     for n in plan.namespaces:
-        if n.change is Change.UNCHANGED and n.action == "none":
+        if n.change is Change.UNCHANGED and n.action == "none" and n.predicted is None:
             continue
         keys = bytes_ = above = "—"
         if n.live is not None:

@@ -140,3 +140,25 @@ def test_base_reads_the_old_policy_from_git(tmp_path: Path,
     assert doc["old"] == f"{policy}@main" and doc["changes"]["rekeyed"] == 2
     assert main(["plan", str(policy), "--base", "nosuchref"]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_a_trace_predicts_the_hit_rate_before_and_after(files: tuple[Path, Path], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # 100 products each read every 90 minutes for 9 hours: a 6 h TTL keeps them between
+    # reads, the new 1 h (+10 m stale) never does
+    rows = sorted((i + 5400.0 * r, f"shop:product:{i}") for r in range(7) for i in range(100))
+    rows += [(10.0 + i, f"shop:price:v1:{i}") for i in range(40)]  # 40 keys in the first 5 min
+    rows += [(400.0 + i, f"shop:price:v1:{i}") for i in range(40)]  # and each read again
+    trace = tmp_path / "trace.csv"
+    trace.write_text("time,key,size\n" + "".join(f"{t},{k},100\n" for t, k in sorted(rows)))
+    assert main(["plan", *map(str, files), "--trace", str(trace), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    predicted = {r["namespace"]: r["predicted"] for r in doc["namespaces"]}
+    product = predicted["product"]
+    assert product["hit_rate_before"] > 0.5 and product["hit_rate_after"] == 0.0
+    assert product["loads_per_s_after"] > product["loads_per_s_before"]
+    # re-keyed: its 40 keys would have hit on their second read; cold, each loads again
+    assert predicted["price"]["rekey_extra_loads"] == round(40 * predicted["price"]["hit_rate_before"])
+    assert predicted["price"]["hit_rate_before"] == pytest.approx(0.5)
+    assert doc["traces"] == [str(trace)]
+    assert plan_from_json(doc).namespaces[0].predicted is not None
