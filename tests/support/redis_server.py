@@ -6,9 +6,13 @@ Never touches a server the machine already runs (6379 is refused outright).
 
 from __future__ import annotations
 
+import fcntl
+import os
+import random
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,13 +41,44 @@ def valkey_server_binary() -> str:
 ENGINES = {"redis": redis_server_binary, "valkey": valkey_server_binary}
 
 
+# Ports below the kernel's ephemeral range (32768+ on Linux), so no outgoing connection is
+# given one as its source port while a test is about to start a server on it.
+PORT_RANGE = range(20000, 32000)
+_PORT_LOCKS = Path(tempfile.gettempdir()) / "cachectl-test-ports"
+_HELD_MAX = 64  # a port claimed this many claims ago has long been bound by its server
+_held: dict[int, int] = {}  # port -> fd of its lock file, oldest first
+_rng = random.Random()  # its own generator: Hypothesis seeds the shared one alike in every worker
+
+
 def free_port() -> int:
+    """A loopback port no other test process (any xdist worker, any checkout) is handed.
+
+    Binding port 0 and closing leaves a window in which another worker gets the same port;
+    here each port is claimed by an exclusive lock on a file named after it, held until
+    this process has claimed ``_HELD_MAX`` more (the kernel drops it at exit, even on a
+    crash). A port that is bound already fails the bind test, locked or not.
+    """
+    _PORT_LOCKS.mkdir(exist_ok=True)
     while True:
+        port = _rng.choice(PORT_RANGE)
+        if port in _held:
+            continue
+        fd = os.open(_PORT_LOCKS / str(port), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue  # another test process holds it
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port != 6379:
-            return int(port)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:  # in use by something that does not take our locks
+                os.close(fd)
+                continue
+        _held[port] = fd
+        if len(_held) > _HELD_MAX:
+            os.close(_held.pop(next(iter(_held))))
+        return port
 
 
 class RedisServer:
