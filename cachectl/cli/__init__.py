@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cachectl.errors import CachectlError, ExitCode, missing_module_hint
 
@@ -35,6 +35,7 @@ def run_scrubbed(args: list[str], *, debug: bool = False) -> int:
     from cachectl import secrets
 
     secrets.reset()
+    restore_sigterm = _sigterm_as_interrupt()
     streams = sys.stdout, sys.stderr
     sys.stdout = secrets.ScrubbingStream(sys.stdout)
     sys.stderr = secrets.ScrubbingStream(sys.stderr)
@@ -45,6 +46,7 @@ def run_scrubbed(args: list[str], *, debug: bool = False) -> int:
         raise
     finally:
         sys.stdout, sys.stderr = streams
+        restore_sigterm()
 
 
 def run(args: list[str], *, debug: bool = False) -> int:
@@ -99,6 +101,27 @@ def run(args: list[str], *, debug: bool = False) -> int:
     if isinstance(result, int):
         return result
     return int(ExitCode.OK)
+
+
+def _sigterm_as_interrupt() -> Callable[[], None]:
+    """Handle SIGTERM as Ctrl-C for the whole run (exit 130, cleanup and partial results
+    reported); commands that stop between batches narrow it (``stop_on_sigint``).
+    Returns what restores the previous handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 def _error(message: str, hint: str | None) -> None:

@@ -180,7 +180,9 @@ def load_cli_policy(flag: Path | None) -> Policy:
 
 @contextmanager
 def stop_on_sigint() -> Iterator[threading.Event]:
-    """First Ctrl-C: set the event (stop after the batch in flight); a second one aborts."""
+    """First Ctrl-C or SIGTERM: set the event (stop after the batch in flight); a second
+    one aborts. SIGTERM is what ``timeout``, systemd, Kubernetes and CI cancellation send:
+    it gets the same orderly stop (flush still writes its audit entry and summary)."""
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield stop
@@ -190,10 +192,13 @@ def stop_on_sigint() -> Iterator[threading.Event]:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        sys.stderr.write("\nstopping after the batch in flight (Ctrl-C again to abort now)\n")
+        again = "Ctrl-C" if signum == signal.SIGINT else "another SIGTERM"
+        name = "" if signum == signal.SIGINT else "SIGTERM: "
+        sys.stderr.write(f"\n{name}stopping after the batch in flight ({again} to abort now)\n")
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
