@@ -20,11 +20,14 @@ CACHECTL = str(REPO / ".venv" / "bin" / "cachectl")
 PRODUCTS = 30_000
 
 
-def _wait_for(condition: object, timeout_s: float = 30.0) -> None:
+def _wait_for(condition: object, proc: subprocess.Popen[str], timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
         time.sleep(0.02)
-    assert condition(), "the command never got going"  # type: ignore[operator]
+    if not condition():  # type: ignore[operator]
+        proc.kill()
+        proc.communicate()
+        raise AssertionError("the command never got going")
 
 
 def test_sigterm_mid_flush_writes_the_audit_entry_and_the_summary(
@@ -36,7 +39,7 @@ def test_sigterm_mid_flush_writes_the_audit_entry_and_the_summary(
     proc = subprocess.Popen([CACHECTL, "flush", "-n", "product", "--yes", "--json", "--policy",
                              str(policy), "--url", redis_url, "--rate", "3000", "--batch", "200"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: client.dbsize() < before - 400)
+    _wait_for(lambda: client.dbsize() < before - 400, proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
@@ -69,7 +72,7 @@ def test_sigterm_mid_warm_and_during_long_reads_exits_130(
     proc = subprocess.Popen([CACHECTL, "warm", "-n", "product", "--json", "--policy",
                              str(policy), "--url", redis_url, "--rate", "3000"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: client.dbsize() > 400)
+    _wait_for(lambda: client.dbsize() > 400, proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
