@@ -178,3 +178,39 @@ def test_a_pattern_every_key_of_the_policy_matches_is_refused(
                     "--namespace or --tag",
                     verified="no key removed; a pattern that singles out keys "
                     "(shop:product:1*) still flushes just those")
+
+
+def test_an_unterminated_csv_quote_is_a_rejected_row_not_a_swallowed_file(
+        tmp_path: Path, redis_url: str, redis_server: RedisServer,
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:  # noqa: F811
+    rows = [f"{i},item {i}" for i in range(1, 3001)]
+    rows[9] = '10,"never closed'  # line 11: swallowed every row after it before
+    rows[2999] = '3000,"closed only by the end of the file'
+    (tmp_path / "rows.csv").write_text("id,name\n" + "\n".join(rows) + "\n"
+                                       + '9999,"a value\nover two lines"\n')
+    (tmp_path / "cachectl.yaml").write_text("""\
+version: 1
+redis: {key_prefix: c}
+defaults: {ttl: 10m}
+namespaces:
+  item: {key: "item:{id}", warm: {source: {type: csv, path: rows.csv}}}
+""")
+    run = run_cli(["warm", "--json", "--policy", str(tmp_path / "cachectl.yaml"), "--url",
+                   redis_url], capsys)
+    assert run.code == 1, run.text
+    report = json.loads(run.out)
+    problems = {p["locator"]: p["reason"] for p in report["namespaces"][0]["problems"]}
+    assert "never closed" in problems["rows.csv:11"] or "runs over" in problems["rows.csv:11"]
+    assert report["rejected"] == 2 and report["written"] == 2999, report
+    client = redis_server.client()
+    assert client.exists("c:item:11", "c:item:2999") == 2  # the rows after the bad quote
+    assert client.get("c:item:9999") == b'{"id":"9999","name":"a value\\nover two lines"}'
+    reliability.add("csv-unterminated-quote", area="bad input",
+                    fault="a CSV row whose quote is never closed, 2,990 rows before the end, "
+                    "and one closed only by the end of the file",
+                    command="warm --json (csv source)",
+                    did="exit 1: each is a rejected row with its line (a quoted field opened "
+                    "on this line runs over 1000 lines / is never closed); the lines after "
+                    "it read again",
+                    verified="every other row written (2,999 of 3,001), a legitimate quoted "
+                    "value over two lines kept whole")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
@@ -125,11 +126,15 @@ class CsvSource(FileSource):
 
     def _rows(self, fh: IO[bytes]) -> Iterator[tuple[Position, Row | BadRow]]:
         lines = _Lines(fh)
-        reader = csv.reader(lines, delimiter=self.delimiter)
+        feed = _RowLines(iter(lines))
+        reader = self._reader(feed)
         try:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
             return
+        except (csv.Error, _RowTooLong) as exc:
+            raise SourceError(f"warm source {self.display}: the header row is not valid CSV "
+                              f"({exc})") from None
         if lines.bad is not None:
             raise SourceError(f"warm source {self.display}: the header row is not UTF-8")
         missing = [c for c in self.columns if c not in header]
@@ -139,19 +144,32 @@ class CsvSource(FileSource):
                 "(named in columns:)", hint=f"header: {', '.join(header)}")
         typed = [(name, conv) for name, conv in self.columns.items() if conv is not str]
         width = len(header)
-        start = reader.line_num + 1
-        for cells in reader:
-            position = start
-            start = reader.line_num + 1
+        position = len(feed.taken) + 1  # the line the next row starts on
+        while True:
+            feed.taken = []
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except (csv.Error, _RowTooLong) as exc:
+                # reject the row where it starts, and read again from the line after it:
+                # an unterminated quote must not swallow the rows that follow
+                yield position, BadRow(_quote_problem(exc))
+                feed.replay.extendleft(reversed(feed.taken[1:]))
+                position += 1
+                reader = self._reader(feed)  # the old one is inside the broken field
+                continue
+            start = position
+            position += len(feed.taken)
             if lines.bad is not None:
                 byte, col = lines.bad
                 lines.bad = None
-                yield position, BadRow(f"not UTF-8 (byte 0x{byte:02x} at column {col})")
+                yield start, BadRow(f"not UTF-8 (byte 0x{byte:02x} at column {col})")
                 continue
             if len(cells) != width:
                 if not cells:
                     continue  # a blank line
-                yield position, BadRow(f"{len(cells)} cells, the header has {width}")
+                yield start, BadRow(f"{len(cells)} cells, the header has {width}")
                 continue
             row: dict[str, Any] = dict(zip(header, cells, strict=True))
             problem = None
@@ -165,7 +183,49 @@ class CsvSource(FileSource):
                 except ValueError as exc:
                     problem = f"column {name}: {text!r} is {exc}"
                     break
-            yield position, (row if problem is None else BadRow(problem))
+            yield start, (row if problem is None else BadRow(problem))
+
+    def _reader(self, feed: _RowLines) -> Any:
+        # strict: a quoted field still open at the end of the file is an error, not a value
+        return csv.reader(feed, delimiter=self.delimiter, strict=True)
+
+
+# a quoted value may hold newlines; one over more lines than this is an unterminated quote
+MAX_ROW_LINES = 1000
+
+
+class _RowTooLong(Exception):
+    def __str__(self) -> str:
+        return f"a quoted field opened on this line runs over {MAX_ROW_LINES} lines"
+
+
+class _RowLines:
+    """Feeds a csv reader line by line, keeping the lines of the row being read (``taken``)
+    so that after a broken row the lines after its first can be read again (``replay``)."""
+
+    def __init__(self, source: Iterator[str]) -> None:
+        self.source = source
+        self.replay: deque[str] = deque()
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _RowLines:
+        return self
+
+    def __next__(self) -> str:
+        if len(self.taken) >= MAX_ROW_LINES:
+            raise _RowTooLong
+        line = self.replay.popleft() if self.replay else next(self.source)
+        self.taken.append(line)
+        return line
+
+
+def _quote_problem(exc: Exception) -> str:
+    if isinstance(exc, _RowTooLong):
+        return f"{exc} (an unterminated quote?); the lines after it were read again"
+    if "unexpected end of data" in str(exc):
+        return ("a quoted field opened on this line is never closed (an unterminated quote); "
+                "the lines after it were read again")
+    return f"not valid CSV ({exc})"
 
 
 def open_source(options: Mapping[str, Any], context: SourceContext) -> CsvSource:
