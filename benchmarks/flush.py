@@ -143,7 +143,21 @@ def hand_loop(port: int) -> int:
     return removed
 
 
-def _server_cpu_s(r: redis.Redis) -> float:
+def start_slowlog(r: redis.Redis) -> None:
+    """Log every command over 1 ms from now on (the server's own view, whatever the host's load)."""
+    r.config_set("slowlog-log-slower-than", 1000)  # µs
+    r.config_set("slowlog-max-len", 10_000)
+    r.slowlog_reset()
+
+
+def slow_commands(r: redis.Redis) -> tuple[int, float]:
+    """How many commands took over 1 ms on the server since ``start_slowlog``, and the longest (ms)."""
+    slow = [e for e in r.slowlog_get(10_000)
+            if e["command"].split(b" ")[0].upper() not in (b"CONFIG", b"SLOWLOG")]
+    return len(slow), max((e["duration"] for e in slow), default=0) / 1000
+
+
+def server_cpu_s(r: redis.Redis) -> float:
     """CPU seconds the redis-server process has used (INFO cpu), all threads."""
     info = r.info("cpu")
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
@@ -197,10 +211,8 @@ def main() -> int:
             r.delete("shop:cachectl:audit")
             pipe_load(server.port, target)
             assert r.dbsize() == args.keys + args.others, r.dbsize()
-            cpu_before = _server_cpu_s(r)
-            r.config_set("slowlog-log-slower-than", 1000)  # µs: every command over 1 ms
-            r.config_set("slowlog-max-len", 10_000)
-            r.slowlog_reset()
+            cpu_before = server_cpu_s(r)
+            start_slowlog(r)
             if name.startswith("cachectl"):
                 secs, pings, res = with_pings(server.port, lambda: cachectl_flush(server.port, policy))
                 removed = int(res["removed"])  # type: ignore[index]
@@ -212,16 +224,14 @@ def main() -> int:
             else:
                 secs, pings, res = with_pings(server.port, lambda: hand_loop_process(server.port))
                 removed, note = int(res), ""  # type: ignore[call-overload]
-            server_cpu[name] = _server_cpu_s(r) - cpu_before
-            slow = [e for e in r.slowlog_get(10_000)
-                    if e["command"].split(b" ")[0].upper() not in (b"CONFIG", b"SLOWLOG")]
-            slow_max_ms = max((e["duration"] for e in slow), default=0) / 1000
+            server_cpu[name] = server_cpu_s(r) - cpu_before
+            slow, slow_max_ms = slow_commands(r)
             left = r.dbsize() - (1 if r.exists("shop:cachectl:audit") else 0)
             ok = removed == args.keys and left == args.others
             results[name] = (secs, pings)
             print(f"{name:15s} {secs:6.2f} s  {removed / secs:10,.0f} keys/s  "
                   f"server CPU {server_cpu[name]:5.2f} s  "
-                  f"commands > 1 ms: {len(slow)} (max {slow_max_ms:.1f} ms)  "
+                  f"commands > 1 ms: {slow} (max {slow_max_ms:.1f} ms)  "
                   f"PING p50 {pings['p50_ms']:.2f} ms  p99 {pings['p99_ms']:.2f} ms  "
                   f"max {pings['max_ms']:.2f} ms  ({pings['n']:,} pings){note}"
                   f"{'' if ok else f'  WRONG KEYS: removed {removed}, left {left}'}")

@@ -10,7 +10,9 @@ audit entries). The hand-written loop is what an operator would write: one SCAN
 over everything, ``PEXPIRE key 3600000 LT`` pipelined for product keys, UNLINK per
 1,000 banner keys. While each runs, another process PINGs every millisecond.
 
-Prints both times, the ratio, PING p50/p99/max during each, and checks the result
+Prints both times, the ratio, PING p50/p99/max during each, the server's CPU time and
+the commands it logged as slower than 1 ms (SLOWLOG: what blocked other clients, as
+the server saw it, whatever the host's load), and checks the result
 (no banner key left, every product key at or below the new maximum, stock intact).
 
     .venv/bin/python benchmarks/plan.py [--scale 1.0] [--rounds 2]
@@ -33,7 +35,14 @@ import time
 
 import redis
 
-from benchmarks.flush import pipe_load, resp_file, with_pings
+from benchmarks.flush import (
+    pipe_load,
+    resp_file,
+    server_cpu_s,
+    slow_commands,
+    start_slowlog,
+    with_pings,
+)
 from tests.support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent
@@ -158,6 +167,8 @@ def main() -> int:
             pipe_load(server.port, doomed)
             assert r.dbsize() == n_product + n_banner + n_stock, r.dbsize()
             note = ""
+            cpu_before = server_cpu_s(r)
+            start_slowlog(r)
             if name.startswith("cachectl"):
                 secs, pings, res = with_pings(server.port,
                                               lambda: cachectl_apply(server.port, old, new))
@@ -170,9 +181,12 @@ def main() -> int:
             else:
                 secs, pings, res = with_pings(server.port, lambda: hand_loop_process(server.port))
                 clamped, removed = res  # type: ignore[misc]
+            cpu = server_cpu_s(r) - cpu_before
+            slow, slow_max_ms = slow_commands(r)
             wrong = check(r, n_stock, n_product)
             results[name] = (secs, pings)
             print(f"{name:15s} {secs:6.2f} s  clamped {clamped:,} removed {removed:,}  "
+                  f"server CPU {cpu:5.2f} s  commands > 1 ms: {slow} (max {slow_max_ms:.1f} ms)  "
                   f"PING p50 {pings['p50_ms']:.2f} ms  p99 {pings['p99_ms']:.2f} ms  "
                   f"max {pings['max_ms']:.2f} ms  ({pings['n']:,} pings){note}"
                   f"{'  WRONG: ' + wrong if wrong else ''}")
