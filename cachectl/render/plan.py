@@ -19,6 +19,8 @@ def _value(field: str, value: object) -> str:
     if value is None:
         return "—"
     if field in _MS_FIELDS or field.endswith("_ms"):
+        if value == 0:
+            return "0s"  # as a policy writes it
         return format_duration_ms(value) if isinstance(value, int | float) else str(value)
     if field in ("jitter", "hit_rate") or field.endswith("_ratio") or field.endswith("hit_rate"):
         return f"{value:.0%}" if isinstance(value, float) else str(value)
@@ -168,6 +170,7 @@ def apply_text(result: ApplyResult) -> str:
         for t in step.targets:
             lines.append(f"{t.target}: {t.changed:,} {changed_word(step.mode)} of "
                          f"{t.matched:,} found")
-        lines.append(f"  ({step.seconds:.1f} s, {step.batches} batches, max PING "
+        lines.append(f"  ({step.seconds:.1f} s, {step.batches} batch"
+                     f"{'' if step.batches == 1 else 'es'}, max PING "
                      f"{step.max_ping_ms:.1f} ms, audit {step.audit_id or step.audit_error})")
     return "\n".join(lines) + "\n"
