@@ -4,11 +4,7 @@ a SIGKILL mid-apply then a rerun, a second apply with nothing to do, a stale pla
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,11 +14,6 @@ from cachectl.cli import main
 from cachectl.plan import apply_plan, diff_policies, measure_plan
 from cachectl.policy import Policy, load_policy
 from tests.support import plan_scenario as scenario
-
-REPO = Path(__file__).resolve().parents[2]
-_SCRIPT = REPO / ".venv" / "bin" / "cachectl"
-CACHECTL = [str(_SCRIPT)] if _SCRIPT.exists() else [
-    sys.executable, "-c", "from cachectl.cli import main; main()"]
 
 
 @pytest.fixture
@@ -134,34 +125,17 @@ def test_a_plan_of_other_policies_is_refused(
     assert "other policies" in capsys.readouterr().err
 
 
-def _keys(client: redis.Redis) -> int:
-    return int(client.dbsize())
-
-
 def test_sigkill_mid_apply_then_a_rerun_gives_the_same_keyspace(
         redis_client: redis.Redis, redis_url: str, policies: tuple[Path, Path]) -> None:
     seeded = scenario.keyspace(scale=200)  # 6,000 banner keys
     scenario.write(redis_client, seeded)
     before = scenario.snapshot([redis_client])
-    args = [*CACHECTL, "apply", str(policies[0]), str(policies[1]), "--url", redis_url, "--yes",
-            "--rate", "2000", "--batch", "100"]
-    total = _keys(redis_client)
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "NO_COLOR": "1"})
-    deadline = time.monotonic() + 60
-    while _keys(redis_client) > total - 500 and time.monotonic() < deadline:
-        time.sleep(0.02)  # polled: wait until the removal is well under way
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    left = _keys(redis_client)
-    assert total - left >= 500 and left > total - len(seeded.removed), "killed mid-way"
-    rerun = subprocess.run(args[:-4], capture_output=True, text=True, timeout=120, check=False)
-    assert rerun.returncode == 0, rerun.stderr
+    args = [str(policies[0]), str(policies[1]), "--url", redis_url]
+    scenario.kill_mid_apply(args, redis_client.dbsize, seeded)
     scenario.check_applied(before, scenario.snapshot([redis_client]), seeded,
                            load_policy(policies[1]))
-    again = subprocess.run([*args[:-4], "--json"], capture_output=True, text=True, timeout=60,
-                           check=False)
+    again = subprocess.run([*scenario.CACHECTL, "apply", *args, "--yes", "--json"],
+                           capture_output=True, text=True, timeout=60, check=False)
     assert json.loads(again.stdout)["nothing_to_do"] is True
 
 
@@ -179,3 +153,22 @@ def test_apply_without_pexpire_lt_clamps_with_the_script(
                         old, new)
     assert result.clamped is not None and result.clamped.changed == 62
     scenario.check_applied(before, scenario.snapshot([redis_client]), seeded, new)
+
+
+def test_warm_fills_added_and_rekeyed_namespaces_first(
+        redis_client: redis.Redis, redis_url: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    seeds = tmp_path / "promo.jsonl"
+    seeds.write_text("".join(f'{{"id": {i}, "pct": {i}}}\n' for i in range(25)))
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(scenario.OLD)
+    new.write_text(scenario.NEW.replace(
+        'promo:   {key: "promo:{id}", ttl: 1h}',
+        'promo:   {key: "promo:{id}", ttl: 1h, warm: {source: {type: jsonl, path: promo.jsonl}}}'))
+    scenario.write(redis_client, scenario.keyspace())
+    assert main(["apply", str(old), str(new), "--url", redis_url, "--yes", "--warm",
+                 "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["warmed"]["written"] == 25
+    assert redis_client.get("shop:promo:7") == b'{"id":7,"pct":7}'
+    assert 0 < redis_client.pttl("shop:promo:7") <= 3_600_000

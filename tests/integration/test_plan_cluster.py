@@ -50,3 +50,17 @@ def test_plan_and_apply_over_every_primary(clean_cluster: RedisClusterFixture, t
     scenario.check_applied(before, scenario.snapshot(nodes), seeded, load_policy(new))
     assert main(["apply", *base, "--yes", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["nothing_to_do"] is True
+
+
+def test_sigkill_mid_apply_on_a_cluster_then_a_rerun_finishes(
+        clean_cluster: RedisClusterFixture, tmp_path: Path) -> None:
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(scenario.OLD)
+    new.write_text(scenario.NEW)
+    seeded = scenario.keyspace(scale=200)  # 6,000 banner keys over three primaries
+    scenario.write(clean_cluster.client(), seeded)
+    nodes = [s.client() for s in clean_cluster.primary_servers()]
+    before = scenario.snapshot(nodes)
+    scenario.kill_mid_apply([str(old), str(new), "--url", clean_cluster.url, "--cluster"],
+                            lambda: sum(int(n.dbsize()) for n in nodes), seeded)
+    scenario.check_applied(before, scenario.snapshot(nodes), seeded, load_policy(new))

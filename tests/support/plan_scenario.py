@@ -8,8 +8,14 @@ session's stale lengthened (no clamp), stock untouched, promo added, hit_rate ra
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cachectl.freshness import ttl_bounds_ms
@@ -46,6 +52,9 @@ namespaces:
 """
 
 H = 3_600_000
+_SCRIPT = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "cachectl"
+CACHECTL = [str(_SCRIPT)] if _SCRIPT.exists() else [
+    sys.executable, "-c", "from cachectl.cli import main; main()"]
 INTERNAL = b"shop:cachectl:"
 
 
@@ -131,3 +140,23 @@ def check_applied(before: dict[bytes, tuple[bytes, int]], after: dict[bytes, tup
         if key not in seeded.clamped:
             assert pttl <= before[key][1], key  # never lengthened
             assert before[key][1] - pttl < 600_000, key  # and left alone (only time passed)
+
+
+def kill_mid_apply(args: list[str], key_count: Callable[[], int], seeded: Seeded) -> None:
+    """Run ``cachectl apply ARGS --yes`` slowly, SIGKILL it once 500 keys are gone (and not
+    all), then rerun it to the end; assert both happened as said."""
+    slow = [*CACHECTL, "apply", *args, "--yes", "--rate", "2000", "--batch", "100"]
+    total = key_count()
+    proc = subprocess.Popen(slow, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "NO_COLOR": "1"})
+    deadline = time.monotonic() + 60
+    while key_count() > total - 500 and time.monotonic() < deadline:
+        time.sleep(0.02)  # polled: wait until the removal is well under way
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    left = key_count()
+    assert total - left >= 500 and left > total - len(seeded.removed), "not killed mid-way"
+    rerun = subprocess.run([*CACHECTL, "apply", *args, "--yes"], capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert rerun.returncode == 0, rerun.stderr
