@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from tests.support.redis_server import RedisServer
+from tests.support.reliability import Recorder
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -67,3 +68,11 @@ def redis_factory(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def reliability(request: pytest.FixtureRequest) -> Iterator[Recorder]:
+    """Records the fault scenarios a test verified, for docs/reliability.md."""
+    recorder = Recorder(request.node.nodeid)
+    yield recorder
+    recorder.save()

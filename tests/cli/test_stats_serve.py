@@ -22,7 +22,7 @@ from cachectl.counters import bucket_key, write_buckets
 from tests.cli.test_stats_cli import CACHECTL, POLICY_TEXT, REPO
 from tests.support.prometheus import promtool
 from tests.support.redis_server import RedisServer, free_port
-from tests.support.reliability import Recorder, reliability  # noqa: F401
+from tests.support.reliability import Recorder
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_promtool_accepts_the_format_and_the_served_metrics(
 
 def test_a_paused_redis_is_up_0_within_the_scrape_deadline(
         redis_factory: Callable[..., RedisServer],
-        serve: Callable[..., tuple[subprocess.Popen[str], int]], reliability: Recorder) -> None:  # noqa: F811
+        serve: Callable[..., tuple[subprocess.Popen[str], int]], reliability: Recorder) -> None:
     server = redis_factory()
     # the default --timeout (5 s) with redis-py's retries would take 15 s to give up
     proc, port = serve(server.url)
@@ -146,7 +146,7 @@ def test_a_paused_redis_is_up_0_within_the_scrape_deadline(
 
 def test_a_stalled_redis_debug_sleep_is_up_0_within_the_deadline(
         redis_factory: Callable[..., RedisServer],
-        serve: Callable[..., tuple[subprocess.Popen[str], int]], reliability: Recorder) -> None:  # noqa: F811
+        serve: Callable[..., tuple[subprocess.Popen[str], int]], reliability: Recorder) -> None:
     server = redis_factory("--enable-debug-command", "yes")
     _, port = serve(server.url)
     assert _up(_scrape(port))[0][1] == 1
@@ -169,7 +169,7 @@ def test_a_stalled_redis_debug_sleep_is_up_0_within_the_deadline(
 
 def test_malformed_counter_fields_are_skipped_and_counted(
         redis_server: RedisServer, redis_client: redis.Redis, policy_path: Path,
-        serve: Callable[..., tuple[subprocess.Popen[str], int]], reliability: Recorder) -> None:  # noqa: F811
+        serve: Callable[..., tuple[subprocess.Popen[str], int]], reliability: Recorder) -> None:
     minute = int(time.time() // 60)
     redis_client.delete(bucket_key("t:cachectl", minute))
     redis_client.hset(bucket_key("t:cachectl", minute), mapping={

@@ -19,7 +19,7 @@ import pytest
 from tests.support import shop
 from tests.support.http_source import Api, serve
 from tests.support.redis_server import RedisServer
-from tests.support.reliability import Recorder, assert_no_traceback, reliability, run_cli  # noqa: F401
+from tests.support.reliability import Recorder, assert_no_traceback, run_cli
 
 DEEP = "[" * 3000 + "]" * 3000
 
@@ -41,7 +41,7 @@ def policy(tmp_path: Path) -> Path:
 ])
 def test_out_of_range_numbers_are_usage_errors(
         command: list[str], flag: str, values: list[str], policy: Path, redis_url: str,
-        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:  # noqa: F811
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:
     for value in values:
         run = run_cli([*command, "--policy", str(policy), "--url", redis_url, flag, value],
                       capsys)
@@ -60,7 +60,7 @@ def test_out_of_range_numbers_are_usage_errors(
 
 def test_deep_json_and_lone_surrogates_are_rejected_rows(
         policy: Path, redis_url: str, redis_server: RedisServer,
-        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:  # noqa: F811
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:
     seeds = policy.parent / "seeds" / "products.jsonl"
     seeds.write_text("\n".join([
         json.dumps({"id": 1, "name": "fine"}),
@@ -91,7 +91,7 @@ def test_deep_json_and_lone_surrogates_are_rejected_rows(
 
 def test_hostile_http_answers_are_source_errors(
         policy: Path, redis_url: str, capsys: pytest.CaptureFixture[str],
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     original = policy.read_text()
     with serve(Api([{"id": i} for i in range(3)])) as api:
         for path, message in (("/loop", "more than 10 redirects"),
@@ -121,7 +121,7 @@ def test_hostile_http_answers_are_source_errors(
 
 def test_fifos_and_devices_are_refused_not_waited_on(
         policy: Path, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     fifo = tmp_path / "fifo.yaml"
     os.mkfifo(fifo)
     runs = [
@@ -156,7 +156,7 @@ def test_fifos_and_devices_are_refused_not_waited_on(
 
 def test_a_pattern_every_key_of_the_policy_matches_is_refused(
         policy: Path, redis_url: str, redis_server: RedisServer,
-        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:  # noqa: F811
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:
     client = redis_server.client()
     shop.seed(client)
     before = client.dbsize()

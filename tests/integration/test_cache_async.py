@@ -45,7 +45,7 @@ from tests.support.cache import (
     put,
     write_policy,
 )
-from tests.support.reliability import Recorder, reliability  # noqa: F401
+from tests.support.reliability import Recorder
 
 if True:  # ASYNC
     pytestmark = pytest.mark.anyio
@@ -475,7 +475,7 @@ async def test_a_loaded_value_the_serializer_refuses_is_returned_not_stored(
 async def test_an_unstorable_value_in_the_fail_safe_band_serves_the_fail_safe_value(
     make_cache,
     redis_client,
-    reliability: Recorder,  # noqa: F811
+    reliability: Recorder,
 ) -> None:
     put(redis_client, "t:item:22", {"v": "old"}, FAIL_SAFE_PTTL)
     loader = AsyncLoader(Decimal("9.99"))

@@ -23,7 +23,7 @@ from cachectl.cli import main
 from cachectl.policy import units
 from tests.support import shop
 from tests.support.redis_server import RedisServer, free_port
-from tests.support.reliability import Recorder, reliability  # noqa: F401
+from tests.support.reliability import Recorder
 
 FUZZ = settings(max_examples=15, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -85,7 +85,7 @@ words = st.text(min_size=0, max_size=30)
 @given(name=words)
 def test_any_namespace_name(name: str, server: RedisServer, policy: Path,
                             capsys: pytest.CaptureFixture[str],
-                            reliability: Recorder) -> None:  # noqa: F811
+                            reliability: Recorder) -> None:
     _needs("inspect", "flush")
     for argv in (["inspect", "-n", name], ["flush", "-n", name, "--dry-run"],
                  ["bench", "-n", name, "--requests", "5", "--warmup", "0s", "--keys", "3"]):
@@ -105,7 +105,7 @@ def test_any_namespace_name(name: str, server: RedisServer, policy: Path,
 @given(params=st.lists(words, max_size=3))
 def test_any_key_params(params: list[str], server: RedisServer, admin: redis.Redis, policy: Path,
                         capsys: pytest.CaptureFixture[str],
-                        reliability: Recorder) -> None:  # noqa: F811
+                        reliability: Recorder) -> None:
     _needs("flush")
     admin.set("shop:product:keep", b"1", px=60_000)
     _check(["flush", "--key", "product", *params, "--dry-run", "--json", "--policy", str(policy),
@@ -121,7 +121,7 @@ def test_any_key_params(params: list[str], server: RedisServer, admin: redis.Red
 @given(key=st.binary(max_size=40))
 def test_any_key_bytes_for_inspect(key: bytes, server: RedisServer, admin: redis.Redis, policy: Path,
                                    capsys: pytest.CaptureFixture[str],
-                                   reliability: Recorder) -> None:  # noqa: F811
+                                   reliability: Recorder) -> None:
     _needs("inspect")
     admin.set(b"shop:product:" + key, b"v", px=60_000)
     _check(["inspect", "--hex", (b"shop:product:" + key).hex(), "--json", "--policy",
@@ -153,7 +153,7 @@ def _url(server_port: int, dead_port: int) -> st.SearchStrategy[str]:
 @given(data=st.data())
 def test_any_url(data: st.DataObject, server: RedisServer, policy: Path,
                  capsys: pytest.CaptureFixture[str],
-                 reliability: Recorder) -> None:  # noqa: F811
+                 reliability: Recorder) -> None:
     _needs("inspect")
     url = data.draw(_url(server.port, free_port()))
     # a URL without a usable explicit port could reach the machine's Redis: never
@@ -183,7 +183,7 @@ durations = st.one_of(words, st.sampled_from(["-1s", "0", "0s", "1e309", "nan", 
 @given(window=durations, interval=durations.filter(_not_a_duration))
 def test_any_stats_durations(window: str, interval: str, server: RedisServer, policy: Path,
                              capsys: pytest.CaptureFixture[str],
-                             reliability: Recorder) -> None:  # noqa: F811
+                             reliability: Recorder) -> None:
     _needs("stats")
     _check(["stats", "--window", window, "--no-scan", "--interval", "50ms", "--json",
             "--policy", str(policy), "--url", server.url], capsys)
@@ -201,7 +201,7 @@ def test_any_stats_durations(window: str, interval: str, server: RedisServer, po
 @given(duration=durations.filter(_not_a_duration), rate=words, batch=words)
 def test_any_bench_and_flush_numbers(duration: str, rate: str, batch: str, server: RedisServer,
                                      policy: Path, capsys: pytest.CaptureFixture[str],
-                                     reliability: Recorder) -> None:  # noqa: F811
+                                     reliability: Recorder) -> None:
     _needs("flush")
     if importlib.util.find_spec("cachectl.cli.bench") is not None:
         code, _, _ = _check(["bench", "-n", "cart", "--duration", duration, "--warmup", "0s",
@@ -227,7 +227,7 @@ def test_any_bench_and_flush_numbers(duration: str, rate: str, batch: str, serve
 def test_keys_of_arbitrary_bytes(suffixes: list[bytes], strays: list[bytes], with_ttl: bool,
                                  server: RedisServer, admin: redis.Redis, policy: Path,
                                  capsys: pytest.CaptureFixture[str],
-                                 reliability: Recorder) -> None:  # noqa: F811
+                                 reliability: Recorder) -> None:
     _needs("inspect", "audit", "flush", "stats")
     client = admin
     client.flushall()
@@ -269,7 +269,7 @@ def test_keys_of_arbitrary_bytes(suffixes: list[bytes], strays: list[bytes], wit
 def test_seed_rows_of_arbitrary_text(lines: list[str], server: RedisServer, admin: redis.Redis,
                                      tmp_path_factory: pytest.TempPathFactory,
                                      capsys: pytest.CaptureFixture[str],
-                                     reliability: Recorder) -> None:  # noqa: F811
+                                     reliability: Recorder) -> None:
     _needs("warm")
     directory = tmp_path_factory.mktemp("rows")
     policy = shop.write_policy(directory, products=0)

@@ -21,10 +21,9 @@ import redis
 
 from tests.support import shop
 from tests.support.redis_server import RedisServer
-from tests.support.reliability import (  # noqa: F401
+from tests.support.reliability import (
     Recorder,
     assert_no_traceback,
-    reliability,
     run_cli,
 )
 
@@ -75,7 +74,7 @@ def _rest_intact(client: redis.Redis, *, products: int | None = None) -> None:
 @pytest.mark.slow
 def test_server_killed_mid_flush_then_rerun_finishes(
         redis_factory: Callable[..., RedisServer], policy: Path,
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     # AOF with fsync always: what the server acknowledged survives the kill
     server = redis_factory("--appendonly", "yes", "--appendfsync", "always")
     n = 6000
@@ -109,7 +108,7 @@ def test_server_killed_mid_flush_then_rerun_finishes(
 @pytest.mark.parametrize("fault", ["client-pause", "debug-sleep"])
 def test_server_stalled_past_timeout_is_exit_3(
         fault: str, redis_factory: Callable[..., RedisServer], policy: Path,
-        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:  # noqa: F811
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:
     server = redis_factory()
     shop.seed(server.client())
     stall_s = 3.0
@@ -144,7 +143,7 @@ def test_server_stalled_past_timeout_is_exit_3(
 
 def test_connection_killed_mid_flush_is_retried_and_exact(
         redis_factory: Callable[..., RedisServer], policy: Path,
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     server = redis_factory()
     n = 3000
     _seed_many(server.client(), n)
@@ -179,7 +178,7 @@ def test_connection_killed_mid_flush_is_retried_and_exact(
 
 def test_server_down_before_start_is_exit_3_for_every_command(
         redis_factory: Callable[..., RedisServer], policy: Path,
-        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:  # noqa: F811
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:
     from tests.support.redis_server import free_port
 
     url = f"redis://127.0.0.1:{free_port()}/0"
@@ -206,7 +205,7 @@ def test_server_down_before_start_is_exit_3_for_every_command(
 
 def test_maxmemory_noeviction_during_warm_reports_and_leaves_no_key_without_ttl(
         redis_factory: Callable[..., RedisServer], tmp_path: Path,
-        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:  # noqa: F811
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:
     if importlib.util.find_spec("cachectl.cli.warm") is None:
         pytest.skip("cachectl warm is not built yet")
     n = 6000

@@ -19,7 +19,7 @@ from cachectl.cli import main
 from tests.support import shop
 from tests.support.http_source import Api, serve
 from tests.support.redis_server import RedisServer, free_port
-from tests.support.reliability import Recorder, reliability  # noqa: F401
+from tests.support.reliability import Recorder
 
 SECRET = "Zq8-s3cr3t-xK2"  # distinctive: any occurrence in output is a leak
 WRONG = "Wr0ng-pa55-7Tq"
@@ -106,7 +106,7 @@ def _variants(server: RedisServer, tmp_path: Path) -> list[tuple[str, list[str],
 def test_no_command_ever_prints_the_password(
         command: str, server: RedisServer, policy: Path, tmp_path: Path,
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     argv = COMMANDS[command]
     if not _available(argv):
         pytest.skip(f"cachectl {argv[0]} is not built yet")
@@ -135,7 +135,7 @@ def test_no_command_ever_prints_the_password(
 
 def test_lint_and_schema_never_print_a_password_written_in_the_policy(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     path = shop.write_policy(tmp_path)
     text = path.read_text().replace("redis: {key_prefix: shop}",
                                     f"redis: {{key_prefix: shop, url: 'redis://:{SECRET}@h:1/0'}}")
@@ -207,7 +207,7 @@ def test_no_byte_of_a_random_password_is_printed_whatever_the_url(
         password: str, command: list[str], form: str, debug: bool, acl_server: RedisServer,
         policy: Path, interpolating_policy: Path, tmp_path: Path,
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     acl_server.client().execute_command(
         "ACL", "SETUSER", "fuzz", "reset", "on", f">{password}", "~*", "&*", "+@all")
     host = f"127.0.0.1:{acl_server.port}"
@@ -252,7 +252,7 @@ def test_no_byte_of_a_random_password_is_printed_whatever_the_url(
 
 def test_an_illegal_character_in_the_password_is_named_not_quoted(
         policy: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     password = "QxZj/9#k?Vq@K"
     code, output = _run(["inspect", "--policy", str(policy), "--url",
                          f"redis://:{password}@127.0.0.1:1/0"], capsys, monkeypatch, {})
@@ -295,7 +295,7 @@ namespaces:
 
 def test_http_secret_headers_never_follow_a_redirect_to_another_origin(
         tmp_path: Path, server: RedisServer, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch, reliability: Recorder) -> None:  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch, reliability: Recorder) -> None:
     items = [{"id": i} for i in range(5)]
     with serve(Api(items)) as other, serve(Api(items)) as origin:
         origin.redirect_to = f"{other.url}/array"  # another port: another origin
@@ -325,7 +325,7 @@ def test_http_secret_headers_never_follow_a_redirect_to_another_origin(
 
 def test_http_source_credentials_are_never_printed(
         tmp_path: Path, server: RedisServer, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch, reliability: Recorder) -> None:  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch, reliability: Recorder) -> None:
     items = [{"id": i} for i in range(3)] + [["not an object"]]
     redis_url = f"redis://:{SECRET}@127.0.0.1:{server.port}/0"
     with serve(Api(items)) as api:

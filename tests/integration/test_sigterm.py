@@ -13,7 +13,7 @@ from pathlib import Path
 import redis
 
 from tests.support import shop
-from tests.support.reliability import Recorder, reliability  # noqa: F401
+from tests.support.reliability import Recorder
 
 REPO = Path(__file__).resolve().parents[2]
 CACHECTL = str(REPO / ".venv" / "bin" / "cachectl")
@@ -31,7 +31,7 @@ def _wait_for(condition: object, proc: subprocess.Popen[str], timeout_s: float =
 
 
 def test_sigterm_mid_flush_writes_the_audit_entry_and_the_summary(
-        tmp_path: Path, redis_url: str, reliability: Recorder) -> None:  # noqa: F811
+        tmp_path: Path, redis_url: str, reliability: Recorder) -> None:
     policy = shop.write_policy(tmp_path)
     client = redis.Redis.from_url(redis_url)
     shop.seed(client, products=PRODUCTS)
@@ -65,7 +65,7 @@ def test_sigterm_mid_flush_writes_the_audit_entry_and_the_summary(
 
 
 def test_sigterm_mid_warm_and_during_long_reads_exits_130(
-        tmp_path: Path, redis_url: str, reliability: Recorder) -> None:  # noqa: F811
+        tmp_path: Path, redis_url: str, reliability: Recorder) -> None:
     policy = shop.write_policy(tmp_path, products=PRODUCTS)
     client = redis.Redis.from_url(redis_url)
     client.flushdb()

@@ -20,7 +20,7 @@ import redis
 
 from tests.support import acl, shop
 from tests.support.redis_server import RedisServer
-from tests.support.reliability import Recorder, reliability, run_cli  # noqa: F401
+from tests.support.reliability import Recorder, run_cli
 
 # what a connection sends by itself, and what the test itself runs
 NOISE = {"hello", "ping", "client|setname", "client|setinfo", "auth", "config|resetstat",
@@ -96,7 +96,7 @@ def _run_all(family: str, server: RedisServer, policy: Path, url: str,
 @pytest.mark.parametrize("family", sorted(FAMILY_RUNS))
 def test_family_rule_allows_exactly_what_the_command_uses(
         family: str, server: RedisServer, policy: Path, capsys: pytest.CaptureFixture[str],
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     if not _available(family):
         pytest.skip(f"cachectl {family} is not built yet")
     rule = acl.FAMILY_RULES[family]
@@ -133,7 +133,7 @@ MISSING_XFAIL: dict[str, str] = {}
     if f in MISSING_XFAIL else f for f in sorted(FAMILY_RUNS)])
 def test_missing_permission_is_exit_3_naming_it(
         family: str, server: RedisServer, policy: Path, capsys: pytest.CaptureFixture[str],
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     if not _available(family):
         pytest.skip(f"cachectl {family} is not built yet")
     # take away the first command (alphabetically) the first invocation needs
@@ -193,7 +193,7 @@ def test_readonly_user_can_read_but_never_write(server: RedisServer) -> None:
 
 def test_readonly_user_running_flush_gets_exit_3_naming_the_permission(
         server: RedisServer, policy: Path, capsys: pytest.CaptureFixture[str],
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     if not _available("flush"):
         pytest.skip("cachectl flush is not built yet")
     user = acl.role_user([server.client()], "readonly")
@@ -238,7 +238,7 @@ def _library_workload(policy: Path, url: str, admin: redis.Redis) -> tuple[dict[
 
 
 def test_library_rule_allows_exactly_what_the_cache_sends(
-        server: RedisServer, policy: Path, reliability: Recorder) -> None:  # noqa: F811
+        server: RedisServer, policy: Path, reliability: Recorder) -> None:
     if importlib.util.find_spec("cachectl.cache") is None:
         pytest.skip("the Cache library is not built yet")
     admin = server.client()
@@ -270,7 +270,7 @@ def test_library_rule_allows_exactly_what_the_cache_sends(
 
 
 def test_library_without_a_permission_falls_back_without_raising(
-        server: RedisServer, policy: Path, reliability: Recorder) -> None:  # noqa: F811
+        server: RedisServer, policy: Path, reliability: Recorder) -> None:
     if importlib.util.find_spec("cachectl.cache") is None:
         pytest.skip("the Cache library is not built yet")
     from cachectl import Cache

@@ -17,11 +17,10 @@ from cachectl.errors import RedisUnavailableError
 from tests.support import acl, shop
 from tests.support.cluster import RedisClusterFixture, cluster_fixture
 from tests.support.redis_server import RedisServer
-from tests.support.reliability import (  # noqa: F401
+from tests.support.reliability import (
     CliRun,
     Recorder,
     assert_no_traceback,
-    reliability,
     run_cli,
 )
 
@@ -68,7 +67,7 @@ def test_key_written_through_cluster_client_lands_on_its_slot_owner(
 
 
 def test_cluster_flag_on_a_standalone_server_says_so(
-        redis_server: RedisServer, reliability: Recorder) -> None:  # noqa: F811
+        redis_server: RedisServer, reliability: Recorder) -> None:
     with pytest.raises(RedisUnavailableError) as info:
         _connect(redis_server.url)
     assert "is not a Redis Cluster node" in info.value.message
@@ -86,7 +85,7 @@ def test_cluster_node_without_cluster_flag_gets_the_cluster_client(
 
 
 def test_standalone_client_on_a_cluster_node_says_pass_cluster(
-        clean_cluster: RedisClusterFixture, reliability: Recorder) -> None:  # noqa: F811
+        clean_cluster: RedisClusterFixture, reliability: Recorder) -> None:
     from cachectl.connection import create_client
 
     settings = build_settings(url_flag=clean_cluster.url, env={})
@@ -105,7 +104,7 @@ def test_standalone_client_on_a_cluster_node_says_pass_cluster(
 
 def test_commands_without_cluster_flag_still_cover_every_node(
         seeded: RedisClusterFixture, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     policy = shop.write_policy(tmp_path)  # no redis.cluster in the policy, no --cluster
     run = _cli(["inspect", "--json"], seeded, policy, capsys)
     assert run.code == 0, run.text
@@ -123,7 +122,7 @@ def test_commands_without_cluster_flag_still_cover_every_node(
 
 
 def test_acl_user_without_cluster_slots_gets_a_permission_message(
-        clean_cluster: RedisClusterFixture, reliability: Recorder) -> None:  # noqa: F811
+        clean_cluster: RedisClusterFixture, reliability: Recorder) -> None:
     nodes = [n.client() for n in clean_cluster.live_nodes()]
     user = acl.set_user(nodes, "no-slots", "pw-no-slots", acl.family_rule("warm"))
     url = user.url("127.0.0.1", clean_cluster.live_nodes()[0].port)
@@ -147,7 +146,7 @@ def test_acl_family_rule_with_cluster_extras_connects(clean_cluster: RedisCluste
 
 
 def test_unreachable_cluster_is_exit_3_with_hint(tmp_path: Path,
-                                                  reliability: Recorder) -> None:  # noqa: F811
+                                                  reliability: Recorder) -> None:
     from tests.support.redis_server import free_port
 
     with pytest.raises(RedisUnavailableError) as info:
@@ -161,7 +160,7 @@ def test_unreachable_cluster_is_exit_3_with_hint(tmp_path: Path,
 
 @pytest.mark.slow
 def test_killed_primary_is_replaced_and_client_recovers(
-        clean_cluster: RedisClusterFixture, reliability: Recorder) -> None:  # noqa: F811
+        clean_cluster: RedisClusterFixture, reliability: Recorder) -> None:
     settings = build_settings(url_flag=clean_cluster.url, env={}, cluster=True, timeout_s=1)
     client = connect(settings)
     key = "shop:product:42"
@@ -309,7 +308,7 @@ def test_bench_on_cluster_writes_to_slot_owners_and_cleans_up(
 @pytest.mark.slow
 def test_primary_killed_during_flush_then_rerun_is_exact(
         seeded: RedisClusterFixture, cluster_policy: Path, tmp_path: Path,
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     n = 3000
     shop.seed(seeded.client(), products=n)
     # replication is asynchronous: let every replica catch up before a primary is killed,
@@ -396,7 +395,7 @@ def test_warm_on_cluster_writes_every_key_to_its_slot_owner(
 @pytest.mark.slow
 def test_primary_killed_during_warm_then_rerun_is_exact(
         clean_cluster: RedisClusterFixture, tmp_path: Path,
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     n = 4000
     policy = shop.write_policy(tmp_path / "big", cluster=True, products=n)
     client = clean_cluster.client()
@@ -505,7 +504,7 @@ def test_library_on_cluster_reads_writes_and_invalidates(
 
 def test_library_detects_a_cluster_node_without_cluster_in_the_policy(
         clean_cluster: RedisClusterFixture, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     import asyncio
 
     from cachectl import AsyncCache, Cache
@@ -571,7 +570,7 @@ def _cluster_used(primaries: list[RedisServer]) -> set[str]:
 @pytest.mark.parametrize("family", ["bench", "flush", "inspect", "stats", "warm"])
 def test_cluster_rule_allows_exactly_what_every_invocation_uses(
         family: str, clean_cluster: RedisClusterFixture, cluster_policy: Path,
-        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:  # noqa: F811
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:
     """The README's rule plus ``+cluster|slots +command``, for every invocation the
     standalone ACL test checks (--no-lua, --soft, --history, --existing, …)."""
     from tests.integration.test_topology_acl import FAMILY_RUNS, _perm_names
@@ -634,7 +633,7 @@ def test_cluster_rule_allows_exactly_what_every_invocation_uses(
 
 def test_cluster_library_rule_allows_exactly_what_the_cache_sends(
         clean_cluster: RedisClusterFixture, cluster_policy: Path,
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     from tests.integration.test_topology_acl import _library_workload, _perm_names
 
     primaries = clean_cluster.primary_servers()

@@ -15,10 +15,9 @@ from cachectl.connection import build_settings, connect, primaries, redis_errors
 from cachectl.errors import RedisUnavailableError, UsageError
 from tests.support import shop
 from tests.support.redis_server import free_port
-from tests.support.reliability import (  # noqa: F401
+from tests.support.reliability import (
     Recorder,
     assert_no_traceback,
-    reliability,
     run_cli,
 )
 from tests.support.sentinel import (
@@ -49,7 +48,7 @@ def test_sentinel_without_master_name_is_a_usage_error() -> None:
 
 
 def test_unknown_master_name_is_exit_3(sentinel: SentinelFixture,
-                                       reliability: Recorder) -> None:  # noqa: F811
+                                       reliability: Recorder) -> None:
     with pytest.raises(RedisUnavailableError) as info:
         connect(_settings(sentinel, master="nosuchmaster", timeout_s=1))
     assert "nosuchmaster" in info.value.message
@@ -58,7 +57,7 @@ def test_unknown_master_name_is_exit_3(sentinel: SentinelFixture,
                     did="exit 3: " + info.value.message, verified="the message names the master")
 
 
-def test_no_sentinel_reachable_is_exit_3(reliability: Recorder) -> None:  # noqa: F811
+def test_no_sentinel_reachable_is_exit_3(reliability: Recorder) -> None:
     from tests.support.redis_server import free_port
 
     settings = build_settings(url_flag=None, env={}, sentinels=(f"127.0.0.1:{free_port()}",),
@@ -73,7 +72,7 @@ def test_no_sentinel_reachable_is_exit_3(reliability: Recorder) -> None:  # noqa
 
 @pytest.mark.slow
 def test_client_follows_a_failover(sentinel: SentinelFixture,
-                                   reliability: Recorder) -> None:  # noqa: F811
+                                   reliability: Recorder) -> None:
     settings = _settings(sentinel, timeout_s=1)
     client = connect(settings)
     client.set("shop:product:2", b"before", px=60_000)
@@ -155,7 +154,7 @@ def test_command_runs_through_sentinel(
 @pytest.mark.slow
 def test_library_serves_through_a_sentinel_failover_without_raising(
         sentinel: SentinelFixture, primary: redis.Redis, sentinel_policy: Path,
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     if importlib.util.find_spec("cachectl.cache") is None:
         pytest.skip("the Cache library is not built yet")
     from cachectl import Cache
@@ -208,7 +207,7 @@ def test_library_follows_failovers_past_a_dead_sentinel(
 @pytest.mark.slow
 def test_async_library_follows_a_sentinel_failover(
         sentinel: SentinelFixture, primary: redis.Redis, sentinel_policy: Path,
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     from cachectl import AsyncCache
 
     settings = build_settings(url_flag=None, env={}, sentinels=tuple(sentinel.sentinel_addrs),

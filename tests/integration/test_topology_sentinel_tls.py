@@ -21,10 +21,9 @@ import redis
 from cachectl.connection import build_settings, connect
 from cachectl.errors import RedisUnavailableError
 from tests.support import acl, shop
-from tests.support.reliability import (  # noqa: F401
+from tests.support.reliability import (
     Recorder,
     assert_no_traceback,
-    reliability,
     run_cli,
 )
 from tests.support.sentinel import SentinelFixture, failover_under_traffic
@@ -114,7 +113,7 @@ def test_rediss_url_with_an_acl_user_reaches_the_primary(
 
 
 def test_clear_text_to_tls_sentinels_is_exit_3_suggesting_tls(
-        tls_sentinel: SentinelFixture, reliability: Recorder) -> None:  # noqa: F811
+        tls_sentinel: SentinelFixture, reliability: Recorder) -> None:
     settings = build_settings(url_flag=None, env={}, sentinels=tuple(tls_sentinel.sentinel_addrs),
                               master_name=tls_sentinel.master_name, timeout_s=1)
     with pytest.raises(RedisUnavailableError) as info:
@@ -129,7 +128,7 @@ def test_clear_text_to_tls_sentinels_is_exit_3_suggesting_tls(
 
 def test_wrong_ca_for_tls_sentinels_is_exit_3_naming_tls(
         tls_sentinel: SentinelFixture, tmp_path: Path,
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     other = make_tls_files(tmp_path / "other", ca_name="some other CA")
     settings = build_settings(url_flag=None, env={}, sentinels=tuple(tls_sentinel.sentinel_addrs),
                               master_name=tls_sentinel.master_name, tls_ca=str(other.ca),
@@ -162,7 +161,7 @@ COMMANDS = {
 def test_command_runs_through_tls_sentinels_as_its_least_privileged_user(
         family: str, tls_sentinel: SentinelFixture, certs: TlsFiles, primary: redis.Redis,
         policy: Path, capsys: pytest.CaptureFixture[str],
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     runs = COMMANDS[family]
     if any(importlib.util.find_spec(f"cachectl.cli.{r[0]}") is None for r in runs):
         pytest.skip(f"cachectl {family} is not built yet")
@@ -203,7 +202,7 @@ def test_command_runs_through_tls_sentinels_as_its_least_privileged_user(
 
 def test_user_lacking_a_permission_through_tls_sentinels_is_exit_3_naming_it(
         tls_sentinel: SentinelFixture, certs: TlsFiles, primary: redis.Redis, policy: Path,
-        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:  # noqa: F811
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:
     reduced = [r for r in acl.family_rule("flush") if r != "+unlink"]
     weak = acl.set_user(_data_nodes(tls_sentinel), "weak-flush", "pw-weak-flush", reduced)
     run = run_cli(["flush", "-n", "price", "--yes", "--policy", str(policy),
@@ -278,7 +277,7 @@ def test_async_library_through_tls_sentinels(
 @pytest.mark.slow
 def test_library_serves_through_a_tls_sentinel_failover_without_raising(
         tls_sentinel: SentinelFixture, certs: TlsFiles, primary: redis.Redis, policy: Path,
-        reliability: Recorder) -> None:  # noqa: F811
+        reliability: Recorder) -> None:
     from cachectl import Cache
 
     primary.delete(*shop.product_keys())

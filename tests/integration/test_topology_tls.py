@@ -12,10 +12,9 @@ import pytest
 from cachectl.connection import build_settings, connect
 from cachectl.errors import RedisUnavailableError, UsageError
 from tests.support import acl, shop
-from tests.support.reliability import (  # noqa: F401
+from tests.support.reliability import (
     Recorder,
     assert_no_traceback,
-    reliability,
     run_cli,
 )
 from tests.support.tls import TlsFiles, TlsServer, make_tls_files, redis_supports_tls
@@ -70,7 +69,7 @@ def test_tls_insecure_skips_verification(tls_server: TlsServer) -> None:
 
 
 def test_missing_client_certificate_is_exit_3_naming_it(
-        mtls_server: TlsServer, certs: TlsFiles, reliability: Recorder) -> None:  # noqa: F811
+        mtls_server: TlsServer, certs: TlsFiles, reliability: Recorder) -> None:
     with pytest.raises(RedisUnavailableError) as info:
         connect(build_settings(url_flag=mtls_server.url, env={}, tls_ca=str(certs.ca),
                                timeout_s=2))
@@ -82,7 +81,7 @@ def test_missing_client_certificate_is_exit_3_naming_it(
 
 
 def test_wrong_ca_is_exit_3_with_a_tls_message(
-        tls_server: TlsServer, other_ca: TlsFiles, reliability: Recorder) -> None:  # noqa: F811
+        tls_server: TlsServer, other_ca: TlsFiles, reliability: Recorder) -> None:
     with pytest.raises(RedisUnavailableError) as info:
         connect(build_settings(url_flag=tls_server.url, env={}, tls_ca=str(other_ca.ca)))
     assert "TLS failed" in info.value.message
@@ -94,7 +93,7 @@ def test_wrong_ca_is_exit_3_with_a_tls_message(
 
 
 def test_clear_text_to_a_tls_port_suggests_rediss(
-        tls_server: TlsServer, reliability: Recorder) -> None:  # noqa: F811
+        tls_server: TlsServer, reliability: Recorder) -> None:
     url = tls_server.url.replace("rediss://", "redis://")
     with pytest.raises(RedisUnavailableError) as info:
         connect(build_settings(url_flag=url, env={}, timeout_s=1))
@@ -105,7 +104,7 @@ def test_clear_text_to_a_tls_port_suggests_rediss(
 
 
 def test_tls_flags_with_a_clear_text_url_are_refused(
-        certs: TlsFiles, reliability: Recorder) -> None:  # noqa: F811
+        certs: TlsFiles, reliability: Recorder) -> None:
     with pytest.raises(UsageError) as info:
         build_settings(url_flag="redis://127.0.0.1:1/0", env={}, tls_ca=str(certs.ca))
     assert "rediss://" in info.value.message

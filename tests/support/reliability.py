@@ -1,6 +1,6 @@
 """Record each fault / bad-input scenario a test verified, for ``docs/reliability.md``.
 
-A test takes the ``reliability`` fixture and, after its assertions, calls
+A test takes the ``reliability`` fixture (tests/conftest.py) and, after its assertions, calls
 ``reliability.add(<a string literal id>, fault=..., did=..., ...)``. Only a
 test that got that far (so its assertions held) records anything. Records go to
 ``build/reliability/<worker>.jsonl``; ``scripts/reliability_report.py`` renders them.
@@ -14,7 +14,6 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -63,18 +62,15 @@ class Recorder:
                                        normalize(did), normalize(verified), self.test,
                                        time.time()))
 
-
-@pytest.fixture
-def reliability(request: pytest.FixtureRequest) -> Iterator[Recorder]:
-    recorder = Recorder(request.node.nodeid)
-    yield recorder
-    if not recorder.scenarios:
-        return
-    RECORDS_DIR.mkdir(parents=True, exist_ok=True)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    with (RECORDS_DIR / f"{worker}.jsonl").open("a", encoding="utf-8") as out:
-        for scenario in recorder.scenarios:
-            out.write(json.dumps(asdict(scenario), sort_keys=True) + "\n")
+    def save(self) -> None:
+        """Append the recorded scenarios to this worker's ``build/reliability/*.jsonl``."""
+        if not self.scenarios:
+            return
+        RECORDS_DIR.mkdir(parents=True, exist_ok=True)
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        with (RECORDS_DIR / f"{worker}.jsonl").open("a", encoding="utf-8") as out:
+            for scenario in self.scenarios:
+                out.write(json.dumps(asdict(scenario), sort_keys=True) + "\n")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from cachectl.stats.exporter import MetricsServer
-from tests.support.reliability import Recorder, reliability  # noqa: F401
+from tests.support.reliability import Recorder
 
 TIMEOUT_BODY = b'cachectl_up{reason="timeout"} 0\n'
 
@@ -121,7 +121,7 @@ def test_concurrent_scrapes_share_one(serve: Callable[..., MetricsServer]) -> No
 
 
 def test_idle_connections_are_bounded_and_cut(serve: Callable[..., MetricsServer],
-                                              reliability: Recorder) -> None:  # noqa: F811
+                                              reliability: Recorder) -> None:
     scrape, _ = _counting_scrape()
     server = serve(scrape, max_connections=8, request_timeout_s=1.0)
     before = threading.active_count()
@@ -191,7 +191,7 @@ def test_an_oversized_request_is_refused(serve: Callable[..., MetricsServer]) ->
 
 def test_a_client_that_leaves_mid_scrape_is_no_error(serve: Callable[..., MetricsServer],
                                                      capfd: pytest.CaptureFixture[str],
-                                                     reliability: Recorder) -> None:  # noqa: F811
+                                                     reliability: Recorder) -> None:
     gate = threading.Event()
     calls: list[int] = []
 
