@@ -182,7 +182,7 @@ def test_a_pattern_every_key_of_the_policy_matches_is_refused(
 
 def test_an_unterminated_csv_quote_is_a_rejected_row_not_a_swallowed_file(
         tmp_path: Path, redis_url: str, redis_server: RedisServer,
-        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:  # noqa: F811
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:
     rows = [f"{i},item {i}" for i in range(1, 3001)]
     rows[9] = '10,"never closed'  # line 11: swallowed every row after it before
     rows[2999] = '3000,"closed only by the end of the file'
