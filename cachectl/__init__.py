@@ -27,6 +27,7 @@ __all__ = [
     "PolicyError",
     "RedisUnavailableError",
     "SourceError",
+    "SourceUnavailableError",
     "UsageError",
     "ValueTooLargeError",
     "__version__",
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
         PolicyError,
         RedisUnavailableError,
         SourceError,
+        SourceUnavailableError,
         UsageError,
         ValueTooLargeError,
     )
@@ -58,7 +60,8 @@ _LAZY = {
     "Policy": "cachectl.policy",
     **{name: "cachectl.errors" for name in (
         "CachectlError", "ExitCode", "InterruptedWork", "KeyParamError", "LoadTimeoutError",
-        "PolicyError", "RedisUnavailableError", "SourceError", "UsageError",
+        "PolicyError", "RedisUnavailableError", "SourceError", "SourceUnavailableError",
+        "UsageError",
         "ValueTooLargeError")},
 }
 

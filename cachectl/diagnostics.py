@@ -85,6 +85,7 @@ class Code(StrEnum):
     UNKNOWN_CODEC = "CP408"
     CODEC_NOT_INSTALLED = "CP409"
     INVALID_COMPRESSION_LEVEL = "CP410"
+    LOOKUP_PARAMS_MISMATCH = "CP411"
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,8 @@ _RULE_TABLE: tuple[Rule, ...] = (
     Rule(Code.UNKNOWN_CODEC, E, "compress.codec is not zstd, lz4 or zlib"),
     Rule(Code.CODEC_NOT_INSTALLED, W, "the codec's package is not installed here"),
     Rule(Code.INVALID_COMPRESSION_LEVEL, E, "compress.level outside the codec's range"),
+    Rule(Code.LOOKUP_PARAMS_MISMATCH, E,
+         "a source's lookup does not take exactly the key template's placeholders"),
 )
 
 RULES: dict[Code, Rule] = {rule.code: rule for rule in _RULE_TABLE}

@@ -7,6 +7,9 @@
     │   └── ValueTooLargeError    a value serialises to more than max_value_bytes
     ├── PolicyError               exit 2: the policy file is unreadable or invalid
     ├── SourceError               exit 2: a warm source cannot be opened or read
+    │   └── SourceUnavailableError
+    │                             exit 3: the source's server cannot be reached (a database
+    │                             down, an HTTP API failing after its retries)
     ├── RedisUnavailableError     exit 3: unreachable, timed out, auth/TLS/ACL refused
     ├── LoadTimeoutError          the library waited hard_timeout_ms for another caller's
     │                             load of the same key (also a TimeoutError)
@@ -107,6 +110,13 @@ class SourceError(CachectlError):
     """A warm source cannot be opened or read as a whole (a bad row is not an error)."""
 
     exit_code = ExitCode.USAGE
+
+
+class SourceUnavailableError(SourceError):
+    """A source's server cannot be reached: a database refusing connections, an HTTP API
+    that still fails after its retries (exit 3, as Redis unreachable is)."""
+
+    exit_code = ExitCode.REDIS
 
 
 class RedisUnavailableError(CachectlError):

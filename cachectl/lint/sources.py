@@ -10,6 +10,7 @@ import csv
 import gzip
 import io
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import IO, Any
@@ -57,6 +58,7 @@ def check(ctx: LintContext) -> None:
             continue
         if not _options_ok(ctx, name, source.type, source.options, where):
             continue
+        _check_lookup(ctx, name, source.type, source.options.get("lookup"), where)
         if source.type not in FILE_TYPES:
             continue
         raw_path = source.options.get("path")
@@ -118,6 +120,38 @@ def _options_ok(ctx: LintContext, name: str, kind: str, options: dict[str, Any],
                        did_you_mean(option, allowed) or f"{kind} options: {', '.join(allowed)}")
             ok = False
     return ok
+
+
+# ``:name`` bound parameters of a SQL text (not ``::type`` casts), ``{name}`` in a URL template
+_SQL_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_URL_PARAM = re.compile(r"\{([^{}]*)\}")
+
+
+def _check_lookup(ctx: LintContext, name: str, kind: str, lookup: object,
+                  where: tuple[str | int, ...]) -> None:
+    """CP411: a lookup's parameters are exactly the key template's placeholders (so verify
+    can fill them from a key), and none of those is hashed (a digest cannot be looked up)."""
+    template = ctx.templates.get(name)
+    if not isinstance(lookup, str) or template is None or kind not in ("sql", "http"):
+        return
+    found = _SQL_PARAM.findall(lookup) if kind == "sql" else _URL_PARAM.findall(lookup)
+    params, placeholders = set(found), set(template.placeholders)
+    at = ctx.value(*where, "lookup")
+    hashed = sorted(seg.placeholder for seg in template.segments
+                    if seg.placeholder is not None and seg.modifier is not None)
+    form = ":{}" if kind == "sql" else "{{{}}}"
+    if params != placeholders:
+        missing, extra = sorted(placeholders - params), sorted(params - placeholders)
+        parts = ([f"lacks {', '.join(form.format(p) for p in missing)}"] if missing else []) + (
+            [f"has {', '.join(form.format(p) for p in extra)}, not a placeholder"] if extra else [])
+        ctx.report(Code.LOOKUP_PARAMS_MISMATCH, f"namespace {name}: the {kind} lookup {' and '.join(parts)} "
+                   f"(key {template.source!r})", at,
+                   f"the lookup takes the key's placeholders: "
+                   f"{', '.join(form.format(p) for p in template.placeholders) or '(none)'}")
+    elif hashed:
+        ctx.report(Code.LOOKUP_PARAMS_MISMATCH, f"namespace {name}: the key stores a digest of "
+                   f"{', '.join(hashed)}, which a lookup cannot be given", at,
+                   "remove lookup: (verify then reads the source in full)")
 
 
 def _placeholders(ctx: LintContext, name: str) -> list[str]:

@@ -458,6 +458,7 @@ def _resolve(spec: PolicySpec, spans: SpanIndex, sink: DiagnosticSink,
         memory_used_ratio=t.memory_used_ratio,
         max_stale_ratio=t.max_stale_ratio,
         min_requests=t.min_requests,
+        max_inconsistency=t.max_inconsistency,
     )
     del defaults
     return Policy(
@@ -552,6 +553,7 @@ def _resolve_namespace(name: str, ns: NamespaceSpec, spec: PolicySpec, spans: Sp
         read_previous=ns.read_previous,
         key_source=ns.key,
         compress=compress,
+        private=tuple(ns.private),
     )
 
 

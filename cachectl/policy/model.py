@@ -135,6 +135,9 @@ class ThresholdsSpec(_Spec):
         0.20, description="Maximum share of hits served stale or fail-safe.")
     min_requests: int = Field(
         100, ge=0, description="Fewer requests than this in the window: too little to judge.")
+    max_inconsistency: Ratio | None = Field(
+        None, description="Maximum share of verified keys that differ from their source while "
+        "fresh (cachectl verify); unset: 0 for critical namespaces, not judged for others.")
 
 
 class CompressSpec(_Spec):
@@ -210,6 +213,9 @@ class NamespaceSpec(_Spec):
     early_refresh: bool | float = Field(
         False, description="Probabilistic early refresh (XFetch); true or a beta > 0.")
     warm: WarmSpec | None = Field(None, description="Where cachectl warm reads seed rows from.")
+    private: list[str] = Field(
+        default_factory=list, description="Fields whose values are never printed (verify's "
+        "differences name them, without their values).")
 
 
 class PolicySpec(_Spec):
@@ -266,6 +272,13 @@ class Thresholds:
     memory_used_ratio: float
     max_stale_ratio: float
     min_requests: int
+    max_inconsistency: float | None = None
+
+    def inconsistency_limit(self, critical: bool) -> float | None:
+        """verify's limit for a namespace: the policy's, else 0 when critical, else None."""
+        if self.max_inconsistency is not None:
+            return self.max_inconsistency
+        return 0.0 if critical else None
 
 
 @dataclass(frozen=True)
@@ -290,6 +303,7 @@ class Namespace:
     read_previous: bool = False
     key_source: str = ""  # the template as written, before the version is put in
     compress: Compression | None = None  # None: values are stored plain
+    private: tuple[str, ...] = ()  # fields whose values are never printed
 
     @property
     def template_source(self) -> str:

@@ -14,9 +14,9 @@ BUILTIN_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "jsonl": (("path",), ()),
     "json": (("path",), ("items",)),
     "csv": (("path",), ("columns", "delimiter")),
-    "sql": (("url", "query"), ("params", "batch_size")),
+    "sql": (("url", "query"), ("params", "batch_size", "lookup")),
     "http": (("url",), ("items", "params", "headers", "env_headers", "pagination", "timeout",
-                        "retries", "max_pages")),
+                        "retries", "max_pages", "lookup")),
 }
 
 

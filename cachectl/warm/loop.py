@@ -335,6 +335,17 @@ class RowWarm:
         self.progress(self.ns.name, rows, rows, payload_bytes=self.payload)
 
 
+def render_value(row: dict[str, Any], value_field: str | None, raw: bool) -> bytes:
+    """The plain bytes warm stores for ``row`` (before compression): the row as compact
+    JSON, or its ``value_field`` as JSON or, with ``raw``, as text. ``RowWarm.rows`` inlines
+    the same steps (its hot loop); raises KeyError (no such field), TypeError, ValueError."""
+    if value_field is None:
+        return encode_row(row)
+    if raw:
+        return raw_value(row[value_field])
+    return _dumps(row[value_field]).encode("utf-8")
+
+
 def raw_value(value: Any) -> bytes:
     if isinstance(value, str):
         return value.encode("utf-8")

@@ -22,6 +22,7 @@ from cachectl.policy import load_policy
 from cachectl.policy.model import Policy
 from cachectl.warm import warm_namespaces
 from tests.support.http_source import Api, serve
+from tests.support.postgres import pg_admin, pg_url
 from tests.support.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -300,11 +301,11 @@ def test_sqlite_and_postgresql_sources(tmp_path: Path, redis_client: redis.Redis
     db.commit()
     db.close()
     name = f"cachectl_warm_{os.getpid()}"
-    admin = _pg_admin()
+    admin = pg_admin()
     admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
     admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        with psycopg.connect(_pg_url(name), autocommit=True) as pg:
+        with psycopg.connect(pg_url(name), autocommit=True) as pg:
             pg.execute("CREATE TABLE prices (sku text, amount numeric(10,2), at timestamptz)")
             pg.execute("INSERT INTO prices SELECT 'S' || g, g * 1.25, '2024-01-01T00:00:00Z' "
                        "FROM generate_series(1, 5000) g")
@@ -317,7 +318,7 @@ def test_sqlite_and_postgresql_sources(tmp_path: Path, redis_client: redis.Redis
     warm:
       source:
         type: sql
-        url: "{_pg_url(name)}"
+        url: "{pg_url(name)}"
         query: "SELECT sku, amount, at FROM prices ORDER BY sku"
         batch_size: 500
 """)
@@ -331,24 +332,6 @@ def test_sqlite_and_postgresql_sources(tmp_path: Path, redis_client: redis.Redis
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
-
-
-def _pg_url(db: str) -> str:
-    return f"postgresql://{_pg_user()}@127.0.0.1:5432/{db}"
-
-
-def _pg_user() -> str:
-    for user in ("postgres", "root"):
-        try:
-            psycopg.connect(f"postgresql://{user}@127.0.0.1:5432/postgres", connect_timeout=3).close()
-            return user
-        except psycopg.OperationalError:
-            continue
-    pytest.skip("no PostgreSQL on 127.0.0.1:5432 with trust auth")
-
-
-def _pg_admin() -> psycopg.Connection[Any]:
-    return psycopg.connect(f"postgresql://{_pg_user()}@127.0.0.1:5432/postgres", autocommit=True)
 
 
 @pytest.fixture

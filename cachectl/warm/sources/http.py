@@ -15,12 +15,17 @@ Options:
                answer a byte at a time cannot hold warm longer;  retries: per request
                (default 3), with backoff, on connection errors, timeouts, 429 and 5xx.
   max_pages    a safety stop (default 100000)
+  lookup       a URL template that answers one key's row, its {placeholders} the key
+               template's (``https://api.example.com/products/{id}``): the response is the
+               row (an object; ``items`` is not applied), 404 means there is none.
+               ``cachectl verify`` asks it once per key checked instead of reading every page.
 Position: the row's number over all pages; reported as page and item.
 
 Redirects are followed here, not by httpx, at most ``MAX_REDIRECTS``: the ``env_headers``
 (secrets) go only to the source URL's own origin (httpx strips just Authorization on a
 cross-origin redirect). Credentials in the URL are never printed (``redact_url``).
-A response body is read up to ``MAX_RESPONSE_BYTES``.
+A response body is read up to ``MAX_RESPONSE_BYTES``. A server still failing after the
+retries (a transport error, 429, 5xx) raises SourceUnavailableError (exit 3).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from cachectl import secrets
-from cachectl.errors import SourceError, install_extra_hint
+from cachectl.errors import SourceError, SourceUnavailableError, install_extra_hint
 from cachectl.warm.sources import (
     BadRow,
     Position,
@@ -73,8 +78,11 @@ class HttpSource:
         ns = context.namespace
         check_options("http", ns, options, ("url",),
                       ("items", "params", "headers", "env_headers", "pagination", "timeout",
-                       "retries", "max_pages"))
+                       "retries", "max_pages", "lookup"))
         self.url: str = option(options, "url", str, ns, "http")
+        self.lookup: str | None = option(options, "lookup", str, ns, "http")
+        if self.lookup is not None:
+            secrets.register_url(self.lookup)
         secrets.register_url(self.url)
         if not self.url.startswith(("http://", "https://")):
             raise SourceError(f"namespace {ns}: http url must start with http:// or https://")
@@ -146,17 +154,20 @@ class HttpSource:
     def estimated_rows(self) -> int | None:
         return None
 
-    def _get(self, client: Any, params: dict[str, Any]) -> Any:
+    def _get(self, client: Any, params: dict[str, Any], url: str | None = None,
+             missing_ok: bool = False) -> Any:
+        """The JSON document at ``url`` (default: the source's), retried; with
+        ``missing_ok``, None for a 404."""
         import httpx
 
         delay = 0.2
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
-                status, headers, body = self._fetch(client, params)
+                status, headers, body = self._fetch(client, params, url or self.url)
             except _Retryable as exc:
                 if last:
-                    raise SourceError(f"http source {self.description}: {self._scrub(str(exc))}",
+                    raise SourceUnavailableError(f"http source {self.description}: {self._scrub(str(exc))}",
                                       hint=f"gave up after {self.retries + 1} attempts; "
                                       "check the url and raise timeout/retries") from None
             except httpx.HTTPError as exc:  # a corrupt gzip body, an invalid URL or header
@@ -166,8 +177,11 @@ class HttpSource:
             else:
                 if status == 429 or status >= 500:
                     if last:
-                        raise SourceError(f"http source {self.description}: HTTP {status} "
-                                          f"after {self.retries + 1} attempts")
+                        raise SourceUnavailableError(
+                            f"http source {self.description}: HTTP {status} "
+                            f"after {self.retries + 1} attempts")
+                elif status == 404 and missing_ok:
+                    return None
                 elif status >= 400:
                     hint = ("check env_headers (the token) and the url"
                             if status in (401, 403) else "check the url and params")
@@ -183,12 +197,13 @@ class HttpSource:
             delay = min(delay * 2, 5.0)
         raise AssertionError("unreachable")
 
-    def _fetch(self, client: Any, params: dict[str, Any]) -> tuple[int, Any, bytes]:
-        """One request (redirects followed): (status, headers, body) within ``timeout_s``."""
+    def _fetch(self, client: Any, params: dict[str, Any], start: str) -> tuple[int, Any, bytes]:
+        """One request to ``start`` (redirects followed): (status, headers, body) within
+        ``timeout_s``."""
         import httpx
 
         deadline = time.monotonic() + self.timeout_s
-        url: Any = self.url
+        url: Any = start
         query: dict[str, Any] | None = params
         same_origin = True
         for _ in range(MAX_REDIRECTS + 1):
@@ -201,7 +216,7 @@ class HttpSource:
                         target = response.url.join(response.headers["location"])
                         # once another origin has been reached, no secret goes anywhere again
                         same_origin = same_origin and _origin(target) == _origin(
-                            httpx.URL(self.url))
+                            httpx.URL(start))
                         url, query = target, None
                         continue
                     return response.status_code, response.headers, _read(response, deadline)
@@ -249,6 +264,38 @@ class HttpSource:
                     params[self.param] = cursor
             raise SourceError(f"http source {self.description}: more than max_pages "
                               f"({self.max_pages}) pages", hint="raise max_pages if that is right")
+
+
+    def open_lookup(self) -> HttpLookup | None:
+        """One client asking the ``lookup`` URL per key, or None without one."""
+        return None if self.lookup is None else HttpLookup(self, self.lookup)
+
+
+class HttpLookup:
+    """GET the ``lookup`` URL with one key's placeholder values put in (URL-quoted)."""
+
+    def __init__(self, source: HttpSource, template: str) -> None:
+        import httpx
+
+        self.source = source
+        self.template = template
+        self._client = httpx.Client(timeout=source.timeout_s, follow_redirects=False)
+
+    def find(self, params: Mapping[str, str]) -> list[Row]:
+        """The row at the lookup URL for ``params``: none for a 404; a JSON array's objects."""
+        from urllib.parse import quote
+
+        url = self.template
+        for name, value in params.items():
+            url = url.replace("{" + name + "}", quote(str(value), safe=""))
+        doc = self.source._get(self._client, {}, url, missing_ok=True)
+        if doc is None:
+            return []
+        items = doc if isinstance(doc, list) else [doc]
+        return [item for item in items if isinstance(item, dict)]
+
+    def close(self) -> None:
+        self._client.close()
 
 
 def _origin(url: Any) -> tuple[str, str, int | None]:

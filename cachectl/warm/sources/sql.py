@@ -4,6 +4,11 @@ Options: ``url`` (``sqlite:///shop.db`` relative to the policy's folder, ``postg
 with the ``sql`` extra), ``query``, ``params`` (bound parameters, ``:name`` in the query),
 ``batch_size`` (rows fetched per round trip, default 2000). Rows are read through a
 server-side cursor (``stream_results`` + ``yield_per``). Position: the row number.
+
+``lookup`` (optional): a query that returns the row of one key, its parameters the key
+template's placeholders (``SELECT * FROM products WHERE id = :id``); ``cachectl verify``
+runs it once per key checked instead of reading the whole query (``open_lookup``). A
+database that cannot be reached raises SourceUnavailableError (exit 3).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from cachectl import secrets
-from cachectl.errors import SourceError, install_extra_hint
+from cachectl.errors import SourceError, SourceUnavailableError, install_extra_hint
 from cachectl.warm.sources import (
     BadRow,
     Position,
@@ -25,6 +30,7 @@ from cachectl.warm.sources import (
 )
 
 DEFAULT_BATCH = 2000
+OPTIONAL = ("params", "batch_size", "lookup")
 INSTALL_HINT = f"install the sql extra: {install_extra_hint('sql')}"
 
 
@@ -66,13 +72,14 @@ class SqlSource(_QueryRows):
 
     def __init__(self, options: Mapping[str, Any], context: SourceContext) -> None:
         ns = context.namespace
-        check_options("sql", ns, options, ("url", "query"), ("params", "batch_size"))
+        check_options("sql", ns, options, ("url", "query"), OPTIONAL)
         sa = _import_sqlalchemy()
         raw_url = option(options, "url", str, ns, "sql")
         secrets.register_url(raw_url)
         self.query: str = option(options, "query", str, ns, "sql")
         self.params: dict[str, Any] = dict(option(options, "params", dict, ns, "sql", {}))
         self.batch_size: int = option(options, "batch_size", int, ns, "sql", DEFAULT_BATCH)
+        self.lookup: str | None = option(options, "lookup", str, ns, "sql")
         if self.batch_size < 1:
             raise SourceError(f"namespace {ns}: sql batch_size must be at least 1")
         try:
@@ -129,12 +136,55 @@ class SqlSource(_QueryRows):
                     yield number, names, partition
                     number += len(partition)
         except sa.exc.SQLAlchemyError as exc:
-            detail = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["error"])[0]
-            detail = secrets.scrub(detail, [str(self.url.password or "")])
-            raise SourceError(f"sql source {self.display}: {detail}",
-                              hint="check the url, the query and that the database is up") from None
+            raise self.failure(exc) from None
         finally:
             engine.dispose()
+
+    def failure(self, exc: Exception) -> SourceError:
+        """The SourceError for a SQLAlchemy error: SourceUnavailableError when the database
+        could not be reached or dropped the connection (OperationalError)."""
+        sa = _import_sqlalchemy()
+        detail = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["error"])[0]
+        detail = secrets.scrub(detail, [str(self.url.password or "")])
+        if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+            return SourceUnavailableError(f"sql source {self.display} cannot be used: {detail}",
+                                          hint="check that the database is up and reachable")
+        return SourceError(f"sql source {self.display}: {detail}",
+                           hint="check the url, the query and that the database is up")
+
+    def open_lookup(self) -> SqlLookup | None:
+        """The ``lookup`` query on one open connection, or None without one."""
+        return None if self.lookup is None else SqlLookup(self, self.lookup)
+
+
+class SqlLookup:
+    """The rows of the ``lookup`` query for one key's placeholder values, on one connection."""
+
+    def __init__(self, source: SqlSource, query: str) -> None:
+        sa = _import_sqlalchemy()
+        self.source = source
+        self.statement = sa.text(query)
+        self._engine: Any = None
+        self._conn: Any = None
+
+    def find(self, params: Mapping[str, str]) -> list[Row]:
+        """Every row the lookup returns for ``params`` (none: the key has no row)."""
+        sa = _import_sqlalchemy()
+        try:
+            if self._conn is None:
+                self._engine = sa.create_engine(self.source.url)
+                self._conn = self._engine.connect()
+            result = self._conn.execute(self.statement, dict(params))
+            names = list(result.keys())
+            return [dict(zip(names, values, strict=True)) for values in result]
+        except sa.exc.SQLAlchemyError as exc:
+            raise self.source.failure(exc) from None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._engine.dispose()
+        self._conn = self._engine = None
 
 
 class SqliteSource(_QueryRows):
@@ -144,7 +194,7 @@ class SqliteSource(_QueryRows):
         from pathlib import Path
 
         ns = context.namespace
-        check_options("sql", ns, options, ("url", "query"), ("params", "batch_size"))
+        check_options("sql", ns, options, ("url", "query"), OPTIONAL)
         raw_url: str = option(options, "url", str, ns, "sql")
         self.query: str = option(options, "query", str, ns, "sql")
         self.params: dict[str, Any] = dict(option(options, "params", dict, ns, "sql", {}))
@@ -157,6 +207,11 @@ class SqliteSource(_QueryRows):
                               hint="relative sqlite paths start at the policy file's folder")
         self.path = db
         self.display = raw_url
+        self.lookup: str | None = option(options, "lookup", str, ns, "sql")
+
+    def open_lookup(self) -> SqliteLookup | None:
+        """The ``lookup`` query on one read-only connection, or None without one."""
+        return None if self.lookup is None else SqliteLookup(self, self.lookup)
 
     def tuple_batches(self) -> Iterator[tuple[Position, list[str], list[Any]]]:
         """The query's rows as fetched: (the first row's number, the column names, the
@@ -179,6 +234,31 @@ class SqliteSource(_QueryRows):
                               hint="check the query and the database file") from None
         finally:
             conn.close()
+
+
+class SqliteLookup:
+    """``SqlLookup`` through the standard library's sqlite3."""
+
+    def __init__(self, source: SqliteSource, query: str) -> None:
+        import sqlite3
+
+        self.source = source
+        self.query = query
+        self._conn = sqlite3.connect(f"file:{source.path}?mode=ro", uri=True)
+
+    def find(self, params: Mapping[str, str]) -> list[Row]:
+        import sqlite3
+
+        try:
+            cursor = self._conn.execute(self.query, dict(params))
+            names = [d[0] for d in cursor.description or ()]
+            return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+        except sqlite3.Error as exc:
+            raise SourceError(f"sql source {self.source.display}: lookup: {exc}",
+                              hint="check the lookup query and the database file") from None
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def open_source(options: Mapping[str, Any], context: SourceContext) -> SqlSource | SqliteSource:
