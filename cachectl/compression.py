@@ -251,14 +251,19 @@ def _unframe(data: bytes) -> tuple[int, bytes]:
     if len(data) < 5:
         raise CorruptFrameError("the frame is cut short")
     codec_id = data[3]
-    size, start = _read_uvarint(data, 4)
-    payload = data[start:]
+    size = data[4]
+    if size < 0x80:  # values under 128 B and under 16 KiB: one and two length bytes
+        start = 5
+    elif len(data) > 5 and data[5] < 0x80:
+        size, start = (size & 0x7F) | data[5] << 7, 6
+    else:
+        size, start = _read_uvarint(data, 4)
     if codec_id == STORED:
-        plain = payload
+        plain = data[start:]
     else:
         inflate, error = _decompressor(codec_id)
-        try:
-            plain = inflate(payload, size)
+        try:  # a view: the payload is not copied before it is decompressed
+            plain = inflate(memoryview(data)[start:], size)
         except error as exc:
             raise CorruptFrameError(
                 f"{CODEC_NAMES[codec_id]} payload does not decompress: {exc}") from None
