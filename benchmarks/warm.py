@@ -5,7 +5,8 @@
     .venv/bin/python benchmarks/warm.py --repeat 1      # one round (default: best of 3)
 
 cachectl warm runs twice: as installed, and as if hiredis were not (it is optional;
-``cachectl.resp`` parses the replies in Python then).
+``cachectl.resp`` parses the replies in Python then); and twice more with the namespace
+compressed (``compress: {codec: zstd}``, then lz4), the same rows stored as frames.
 Each contender writes the same keys (``bench:product:{id}``) with the same values (the
 row as compact JSON) and ``PX`` TTLs, each on a fresh throwaway redis-server (never
 6379). ``redis-cli --pipe`` is fed the commands pre-encoded (its input is built before
@@ -55,6 +56,14 @@ defaults: {{ttl: 1h, jitter: 10%}}
 namespaces:
   product:
     key: "product:{{id}}"
+    warm: {{source: {{type: jsonl, path: {jsonl}}}}}
+  product_zstd:
+    key: "productz:{{id}}"
+    compress: {{codec: zstd}}
+    warm: {{source: {{type: jsonl, path: {jsonl}}}}}
+  product_lz4:
+    key: "productl:{{id}}"
+    compress: {{codec: lz4}}
     warm: {{source: {{type: jsonl, path: {jsonl}}}}}
   price:
     key: "price:{{sku}}"
@@ -231,6 +240,9 @@ def main() -> None:
         ("redis-py pipeline loop",
          lambda port: run_measured([PY, "-c", REDIS_PY_LOOP, str(port),
                                     str(paths["jsonl"])])[:2]),
+        # the same rows compressed (docs/compression.md): the codec's cost on the warm
+        ("cachectl warm (jsonl, zstd)", warm("product_zstd")),
+        ("cachectl warm (jsonl, lz4)", warm("product_lz4")),
     ]
     if not args.skip_sources:
         contenders += [("cachectl warm (csv)", warm("price")),
@@ -257,6 +269,9 @@ def main() -> None:
     print(f"cachectl warm / redis-cli --pipe : {pipe_s / warm_s:.2f}x throughput (target >= 0.40x)")
     print(f"cachectl warm / redis-py loop    : {loop_s / warm_s:.2f}x throughput (target >= 4x)")
     print(f"cachectl warm peak RSS           : {warm_rss:.0f} MiB (target < 200 MiB)")
+    for codec in ("zstd", "lz4"):
+        print(f"cachectl warm {codec} / plain     : "
+              f"{warm_s / results[f'cachectl warm (jsonl, {codec})'][0]:.2f}x throughput")
     bare_s = results["cachectl warm (jsonl, no hiredis)"][0]
     print(f"cachectl warm without / with hiredis: {warm_s / bare_s:.2f}x throughput")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "

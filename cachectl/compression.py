@@ -143,7 +143,7 @@ def compressor(codec: str, level: int) -> Callable[[bytes], bytes]:
     raise UsageError(f"unknown codec {codec!r}", hint=f"codecs: {', '.join(POLICY_CODECS)}")
 
 
-def _inflate_zlib(payload: bytes, size: int) -> bytes:
+def _inflate_zlib(payload: bytes | memoryview, size: int) -> bytes:
     d = zlib.decompressobj()
     out = d.decompress(payload, size + 1)
     if not d.eof or d.unused_data:
@@ -152,7 +152,8 @@ def _inflate_zlib(payload: bytes, size: int) -> bytes:
 
 
 @cache
-def _decompressor(codec_id: int) -> tuple[Callable[[bytes, int], bytes], type[Exception]]:
+def _decompressor(codec_id: int
+                  ) -> tuple[Callable[[bytes | memoryview, int], bytes], type[Exception]]:
     """(inflate(payload, plain size), the error it raises on a bad payload)."""
     if codec_id == ZLIB:
         return _inflate_zlib, zlib.error

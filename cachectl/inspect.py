@@ -6,6 +6,7 @@ Redis errors are turned into RedisUnavailableError (exit 3) here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -324,6 +325,9 @@ class NamespaceRow:
     fail_safe: int
     no_ttl: int
     estimated: bool
+    # of the measured values, the share stored as compression frames; None: the namespace
+    # does not compress (its values' first bytes are not read)
+    compressed_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -423,6 +427,13 @@ def _scale(part: int, measured: int, keys: int) -> int:
 
 
 def _row(t: NamespaceTally, survey: KeyspaceSurvey, exact_counts: bool) -> NamespaceRow:
+    row = _counted_row(t, survey, exact_counts)
+    if not t.compresses:
+        return row
+    return dataclasses.replace(row, compressed_share=t.framed / t.keys if t.keys else 0.0)
+
+
+def _counted_row(t: NamespaceTally, survey: KeyspaceSurvey, exact_counts: bool) -> NamespaceRow:
     used = survey.used_memory_bytes or None
     if not survey.sampled:
         return NamespaceRow(

@@ -11,6 +11,7 @@ from typing import Any
 
 import redis.exceptions as rex
 
+from cachectl.compression import MAGIC as FRAME_MAGIC
 from cachectl.connection import node_name
 from cachectl.freshness import ttl_bounds_ms
 from cachectl.keyspace.matcher import NamespaceMatcher, key_shape
@@ -37,6 +38,7 @@ class _NsAcc:
     ex_no_ttl: list[bytes] = field(default_factory=list)
     ex_too_long: list[tuple[bytes, int]] = field(default_factory=list)
     ex_oversize: list[tuple[bytes, int]] = field(default_factory=list)
+    framed: int = 0
 
 
 @dataclass
@@ -73,6 +75,9 @@ class NamespaceTally:
     examples_no_ttl: tuple[bytes, ...]
     examples_ttl_too_long: tuple[tuple[bytes, int], ...]
     examples_oversize: tuple[tuple[bytes, int], ...]
+    # the namespace compresses: ``framed`` counts its measured values stored as frames
+    compresses: bool = False
+    framed: int = 0
 
     def ttl_median_ms(self) -> int | None:
         """The median PTTL of keys that expire, to within half a histogram bucket."""
@@ -226,6 +231,7 @@ class SurveyAccumulator:
             a.ex_no_ttl.extend(rec[14][:max(room, 0)])
             self._pairs(a.ex_too_long, rec[15])
             self._pairs(a.ex_oversize, rec[16])
+            a.framed += rec[17]
         u = 3 * len(self.namespaces)
         for rec in shape_recs:
             strata[-2] += rec[1]
@@ -320,6 +326,7 @@ class SurveyAccumulator:
         for reply in replies:
             if isinstance(reply, rex.ConnectionError | rex.TimeoutError):
                 raise reply
+        heads: list[tuple[int, bytes]] = []
         for j, n in enumerate(chosen):
             mem, pttl = replies[2 * j], replies[2 * j + 1]
             if isinstance(mem, Exception):
@@ -344,6 +351,15 @@ class SurveyAccumulator:
                 self._big(BigKey(key, mem, None))
                 continue
             self._add_key(node, i, key, mem, pttl)
+            if self.namespaces[i].compress is not None:
+                heads.append((i, key))
+        if heads:  # count compression frames: their first three bytes
+            pipe = node.pipeline(transaction=False)
+            for _, key in heads:
+                pipe.getrange(key, 0, 2)
+            for (i, _), head in zip(heads, pipe.execute(raise_on_error=False), strict=True):
+                if head == FRAME_MAGIC:
+                    self.acc[i].framed += 1
         self.runs.append(tuple(strata))
         return strata
 
@@ -397,7 +413,8 @@ class SurveyAccumulator:
                 ttl_max_ms=a.ttl_max if a.ttl_max >= 0 else None,
                 ttl_histogram=tuple(sorted(a.hist.items())),
                 examples_no_ttl=tuple(a.ex_no_ttl), examples_ttl_too_long=tuple(a.ex_too_long),
-                examples_oversize=tuple(a.ex_oversize)))
+                examples_oversize=tuple(a.ex_oversize), compresses=ns.compress is not None,
+                framed=a.framed))
         shapes = [ShapeTally(p, s.seen, s.keys, s.memory, s.memory_sq, s.example)
                   for p, s in collapse_shapes(self.shapes).items()]
         shapes.sort(key=lambda s: (-s.memory_bytes, -s.seen, s.pattern))

@@ -36,9 +36,11 @@ ARG_CURSOR, ARG_MAX_KEYS, ARG_QUOTA = 0, 12, 13  # positions in survey_args()
 #            unmatched keys, cachectl's own keys) in this call (0: no limit)
 #   ARGV[15] D: how many leading bytes every namespace's (and the internal prefix's)
 #            literal head shares; ARGV[16] the internal prefix's byte at D+1 (-1: any)
-#   then 6 per namespace, in policy order: Lua pattern, grace ms, stale ms,
+#   then 7 per namespace, in policy order: Lua pattern, grace ms, stale ms,
 #   highest PTTL a write can set, max value bytes (0: unlimited), its byte at D+1
-#   (-1: any). A key is tried only against the patterns its byte D+1 allows.
+#   (-1: any), 1 when it compresses (its measured values' first bytes are read to
+#   count compression frames) else 0. A key is tried only against the patterns its
+#   byte D+1 allows.
 # Returns {cursor, {scanned, measured, gone, denied, internal_seen, internal_mem, server µs},
 #          per-namespace records, unmatched shape records, biggest keys}.
 SURVEY_LUA = r"""
@@ -66,8 +68,8 @@ local next_start = ARGV[12]
 local max_keys = tonumber(ARGV[13])
 local quota = tonumber(ARGV[14])
 local at = tonumber(ARGV[15]) + 1
-local FIRST, PER = 16, 6
-local pats, grace, stale, maxp, maxv, disp = {}, {}, {}, {}, {}, {}
+local FIRST, PER = 16, 7
+local pats, grace, stale, maxp, maxv, disp, cz = {}, {}, {}, {}, {}, {}, {}
 local nns = (#ARGV - FIRST) / PER
 for i = 1, nns do
   local b = FIRST + (i - 1) * PER
@@ -77,6 +79,7 @@ for i = 1, nns do
   maxp[i] = tonumber(ARGV[b + 4])
   maxv[i] = tonumber(ARGV[b + 5])
   disp[i] = tonumber(ARGV[b + 6])
+  cz[i] = ARGV[b + 7] == '1'
 end
 -- candidates by the key's byte at D+1, in the order they are tried: cachectl's own
 -- prefix (-1) first, then the namespaces in policy order
@@ -107,6 +110,7 @@ local top = {}
 local scanned, measured, gone, denied, iseen, imem = 0, 0, 0, 0, 0, 0
 local taken = {}  -- keys measured per stratum in this call (with a quota)
 for j = 1, nns + 2 do taken[j] = 0 end
+local FRAME = '\255cz'  -- a compression frame's magic (cachectl.compression.MAGIC)
 local LONG = '[^:]' .. string.rep('[^:]', 40) .. '[^:]*'
 
 -- a key's shape: every ':'-segment holding a byte outside [A-Za-z_.-], or longer than
@@ -141,7 +145,7 @@ for n = 1, #keys do
   if i > 0 then
     rec = ns[i]
     if rec == nil then
-      rec = {i, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, -1, {}, {}, {}, {}}
+      rec = {i, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, -1, {}, {}, {}, {}, 0}
       ns[i] = rec
     end
     rec[2] = rec[2] + 1
@@ -196,6 +200,7 @@ for n = 1, #keys do
               rec[14][b] = (rec[14][b] or 0) + 1
             end
           end
+          if cz[i] and pcall_('GETRANGE', k, 0, 2) == FRAME then rec[18] = rec[18] + 1 end
           if maxv[i] > 0 and mem > maxv[i] then
             local size = mem
             local t = redis.pcall('TYPE', k)
@@ -300,7 +305,8 @@ def survey_args(policy: Policy, namespaces: Sequence[Namespace], *, cursor: int 
     args += [max_keys, quota, shared, _byte_at(internal.encode(), shared)]
     for ns, head in zip(namespaces, heads, strict=True):
         args += [lua_pattern(ns.template), ns.grace_ms, ns.stale_ms, ttl_bounds_ms(ns)[1],
-                 ns.max_value_bytes or 0, _byte_at(head, shared)]
+                 ns.max_value_bytes or 0, _byte_at(head, shared),
+                 1 if ns.compress is not None else 0]
     return args
 
 

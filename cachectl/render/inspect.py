@@ -118,10 +118,15 @@ def _count(n: int) -> str:
 def summary_tables(s: InspectSummary) -> Group:
     """The summary: one row per namespace, then unmatched patterns, then a footer."""
     table = Table(show_edge=False, pad_edge=False, title_justify="left")
+    # a policy that compresses gets a column: the share of each namespace's values
+    # stored as compression frames
+    compressing = any(r.compressed_share is not None for r in s.namespaces)
     for name in ("namespace", "keys", "memory", "share", "ttl min", "median", "max",
-                 "fresh", "stale", "fail-safe", "no ttl"):
+                 "fresh", "stale", "fail-safe", "no ttl", *(("compressed",) if compressing else ())):
         table.add_column(name, justify="left" if name == "namespace" else "right", no_wrap=True)
     for r in s.namespaces:
+        extra = (("-" if r.compressed_share is None else f"{r.compressed_share:.0%}",)
+                 if compressing else ())
         table.add_row(
             r.namespace, _pm(r.keys, r.keys_margin, _count),
             _pm(r.memory_bytes, r.memory_margin_bytes, format_size_bytes),
@@ -130,7 +135,7 @@ def summary_tables(s: InspectSummary) -> Group:
             format_duration_ms(r.ttl_median_ms) if r.ttl_median_ms is not None else "-",
             format_duration_ms(r.ttl_max_ms) if r.ttl_max_ms is not None else "-",
             _count(r.fresh), _count(r.stale), _count(r.fail_safe),
-            Text(_count(r.no_ttl), style="red" if r.no_ttl else ""))
+            Text(_count(r.no_ttl), style="red" if r.no_ttl else ""), *extra)
     parts: list[Any] = [table]
     if s.unmatched:
         other = Table(show_edge=False, pad_edge=False, title="keys matching no namespace",

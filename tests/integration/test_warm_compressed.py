@@ -84,3 +84,25 @@ def test_max_value_bytes_is_checked_against_the_stored_size(
     stored = redis_client.get("z:item:1")
     assert stored is not None and len(stored) < 1024
     assert json.loads(compression.decode(stored)) == big
+
+
+@pytest.mark.parametrize("use_lua", [True, False])
+def test_the_summary_shows_the_share_of_compressed_values(
+        redis_client: redis.Redis, redis_url: str, tmp_path: Path, use_lua: bool) -> None:
+    from cachectl.connection import ConnectionSettings
+    from cachectl.inspect import summarize
+
+    redis_client.flushdb()
+    (tmp_path / "seed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(200)))
+    policy = policy_for(tmp_path, """  item:
+    key: "item:{id}"
+    compress: {codec: zlib, min_bytes: 200B}
+    warm: {source: {type: jsonl, path: seed.jsonl}}
+  other: {key: "other:{id}"}
+""")
+    assert warm_namespaces(redis_client, policy).written == 200
+    redis_client.set("z:other:1", b"x", px=60_000)
+    summary = summarize(redis_client, policy, ConnectionSettings(url=redis_url), use_lua=use_lua)
+    by_name = {r.namespace: r for r in summary.namespaces}
+    assert by_name["item"].compressed_share == 150 / 200  # every 4th row is under min_bytes
+    assert by_name["other"].compressed_share is None  # it does not compress: not read
