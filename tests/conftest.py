@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.support.cluster import RedisClusterFixture, cluster_fixture
 from tests.support.redis_server import RedisServer
 from tests.support.reliability import Recorder
 
@@ -76,3 +77,17 @@ def reliability(request: pytest.FixtureRequest) -> Iterator[Recorder]:
     recorder = Recorder(request.node.nodeid)
     yield recorder
     recorder.save()
+
+
+# One Redis Cluster per xdist worker, shared by the modules that only read and write keys;
+# a module that kills or fails over nodes defines its own module-scoped ``cluster``.
+cluster = pytest.fixture(scope="session")(cluster_fixture)
+
+
+@pytest.fixture
+def clean_cluster(cluster: RedisClusterFixture) -> Iterator[RedisClusterFixture]:
+    """The cluster, healthy and with every primary emptied before the test."""
+    cluster.wait_healthy()
+    for node in cluster.primary_servers():
+        node.client().flushall()
+    yield cluster

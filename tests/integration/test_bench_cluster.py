@@ -4,23 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from cachectl.bench import BenchConfig, BenchMode, endpoint_of, run_bench
 from cachectl.policy import load_policy
-from tests.support.cluster import RedisClusterFixture, cluster_fixture
-
-cluster = pytest.fixture(scope="module")(cluster_fixture)
+from tests.support.cluster import RedisClusterFixture
 
 
 def test_bench_routes_every_key_to_its_slot_owner_and_cleans_up(
-        cluster: RedisClusterFixture, tmp_path: Path) -> None:
+        clean_cluster: RedisClusterFixture, tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     path.write_text('version: 1\nredis: {key_prefix: shop, cluster: true}\nnamespaces:\n'
                     '  price: {key: "price:{sku}", ttl: 5m}\n')
-    client = cluster.client()
+    client = clean_cluster.client()
     client.set("shop:price:b1", b"app", px=60_000)
-    target = endpoint_of(client, url=cluster.url)
+    target = endpoint_of(client, url=clean_cluster.url)
     assert len(target.endpoints) == 3 and target.slot_nodes is not None
     result = run_bench(client, target, load_policy(path, env={}), BenchConfig(
         modes=(BenchMode.CACHED, BenchMode.MIXED), requests=600, duration_ms=None,

@@ -15,10 +15,9 @@ from cachectl.connection import build_settings
 from cachectl.counters import read_window
 from cachectl.policy import load_policy
 from tests.support.cache import FRESH_PTTL, STALE_PTTL, wait_for, write_policy
-from tests.support.cluster import RedisClusterFixture, cluster_fixture
+from tests.support.cluster import RedisClusterFixture
 
 pytestmark = pytest.mark.slow
-cluster = pytest.fixture(scope="module")(cluster_fixture)
 OPTIONS = {"timeout_ms": 2000, "connect_timeout_ms": 2000, "counters_interval_s": 0.05}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from cachectl import flush
 from cachectl.cli import main
 from cachectl.connection import build_settings, connect
 from cachectl.policy import Policy, load_policy
-from tests.support.cluster import RedisClusterFixture, cluster_fixture
+from tests.support.cluster import RedisClusterFixture
 
 POLICY = """\
 version: 1
@@ -23,15 +22,7 @@ namespaces:
   product_reviews: {key: "product:reviews:{id}", ttl: 30m, stale: 5m}
 """
 
-cluster = pytest.fixture(scope="module")(cluster_fixture)
 
-
-@pytest.fixture
-def clean_cluster(cluster: RedisClusterFixture) -> Iterator[RedisClusterFixture]:
-    cluster.wait_healthy()
-    for node in cluster.primary_servers():
-        node.client().flushall()
-    yield cluster
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ keyspace after apply, and a second apply with nothing to do."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,17 +11,7 @@ import pytest
 from cachectl.cli import main
 from cachectl.policy import load_policy
 from tests.support import plan_scenario as scenario
-from tests.support.cluster import RedisClusterFixture, cluster_fixture
-
-cluster = pytest.fixture(scope="module")(cluster_fixture)
-
-
-@pytest.fixture
-def clean_cluster(cluster: RedisClusterFixture) -> Iterator[RedisClusterFixture]:
-    cluster.wait_healthy()
-    for node in cluster.primary_servers():
-        node.client().flushall()
-    yield cluster
+from tests.support.cluster import RedisClusterFixture
 
 
 def test_plan_and_apply_over_every_primary(clean_cluster: RedisClusterFixture, tmp_path: Path,

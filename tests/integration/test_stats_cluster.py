@@ -14,9 +14,8 @@ from cachectl.counters import write_buckets
 from cachectl.policy import load_policy
 from cachectl.stats import StatsOptions, collect_stats
 from tests.integration.test_stats import NOW, FakeTime
-from tests.support.cluster import RedisClusterFixture, cluster_fixture
+from tests.support.cluster import RedisClusterFixture
 
-cluster = pytest.fixture(scope="module")(cluster_fixture)
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "stats.schema.json").read_text())
 POLICY = """\
 version: 1
@@ -29,12 +28,12 @@ namespaces:
 """
 
 
-def test_every_primary_is_reported_and_the_total_adds_up(cluster: RedisClusterFixture,
+def test_every_primary_is_reported_and_the_total_adds_up(clean_cluster: RedisClusterFixture,
                                                          tmp_path: Path) -> None:
     path = tmp_path / "cachectl.yaml"
     path.write_text(POLICY)
     policy = load_policy(path)
-    client = cluster.client()
+    client = clean_cluster.client()
     for node in primaries(client):
         node.flushdb()
     pipe = client.pipeline(transaction=False)
@@ -75,11 +74,11 @@ def test_every_primary_is_reported_and_the_total_adds_up(cluster: RedisClusterFi
     client.close()
 
 
-def test_cli_with_cluster_flag_reports_three_nodes(cluster: RedisClusterFixture, tmp_path: Path,
+def test_cli_with_cluster_flag_reports_three_nodes(clean_cluster: RedisClusterFixture, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "cachectl.yaml"
     path.write_text(POLICY)
-    code = main(["stats", "-p", str(path), "--url", cluster.url, "--cluster", "--interval", "200ms",
+    code = main(["stats", "-p", str(path), "--url", clean_cluster.url, "--cluster", "--interval", "200ms",
                  "--json"])
     out, err = capsys.readouterr()
     doc = json.loads(out)

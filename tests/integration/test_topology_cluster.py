@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,15 +26,9 @@ from tests.support.reliability import (
 
 CACHECTL = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "cachectl")
 
+# its own cluster: these tests kill and fail over nodes
 cluster = pytest.fixture(scope="module")(cluster_fixture)
 
-
-@pytest.fixture
-def clean_cluster(cluster: RedisClusterFixture) -> Iterator[RedisClusterFixture]:
-    cluster.wait_healthy()
-    for node in cluster.primary_servers():
-        node.client().flushall()
-    yield cluster
 
 
 def _connect(url: str, **kw: object) -> object:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,19 +11,11 @@ from cachectl.connection import build_settings, connect
 from cachectl.freshness import ttl_bounds_ms
 from cachectl.policy import load_policy
 from cachectl.warm import core, warm_namespaces
-from tests.support.cluster import RedisClusterFixture, cluster_fixture
+from tests.support.cluster import RedisClusterFixture
 
 REPO = Path(__file__).resolve().parents[2]
 
-cluster = pytest.fixture(scope="module")(cluster_fixture)
 
-
-@pytest.fixture
-def clean_cluster(cluster: RedisClusterFixture) -> Iterator[RedisClusterFixture]:
-    cluster.wait_healthy()
-    for node in cluster.primary_servers():
-        node.client().flushall()
-    yield cluster
 
 
 def _client(cluster: RedisClusterFixture) -> Any:
