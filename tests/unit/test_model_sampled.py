@@ -1,4 +1,4 @@
-"""SHARDS sampling at 1 % against exact, on 2M requests over 300k keys: MAE of each curve."""
+"""SHARDS sampling at 1 % against exact, on 3M requests over 500k keys: MAE of each curve."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ pytest.importorskip("numba")
 from cachectl.model import ModelOptions, Trace, model_trace
 from cachectl.policy import load_policy
 
-REQUESTS = 2_000_000
-KEYS = 300_000
+REQUESTS = 3_000_000
+KEYS = 500_000
 
 
 def zipf_trace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Trace, object]:
@@ -61,4 +61,3 @@ def test_one_percent_sample_is_within_a_point_of_exact(tmp_path_factory: pytest.
         assert redis_err <= 0.01
         # the curves are not flat: the error is small against a real spread
         assert e.memory_curve[-1].hit_rate - at_e[sizes[0]].hit_rate > 0.15
-        assert s.memory_curve[0].bytes >= 0.06 * footprint
