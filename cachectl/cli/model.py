@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cachectl.cli.options import JsonOpt, PolicyOpt, load_cli_policy
+from cachectl.cli.options import JsonOpt, PolicyOpt, RedisOptions, load_cli_policy, redis_options
 from cachectl.progress import ProgressCallback, no_progress
 
 COMMAND_SETTINGS: dict[str, Any] = {}
@@ -30,7 +30,9 @@ def _list(flag: str, text: str | None, parse: Any, example: str) -> tuple[int, .
     return tuple(sorted(set(out)))
 
 
+@redis_options
 def command(
+    conn: RedisOptions,
     trace: Annotated[list[Path], typer.Option(
         "--trace", "-t", metavar="FILE", help="An access trace: .csv (time,key,size[,namespace]), "
         ".jsonl, or libCacheSim oracleGeneral; .gz/.zst too (repeatable, in time order).")],
@@ -48,8 +50,8 @@ def command(
         "--sample", metavar="RATE", help="Share of keys to simulate, e.g. 1% [default: all up to "
         "2M events, else ~1M events' worth, at least 1%].")] = None,
     key_overhead: Annotated[int | None, typer.Option(
-        "--key-overhead", metavar="BYTES", help="Memory per key beyond its value [default: 225, "
-        "used_memory per key measured on Redis 7.0.15].")] = None,
+        "--key-overhead", metavar="BYTES", help="Memory per key beyond its value [default: measured "
+        "on --url's live keys when given, else 225, used_memory per key on Redis 7.0.15].")] = None,
     lfu: Annotated[bool, typer.Option(
         "--lfu", help="Also simulate allkeys-lfu (lfu-log-factor 10, lfu-decay-time 1).")] = False,
     plot: Annotated[Path | None, typer.Option(
@@ -64,6 +66,8 @@ def command(
     in one pass, and Redis's sampled LRU), then recommends per namespace the smallest TTL that
     meets its hit-rate threshold and the maxmemory that holds it. Exit 1 when a namespace's
     threshold is out of reach at every TTL.
+
+    With --url, the memory a key costs beyond its value is measured on that server's keys.
 
     Example: cachectl model --trace access.csv.gz --memory 256MiB,1GiB
     """
@@ -87,11 +91,14 @@ def command(
             raise UsageError(f"--sample {sample} is not in (0, 100%]", hint="e.g. --sample 1%")
     if key_overhead is not None and key_overhead < 0:
         raise UsageError("--key-overhead must be >= 0")
+    overhead_source = ("--key-overhead" if key_overhead is not None
+                       else core.ModelOptions().key_overhead_source)
+    if key_overhead is None and conn.url is not None:
+        key_overhead, overhead_source = _measured_overhead(conn, pol) or (None, overhead_source)
     options = core.ModelOptions(
         ttls_s=tuple(ms / 1000 for ms in ttls), memory_bytes=sizes, exact=exact, sample_rate=rate,
         key_overhead=core.DEFAULT_KEY_OVERHEAD if key_overhead is None else key_overhead,
-        key_overhead_source="--key-overhead" if key_overhead is not None
-        else core.ModelOptions().key_overhead_source, lfu=lfu)
+        key_overhead_source=overhead_source, lfu=lfu)
 
     def progress_bars() -> AbstractContextManager[ProgressCallback]:
         if not console.is_terminal():
@@ -119,3 +126,15 @@ def command(
     else:
         render.render_report(report, console.stdout())
     return 0 if report.meets_thresholds else 1
+
+
+def _measured_overhead(conn: RedisOptions, policy: Any) -> tuple[int, str] | None:
+    from contextlib import closing
+
+    from cachectl.connection import redis_errors
+    from cachectl.model.overhead import measure_key_overhead
+
+    settings = conn.settings(policy)
+    client = conn.connect(policy)
+    with closing(client), redis_errors(settings):
+        return measure_key_overhead(client, policy)

@@ -111,10 +111,10 @@ def lru_curve(kid, t_ms, vsize, ns, khash, ttl_ms, stale_ms, grace_ms, jitter,  
             wp = w[p]
             while s >= 0 and p >= b[s]:
                 used[s] += sz - wp
-                if band <= STALE:
-                    hits[g, s] += 1
-                    byte_hits[g, s] += vsize[i]
                 s -= 1
+            if band <= STALE and s < S - 1:  # a hit at every size from s + 1 up: counted once here
+                hits[g, s + 1] += 1
+                byte_hits[g, s + 1] += vsize[i]
             w[p] = 0
         while s >= 0:
             used[s] += sz
@@ -136,6 +136,9 @@ def lru_curve(kid, t_ms, vsize, ns, khash, ttl_ms, stale_ms, grace_ms, jitter,  
             while used[s] > caps[s]:
                 used[s] -= w[b[s]]
                 b[s] += 1
+    for s in range(1, S):  # a hit counted at its smallest size holds at every larger one
+        hits[:, s] += hits[:, s - 1]
+        byte_hits[:, s] += byte_hits[:, s - 1]
     return hits, byte_hits
 
 

@@ -211,7 +211,7 @@ def _read_oracle(path: Path, cols: _Columns, on_progress: Callable[[int], None])
                          hint="pass --namespace NS for it")
     ns_index = cols.index[cols.namespace or cols.names[0]]
     dtype = np.dtype([("time", "<u4"), ("id", "<u8"), ("size", "<u4"), ("next", "<i8")])
-    parts = []
+    parts: list[tuple[Any, Any, Any]] = []  # columns per chunk: 16 bytes an event, not 24
     done = 0
     try:
         with _open_binary(path) as stream:
@@ -228,22 +228,24 @@ def _read_oracle(path: Path, cols: _Columns, on_progress: Callable[[int], None])
                             f"{path}: record {done + len(chunk) // ORACLE_RECORD_BYTES + 1}: truncated "
                             f"({len(chunk) % ORACLE_RECORD_BYTES} of {ORACLE_RECORD_BYTES} bytes)",
                             hint="the file was cut short; oracleGeneral records are 24 bytes")
-                parts.append(np.frombuffer(chunk, dtype=dtype))
+                records = np.frombuffer(chunk, dtype=dtype)
+                parts.append((records["time"].copy(), records["id"].copy(), records["size"].copy()))
                 done += len(chunk) // ORACLE_RECORD_BYTES
                 on_progress(done)
     except (OSError, EOFError) as exc:
         raise TraceError(f"{path}: cannot read: {exc}") from None
-    records = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
-    times = records["time"].astype(np.float64)
+    times = np.concatenate([p[0] for p in parts]).astype(np.float64) if parts else np.zeros(0)
     back = np.flatnonzero(np.diff(times) < 0)
     if back.size:
         i = int(back[0]) + 1
         raise TraceError(f"{path}: record {i + 1}: time goes backwards ({times[i]:g} s after "
                          f"{times[i - 1]:g} s)", hint="sort the trace by time")
-    if cols.time and times.size and times[0] < cols.last_time:
-        raise TraceError(f"{path}: record 1: time goes backwards from the previous file")
-    return (times, records["id"].astype(np.uint64), records["size"].astype(np.int64),
-            np.full(times.shape, ns_index, dtype=np.int32))
+    if times.size and times[0] < cols.last_time:
+        raise TraceError(f"{path}: record 1: time goes backwards from the previous file",
+                         hint="give the files in time order")
+    ids = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.uint64)
+    sizes = np.concatenate([p[2] for p in parts]).astype(np.int64) if parts else np.zeros(0, np.int64)
+    return times, ids, sizes, np.full(times.shape, ns_index, dtype=np.int32)
 
 
 def read_traces(paths: Sequence[Path], policy: Policy, *, namespace: str | None = None,

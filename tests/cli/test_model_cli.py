@@ -194,3 +194,25 @@ def test_plot_writes_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
                       "--plot", str(png), "--json"], capsys)
     assert code in (0, 1)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_url_measures_the_key_overhead_on_live_keys(tmp_path: Path, redis_url: str, redis_client: object,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import redis
+
+    assert isinstance(redis_client, redis.Redis)
+    for i in range(300):
+        redis_client.set(f"shop:product:{i}", "x" * 1000, ex=600)
+    code, out, err = run(["-p", write_policy(tmp_path), "--trace", str(csv_trace(tmp_path)), "--ttl", "10s",
+                          "--url", redis_url, "--json"], capsys)
+    doc = json.loads(out)
+    assert code == 1, err
+    # 200 keys shared by two namespaces, and price has none
+    assert doc["key_overhead_source"].startswith("MEMORY USAGE minus STRLEN of 100 live keys")
+    assert 100 < doc["key_overhead_bytes"] < 400
+
+
+def test_unreachable_url_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["-p", write_policy(tmp_path), "--trace", str(csv_trace(tmp_path, 10)),
+                        "--url", "redis://127.0.0.1:1/0"], capsys)
+    assert code == 3 and "Traceback" not in err
