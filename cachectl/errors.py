@@ -53,7 +53,7 @@ def missing_module_hint(module: str) -> str:
 
 
 class ExitCode(IntEnum):
-    """The exit codes of every cachectl command (DESIGN.md)."""
+    """The exit codes of every cachectl command (docs/design.md)."""
 
     OK = 0
     FINDINGS = 1

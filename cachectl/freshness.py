@@ -1,4 +1,4 @@
-"""The freshness rule: a key's state is decoded from its PTTL and its namespace (DESIGN.md).
+"""The freshness rule: a key's state is decoded from its PTTL and its namespace (docs/design.md).
 
     grace G = max(stale, stale_if_error); a write sets PTTL = ttl·(1 ± jitter) + G
     fresh      PTTL > G

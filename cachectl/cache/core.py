@@ -215,7 +215,7 @@ def decode(serializer: Serializer, raw: bytes | None) -> Any:
 
 def decide(ns: Namespace, raw: bytes | None, pttl_ms: int, serializer: Serializer,
            mean_load_ms: float | None, rng: random.Random) -> Decision:
-    """Apply DESIGN.md's freshness rule (``cachectl.freshness.classify``) to one read.
+    """Apply docs/design.md's freshness rule (``cachectl.freshness.classify``) to one read.
 
     A key without expiry (not written by cachectl) is served and revalidated, which
     rewrites it with a policy TTL. XFetch (Vattani et al. 2015): while fresh, refresh

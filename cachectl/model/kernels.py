@@ -6,7 +6,7 @@ Inputs are columns of one trace: ``kid`` (compact key ids 0..K-1), ``t_ms`` (int
 ``ttl_ms``, ``stale_ms``, ``grace_ms`` and ``jitter``. A key occupies ``vsize + overhead`` bytes;
 the size of each access is the object's size from then on (a trace may change it).
 
-The freshness timeline of a key follows DESIGN.md: a load at t writes it fresh until
+The freshness timeline of a key follows docs/design.md: a load at t writes it fresh until
 t + ttl·(1 ± jitter), stale for ``stale`` more, kept (fail-safe) until the grace ends, then gone.
 A fresh or stale access is served from the cache (a stale one also refreshes it in the
 background: a load); a fail-safe or gone access is a miss (a load). The jitter of a load is drawn

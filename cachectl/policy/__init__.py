@@ -1,4 +1,4 @@
-"""The policy: YAML -> validated model with source positions (see DESIGN.md)."""
+"""The policy: YAML -> validated model with source positions (see docs/design.md)."""
 
 from cachectl.policy.loader import LoadResult, load_policy, parse_policy, read_policy
 from cachectl.policy.model import Namespace, Policy, PolicySpec, Thresholds

@@ -1,6 +1,6 @@
 """Verdicts: every figure next to its threshold from the policy, PASS/WARN/FAIL.
 
-Thresholds follow DESIGN.md's table: a hit rate must *exceed* its threshold, used
+Thresholds follow docs/design.md's table: a hit rate must *exceed* its threshold, used
 memory and p99 latency must stay *below* theirs, the stale share must not be above
 ``max_stale_ratio``. A namespace with fewer than ``thresholds.min_requests``
 requests in the window is "too little traffic", neither a pass nor a failure.

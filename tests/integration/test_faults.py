@@ -1,6 +1,6 @@
 """Faults on one server: killed mid-command, paused or sleeping past --timeout, connection killed.
 
-Each test checks the exit code and message DESIGN.md promises, that nothing outside the
+Each test checks the exit code and message docs/design.md promises, that nothing outside the
 command's namespace was touched, and (where the command was cut short) that a rerun
 leaves exactly the expected keyspace.
 """

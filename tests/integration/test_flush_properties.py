@@ -1,7 +1,7 @@
 """Property tests: over random policies and keyspaces, a flush removes exactly the right keys.
 
 The oracle is independent of cachectl's matcher: a key belongs to the first namespace,
-in policy order, whose template regex accepts it (DESIGN.md). Keys carry glob
+in policy order, whose template regex accepts it (docs/design.md). Keys carry glob
 characters, spaces, binary and non-UTF-8 bytes; templates nest (``p:{id}`` vs
 ``p:reviews:{id}``) and overlap. One session server, emptied per example.
 """

@@ -302,7 +302,7 @@ def test_traffic_through_the_library_is_reported_exactly(redis_url: str, redis_c
     assert (product.fresh_hits, product.misses, product.loads) == (228, 12, 12)
     assert product.hit_rate == 228 / 240 and product.origin_calls_saved == 228
     assert product.keys is not None and product.keys.keys == 12 and product.keys.exact
-    # exactly 95 % does not exceed the critical 95 %: a failure, as DESIGN.md's "> 95 %" says
+    # exactly 95 % does not exceed the critical 95 %: a failure (docs/design.md: a hit rate must exceed it)
     assert checks_of(report, "hit_rate", "product")[0].status is Status.FAIL
     price = next(ns for ns in report.namespaces if ns.namespace == "price")
     assert (price.fresh_hits, price.misses, price.hit_rate) == (3, 2, 0.6)
