@@ -17,6 +17,7 @@ import math
 import platform
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cachectl import __version__
 from cachectl.stats.model import Check, NamespaceStats, NodeStats, StatsReport, Status
@@ -210,6 +211,22 @@ def _namespace_metrics(w: _Writer, ns: NamespaceStats) -> None:
               ns.keys.keys, **label)
         w.add("namespace_memory_bytes", "gauge", "Memory of the namespace's keys (sampled estimate).",
               ns.keys.memory_bytes, **label)
+    _verify_metrics(w, ns.verify, label)
+
+
+def _verify_metrics(w: _Writer, record: dict[str, Any] | None, label: dict[str, str]) -> None:
+    """The last cachectl verify result of a namespace, when one was recorded."""
+    if not record:
+        return
+    estimate = record.get("inconsistency")
+    ratio = estimate.get("ratio") if isinstance(estimate, dict) else None
+    w.add("namespace_inconsistency_ratio", "gauge",
+          "Share of keys the last cachectl verify found wrong while fresh (different, missing "
+          "from the source or unparseable).", ratio if isinstance(ratio, int | float) else None,
+          **label)
+    checked = record.get("checked")
+    w.add("namespace_verified_keys", "gauge", "Keys the last cachectl verify checked.",
+          checked if isinstance(checked, int) else None, **label)
 
 
 def _check_metrics(w: _Writer, checks: Iterable[Check]) -> None:

@@ -201,6 +201,24 @@ def findings(report: StatsReport) -> RenderableType:
     return Group(grid, tally)
 
 
+def verify_lines(report: StatsReport) -> Text | None:
+    """The last cachectl verify result of each namespace that has one, or None."""
+    lines = []
+    for ns in report.namespaces:
+        record = ns.verify
+        if not record:
+            continue
+        estimate = record.get("inconsistency") or {}
+        ratio = estimate.get("ratio") if isinstance(estimate, dict) else None
+        lines.append(f"{ns.namespace}: {_pct(ratio if isinstance(ratio, int | float) else None)}"
+                     f" wrong while fresh of {record.get('checked', '?')} keys checked"
+                     f"{' (over the limit)' if record.get('exceeded') else ''}, "
+                     f"at {record.get('time', '?')}")
+    if not lines:
+        return None
+    return Text("Last verify: " + "; ".join(lines))
+
+
 def header(report: StatsReport) -> Text:
     text = Text()
     text.append("cachectl stats ", style="bold")
@@ -218,6 +236,9 @@ def stats_dashboard(report: StatsReport, width: int = 140) -> RenderableType:
     parts: list[RenderableType] = [header(report), server_table(report)]
     if report.namespaces:
         parts.append(namespace_table(report, width))
+    verified = verify_lines(report)
+    if verified is not None:
+        parts.append(verified)
     parts.append(findings(report))
     return Group(*parts)
 

@@ -162,6 +162,7 @@ class StatsSampler:
             keys, scan = sample_keyspace(self.client, policy.namespaces.values(), selected,
                                          sample_keys=opts.sample_keys, clock=self.clock)
 
+        verified = _verify_records(self.client, policy)
         namespace_figures: list[NamespaceStats] = []
         checks: list[Check] = []
         hot = any(policy.namespaces[n].hot for n in selected)
@@ -176,7 +177,8 @@ class StatsSampler:
                                      running.namespaces.get(name, NamespaceCounters()))
             found = namespace_checks(draft, t)
             checks.extend(found)
-            namespace_figures.append(_with_status(draft, worst(x.status for x in found)))
+            namespace_figures.append(replace(draft, status=worst(x.status for x in found),
+                                             verify=verified.get(name)))
 
         # the next report measures from here, after our own reads
         if keep_baseline:
@@ -227,8 +229,16 @@ def _namespace_stats(name: str, c: NamespaceCounters, in_policy: bool, critical:
     )
 
 
-def _with_status(ns: NamespaceStats, status: Status) -> NamespaceStats:
-    return replace(ns, status=status)
+def _verify_records(client: Any, policy: Policy) -> dict[str, dict[str, Any]]:
+    """The last verify result per namespace; none when the user may not read the hash."""
+    import redis.exceptions as rex
+
+    from cachectl.verify import read_records
+
+    try:
+        return read_records(client, policy)
+    except rex.NoPermissionError:
+        return {}
 
 
 def collect_stats(client: Any, policy: Policy, options: StatsOptions, *, target: str = "",

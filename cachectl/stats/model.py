@@ -181,6 +181,8 @@ class NamespaceStats:
     # the running totals (every minute the library counted, not just the window): what the
     # Prometheus counters expose; names as in cachectl.counters.COUNTER_NAMES
     counter_totals: dict[str, int] = field(default_factory=dict)
+    # the last cachectl verify result recorded for it (cachectl.verify.read_records), or None
+    verify: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,17 @@ def test_fix_leaves_no_difference_and_touches_no_other_key(
     recorded = json.loads(redis_client.hget("shop:cachectl:verify", "product") or b"{}")
     assert recorded["different"] == 0 and recorded["checked"] == ROWS - DELETED
 
+    # stats carries the last result, in its JSON and as the Prometheus gauges
+    stats = run_cli(["stats", "--policy", str(policy), "--url", redis_url, "--interval", "0.1",
+                     "--json"], capsys)
+    by_name = {n["namespace"]: n for n in json.loads(stats.out)["namespaces"]}
+    assert by_name["product"]["verify"]["checked"] == ROWS - DELETED
+    prom = run_cli(["stats", "--policy", str(policy), "--url", redis_url, "--interval", "0.1",
+                    "--format", "prometheus"], capsys)
+    assert 'cachectl_namespace_inconsistency_ratio{cache_namespace="product"} 0\n' in prom.out
+    assert f'cachectl_namespace_verified_keys{{cache_namespace="product"}} {ROWS - DELETED}' \
+        in prom.out
+
 
 def test_an_unreachable_database_is_exit_3_and_changes_nothing(
         shop: Shop, redis_client: redis.Redis, redis_url: str,
