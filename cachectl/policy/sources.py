@@ -14,7 +14,8 @@ BUILTIN_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "jsonl": (("path",), ()),
     "json": (("path",), ("items",)),
     "csv": (("path",), ("columns", "delimiter")),
-    "sql": (("url", "query"), ("params", "batch_size", "lookup")),
+    "sql": (("url", "query"), ("params", "batch_size", "lookup", "connect_timeout",
+                               "statement_timeout")),
     "http": (("url",), ("items", "params", "headers", "env_headers", "pagination", "timeout",
                         "retries", "max_pages", "lookup")),
 }

@@ -94,10 +94,11 @@ def test_hostile_http_answers_are_source_errors(
         reliability: Recorder) -> None:
     original = policy.read_text()
     with serve(Api([{"id": i} for i in range(3)])) as api:
-        for path, message in (("/loop", "more than 10 redirects"),
-                              ("/gzip-corrupt", "DecodingError"),
-                              ("/deep", "nested too deeply"),
-                              ("/drip", "took longer than the timeout")):
+        for path, message, code in (("/loop", "more than 10 redirects", 2),
+                                    ("/gzip-corrupt", "DecodingError", 2),
+                                    ("/deep", "nested too deeply", 2),
+                                    # a timeout, like a refused connection: unreachable
+                                    ("/drip", "took longer than the timeout", 3)):
             policy.write_text(original.replace(
                 "source: {type: jsonl, path: seeds/products.jsonl}",
                 f"source: {{type: http, url: '{api.url}{path}', timeout: 1, retries: 0}}"))
@@ -105,7 +106,7 @@ def test_hostile_http_answers_are_source_errors(
             run = run_cli(["warm", "-n", "product", "--policy", str(policy), "--url", redis_url],
                           capsys)
             took = time.monotonic() - started
-            assert run.code == 2, (path, run.text)
+            assert run.code == code, (path, run.text)
             assert message in run.err, (path, run.err)
             assert_no_traceback(run)
             assert took < 8, (path, took)  # the dripping server is cut off by the deadline
@@ -113,8 +114,8 @@ def test_hostile_http_answers_are_source_errors(
                     fault="an http source answering a redirect loop, a corrupt gzip body, JSON "
                     "nested 3,000 deep, and a body dripped one byte every 0.2 s",
                     command="warm -n product (http source, timeout: 1)",
-                    did="exit 2 for each: more than 10 redirects / DecodingError / not JSON, "
-                    "nested too deeply / the answer took longer than the timeout",
+                    did="exit 2: more than 10 redirects / DecodingError / not JSON, nested "
+                    "too deeply; exit 3 (unreachable): the answer took longer than the timeout",
                     verified="no exit 70; the dripping server stopped within the deadline, "
                     "not after the whole body")
 
@@ -214,3 +215,66 @@ namespaces:
                     "it read again",
                     verified="every other row written (2,999 of 3,001), a legitimate quoted "
                     "value over two lines kept whole")
+
+
+def test_a_sql_source_that_never_answers_stops_warm_before_any_write(
+        tmp_path: Path, redis_url: str, redis_server: RedisServer,
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:
+    import socket
+    import threading
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_and_say_nothing() -> None:
+        silent.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(silent.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept_and_say_nothing, daemon=True)
+    thread.start()
+    port = silent.getsockname()[1]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in range(50)))
+    (tmp_path / "cachectl.yaml").write_text(f"""\
+version: 1
+redis: {{key_prefix: s}}
+defaults: {{ttl: 10m}}
+namespaces:
+  first: {{key: "first:{{id}}", warm: {{source: {{type: jsonl, path: p.jsonl}}}}}}
+  rows:
+    key: "rows:{{id}}"
+    warm:
+      source: {{type: sql, url: "postgresql://u:QxZjSqlPw@127.0.0.1:{port}/db",
+               query: "SELECT 1 AS id", connect_timeout: 1}}
+""")
+    try:
+        started = time.monotonic()
+        run = run_cli(["warm", "--policy", str(tmp_path / "cachectl.yaml"), "--url",
+                       redis_url], capsys)
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        silent.close()
+    assert run.code == 3, run.text  # the source cannot be reached: like Redis, exit 3
+    assert "://u:***@127.0.0.1" in run.err and "timeout" in run.err, run.err
+    assert "QxZjSqlPw" not in run.text
+    assert took < 15, took
+    assert redis_server.client().dbsize() == 0  # checked before the first namespace
+    assert_no_traceback(run)
+    reliability.add("sql-source-never-answers", area="bad input",
+                    fault="a sql warm source whose server accepts TCP and never answers, "
+                    "after a jsonl namespace in the same policy",
+                    command="warm (sql source, connect_timeout: 1)",
+                    did="exit 3 after the connect timeout: sql source postgresql://u:***@… "
+                    "cannot be used: connection timeout expired",
+                    verified="no key written (the database is connected before the first "
+                    "namespace is warmed); the password never printed")

@@ -2,8 +2,13 @@
 
 Options: ``url`` (``sqlite:///shop.db`` relative to the policy's folder, ``postgresql://…``
 with the ``sql`` extra), ``query``, ``params`` (bound parameters, ``:name`` in the query),
-``batch_size`` (rows fetched per round trip, default 2000). Rows are read through a
-server-side cursor (``stream_results`` + ``yield_per``). Position: the row number.
+``batch_size`` (rows fetched per round trip, default 2000), ``connect_timeout`` (seconds,
+default 10) and ``statement_timeout`` (seconds, default 300; PostgreSQL). Rows are read
+through a server-side cursor (``stream_results`` + ``yield_per``). Position: the row number.
+
+The database is connected when the source is opened, before any namespace is written:
+a database that is down or refuses the credentials stops warm before it changes anything,
+and a server that accepts TCP but never answers is given up after ``connect_timeout``.
 
 ``lookup`` (optional): a query that returns the row of one key, its parameters the key
 template's placeholders (``SELECT * FROM products WHERE id = :id``); ``cachectl verify``
@@ -27,10 +32,13 @@ from cachectl.warm.sources import (
     SourceContext,
     check_options,
     option,
+    positive_number,
 )
 
 DEFAULT_BATCH = 2000
-OPTIONAL = ("params", "batch_size", "lookup")
+OPTIONAL = ("params", "batch_size", "lookup", "connect_timeout", "statement_timeout")
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_STATEMENT_TIMEOUT_S = 300.0
 INSTALL_HINT = f"install the sql extra: {install_extra_hint('sql')}"
 
 
@@ -82,6 +90,10 @@ class SqlSource(_QueryRows):
         self.lookup: str | None = option(options, "lookup", str, ns, "sql")
         if self.batch_size < 1:
             raise SourceError(f"namespace {ns}: sql batch_size must be at least 1")
+        connect_s = positive_number(options, "connect_timeout", ns, "sql",
+                                    DEFAULT_CONNECT_TIMEOUT_S)
+        statement_s = positive_number(options, "statement_timeout", ns, "sql",
+                                      DEFAULT_STATEMENT_TIMEOUT_S)
         try:
             url = sa.engine.make_url(raw_url)
         except sa.exc.ArgumentError:
@@ -106,14 +118,19 @@ class SqlSource(_QueryRows):
         if url.password:
             secrets.register(str(url.password))
         self.display = url.render_as_string(hide_password=True)
+        self.connect_args: dict[str, Any] = {}
+        if url.get_backend_name() == "postgresql":
+            self.connect_args = {"connect_timeout": max(1, round(connect_s)),
+                                 "options": f"-c statement_timeout={round(statement_s * 1000)}"}
+        elif url.get_backend_name() == "sqlite":
+            self.connect_args = {"timeout": connect_s}
+        self._engine, self._conn = self.connect()
 
-    def tuple_batches(self) -> Iterator[tuple[Position, list[str], list[Any]]]:
-        """The query's rows as fetched: (the first row's number, the column names, the
-        rows' values, tuple-like), ``batch_size`` rows at a time (cachectl.warm.bulk
-        takes them so)."""
+    def connect(self) -> tuple[Any, Any]:
+        """An engine and one open connection (the timeouts applied); raises ``failure``."""
         sa = _import_sqlalchemy()
         try:
-            engine = sa.create_engine(self.url)
+            engine = sa.create_engine(self.url, connect_args=self.connect_args)
         except ImportError as exc:
             raise SourceError(f"no database driver for {self.display} ({exc.name or exc})",
                               hint=INSTALL_HINT) from None
@@ -121,24 +138,38 @@ class SqlSource(_QueryRows):
             raise SourceError(f"SQLAlchemy has no dialect for {self.display}",
                               hint=INSTALL_HINT) from None
         try:
-            with engine.connect() as conn:
-                result = conn.execution_options(
-                    stream_results=True, yield_per=self.batch_size).execute(
-                        sa.text(self.query), self.params)
-                if not result.returns_rows:
-                    raise SourceError("the sql query returns no rows",
-                                      hint="warm needs a SELECT (or a statement that returns rows)")
-                # plain tuples zipped with the column names: RowMapping objects cost more
-                # than the rest of a row's work
-                names = list(result.keys())
-                number = 1
-                for partition in result.partitions(self.batch_size):
-                    yield number, names, partition
-                    number += len(partition)
+            return engine, engine.connect()
+        except sa.exc.SQLAlchemyError as exc:
+            engine.dispose()
+            raise self.failure(exc) from None
+
+    def close(self) -> None:
+        self._conn.close()
+        self._engine.dispose()
+
+    def tuple_batches(self) -> Iterator[tuple[Position, list[str], list[Any]]]:
+        """The query's rows as fetched: (the first row's number, the column names, the
+        rows' values, tuple-like), ``batch_size`` rows at a time (cachectl.warm.bulk
+        takes them so)."""
+        sa = _import_sqlalchemy()
+        try:
+            result = self._conn.execution_options(
+                stream_results=True, yield_per=self.batch_size).execute(
+                    sa.text(self.query), self.params)
+            if not result.returns_rows:
+                raise SourceError("the sql query returns no rows",
+                                  hint="warm needs a SELECT (or a statement that returns rows)")
+            # plain tuples zipped with the column names: RowMapping objects cost more
+            # than the rest of a row's work
+            names = list(result.keys())
+            number = 1
+            for partition in result.partitions(self.batch_size):
+                yield number, names, partition
+                number += len(partition)
         except sa.exc.SQLAlchemyError as exc:
             raise self.failure(exc) from None
         finally:
-            engine.dispose()
+            self.close()
 
     def failure(self, exc: Exception) -> SourceError:
         """The SourceError for a SQLAlchemy error: SourceUnavailableError when the database
@@ -148,7 +179,8 @@ class SqlSource(_QueryRows):
         detail = secrets.scrub(detail, [str(self.url.password or "")])
         if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
             return SourceUnavailableError(f"sql source {self.display} cannot be used: {detail}",
-                                          hint="check that the database is up and reachable")
+                                          hint="check that the database is up and reachable "
+                                          "(connect_timeout bounds the wait)")
         return SourceError(f"sql source {self.display}: {detail}",
                            hint="check the url, the query and that the database is up")
 
@@ -172,8 +204,7 @@ class SqlLookup:
         sa = _import_sqlalchemy()
         try:
             if self._conn is None:
-                self._engine = sa.create_engine(self.source.url)
-                self._conn = self._engine.connect()
+                self._engine, self._conn = self.source.connect()
             result = self._conn.execute(self.statement, dict(params))
             names = list(result.keys())
             return [dict(zip(names, values, strict=True)) for values in result]
