@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cachectl.connection import primaries
+from cachectl.flush import EXACT_COUNT_LIMIT, SAMPLE_KEYS
 from cachectl.inspect import Z95, summary_from_survey
 from cachectl.keyspace import survey_keyspace
 from cachectl.pacing import RateLimiter
@@ -40,17 +41,14 @@ def work_policy(plan: PolicyPlan, old: Policy, new: Policy) -> Policy:
     return dataclasses.replace(new, namespaces=namespaces)
 
 
-EXACT_KEYS_LIMIT = 200_000  # apply measures every key up to this many, else a sample
-APPLY_SAMPLE = 20_000
-
-
 def apply_sample(client: Any, sample: int | None) -> int | None:
-    """The ``sample`` apply measures with: as asked, else exact for a keyspace of at most
-    EXACT_KEYS_LIMIT keys (DBSIZE over every primary), else APPLY_SAMPLE keys."""
+    """The ``sample`` apply measures with: as asked, else, as flush counts, exact for a
+    keyspace of at most EXACT_COUNT_LIMIT keys (DBSIZE over every primary), else
+    SAMPLE_KEYS keys."""
     if sample is not None:
         return sample
     total = sum(int(node.dbsize()) for node in primaries(client))
-    return None if total <= EXACT_KEYS_LIMIT else APPLY_SAMPLE
+    return None if total <= EXACT_COUNT_LIMIT else SAMPLE_KEYS
 
 
 def measure_plan(
