@@ -27,6 +27,7 @@ from typing import Any
 from cachectl import compression
 from cachectl.compression import Compression
 from cachectl.connection import ConnectionSettings, redis_errors
+from cachectl.errors import UsageError
 from cachectl.keyspace import NamespaceMatcher, scan_keys
 from cachectl.pacing import RateLimiter
 from cachectl.policy.model import Namespace, Policy
@@ -308,3 +309,19 @@ def _recommend(estimates: list[CandidateEstimate], memory_now: int
     pick = min(near, key=lambda e: (e.compress_us + e.decompress_us, -e.saved_bytes))
     return pick, (f"the least CPU of the candidates within {1 - NEAR_BEST:.0%} of the best "
                   "saving")
+
+
+def ratios_from_report(doc: Any) -> tuple[tuple[str, float, int], ...]:
+    """(namespace, plain/stored ratio, min_bytes) of every namespace an ``inspect
+    --compression --json`` document recommends compressing; UsageError when ``doc`` is not
+    such a document."""
+    try:
+        found = []
+        for ns in doc["namespaces"]:
+            best = ns["recommended"]
+            if best is not None:
+                found.append((str(ns["namespace"]), float(best["ratio"]), int(best["min_bytes"])))
+    except (KeyError, TypeError, ValueError):
+        raise UsageError("not the JSON of `cachectl inspect --compression --json`",
+                         hint="cachectl inspect --compression --json > compression.json") from None
+    return tuple(found)

@@ -30,6 +30,23 @@ def _list(flag: str, text: str | None, parse: Any, example: str) -> tuple[int, .
     return tuple(sorted(set(out)))
 
 
+def _compression_ratios(path: Path) -> tuple[tuple[str, float, int], ...]:
+    """The recommended ratios of an `inspect --compression --json` file (UsageError if not)."""
+    import json
+
+    from cachectl.compressibility import ratios_from_report
+    from cachectl.errors import UsageError
+    from cachectl.files import open_regular
+
+    try:
+        with open_regular(path) as fh:
+            doc = json.loads(fh.read())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--compression {path}: {exc}",
+                         hint="cachectl inspect --compression --json > compression.json") from None
+    return ratios_from_report(doc)
+
+
 @redis_options
 def command(
     conn: RedisOptions,
@@ -56,6 +73,9 @@ def command(
         "--lfu", help="Also simulate allkeys-lfu (lfu-log-factor 10, lfu-decay-time 1).")] = False,
     plot: Annotated[Path | None, typer.Option(
         "--plot", metavar="FILE.png", help="Draw the curves into a PNG (the 'plot' extra).")] = None,
+    compression: Annotated[Path | None, typer.Option(
+        "--compression", metavar="FILE.json", help="Model values at their compressed size: the "
+        "JSON of `cachectl inspect --compression --json` (its recommended namespaces).")] = None,
     json_out: JsonOpt = False,
     policy: PolicyOpt = None,
 ) -> int:
@@ -98,7 +118,8 @@ def command(
     options = core.ModelOptions(
         ttls_s=tuple(ms / 1000 for ms in ttls), memory_bytes=sizes, exact=exact, sample_rate=rate,
         key_overhead=core.DEFAULT_KEY_OVERHEAD if key_overhead is None else key_overhead,
-        key_overhead_source=overhead_source, lfu=lfu)
+        key_overhead_source=overhead_source, lfu=lfu,
+        compression=_compression_ratios(compression) if compression is not None else ())
 
     def progress_bars() -> AbstractContextManager[ProgressCallback]:
         if not console.is_terminal():

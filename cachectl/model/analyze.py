@@ -65,6 +65,9 @@ class ModelOptions:
     lfu_log_factor: int = 10
     lfu_decay_minutes: int = 1
     seed: int = 1
+    # (namespace, plain/stored ratio, min_bytes): values of min_bytes or more are modelled at
+    # their compressed size (inspect --compression's recommendation, docs/compression.md)
+    compression: tuple[tuple[str, float, int], ...] = ()
 
 
 def kernels() -> Any:
@@ -152,6 +155,20 @@ def _columns(trace: Trace, mask: Any) -> _Columns:
                     trace.ns[mask].astype(np.int32), khash.astype(np.uint64), t_end)
 
 
+def compressed_sizes(vsize: Any, ns: Any, names: Sequence[str],
+                     compression: Sequence[tuple[str, float, int]]) -> Any:
+    """The value sizes as stored: in each namespace of ``compression``, a value of its
+    min_bytes or more divided by its ratio (rounded up); the others as they are."""
+    import numpy as np
+
+    out = vsize.copy()
+    for name, ratio, min_bytes in compression:
+        if name in names and ratio > 0:
+            sel = (ns == names.index(name)) & (vsize >= min_bytes)
+            out[sel] = np.ceil(vsize[sel] / ratio).astype(np.int64)
+    return out
+
+
 def _timing(policy: Policy, names: Sequence[str], ttl_override_ms: dict[str, int] | None = None
             ) -> tuple[Any, Any, Any, Any]:
     import numpy as np
@@ -196,6 +213,8 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
     rate = choose_sample_rate(len(trace), options)
     mask = sample_mask(trace.key_hash, rate)
     cols = _columns(trace, mask)
+    if options.compression:
+        cols.vsize = compressed_sizes(cols.vsize, cols.ns, names, options.compression)
     duration_s = max(float(trace.time_s[-1] - trace.time_s[0]), 1e-3)
     overhead = options.key_overhead
     requests = np.bincount(trace.ns, minlength=n_ns)

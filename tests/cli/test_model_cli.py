@@ -216,3 +216,26 @@ def test_unreachable_url_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[s
     code, _, err = run(["-p", write_policy(tmp_path), "--trace", str(csv_trace(tmp_path, 10)),
                         "--url", "redis://127.0.0.1:1/0"], capsys)
     assert code == 3 and "Traceback" not in err
+
+
+def test_compressed_sizes_buy_hits_at_the_same_maxmemory(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # what `cachectl inspect --compression --json` recommends: product at 4x from 120 B
+    (tmp_path / "compression.json").write_text(json.dumps({"namespaces": [
+        {"namespace": "product", "recommended": {"ratio": 4.0, "min_bytes": 120}},
+        {"namespace": "price", "recommended": None}]}))
+    # between two reads of a product key: 50 product and 50 price values, ~12.5 KB plain,
+    # ~8 KB with the product values compressed (no per-key overhead, to see the values alone)
+    args = ["-p", write_policy(tmp_path), "--trace", str(csv_trace(tmp_path)), "--ttl", "5m",
+            "--memory", "10KiB", "--key-overhead", "0", "--json"]
+    _, plain, _ = run(args, capsys)
+    _, compressed, _ = run([*args, "--compression", str(tmp_path / "compression.json")], capsys)
+
+    def at_10kib(doc: str, name: str) -> float:
+        [ns] = [n for n in json.loads(doc)["namespaces"] if n["namespace"] == name]
+        [point] = [p for p in ns["memory_curve"] if p["bytes"] == 10240]
+        return float(point["hit_rate"])
+
+    assert at_10kib(plain, "product") < 0.1 < 0.9 < at_10kib(compressed, "product")
+    code, _, err = run([*args, "--compression", str(tmp_path / "t.csv")], capsys)
+    assert code == 2 and "--compression" in err
