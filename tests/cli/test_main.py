@@ -69,3 +69,16 @@ def test_schema_takes_json_like_every_command(capsys: pytest.CaptureFixture[str]
 
     assert main(["schema", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == policy_json_schema()
+
+
+def test_every_command_takes_json() -> None:
+    # the README promises it: a new command without --json fails here
+    from typer._click.core import Context
+
+    from cachectl.cli.app import build_command
+
+    group = build_command()
+    missing = [name for name in group.list_commands(Context(group))
+               if "--json" not in {o for p in group.get_command(Context(group), name).params
+                                   for o in getattr(p, "opts", [])}]
+    assert missing == []

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.checkout import clean_copy
 from tests.support.sarif import validate_sarif
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +37,7 @@ class StepRun:
     outputs: dict[str, str]
 
 
-def _expand(value: str, inputs: dict[str, str]) -> str:
+def _expand(value: str, inputs: dict[str, str], action_path: Path) -> str:
     """``${{ inputs.x }}`` and ``${{ github.action_path }}``, as the runner fills them in."""
     def fill(m: re.Match[str]) -> str:
         name = m.group(1)
@@ -44,7 +45,7 @@ def _expand(value: str, inputs: dict[str, str]) -> str:
             key = name.removeprefix("inputs.")
             return inputs.get(key, ACTION["inputs"][key].get("default", ""))
         assert name == "github.action_path", f"action.yml uses {name}, which this test cannot fill"
-        return str(ROOT)
+        return str(action_path)
     return EXPRESSION.sub(fill, str(value))
 
 
@@ -56,7 +57,11 @@ def run_step(step: dict[str, Any], inputs: dict[str, str], runner_temp: Path,
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env |= {"RUNNER_TEMP": str(runner_temp), "GITHUB_OUTPUT": str(output_file),
             "GITHUB_ACTIONS": "true"}
-    env |= {k: _expand(v, inputs) for k, v in step.get("env", {}).items()}
+    # the runner checks the action's repository out on its own: a copy of this checkout
+    action_path = runner_temp / "action"
+    if not action_path.exists():
+        clean_copy(action_path)
+    env |= {k: _expand(v, inputs, action_path) for k, v in step.get("env", {}).items()}
     # GitHub runs a composite step's bash as `bash --noprofile --norc -eo pipefail {0}`
     script = runner_temp / "step.sh"
     script.write_text(step["run"])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.checkout import clean_copy
 from tests.support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+    source = clean_copy(tmp_path_factory.mktemp("source") / "cachectl")
+    subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(source)],
                    check=True, capture_output=True, timeout=600)
     return out
 
