@@ -222,8 +222,9 @@ def _prepare(client: Any, policy: Policy, ns: Namespace, config: BenchConfig,
         key_source, size_source = "generated", vsizes.source
     keys = bench_keys_mod.bench_keys(policy, ns, rows)
     values = values[:len(keys)]
-    _check_write_volume(ns, len(keys), sum(len(k) + len(v) for k, v in zip(keys, values,
-                                                                            strict=True)))
+    payload = sum(len(k) + len(v) for k, v in zip(keys, values, strict=True))
+    _check_write_volume(ns, len(keys), payload)
+    check_headroom(client, ns, len(keys), payload)
     min_ttl_ms = _min_ttl_ms(config, len(config.modes))
     prep = _Prepared(ns, keys, [encode("GET", k) for k in keys], values, key_source, size_source,
                      sizes=[len(v) for v in values])
@@ -247,6 +248,44 @@ def _check_write_volume(ns: Namespace, keys: int, payload_bytes: int) -> None:
             f"({keys:,} keys); bench writes at most {format_size_bytes(MAX_WRITE_BYTES)} "
             "per namespace, so its keys cannot push application keys out of the cache",
             hint="lower --keys or --value-size, or read real keys with --existing")
+
+
+# bench may use at most this share of the memory left below maxmemory (the rest is the
+# application's to grow into while the benchmark runs)
+HEADROOM_SHARE = 0.5
+
+
+def check_headroom(client: Any, ns: Namespace, keys: int, payload_bytes: int) -> None:
+    """UsageError when writing the benchmark keys could make a node evict (or, under
+    ``noeviction``, refuse) application keys: the planned bytes against each primary's
+    ``maxmemory - used_memory`` (INFO memory). A server without maxmemory has no limit."""
+    from cachectl.connection import primaries
+    from cachectl.policy.units import format_size_bytes
+
+    planned = payload_bytes + keys * _KEY_OVERHEAD_BYTES
+    nodes = primaries(client)
+    per_node = planned / max(1, len(nodes))  # keys spread over the primaries by slot
+    for node in nodes:
+        info = node.info("memory")
+        limit = int(info.get("maxmemory", 0) or 0)
+        if limit <= 0:
+            continue
+        free = max(0, limit - int(info.get("used_memory", 0)))
+        if per_node <= free * HEADROOM_SHARE:
+            continue
+        # 10 % below the bound: --keys N may load a few more keys than N (hot sets)
+        fits = int(0.9 * keys * free * HEADROOM_SHARE / per_node) if per_node else 0
+        policy = info.get("maxmemory_policy", "?")
+        policy = policy.decode() if isinstance(policy, bytes) else str(policy)
+        consequence = ("refuse writes (OOM)" if policy == "noeviction"
+                       else f"evict application keys ({policy})")
+        raise UsageError(
+            f"benchmarking {ns.name} would write ~{format_size_bytes(round(planned))} "
+            f"({keys:,} keys), but the server has {format_size_bytes(free)} left below "
+            f"maxmemory {format_size_bytes(limit)}: at maxmemory it would {consequence}",
+            hint=(f"--keys {fits} fits in half of what is free" if fits >= 1 else
+                  "the server is full: benchmark with --existing (reads only)")
+            + ", or use --existing to read real keys without writing")
 
 
 def _min_ttl_ms(config: BenchConfig, modes: int) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -278,3 +279,37 @@ namespaces:
                     "cannot be used: connection timeout expired",
                     verified="no key written (the database is connected before the first "
                     "namespace is warmed); the password never printed")
+
+
+def test_bench_refuses_to_write_past_maxmemory_and_evicts_nothing(
+        policy: Path, redis_factory: Callable[..., RedisServer],
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:  # noqa: F811
+    server = redis_factory("--maxmemory", "24mb", "--maxmemory-policy", "allkeys-lru")
+    client = server.client()
+    pipe = client.pipeline(transaction=False)
+    for i in range(15_000):  # ~17 MB of application keys: ~7 MB left below maxmemory
+        pipe.set(f"shop:product:{i}", b"x" * 1000, px=3_600_000)
+    pipe.execute()
+    apps = client.dbsize()
+    run = run_cli(["bench", "-n", "product", "--keys", "40000", "--value-size", "1KiB",
+                   "--requests", "100", "--warmup", "0s", "--policy", str(policy),
+                   "--url", server.url], capsys)
+    assert run.code == 2, run.text
+    assert "left below maxmemory" in run.err and "evict application keys (allkeys-lru)" \
+        in run.err, run.err
+    fits = int(run.err.split("hint: --keys ")[1].split()[0])
+    assert 0 < fits < 40_000
+    run = run_cli(["bench", "-n", "product", "--keys", str(fits), "--value-size", "1KiB",
+                   "--requests", "100", "--warmup", "0s", "--policy", str(policy),
+                   "--url", server.url], capsys)
+    assert run.code in (0, 1), run.text
+    assert client.info("stats")["evicted_keys"] == 0
+    assert client.dbsize() == apps  # every application key still there, bench keys removed
+    reliability.add("bench-maxmemory-headroom", area="one server",
+                    fault="bench asked to write ~44 MB on a server at maxmemory 24mb "
+                    "(allkeys-lru) already holding ~17 MB of application keys",
+                    command="bench -n product --keys 40000 --value-size 1KiB",
+                    did="exit 2 before writing: the server has N left below maxmemory: at "
+                    "maxmemory it would evict application keys; hint: --keys N fits",
+                    verified="evicted_keys 0 and all 15,000 application keys kept; a rerun "
+                    "with the hinted --keys ran and evicted nothing")

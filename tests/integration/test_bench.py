@@ -299,7 +299,7 @@ def test_a_refused_command_stops_the_run_with_exit_3(
         capsys: pytest.CaptureFixture[str]) -> None:
     redis_client.execute_command(
         "ACL", "SETUSER", "bench_noget", "on", ">noget-secret", "~*", "resetchannels", "-@all",
-        "+set", "+unlink", "+scan", "+type", "+strlen", "+ping", "+client|setname")
+        "+set", "+info", "+unlink", "+scan", "+type", "+strlen", "+ping", "+client|setname")
     try:
         port = redis_url.rsplit(":", 1)[1].split("/")[0]
         url = f"redis://bench_noget:noget-secret@127.0.0.1:{port}/0"

@@ -35,9 +35,10 @@ FAMILY_RULES: dict[str, tuple[str, ...] | None] = {
     "stats": ("+info", "+latency|histogram", "+hgetall", "+scan", "+dbsize", "+memory|usage"),
     # writes and removes its own keys under <prefix>:cachectl:bench:, samples real ones
     # (TYPE, then STRLEN or MEMORY USAGE); --existing reads real keys with the read
-    # command of their type (GET, HGETALL, LRANGE, SMEMBERS, ZRANGE, XRANGE)
+    # command of their type (GET, HGETALL, LRANGE, SMEMBERS, ZRANGE, XRANGE); INFO memory
+    # tells it the headroom below maxmemory before it writes
     "bench": ("+get", "+set", "+unlink", "+scan", "+type", "+strlen", "+memory|usage",
-              "+hgetall", "+lrange", "+smembers", "+zrange", "+xrange"),
+              "+hgetall", "+lrange", "+smembers", "+zrange", "+xrange", "+info"),
     # GET+PTTL reads, SET writes, the revalidation lock (SET NX PX, compare-and-delete in
     # Lua), invalidation (UNLINK, PEXPIRE, SCAN for tags), counters (HINCRBY, EXPIRE), L1
     # coherence (PUBLISH/SUBSCRIBE on <prefix>:… channels)
