@@ -277,6 +277,8 @@ def _record(client: Any, policy: Policy, results: Iterable[NamespaceVerify],
 def read_records(client: Any, policy: Policy) -> dict[str, dict[str, Any]]:
     """The last recorded verify result of each namespace (``{}`` when none was)."""
     raw = client.hgetall(record_key(policy))
+    if isinstance(raw, list):  # a flat [field, value, …] reply: fakeredis's server (demo --embedded)
+        raw = dict(zip(raw[::2], raw[1::2], strict=True))
     out: dict[str, dict[str, Any]] = {}
     for name, text in raw.items():
         try:
