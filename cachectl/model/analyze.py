@@ -60,6 +60,7 @@ class ModelOptions:
     sample_rate: float | None = None  # None: 1 below SAMPLE_ABOVE_EVENTS, else automatic
     key_overhead: int = DEFAULT_KEY_OVERHEAD
     key_overhead_source: str = DEFAULT_KEY_OVERHEAD_SOURCE
+    redis_points: int = REDIS_POINTS  # grid sizes simulated with Redis's eviction, besides memory_bytes
     lfu: bool = False  # also simulate allkeys-lfu
     samples: int = 5  # maxmemory-samples
     lfu_log_factor: int = 10
@@ -143,16 +144,19 @@ class _Columns:
     t_end_ms: int
 
 
-def _columns(trace: Trace, mask: Any) -> _Columns:
+def _columns(trace: Trace, mask: Any | None) -> _Columns:
+    """The kernels' columns of the records ``mask`` keeps (every record, without copies, for None)."""
     import numpy as np
 
-    hashes = trace.key_hash[mask]
-    khash, kid = np.unique(hashes, return_inverse=True)
+    def pick(column: Any) -> Any:
+        return column if mask is None else column[mask]
+
+    khash, kid = np.unique(pick(trace.key_hash), return_inverse=True)
     t0 = float(trace.time_s[0]) if len(trace) else 0.0
-    t_ms = np.round((trace.time_s[mask] - t0) * 1000).astype(np.int64)
+    t_ms = np.round((pick(trace.time_s) - t0) * 1000).astype(np.int64)
     t_end = round((float(trace.time_s[-1]) - t0) * 1000) if len(trace) else 0
-    return _Columns(kid.astype(np.int64), t_ms, trace.size[mask].astype(np.int64),
-                    trace.ns[mask].astype(np.int32), khash.astype(np.uint64), t_end)
+    return _Columns(kid.astype(np.int64, copy=False), t_ms, pick(trace.size).astype(np.int64, copy=False),
+                    pick(trace.ns).astype(np.int32, copy=False), khash.astype(np.uint64, copy=False), t_end)
 
 
 def compressed_sizes(vsize: Any, ns: Any, names: Sequence[str],
@@ -223,7 +227,10 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
     sampled_bytes = np.bincount(cols.ns, weights=cols.vsize, minlength=n_ns)
     present = [g for g in range(n_ns) if requests[g] > 0]
 
-    # TTL curves, per namespace
+    # TTL curves, per namespace, over every event: without a memory limit keys do not interact,
+    # so each TTL is one cheap pass, and sampling would only add the variance of the hottest keys
+    # (a hot key left out of the sample takes its misses at short TTLs with it)
+    all_events = cols if rate >= 1 else _columns(trace, None)
     grid_base = list(options.ttls_s) or default_ttl_grid()
     ttl_curves: dict[int, list[TtlPoint]] = {}
     total_steps = sum(len(set(grid_base) | {policy.namespaces[names[g]].ttl_ms / 1000}) for g in present)
@@ -231,27 +238,33 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
     on_progress("modelling", 0, total_steps)
     for g in present:
         ns = policy.namespaces[names[g]]
-        sel = cols.ns == g
-        kid_g, inverse = np.unique(cols.kid[sel], return_inverse=True)
-        khash_g = cols.khash[kid_g]
+        if len(present) == 1:  # no copies of a one-namespace trace
+            inverse, khash_g, t_ms, vsize = (all_events.kid, all_events.khash, all_events.t_ms,
+                                             all_events.vsize)
+        else:
+            sel = all_events.ns == g
+            kid_g, inverse = np.unique(all_events.kid[sel], return_inverse=True)
+            khash_g = all_events.khash[kid_g]
+            t_ms, vsize = all_events.t_ms[sel], all_events.vsize[sel]
         grid = sorted(set(grid_base) | ({ns.ttl_ms / 1000} if not options.ttls_s else set()))
         points = []
-        expected = requests[g] * rate
+        n = int(requests[g])
         for ttl_s in grid:
             fresh, stale, loads, resident = k.ttl_curve(
-                inverse.astype(np.int64), cols.t_ms[sel], cols.vsize[sel], khash_g,
+                inverse.astype(np.int64, copy=False), t_ms, vsize, khash_g,
                 np.int64(round(ttl_s * 1000)), np.int64(ns.stale_ms), np.int64(ns.grace_ms),
-                float(ns.jitter), np.int64(overhead), np.int64(cols.t_end_ms))
+                float(ns.jitter), np.int64(overhead), np.int64(all_events.t_end_ms))
             points.append(TtlPoint(
                 ttl_s=ttl_s,
-                hit_rate=_rate(int(sampled[g]), fresh + stale, expected),
-                fresh_rate=_rate(int(sampled[g]), fresh, expected),
-                stale_rate=stale / expected if expected else 0.0,
-                load_rate_per_s=loads / rate / duration_s,
-                resident_bytes=resident / rate / (duration_s * 1000)))
+                hit_rate=(fresh + stale) / n,
+                fresh_rate=fresh / n,
+                stale_rate=stale / n,
+                load_rate_per_s=loads / duration_s,
+                resident_bytes=resident / (duration_s * 1000)))
             step += 1
             on_progress("modelling", step, total_steps)
         ttl_curves[g] = points
+    del all_events
 
     # the recommended TTL per namespace; the memory curve is simulated with it
     chosen_ttl_ms: dict[str, int] = {}
@@ -278,7 +291,8 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
                                   grace, jitter, np.int64(overhead), caps, n_ns)
 
     # Redis's sampled eviction at fewer sizes (one simulation per size)
-    redis_sizes = sorted(set(sizes[:: max(1, len(sizes) // REDIS_POINTS)]) | set(options.memory_bytes))
+    grid_points = set(sizes[:: max(1, len(sizes) // options.redis_points)]) if options.redis_points else set()
+    redis_sizes = sorted(grid_points | set(options.memory_bytes))
     redis_lru: dict[int, Any] = {}
     redis_lfu: dict[int, Any] = {}
     for size in redis_sizes:

@@ -61,6 +61,21 @@ def _band(t: np.int64, loaded: bool, fresh_end: np.int64, stale_end: np.int64, h
 
 
 @njit(cache=True)
+def _load(k, t, ttl_ms, stale_ms, grace_ms, jitter, khash, fresh_end, stale_end,  # type: ignore[no-untyped-def]
+          hard_end):
+    """Write key k's timeline for a load at t; True when it will expire (its hard end is due)."""
+    if ttl_ms <= 0:
+        fresh_end[k] = NEVER
+        stale_end[k] = NEVER
+        hard_end[k] = NEVER
+        return False
+    fresh_end[k] = t + jittered_ttl_ms(ttl_ms, jitter, khash[k], t)
+    stale_end[k] = fresh_end[k] + stale_ms
+    hard_end[k] = fresh_end[k] + grace_ms
+    return True
+
+
+@njit(cache=True)
 def lru_curve(kid, t_ms, vsize, ns, khash, ttl_ms, stale_ms, grace_ms, jitter,  # type: ignore[no-untyped-def]
               overhead, caps, n_ns):
     """Exact LRU hits per (namespace, size) for every size of ``caps`` (ascending) in one pass.
@@ -122,14 +137,8 @@ def lru_curve(kid, t_ms, vsize, ns, khash, ttl_ms, stale_ms, grace_ms, jitter,  
         w[i] = sz
         last[k] = i
         if band != FRESH:
-            if ttl_ms[g] <= 0:
-                fresh_end[k] = NEVER
-                stale_end[k] = NEVER
-                hard_end[k] = NEVER
-            else:
-                fresh_end[k] = t + jittered_ttl_ms(ttl_ms[g], jitter[g], khash[k], t)
-                stale_end[k] = fresh_end[k] + stale_ms[g]
-                hard_end[k] = fresh_end[k] + grace_ms[g]
+            if _load(k, t, ttl_ms[g], stale_ms[g], grace_ms[g], jitter[g], khash, fresh_end, stale_end,
+                     hard_end):
                 heapq.heappush(heap, (hard_end[k], np.int64(k)))
             loaded[k] = True
         for s in range(S):
@@ -169,14 +178,7 @@ def ttl_curve(kid, t_ms, vsize, khash, ttl_ms, stale_ms, grace_ms, jitter,  # ty
             loads += 1
             if band == STALE:
                 stale += 1
-            if ttl_ms <= 0:
-                fresh_end[k] = NEVER
-                stale_end[k] = NEVER
-                hard_end[k] = NEVER
-            else:
-                fresh_end[k] = t + jittered_ttl_ms(ttl_ms, jitter, khash[k], t)
-                stale_end[k] = fresh_end[k] + stale_ms
-                hard_end[k] = fresh_end[k] + grace_ms
+            _load(k, t, ttl_ms, stale_ms, grace_ms, jitter, khash, fresh_end, stale_end, hard_end)
             loaded[k] = True
         cur[k] = vsize[i] + overhead
         since[k] = t
@@ -192,6 +194,17 @@ def _lfu_decayed(counter: np.int64, ldt: np.int64, now_min: np.int64, decay_min:
         return counter
     elapsed = (now_min - ldt) & 0xFFFF  # LFUTimeElapsed: 16-bit minutes, wrapping
     return max(np.int64(0), counter - elapsed // decay_min)
+
+
+@njit(cache=True)
+def _drop(k, pos, res, nres):  # type: ignore[no-untyped-def]
+    """Take key k out of the resident set ``res[:nres]`` (swap with the last); the new count."""
+    j = pos[k]
+    nres -= 1
+    res[j] = res[nres]
+    pos[res[j]] = j
+    pos[k] = -1
+    return nres
 
 
 @njit(cache=True)
@@ -230,11 +243,7 @@ def redis_curve(kid, t_ms, vsize, ns, khash, ttl_ms, stale_ms, grace_ms, jitter,
             e, k = heapq.heappop(heap)
             if pos[k] >= 0 and hard_end[k] == e:
                 used -= size[k]
-                j = pos[k]
-                nres -= 1
-                res[j] = res[nres]
-                pos[res[j]] = j
-                pos[k] = -1
+                nres = _drop(k, pos, res, nres)
         k = kid[i]
         g = ns[i]
         sz = vsize[i] + overhead
@@ -268,14 +277,8 @@ def redis_curve(kid, t_ms, vsize, ns, khash, ttl_ms, stale_ms, grace_ms, jitter,
                 clock[k] = now_s
         size[k] = sz
         if band != FRESH:
-            if ttl_ms[g] <= 0:
-                fresh_end[k] = NEVER
-                stale_end[k] = NEVER
-                hard_end[k] = NEVER
-            else:
-                fresh_end[k] = t + jittered_ttl_ms(ttl_ms[g], jitter[g], khash[k], t)
-                stale_end[k] = fresh_end[k] + stale_ms[g]
-                hard_end[k] = fresh_end[k] + grace_ms[g]
+            if _load(k, t, ttl_ms[g], stale_ms[g], grace_ms[g], jitter[g], khash, fresh_end, stale_end,
+                     hard_end):
                 heapq.heappush(heap, (hard_end[k], np.int64(k)))
             if not lfu:
                 clock[k] = now_s
@@ -310,10 +313,6 @@ def redis_curve(kid, t_ms, vsize, ns, khash, ttl_ms, stale_ms, grace_ms, jitter,
                 c = pool_key[pool_n]
                 if pos[c] >= 0:
                     used -= size[c]
-                    j = pos[c]
-                    nres -= 1
-                    res[j] = res[nres]
-                    pos[res[j]] = j
-                    pos[c] = -1
+                    nres = _drop(c, pos, res, nres)
                     break
     return hits, byte_hits
