@@ -54,6 +54,7 @@ class Code(StrEnum):
     JITTER_OUT_OF_PROPORTION = "CP107"
     INVALID_SIZE = "CP108"
     INVALID_RATIO = "CP109"
+    TTL_BEYOND_REDIS = "CP110"
     # CP2xx: key templates
     UNBALANCED_BRACES = "CP201"
     EMPTY_PLACEHOLDER = "CP202"
@@ -68,6 +69,7 @@ class Code(StrEnum):
     VERSION_WITHOUT_PLACE = "CP211"
     VERSIONS_OVERLAP = "CP212"
     READ_PREVIOUS_WITHOUT_PREVIOUS_VERSION = "CP213"
+    RESERVED_KEY_SPACE = "CP214"
     # CP3xx: thresholds
     RATIO_OUT_OF_RANGE = "CP301"
     LATENCY_NOT_POSITIVE = "CP302"
@@ -140,6 +142,7 @@ _RULE_TABLE: tuple[Rule, ...] = (
     Rule(Code.JITTER_OUT_OF_PROPORTION, W, "jitter above 50 % of the TTL"),
     Rule(Code.INVALID_SIZE, E, "a size that cannot be parsed or is not positive"),
     Rule(Code.INVALID_RATIO, E, "a ratio that cannot be parsed or is negative"),
+    Rule(Code.TTL_BEYOND_REDIS, E, "a TTL (with jitter and grace) longer than Redis accepts"),
     # CP2xx: key templates
     Rule(Code.UNBALANCED_BRACES, E, "a key template with unbalanced { }"),
     Rule(Code.EMPTY_PLACEHOLDER, E, "a {} placeholder without a name"),
@@ -157,6 +160,8 @@ _RULE_TABLE: tuple[Rule, ...] = (
     Rule(Code.VERSIONS_OVERLAP, E, "two versions of one namespace can claim the same key"),
     Rule(Code.READ_PREVIOUS_WITHOUT_PREVIOUS_VERSION, W,
          "read_previous: true on a namespace below version 2 (there is no N-1 to read)"),
+    Rule(Code.RESERVED_KEY_SPACE, E,
+         "a template whose keys fall in cachectl's own <prefix>:cachectl: space"),
     # CP3xx: thresholds
     Rule(Code.RATIO_OUT_OF_RANGE, E, "a threshold ratio outside (0, 1]"),
     Rule(Code.LATENCY_NOT_POSITIVE, E, "a latency threshold <= 0"),

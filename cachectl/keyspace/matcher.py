@@ -26,6 +26,8 @@ class NamespaceMatcher:
             body = re.sub(rb"\(\?P<[A-Za-z_][A-Za-z0-9_]*>", b"(?:", ns.template.regex.pattern)
             parts.append(b"(?P<" + group.encode() + b">" + body + b")")
         self._regex = re.compile(b"|".join(parts), re.DOTALL) if parts else None
+        # cachectl's own keys are no namespace's, whatever a template would match
+        self._internal = tuple({ns.template.internal_prefix.encode() for ns in self.namespaces})
 
     @classmethod
     def from_policy(cls, policy: Policy) -> NamespaceMatcher:
@@ -33,7 +35,7 @@ class NamespaceMatcher:
 
     def namespace_of(self, key: bytes) -> Namespace | None:
         """The namespace owning ``key``, or None."""
-        if self._regex is None:
+        if self._regex is None or key.startswith(self._internal):
             return None
         m = self._regex.fullmatch(key)
         if m is None or m.lastgroup is None:

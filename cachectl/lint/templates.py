@@ -30,6 +30,12 @@ def check(ctx: LintContext) -> None:
         template = ctx.templates.get(name)
         if template is None:
             continue
+        if template.claims_internal_keys:
+            ctx.report(Code.RESERVED_KEY_SPACE,
+                       f"namespace {name}: key {ns.key!r} falls in cachectl's own key space "
+                       f"({template.internal_prefix}…), where the flush audit stream, locks "
+                       "and counters live", at, "rename its first segment, e.g. key: "
+                       f"{ns.key.replace('cachectl', 'app', 1)!r}")
         # the key prefix's own segments come first; CP209 judges those
         prefix_segments = len(template.key_prefix.split(":")) if template.key_prefix else 0
         chars = sorted({ch for seg in template.segments[prefix_segments:]

@@ -9,6 +9,7 @@ column is recorded for diagnostics.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from cachectl.policy.model import (
 from cachectl.policy.template import KeyTemplate, TemplateSyntaxError, versioned_source
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
+# Redis refuses SET … PX beyond LLONG_MAX - now (ms); half of it leaves room for any clock
+MAX_REDIS_TTL_MS = (2**63 - 1) // 2
 MAX_DEPTH = 64
 MAX_NODES = 200_000
 SUPPORTED_VERSIONS = (1,)
@@ -520,12 +523,19 @@ def _resolve_namespace(name: str, ns: NamespaceSpec, spec: PolicySpec, spans: Sp
                  spans.value(*path, "jitter") if ns.jitter is not None
                  else spans.value("defaults", "jitter"), "10 % is usual")
         ok = False
+    if ok and ttl is not None and ttl * (1 + max(0.0, jitter)) + max(stale, sie) > MAX_REDIS_TTL_MS:
+        where = (*path, "ttl") if ns.ttl is not None else ("defaults", "ttl")
+        sink.add(Code.TTL_BEYOND_REDIS,
+                 f"namespace {name}: ttl with jitter and grace is longer than Redis accepts "
+                 f"(PX up to {MAX_REDIS_TTL_MS} ms)", spans.value(*where),
+                 "a cache TTL is minutes to days; for keys that never expire, this is not a cache")
+        ok = False
     beta: float | None = None
     if ns.early_refresh is True:
         beta = 1.0
     elif ns.early_refresh is not False:
         beta = float(ns.early_refresh)
-        if beta <= 0:
+        if not math.isfinite(beta) or beta <= 0:
             sink.add(Code.WRONG_TYPE, f"namespace {name}: early_refresh must be true, false or a beta > 0",
                      spans.value(*path, "early_refresh"))
             ok = False

@@ -371,7 +371,9 @@ class Policy:
     @property
     def internal_prefix(self) -> str:
         """Where cachectl keeps its own keys (counters, audit stream, locks)."""
-        return f"{self.key_prefix}:cachectl" if self.key_prefix else "cachectl"
+        from cachectl.policy.template import INTERNAL_SEGMENT
+
+        return f"{self.key_prefix}:{INTERNAL_SEGMENT}" if self.key_prefix else INTERNAL_SEGMENT
 
 
 def did_you_mean(word: str, choices: Any) -> str | None:

@@ -57,6 +57,8 @@ LINT_ONLY = {
     Code.UNSUPPORTED_TAG: "YAML tags, which exist only in the YAML text",
     Code.STALE_IF_ERROR_SHORTER_THAN_STALE:
         "stale_if_error >= stale compares two fields, possibly one from defaults",
+    Code.TTL_BEYOND_REDIS:
+        "the TTL Redis accepts bounds ttl with jitter and grace, from durations in text",
     Code.UNBALANCED_BRACES: "the key template grammar (braces, placeholders, segments)",
     Code.EMPTY_PLACEHOLDER: "the key template grammar (braces, placeholders, segments)",
     Code.DUPLICATE_PLACEHOLDER: "the key template grammar (braces, placeholders, segments)",
@@ -65,6 +67,8 @@ LINT_ONLY = {
     Code.OVERLAPPING_TEMPLATES: "two templates that can match one key: a relation between namespaces",
     Code.VERSION_WITHOUT_PLACE: "where a key version goes depends on the template's segments",
     Code.VERSIONS_OVERLAP: "two versions' templates overlapping: a relation between templates",
+    Code.RESERVED_KEY_SPACE:
+        "the reserved segment is judged on the parsed template, after the key prefix",
     Code.UNSET_ENV_VAR: "an unset variable depends on the environment lint runs in",
     Code.WARM_SOURCE_MISSING: "a warm source file that does not exist: the file system",
     Code.UNKNOWN_SOURCE_TYPE: "a source type no installed plugin provides: the installation",

@@ -147,6 +147,11 @@ def versioned_source(source: str, version: int | None) -> str:
         "write the {version} marker where it belongs, e.g. product:v{version}:{id}")
 
 
+# the segment after the key prefix under which cachectl keeps its own keys (the flush
+# audit stream, revalidation locks, counters): no template may produce a key there
+INTERNAL_SEGMENT = "cachectl"
+
+
 class KeyTemplate:
     """A parsed key template, with the policy's key prefix in front."""
 
@@ -180,6 +185,22 @@ class KeyTemplate:
 
     def __repr__(self) -> str:
         return f"KeyTemplate({self.full!r})"
+
+    @property
+    def internal_prefix(self) -> str:
+        """``<key_prefix>:cachectl:``: cachectl's own keys, never a namespace's."""
+        return f"{self.key_prefix}:{INTERNAL_SEGMENT}:" if self.key_prefix \
+            else f"{INTERNAL_SEGMENT}:"
+
+    @property
+    def claims_internal_keys(self) -> bool:
+        """Whether every key of the template falls in the internal space (a literal
+        ``cachectl`` segment right after the prefix)."""
+        index = 1 if self.key_prefix else 0
+        if len(self.segments) <= index:
+            return False
+        seg = self.segments[index]
+        return seg.placeholder is None and seg.prefix == INTERNAL_SEGMENT
 
     @property
     def regex(self) -> re.Pattern[bytes]:
@@ -223,7 +244,12 @@ class KeyTemplate:
                     f"{seg.placeholder}={text!r} cannot be one key segment (empty or contains ':'); "
                     f"declare {{{seg.placeholder}:hash}} in the template for free text")
             parts.append(seg.prefix + text + seg.suffix)
-        return ":".join(parts)
+        key = ":".join(parts)
+        if key.startswith(self.internal_prefix):
+            raise KeyParamError(
+                f"{key!r} falls in cachectl's own key space ({self.internal_prefix}…: the "
+                "flush audit stream, locks, counters); no namespace may write there")
+        return key
 
     def match(self, key: bytes | str) -> dict[str, str] | None:
         """The placeholder values if ``key`` belongs to this template, else None."""

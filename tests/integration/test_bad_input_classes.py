@@ -283,7 +283,7 @@ namespaces:
 
 def test_bench_refuses_to_write_past_maxmemory_and_evicts_nothing(
         policy: Path, redis_factory: Callable[..., RedisServer],
-        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:  # noqa: F811
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:
     server = redis_factory("--maxmemory", "24mb", "--maxmemory-policy", "allkeys-lru")
     client = server.client()
     pipe = client.pipeline(transaction=False)
@@ -313,3 +313,54 @@ def test_bench_refuses_to_write_past_maxmemory_and_evicts_nothing(
                     "maxmemory it would evict application keys; hint: --keys N fits",
                     verified="evicted_keys 0 and all 15,000 application keys kept; a rerun "
                     "with the hinted --keys ran and evicted nothing")
+
+
+def test_the_internal_key_space_is_reserved_in_lint_warm_and_the_matcher(
+        tmp_path: Path, redis_url: str, redis_server: RedisServer,
+        capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:
+    from cachectl.keyspace.matcher import NamespaceMatcher
+    from cachectl.policy import load_policy
+
+    client = redis_server.client()
+    client.xadd("s:cachectl:audit", {"what": "an earlier flush"})
+    (tmp_path / "rows.jsonl").write_text(
+        json.dumps({"kind": "cachectl", "id": "audit"}) + "\n"
+        + json.dumps({"kind": "item", "id": "1"}) + "\n")
+    policy = tmp_path / "cachectl.yaml"
+    policy.write_text("""\
+version: 1
+redis: {key_prefix: s}
+defaults: {ttl: 10m}
+namespaces:
+  any: {key: "{kind}:{id}", warm: {source: {type: jsonl, path: rows.jsonl}}}
+""")
+    run = run_cli(["warm", "--json", "--policy", str(policy), "--url", redis_url], capsys)
+    assert run.code == 1, run.text
+    reasons = [p["reason"] for p in json.loads(run.out)["namespaces"][0]["problems"]]
+    assert any("cachectl's own key space" in r for r in reasons), reasons
+    assert client.type("s:cachectl:audit") == b"stream"  # not overwritten by a row
+    assert client.exists("s:item:1") == 1
+    matcher = NamespaceMatcher.from_policy(load_policy(policy, env={}))
+    assert matcher.namespace_of(b"s:cachectl:audit") is None
+    assert matcher.namespace_of(b"s:item:1") is not None
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("""\
+version: 1
+redis: {key_prefix: s}
+namespaces:
+  audit: {key: "cachectl:{id}", ttl: 1h}
+  forever: {key: "forever:{id}", ttl: 100000000000000000000s}
+  xf: {key: "xf:{id}", ttl: 1h, early_refresh: .nan}
+""")
+    run = run_cli(["lint", str(bad)], capsys)
+    assert run.code == 1
+    for code in ("CP214", "CP110", "CP004"):
+        assert code in run.out, run.out
+    reliability.add("reserved-key-space-and-unworkable-values", area="bad input",
+                    fault="a template cachectl:{id}; a row rendering {kind}:{id} as "
+                    "cachectl:audit; ttl 1e20 s; early_refresh: .nan",
+                    command="lint; warm --json",
+                    did="lint: CP214 reserved-key-space, CP110 ttl-beyond-redis, CP004 "
+                    "early_refresh; warm: the row rejected (falls in cachectl's own key space)",
+                    verified="the flush audit stream is still a stream; the matcher attributes "
+                    "no internal key to a namespace")
