@@ -89,3 +89,22 @@ def test_no_import_cycles() -> None:
                     seen.add(dep)
                     frontier.append([*path, dep])
     assert cycles == []
+
+
+# what `cachectl --help` and `cachectl lint` must never pay for at start-up (benchmarks/lint.py)
+HEAVY = ("redis", "numpy", "rich.console", "rich.table", "rich.progress", "rich.markdown",
+         "rich.syntax", "rich.traceback", "pygments", "httpx", "sqlalchemy")
+
+
+def test_help_and_lint_start_without_redis_numpy_or_rich() -> None:
+    policy = Path(__file__).resolve().parents[2] / "policies" / "ecommerce.yaml"
+    loaded = {}
+    for argv in (["--help"], ["lint", str(policy)]):
+        code = (
+            "import io, sys, contextlib; from cachectl.cli import main\n"
+            f"with contextlib.redirect_stdout(io.StringIO()): exit_code = main({argv!r})\n"
+            f"print(exit_code, sorted(m for m in sys.modules if m.startswith({HEAVY!r})))"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        loaded[argv[0]] = out.stdout.strip()
+    assert loaded == {"--help": "0 []", "lint": "0 []"}
