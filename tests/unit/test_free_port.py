@@ -26,5 +26,5 @@ def test_a_port_held_here_is_refused_to_another_process() -> None:
 
 
 def test_ports_are_distinct_loopback_ports_never_6379() -> None:
-    ports = [free_port() for _ in range(100)]
-    assert len(set(ports)) == 100 and 6379 not in ports
+    ports = [free_port() for _ in range(40)]  # fewer than one process holds at once
+    assert len(set(ports)) == 40 and 6379 not in ports
