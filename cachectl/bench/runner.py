@@ -258,7 +258,10 @@ HEADROOM_SHARE = 0.5
 def check_headroom(client: Any, ns: Namespace, keys: int, payload_bytes: int) -> None:
     """UsageError when writing the benchmark keys could make a node evict (or, under
     ``noeviction``, refuse) application keys: the planned bytes against each primary's
-    ``maxmemory - used_memory`` (INFO memory). A server without maxmemory has no limit."""
+    ``maxmemory - used_memory`` (INFO memory). A server without maxmemory has no limit, and
+    neither has one that does not answer INFO memory (the embedded server of ``demo``)."""
+    import redis.exceptions as rex
+
     from cachectl.connection import primaries
     from cachectl.policy.units import format_size_bytes
 
@@ -266,7 +269,10 @@ def check_headroom(client: Any, ns: Namespace, keys: int, payload_bytes: int) ->
     nodes = primaries(client)
     per_node = planned / max(1, len(nodes))  # keys spread over the primaries by slot
     for node in nodes:
-        info = node.info("memory")
+        try:
+            info = node.info("memory")
+        except rex.ResponseError:  # unknown command: nothing to measure, nothing refused
+            continue
         limit = int(info.get("maxmemory", 0) or 0)
         if limit <= 0:
             continue
