@@ -9,9 +9,13 @@ import pytest
 
 from cachectl.cli import main
 
+# p99 limits no loaded machine misses: these tests check the output, not this machine's speed
+# (the verdict itself is tested with injected latency in tests/integration/test_bench.py)
 POLICY = """\
 version: 1
 redis: {key_prefix: shop}
+thresholds:
+  latency_p99_ms: {cached: 5000, hot: 2000}
 namespaces:
   product: {key: "product:{id}", ttl: 1h, stale: 10m}
   price: {key: "price:{sku}", ttl: 5m}
@@ -41,7 +45,7 @@ def test_json_document_shape(policy: Path, redis_url: str,
     assert set(run["latency"]) == {"count", "min_ms", "mean_ms", "p50_ms", "p90_ms", "p99_ms",
                                    "p999_ms", "max_ms"}
     assert run["latency"]["count"] == run["requests"] == 100
-    assert run["threshold"] == "latency_hot_p99_ms" and run["threshold_p99_ms"] == 10
+    assert run["threshold"] == "latency_hot_p99_ms" and run["threshold_p99_ms"] == 2000
     assert doc["runs"][1]["threshold"] == "latency_cached_p99_ms"
     assert run["verdict"] == "PASS" and run["reasons"] == []
     assert run["working_set"] == 10 and doc["runs"][1]["working_set"] == 20

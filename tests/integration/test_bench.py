@@ -21,7 +21,7 @@ POLICY = """\
 version: 1
 redis: {key_prefix: shop}
 thresholds:
-  latency_p99_ms: {cached: 50, hot: %(hot)s}
+  latency_p99_ms: {cached: %(cached)s, hot: %(hot)s}
 namespaces:
   product:
     key: "product:{id}"
@@ -37,11 +37,17 @@ WRITES = {"set", "setex", "psetex", "del", "unlink", "expire", "pexpire", "hset"
           "getex", "flushdb", "flushall", "rename", "copy", "restore", "mset", "msetnx"}
 
 
-def write_policy(tmp_path: Path, hot_ms: float = 10) -> Path:
+# p99 limits no loaded machine misses, so a verdict is FAIL only where a test injects latency
+GENEROUS_HOT_MS, GENEROUS_CACHED_MS = 2000, 5000
+# what the proxy adds to every reply: well above what a loaded machine adds on its own
+DELAY_MS = 20.0
+
+
+def write_policy(tmp_path: Path, hot_ms: float = GENEROUS_HOT_MS) -> Path:
     rows = [{"id": f"p{i}", "name": f"Product {i}", "price_cents": 100 + i} for i in range(60)]
     (tmp_path / "products.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     path = tmp_path / "cachectl.yaml"
-    path.write_text(POLICY % {"hot": hot_ms})
+    path.write_text(POLICY % {"hot": hot_ms, "cached": GENEROUS_CACHED_MS})
     return path
 
 
@@ -87,7 +93,7 @@ class DelayProxy:
 
 @pytest.fixture
 def slow_proxy(redis_url: str, redis_server: object) -> Iterator[DelayProxy]:
-    proxy = DelayProxy(redis_server.port, 0.005)  # type: ignore[attr-defined]
+    proxy = DelayProxy(redis_server.port, DELAY_MS / 1000)  # type: ignore[attr-defined]
     yield proxy
     proxy.close()
 
@@ -105,19 +111,20 @@ def test_percentiles_match_an_injected_reply_delay(tmp_path: Path, slow_proxy: D
                                                    redis_url: str) -> None:
     url = f"redis://127.0.0.1:{slow_proxy.port}/0"
     result = bench(write_policy(tmp_path), url, BenchConfig(
-        namespaces=("price",), modes=(BenchMode.HOT,), requests=150, duration_ms=None,
+        namespaces=("price",), modes=(BenchMode.HOT,), requests=100, duration_ms=None,
         warmup_ms=0, keys=50, value_size=64))
     lat = result.runs[0].latency
-    assert lat.count == 150
-    # every reply waits 5 ms in the proxy: the floor is 5 ms, and little is added on top
-    assert lat.min_ms >= 5.0
-    assert 5.0 <= lat.p50_ms < 8.0
+    assert lat.count == 100
+    # every reply waits DELAY_MS in the proxy: that is the floor, and the median adds less
+    # than the delay again on top (the bounds leave a loaded machine DELAY_MS of slack)
+    assert lat.min_ms >= DELAY_MS
+    assert DELAY_MS <= lat.p50_ms < 2 * DELAY_MS
     assert lat.p99_ms >= lat.p50_ms
-    # a direct run on the same server is an order of magnitude faster
+    # a direct run on the same server does not see the delay
     direct = bench(write_policy(tmp_path), redis_url, BenchConfig(
         namespaces=("price",), modes=(BenchMode.HOT,), requests=300, duration_ms=None,
         warmup_ms=0, keys=50, value_size=64))
-    assert direct.runs[0].latency.p50_ms < 2.0
+    assert direct.runs[0].latency.p50_ms < DELAY_MS / 2
 
 
 def test_pipelined_requests_record_the_round_trip(tmp_path: Path, slow_proxy: DelayProxy,
@@ -129,7 +136,7 @@ def test_pipelined_requests_record_the_round_trip(tmp_path: Path, slow_proxy: De
     run = result.runs[0]
     assert run.requests == 160
     assert run.latency.count == 160
-    assert run.latency.min_ms >= 5.0  # each request counts its pipeline's round trip
+    assert run.latency.min_ms >= DELAY_MS  # each request counts its pipeline's round trip
 
 
 def test_injected_latency_fails_the_hot_threshold_with_exit_1(
@@ -285,12 +292,15 @@ def test_several_client_processes_merge_their_histograms(tmp_path: Path,
 def test_duration_mode_stops_on_time(tmp_path: Path, redis_url: str) -> None:
     started = time.monotonic()
     result = bench(write_policy(tmp_path), redis_url, BenchConfig(
-        namespaces=("price",), duration_ms=500, warmup_ms=200, keys=20, value_size=16,
+        namespaces=("price",), duration_ms=1000, warmup_ms=200, keys=20, value_size=16,
         clients=2))
     took = time.monotonic() - started
     run = result.runs[0]
-    assert 0.45 < run.seconds < 1.5
-    assert took < 5
+    # measured from the first request after the warm-up to the first that ends past the
+    # deadline: a stalled thread on a loaded machine moves either end by a request or so,
+    # a run that ignored the duration would not stop at all
+    assert 0.7 < run.seconds < 2.5
+    assert took < 15
     assert run.requests > 0 and run.throughput_rps > 0
 
 
@@ -384,10 +394,10 @@ def test_interrupt_removes_the_benchmark_keys(tmp_path: Path, redis_url: str,
     started = time.monotonic()
     with pytest.raises(InterruptedWork) as caught:
         run_bench(client, endpoint_of(client, url=redis_url), policy, BenchConfig(
-            namespaces=("price",), duration_ms=20_000, warmup_ms=0, keys=3000, value_size=16,
+            namespaces=("price",), duration_ms=60_000, warmup_ms=0, keys=3000, value_size=16,
             clients=2), on_progress=interrupt)
     client.close()
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 20  # not the minute the run was given
     assert "keys were removed" in caught.value.message
     assert caught.value.partial.interrupted
     assert redis_client.dbsize() == 0
