@@ -445,7 +445,9 @@ def redis_errors(settings: ConnectionSettings) -> Iterator[None]:
         yield
     except (rex.RedisError, rex.RedisClusterException) as exc:
         # RedisClusterException (e.g. SlotNotCoveredError during a failover) is not a RedisError
-        raise describe_error(exc, settings) from None
+        error = describe_error(exc, settings)
+        error.partial = getattr(exc, "partial", None)  # what the work had done (flush)
+        raise error from None
     except OSError as exc:  # e.g. a TLS file that cannot be read
         raise describe_error(exc, settings) from None
 

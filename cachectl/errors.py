@@ -67,6 +67,7 @@ class CachectlError(Exception):
     """Base of every error cachectl raises on purpose."""
 
     exit_code: ExitCode = ExitCode.USAGE
+    partial: Any = None  # the result of the work done before the error, when there is one
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)

@@ -1,6 +1,7 @@
 """cachectl flush: remove or soften exactly the keys of chosen namespaces, safely."""
 
 import sys
+from collections.abc import Callable
 from contextlib import AbstractContextManager, closing, nullcontext
 from typing import Annotated, Any
 
@@ -71,7 +72,7 @@ def command(
     """
     from cachectl import flush
     from cachectl.connection import redis_errors
-    from cachectl.errors import InterruptedWork, UsageError
+    from cachectl.errors import CachectlError, UsageError
     from cachectl.render import console
     from cachectl.render import flush as render
 
@@ -104,6 +105,27 @@ def command(
                          "would be flushed")
     settings = conn.settings(pol)
     client = conn.connect(pol)
+    try:
+        return _flush(client, settings, pol, targets, progress_bars, soft=soft, dry_run=dry_run,
+                      yes=yes, rate=rate, batch=batch, limit=limit, json_out=json_out)
+    except CachectlError as exc:
+        # interrupted, or Redis failed part-way: what was done is reported all the same
+        from cachectl import flush
+
+        if isinstance(exc.partial, flush.FlushResult):
+            _show(exc.partial, json_out)
+        raise
+
+
+def _flush(client: Any, settings: Any, pol: Any, targets: Any,
+           progress_bars: Callable[[], AbstractContextManager[ProgressCallback]], *,
+           soft: bool, dry_run: bool, yes: bool, rate: float | None, batch: int, limit: int,
+           json_out: bool) -> int:
+    """Count, confirm and flush on an open client; the command reports a partial result."""
+    from cachectl import flush
+    from cachectl.connection import redis_errors
+    from cachectl.render import flush as render
+
     with closing(client), redis_errors(settings):
         if dry_run:
             with progress_bars() as bar:
@@ -123,14 +145,9 @@ def command(
                 return 1
         totals = {t.target: t.keys for t in plan.targets}
         with stop_on_sigint() as stop, progress_bars() as bar:
-            try:
-                result = flush.flush_namespaces(
-                    client, pol, targets, soft=soft, rate=rate, batch=batch, on_progress=bar,
-                    totals=totals, should_stop=stop.is_set, actor=flush.current_actor())
-            except InterruptedWork as exc:
-                if isinstance(exc.partial, flush.FlushResult):
-                    _show(exc.partial, json_out)
-                raise
+            result = flush.flush_namespaces(
+                client, pol, targets, soft=soft, rate=rate, batch=batch, on_progress=bar,
+                totals=totals, should_stop=stop.is_set, actor=flush.current_actor())
     _show(result, json_out)
     if result.audit_error:
         render.say(f"warning: the flush is done, but its audit entry could not be written to "

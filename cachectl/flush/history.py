@@ -75,6 +75,8 @@ def append_audit(client: Any, policy: Policy, result: FlushResult, actor: Actor,
         "seconds": f"{result.seconds:.3f}",
         "interrupted": "1" if result.interrupted else "0",
     }
+    if result.uncertain:  # a batch whose reply never came: it may have run
+        fields["uncertain"] = str(result.uncertain)
     entry_id = client.xadd(audit_key(policy), fields, maxlen=AUDIT_MAXLEN, approximate=True)
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 

@@ -50,6 +50,9 @@ class FlushResult:
     interrupted: bool = False
     audit_id: str | None = None
     audit_error: str | None = None  # the audit entry could not be written (the flush was)
+    # keys of batches sent whose reply never came (Redis stalled or the connection broke):
+    # the server may have acted on them; counted apart, neither changed nor untouched
+    uncertain: int = 0
 
     @property
     def matched(self) -> int:
@@ -76,6 +79,7 @@ class FlushResult:
             "matched": self.matched,
             changed_name: 0 if self.dry_run else self.changed,
             "skipped": self.skipped,
+            "uncertain": self.uncertain,
             "seconds": round(self.seconds, 3),
             "keys_per_s": round(self.keys_per_s, 1),
             "interrupted": self.interrupted,

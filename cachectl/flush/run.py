@@ -224,15 +224,20 @@ def flush_namespaces(
         interrupted = True
         with contextlib.suppress(KeyboardInterrupt):
             settle()
-    except rex.RedisError:
-        # Redis failed part-way (connection lost, a permission): record what was done,
-        # if anything was and the audit stream can still be written, then report
-        partial = finish()
-        if partial.changed and not dry_run:
+    except rex.RedisError as exc:
+        # Redis failed part-way (connection lost, a stall past --timeout, a permission):
+        # record what is known, if anything was sent and the audit stream can still be
+        # written, and hand it to the caller on the exception (``partial``). The batches
+        # in flight got no reply: the server may have run them, so they are "uncertain"
+        uncertain = sum(sent for _, _, sent in in_flight)
+        partial = FlushResult(**{**finish().__dict__, "interrupted": True,
+                                 "uncertain": uncertain})
+        if (partial.changed or uncertain) and not dry_run:
             with contextlib.suppress(rex.RedisError):
-                append_audit(client, policy, FlushResult(**{**partial.__dict__,
-                                                            "interrupted": True}),
-                             actor or current_actor(), wall_clock())
+                audit_id = append_audit(client, policy, partial, actor or current_actor(),
+                                        wall_clock())
+                partial = FlushResult(**{**partial.__dict__, "audit_id": audit_id})
+        exc.partial = partial  # type: ignore[attr-defined]
         raise
     finally:
         if worker is not None:

@@ -91,6 +91,9 @@ def render_result(result: FlushResult, console: Console) -> None:
     if no_ttl:
         console.print(f"{no_ttl:,} key(s) had no TTL (never written by cachectl); they now expire "
                       "at the top of the stale band too", markup=False)
+    if result.uncertain:
+        console.print(f"{result.uncertain:,} more key(s) were in a batch whose reply never came: "
+                      f"Redis may have {changed} them (not counted above)", markup=False)
     if result.audit_id:
         console.print(f"audit entry {result.audit_id} (cachectl flush --history)", markup=False,
                       style="dim")
