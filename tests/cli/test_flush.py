@@ -58,7 +58,8 @@ def test_json_shape_of_a_hard_flush(redis_client: redis.Redis, redis_url: str, p
     assert _run(policy_file, redis_url, "--namespace", "product", "--yes", "--json") == 0
     out = capsys.readouterr()
     doc = json.loads(out.out)
-    assert set(doc) == {"mode", "dry_run", "what", "matched", "removed", "skipped", "seconds",
+    assert set(doc) == {"mode", "dry_run", "what", "matched", "removed", "skipped", "uncertain",
+                        "seconds",
                         "keys_per_s", "interrupted", "audit_id", "audit_error", "pacing",
                         "targets"}
     assert (doc["mode"], doc["matched"], doc["removed"], doc["skipped"]) == ("hard", 2, 2, 0)
