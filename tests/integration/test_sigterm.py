@@ -98,7 +98,7 @@ def test_sigterm_mid_warm_and_during_long_reads_exits_130(
 
 
 def test_a_stall_mid_flush_reports_what_is_known_and_names_the_uncertain_batch(
-        tmp_path: Path, redis_url: str, reliability: Recorder) -> None:  # noqa: F811
+        tmp_path: Path, redis_url: str, reliability: Recorder) -> None:
     import threading
 
     policy = shop.write_policy(tmp_path)
