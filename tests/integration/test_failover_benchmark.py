@@ -12,7 +12,7 @@ import pytest
 from tests.support.reliability import Recorder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import failover  # noqa: E402 - benchmarks/ is not a package
+import failover  # benchmarks/ is not a package: found through sys.path
 
 # the goal is 1 s; a loaded CI host stretches everything, and a library that never
 # follows the switch would never write again: this bound tells the two apart
