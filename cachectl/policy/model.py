@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from cachectl.compression import POLICY_CODECS, Compression
+from cachectl.compression import LEVELS, POLICY_CODECS, Compression
 from cachectl.diagnostics import Span
 from cachectl.errors import UsageError
 from cachectl.policy import units
@@ -140,8 +140,20 @@ class ThresholdsSpec(_Spec):
         "fresh (cachectl verify); unset: 0 for critical namespaces, not judged for others.")
 
 
+def _levels_schema(schema: dict[str, Any]) -> None:
+    """CP410 in the schema: each codec's level range (compression.LEVELS)."""
+    schema["allOf"] = [
+        {"if": {"properties": {"codec": {"const": codec}}, "required": ["codec"]},
+         "then": {"properties": {"level": {"anyOf": [
+             {"type": "integer", "minimum": low, "maximum": high}, {"type": "string"},
+             {"type": "null"}]}}}}
+        for codec, (low, _, high) in LEVELS.items()]
+
+
 class CompressSpec(_Spec):
     """Store values compressed, in a frame every reader recognises (docs/compression.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_levels_schema)
 
     codec: str = Field(
         description="zstd, lz4 or zlib (zstd and lz4: the compress extra); none: plain.",

@@ -73,7 +73,6 @@ LINT_ONLY = {
     Code.WARM_SOURCE_MISSING: "a warm source file that does not exist: the file system",
     Code.UNKNOWN_SOURCE_TYPE: "a source type no installed plugin provides: the installation",
     Code.WARM_ROW_CANNOT_FILL_TEMPLATE: "rows that cannot fill the template: the source's data",
-    Code.INVALID_COMPRESSION_LEVEL: "a compression level's range depends on the codec",
     Code.LOOKUP_PARAMS_MISMATCH:
         "a lookup's parameters are read from its SQL or URL text and matched to the template",
 }
