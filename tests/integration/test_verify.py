@@ -190,3 +190,43 @@ def test_an_unreachable_database_is_exit_3_and_changes_nothing(
     assert "error:" in run.err and "127.0.0.1:1" in run.err
     assert {k: redis_client.dump(k) for k in redis_client.scan_iter()} == before
     assert not redis_client.exists("shop:cachectl:verify")
+
+
+def test_an_http_lookup_asks_one_url_per_key_and_a_failing_api_is_exit_3(
+        tmp_path: Path, redis_client: redis.Redis, redis_url: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.support.http_source import Api, serve
+
+    items = [{"id": i, "name": f"item {i}", "price": i * 1.5} for i in range(1, 41)]
+    with serve(Api(items)) as api:
+        path = tmp_path / "cachectl.yaml"
+        path.write_text(f"""\
+version: 1
+redis: {{key_prefix: shop}}
+namespaces:
+  item:
+    key: "item:{{id}}"
+    ttl: 1h
+    warm:
+      source: {{type: http, url: "{api.url}/array", lookup: "{api.url}/items/{{id}}",
+               retries: 0}}
+""")
+        policy = load_policy(path, env={})
+        assert warm_namespaces(redis_client, policy).written == 40
+        api.items[0] = {"id": 1, "name": "item 1", "price": 99.0}  # changed upstream
+        del api.items[-3:]  # deleted upstream
+        api.requests.clear()
+        (item,) = verify_namespaces(redis_client, policy, sample=None, record=False).namespaces
+        assert item.access == "lookup"
+        assert (item.identical, item.count("different"), item.count("missing")) == (36, 1, 3)
+        assert item.examples[0].diff == ("price: 1.5 -> 99.0",)
+        assert sorted(api.requests) == sorted(f"/items/{i}" for i in range(1, 41))
+        assert item.limit is None and not item.exceeded  # not critical: reported, not judged
+
+        before = {k: redis_client.dump(k) for k in redis_client.scan_iter()}
+        api.fail_first = 1000  # the API answers 503 from now on
+        run = run_cli(["verify", "--policy", str(path), "--all", "--fix", "--yes",
+                       "--url", redis_url], capsys)
+        assert_no_traceback(run)
+        assert run.code == 3 and "HTTP 503" in run.err, run.text
+        assert {k: redis_client.dump(k) for k in redis_client.scan_iter()} == before

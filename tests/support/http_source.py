@@ -69,6 +69,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"items": chunk, "meta": {"next": nxt}})
         elif parts.path == "/array":
             self._json(200, api.items)
+        elif parts.path.startswith("/items/"):  # one item by id: a lookup URL
+            wanted = parts.path.removeprefix("/items/")
+            found = [i for i in api.items if isinstance(i, dict) and str(i.get("id")) == wanted]
+            if found:
+                self._json(200, found[0])
+            else:
+                self._json(404, {"error": "no such item"})
         elif parts.path == "/html":
             body = b"<html>nope</html>"
             self.send_response(200)
