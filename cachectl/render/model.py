@@ -57,9 +57,10 @@ def render_report(report: ModelReport, console: Console) -> None:
                   f"key overhead {report.key_overhead_bytes} B ({report.key_overhead_source})",
                   markup=False)
     for m in report.namespaces:
-        table = Table(title=f"{m.namespace}: {m.requests:,} requests, {m.keys:,} keys"
-                      f"{' (sampled)' if report.sampled else ''}, threshold > {pct(m.threshold)}, "
-                      f"policy ttl {ttl_text(m.policy_ttl_s)}", title_justify="left")
+        console.print(f"\n{m.namespace}: {m.requests:,} requests, {m.keys:,} keys"
+                      f"{' (in the sample)' if report.sampled else ''}, hit rate must exceed "
+                      f"{pct(m.threshold)}, policy ttl {ttl_text(m.policy_ttl_s)}", markup=False)
+        table = Table()
         for col in ("ttl", "hit rate", "stale", "loads/s", "resident"):
             table.add_column(col, justify="right")
         for point in m.ttl_curve:
