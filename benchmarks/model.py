@@ -12,14 +12,13 @@ In one run, on one Zipf trace (default 1M requests over 50k keys, values 200-200
 and checks the three LRU curves agree hit for hit. Times depend on the machine's load; compare the
 ratios printed, which are against the peers in the same run.
 
-    .venv/bin/python benchmarks/model.py [--requests 1000000] [--keys 50000] [--sizes 100]
+    .venv/bin/python benchmarks/model.py [--requests 1000000] [--keys 50000] [--sizes 100] [--skip-peers]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -69,6 +68,37 @@ def ordered_dict_lru(ids: list[int], sizes: list[int], cap: int) -> int:
     return hits
 
 
+def compare_peers(tmp: Path, ids: np.ndarray, sizes: np.ndarray, times: np.ndarray, caps: np.ndarray,
+                  hits: list[int], one_pass_s: float) -> None:
+    """Steps 2 and 3: libcachesim and the ordered dict once per size; all three must agree."""
+    import libcachesim as lcs
+
+    oracle = tmp / "trace.oracleGeneral"
+    write_oracle(oracle, ids, sizes, times)
+    started = time.perf_counter()
+    lcs_miss = []
+    for cap in caps:
+        reader = lcs.TraceReader(str(oracle), lcs.TraceType.ORACLE_GENERAL_TRACE)
+        # hashpower 20: a table sized for this trace (the default, 24, allocates 16M buckets a run)
+        lcs_miss.append(lcs.LRU(int(cap), hashpower=20).process_trace(reader)[0])
+    lcs_s = time.perf_counter() - started
+    print(f"2. libcachesim LRU, once per size: {lcs_s:.2f} s")
+
+    id_list, size_list = ids.tolist(), sizes.tolist()
+    started = time.perf_counter()
+    od_hits = [ordered_dict_lru(id_list, size_list, int(cap)) for cap in caps]
+    od_s = time.perf_counter() - started
+    print(f"3. ordered-dict LRU, once per size: {od_s:.2f} s")
+
+    assert hits == od_hits, "the one-pass curve and the ordered dict disagree"
+    assert [round(m * len(ids)) for m in lcs_miss] == [len(ids) - h for h in od_hits], \
+        "libcachesim disagrees"
+    print(f"   all three agree at every size (hit rate {hits[0] / len(ids):.3f}.."
+          f"{hits[-1] / len(ids):.3f})")
+    print(f"   ratio: libcachesim / one pass = {lcs_s / one_pass_s:.1f}x, "
+          f"ordered dict / one pass = {od_s / one_pass_s:.1f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=1_000_000)
@@ -76,6 +106,7 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=0.9)
     ap.add_argument("--sizes", type=int, default=100)
     ap.add_argument("--big-events", type=int, default=5_000_000)
+    ap.add_argument("--skip-peers", action="store_true", help="Skip libcachesim and the ordered dict.")
     args = ap.parse_args()
 
     ids, sizes, times = zipf_trace(args.requests, args.keys, args.alpha, seed=1)
@@ -102,33 +133,9 @@ def main() -> None:
     print(f"\n1. cachectl one pass, {len(caps)} sizes: {one_pass_s:.2f} s "
           f"(one size alone: {one_size_s:.2f} s; numba compile or cache load first: {compile_s:.2f} s)")
 
-    import libcachesim as lcs
-
     with tempfile.TemporaryDirectory() as tmp:
-        oracle = Path(tmp) / "trace.oracleGeneral"
-        write_oracle(oracle, ids, sizes, times)
-        started = time.perf_counter()
-        lcs_miss = []
-        for cap in caps:
-            reader = lcs.TraceReader(str(oracle), lcs.TraceType.ORACLE_GENERAL_TRACE)
-            # hashpower 20: a table sized for this trace (the default, 24, allocates 16M buckets a run)
-            lcs_miss.append(lcs.LRU(int(cap), hashpower=20).process_trace(reader)[0])
-        lcs_s = time.perf_counter() - started
-        print(f"2. libcachesim LRU, once per size: {lcs_s:.2f} s")
-
-        id_list, size_list = ids.tolist(), sizes.tolist()
-        started = time.perf_counter()
-        od_hits = [ordered_dict_lru(id_list, size_list, int(cap)) for cap in caps]
-        od_s = time.perf_counter() - started
-        print(f"3. ordered-dict LRU, once per size: {od_s:.2f} s")
-
-        assert hits[0].tolist() == od_hits, "the one-pass curve and the ordered dict disagree"
-        assert [round(m * len(ids)) for m in lcs_miss] == [len(ids) - h for h in od_hits], \
-            "libcachesim disagrees"
-        print(f"   all three agree at every size (hit rate {hits[0][0] / len(ids):.3f}.."
-              f"{hits[0][-1] / len(ids):.3f})")
-        print(f"   ratio: libcachesim / one pass = {lcs_s / one_pass_s:.1f}x, "
-              f"ordered dict / one pass = {od_s / one_pass_s:.1f}x")
+        if not args.skip_peers:
+            compare_peers(Path(tmp), ids, sizes, times, caps, hits[0].tolist(), one_pass_s)
 
         ttls = [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 43200,
                 86400, 3 * 86400, 7 * 86400]
@@ -150,17 +157,20 @@ def main() -> None:
         write_oracle(small, *zipf_trace(10_000, 1000, args.alpha, seed=3))
         subprocess.run([sys.executable, "-m", "cachectl", "model", "-p", str(policy), "--trace", str(small),
                         "--namespace", "product", "--json"], capture_output=True, check=False)
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # the child reports its own peak RSS and CPU (RUSAGE_CHILDREN would take the larger of
+        # the two runs, and a first run that compiles peaks higher than any model)
+        measure = ("import resource, sys\nfrom cachectl.cli import main\ncode = main(sys.argv[1:])\n"
+                   "r = resource.getrusage(resource.RUSAGE_SELF)\n"
+                   "sys.stderr.write(f'usage {r.ru_maxrss} {r.ru_utime + r.ru_stime}\\n')\nsys.exit(code)")
         started = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "cachectl", "model", "-p", str(policy), "--trace",
-                              str(big), "--namespace", "product", "--sample", "1%", "--json"],
+        out = subprocess.run([sys.executable, "-c", measure, "model", "-p", str(policy), "--trace", str(big),
+                              "--namespace", "product", "--sample", "1%", "--json"],
                              capture_output=True, text=True, check=False)
         wall = time.perf_counter() - started
-        child = resource.getrusage(resource.RUSAGE_CHILDREN)
-        rss_mib = child.ru_maxrss / 1024  # the larger of the two runs: this one
-        cpu_s = child.ru_utime + child.ru_stime - before.ru_utime - before.ru_stime
         if out.returncode not in (0, 1):
             sys.exit(f"cachectl model failed ({out.returncode}): {out.stderr}")
+        usage = out.stderr.strip().splitlines()[-1].split()
+        rss_mib, cpu_s = int(usage[1]) / 1024, float(usage[2])
         print(f"5. cachectl model --sample 1% on {args.big_events:,} events, end to end: {wall:.2f} s wall, "
               f"{cpu_s:.2f} s CPU, peak RSS {rss_mib:.0f} MiB (targets: < 10 s, < 500 MB; wall time "
               f"includes waiting for a CPU on a loaded machine: load average {os.getloadavg()[0]:.1f})")
