@@ -230,3 +230,43 @@ namespaces:
         assert_no_traceback(run)
         assert run.code == 3 and "HTTP 503" in run.err, run.text
         assert {k: redis_client.dump(k) for k in redis_client.scan_iter()} == before
+
+
+def test_compressed_values_bands_and_unparseable_values(
+        tmp_path: Path, redis_client: redis.Redis) -> None:
+    """Values warm stored as zlib frames compare equal once decoded; a difference in the
+    stale band is reported but is not an inconsistency; a value that is not JSON is
+    unparseable; a private field's values never appear."""
+    rows = [{"id": i, "name": f"p{i}", "token": f"secret-{i}", "pad": "x" * 400}
+            for i in range(1, 21)]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path = tmp_path / "cachectl.yaml"
+    path.write_text("""\
+version: 1
+redis: {key_prefix: shop}
+namespaces:
+  product:
+    key: "product:{id}"
+    ttl: 1h
+    stale: 10m
+    critical: true
+    private: [token]
+    compress: {codec: zlib, min_bytes: 64}
+    warm: {source: {type: jsonl, path: p.jsonl}}
+""")
+    policy = load_policy(path, env={})
+    assert warm_namespaces(redis_client, policy).written == 20
+    assert redis_client.get("shop:product:1")[:3] == b"\xffcz"  # type: ignore[index]
+    (clean,) = verify_namespaces(redis_client, policy, sample=None, record=False).namespaces
+    assert (clean.access, clean.identical, clean.exceeded) == ("indexed", 20, False)
+
+    # key 2: a different value served stale (PTTL inside the 10 min stale band)
+    changed = dict(rows[1], name="renamed", token="other")
+    redis_client.set("shop:product:2", json.dumps(changed), px=5 * 60_000)
+    redis_client.set("shop:product:3", b"not json", keepttl=True)
+    (n,) = verify_namespaces(redis_client, policy, sample=None, record=False).namespaces
+    assert n.counts == {"different": {"stale": 1}, "unparseable": {"fresh": 1}}
+    assert n.inconsistent_fresh == 1 and n.exceeded  # the unparseable one is served fresh
+    stale = next(d for d in n.examples if d.kind == "different")
+    assert stale.diff == ('name: "renamed" -> "p2"', "token: (private, differs)")
+    assert not any("secret" in line or "other" in line for d in n.examples for line in d.diff)
