@@ -38,6 +38,7 @@ from tests.support.acompat import (
 from tests.support.cache import (
     FAIL_SAFE_PTTL,
     FRESH_PTTL,
+    PATIENT,
     POLICY,
     QUIET,
     STALE_PTTL,
@@ -612,7 +613,7 @@ async def test_from_policy_reads_the_file_and_the_url(tmp_path: Path, redis_url:
                                                       redis_client) -> None:
     path = write_policy(tmp_path, POLICY.replace("redis: {key_prefix: t}",
                                                  "redis: {key_prefix: t, url: '${CACHE_URL}'}"))
-    async with AsyncCache.from_policy(path, env={"CACHE_URL": redis_url}) as cache:
+    async with AsyncCache.from_policy(path, env={"CACHE_URL": redis_url}, **PATIENT) as cache:
         await cache.set("plain", "hello", id=1)
     assert redis_client.get("t:plain:1") == b'"hello"'
 
@@ -686,7 +687,8 @@ from cachectl import AsyncCache
 from cachectl.policy import load_policy
 
 policy = load_policy(sys.argv[1], {})
-cache = AsyncCache.from_policy(policy, sys.argv[2], env={}, counters_interval_s=3600)
+cache = AsyncCache.from_policy(policy, sys.argv[2], env={}, counters_interval_s=3600,
+                          timeout_ms=2000, connect_timeout_ms=2000)
 
 async def main():
     await cache.set("plain", 1, id=1)
@@ -704,7 +706,8 @@ from cachectl import Cache
 from cachectl.policy import load_policy
 
 policy = load_policy(sys.argv[1], {})
-cache = Cache.from_policy(policy, sys.argv[2], env={}, counters_interval_s=3600)
+cache = Cache.from_policy(policy, sys.argv[2], env={}, counters_interval_s=3600,
+                          timeout_ms=2000, connect_timeout_ms=2000)
 cache.set("plain", 1, id=1)
 cache.get("plain", id=1)
 cache.get("plain", id=2)

@@ -12,6 +12,7 @@ import pytest
 
 from cachectl import AsyncCache, Cache
 from cachectl.policy import load_policy
+from tests.support.cache import PATIENT
 from tests.support.redis_server import RedisServer
 
 pytest.importorskip("opentelemetry.sdk", reason="the test extra brings opentelemetry-sdk")
@@ -52,7 +53,7 @@ def test_the_cache_counters_are_reported_through_opentelemetry(redis_server: Red
     path.write_text(POLICY)
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
-    cache = Cache.from_policy(load_policy(path, env={}), redis_server.url)
+    cache = Cache.from_policy(load_policy(path, env={}), redis_server.url, **PATIENT)
     try:
         instrument(cache, provider)
         for i in range(30):
@@ -96,7 +97,7 @@ async def test_the_async_cache_reports_too(redis_server: RedisServer, tmp_path: 
     path.write_text(POLICY)
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
-    cache = AsyncCache.from_policy(load_policy(path, env={}), redis_server.url)
+    cache = AsyncCache.from_policy(load_policy(path, env={}), redis_server.url, **PATIENT)
     try:
         instrument(cache, provider)
         for _ in range(3):

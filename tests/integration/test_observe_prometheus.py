@@ -25,6 +25,7 @@ from cachectl.observe import ObserveOptions, generate
 from cachectl.observe.rules import RuleOptions
 from cachectl.policy import load_policy
 from tests.cli.test_stats_cli import CACHECTL, REPO
+from tests.support.cache import PATIENT
 from tests.support.prometheus import PrometheusServer, binary
 from tests.support.redis_server import RedisServer, free_port
 
@@ -82,7 +83,7 @@ def test_the_generated_alert_goes_pending_then_firing_on_a_real_prometheus(
     }).start()
     stop = threading.Event()
     missing = threading.Event()  # set: product reads new keys every time (all misses)
-    cache = Cache.from_policy(policy, server.url, counters_interval_s=0.2)
+    cache = Cache.from_policy(policy, server.url, counters_interval_s=0.2, **PATIENT)
 
     def workload() -> None:
         i = 0
