@@ -88,6 +88,7 @@ class Code(StrEnum):
     CODEC_NOT_INSTALLED = "CP409"
     INVALID_COMPRESSION_LEVEL = "CP410"
     LOOKUP_PARAMS_MISMATCH = "CP411"
+    INVALID_SOURCE_OPTION = "CP412"
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,8 @@ _RULE_TABLE: tuple[Rule, ...] = (
     Rule(Code.INVALID_COMPRESSION_LEVEL, E, "compress.level outside the codec's range"),
     Rule(Code.LOOKUP_PARAMS_MISMATCH, E,
          "a source's lookup does not take exactly the key template's placeholders"),
+    Rule(Code.INVALID_SOURCE_OPTION, E,
+         "a built-in source's number that cannot work (retries -1, timeout 0, size 'ten')"),
 )
 
 RULES: dict[Code, Rule] = {rule.code: rule for rule in _RULE_TABLE}

@@ -19,7 +19,13 @@ from cachectl.diagnostics import Code
 from cachectl.files import open_regular
 from cachectl.lint.context import LintContext
 from cachectl.policy.model import did_you_mean
-from cachectl.policy.sources import BUILTIN_OPTIONS, BUILTIN_TYPES
+from cachectl.policy.sources import (
+    BUILTIN_OPTIONS,
+    BUILTIN_TYPES,
+    OPTION_BOUNDS,
+    PAGINATION_BOUNDS,
+    number_problem,
+)
 
 FILE_TYPES = ("jsonl", "json", "csv")
 ENTRY_POINT_GROUP = "cachectl.sources"
@@ -113,6 +119,20 @@ def _options_ok(ctx: LintContext, name: str, kind: str, options: dict[str, Any],
                        ctx.value(*where), f"{kind} options: {', '.join(required + optional)}")
             ok = False
     allowed = required + optional
+    bounds = [(option, bound, (*where, option)) for option, bound in
+              OPTION_BOUNDS.get(kind, {}).items()]
+    pagination = options.get("pagination")
+    if kind == "http" and isinstance(pagination, dict):
+        bounds += [(f"pagination {option}", bound, (*where, "pagination", option))
+                   for option, bound in PAGINATION_BOUNDS.items()]
+    for label, bound, path in bounds:
+        value = _at(options, path[len(where):])
+        problem = None if value is None else number_problem(value, bound)
+        if problem:
+            ctx.report(Code.INVALID_SOURCE_OPTION,
+                       f"namespace {name}: {kind} source {label} {problem}, got {value!r}",
+                       ctx.value(*path), "the reader would refuse it when warm runs")
+            ok = False
     for option in options:
         if option not in allowed:
             ctx.report(Code.UNKNOWN_FIELD, f"unknown option {option!r} for a {kind} warm source",
@@ -233,3 +253,12 @@ def _first_json(fh: IO[bytes], options: dict[str, Any]) -> dict[str, Any] | None
     if not isinstance(doc[0], dict):
         raise _RowError("its first item is not a JSON object")
     return doc[0]
+
+
+def _at(options: dict[str, Any], path: tuple[str | int, ...]) -> Any:
+    value: Any = options
+    for part in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value

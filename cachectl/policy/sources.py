@@ -21,6 +21,35 @@ BUILTIN_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+# the numeric options of the built-in readers, as JSON Schema: the schema states them and
+# lint (CP412) checks them with ``number_problem``; the readers refuse the same at run time
+_SECONDS = {"type": "number", "exclusiveMinimum": 0}
+_COUNT = {"type": "integer", "minimum": 1}
+OPTION_BOUNDS: dict[str, dict[str, dict[str, Any]]] = {
+    "http": {"timeout": _SECONDS, "retries": {"type": "integer", "minimum": 0},
+             "max_pages": _COUNT},
+    "sql": {"batch_size": _COUNT, "connect_timeout": _SECONDS, "statement_timeout": _SECONDS},
+}
+PAGINATION_BOUNDS: dict[str, dict[str, Any]] = {"size": _COUNT, "start": {"type": "integer"}}
+
+
+def number_problem(value: Any, bound: dict[str, Any]) -> str | None:
+    """Why ``value`` does not meet ``bound`` (a JSON Schema number/integer snippet), or None."""
+    import math
+
+    kind = bound["type"]
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+            kind == "integer" and not isinstance(value, int)):
+        return f"must be {'an integer' if kind == 'integer' else 'a number'}"
+    if not math.isfinite(value):
+        return "must be a finite number"
+    if "minimum" in bound and value < bound["minimum"]:
+        return f"must be at least {bound['minimum']}"
+    if "exclusiveMinimum" in bound and value <= bound["exclusiveMinimum"]:
+        return f"must be above {bound['exclusiveMinimum']}"
+    return None
+
+
 def source_options_schema(schema: dict[str, Any]) -> None:
     """Add to a source's JSON Schema: each built-in type's required and allowed options.
 
@@ -31,7 +60,14 @@ def source_options_schema(schema: dict[str, Any]) -> None:
         rules.append({
             "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
             "then": {"required": list(required),
-                     "properties": {name: {} for name in ("type", *required, *optional)},
+                     "properties": {name: _option_schema(kind, name)
+                                    for name in ("type", *required, *optional)},
                      "additionalProperties": False},
         })
     schema["allOf"] = rules
+
+
+def _option_schema(kind: str, name: str) -> dict[str, Any]:
+    if name == "pagination" and kind == "http":
+        return {"type": "object", "properties": dict(PAGINATION_BOUNDS)}
+    return dict(OPTION_BOUNDS.get(kind, {}).get(name, {}))
