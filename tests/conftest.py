@@ -7,12 +7,21 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import HealthCheck, settings
 
 from tests.support.cluster import RedisClusterFixture, cluster_fixture
 from tests.support.redis_server import RedisServer
 from tests.support.reliability import Recorder
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Hypothesis's per-example deadline (200 ms) and its too_slow health check time this
+# machine, not the code: on a loaded CI box an example that takes 250 ms fails a correct
+# test (DeadlineExceeded, or Flaky when the rerun is fast). Loaded here, before any test
+# module builds its own settings, so every @given inherits it.
+settings.register_profile("cachectl", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("cachectl")
 
 
 @pytest.fixture(scope="session")
