@@ -460,7 +460,7 @@ def describe_error(exc: BaseException, settings: ConnectionSettings) -> RedisUna
         return RedisUnavailableError(
             f"{where}: permission denied: {text}",
             hint="the ACL user lacks a permission this command needs; "
-            "see README 'Least-privilege ACL'")
+            "see docs/topologies.md, 'Least-privilege ACL'")
     if isinstance(exc, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError) or (
             "WRONGPASS" in text or "NOAUTH" in text or "invalid password" in text):
         return RedisUnavailableError(

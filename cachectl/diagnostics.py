@@ -5,7 +5,7 @@ and durations, CP2xx key templates, CP3xx thresholds, CP4xx environment and sour
 Code refers to rules by ``Code`` members (a typo fails at import and in mypy, not when
 the rule fires). Codes run on without gaps within a family; a rule that is removed keeps
 its member, listed in ``RETIRED``, so its number is never given again (a test holds both).
-The registry feeds ``cachectl lint --list-rules``, the README table and SARIF.
+The registry feeds ``cachectl lint --list-rules``, the rules table in docs/lint.md and SARIF.
 """
 
 from __future__ import annotations

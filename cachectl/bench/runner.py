@@ -376,7 +376,7 @@ def _run_one(prep: _Prepared, policy: Policy, mode: BenchMode, config: BenchConf
     if denied is not None:
         raise RedisUnavailableError(
             f"{server or 'the server'}: permission denied: {denied}",
-            hint="the ACL user lacks a permission bench needs; see README 'Least-privilege ACL'")
+            hint="the ACL user lacks a permission bench needs; see docs/topologies.md, 'Least-privilege ACL'")
     fatal = [r.fatal for r in reports if r.fatal]
     if fatal and all(r.requests == 0 for r in reports):
         raise RedisUnavailableError(f"the benchmark clients could not use the server: {fatal[0]}",

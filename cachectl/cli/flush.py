@@ -152,7 +152,7 @@ def _flush(client: Any, settings: Any, pol: Any, targets: Any,
     if result.audit_error:
         render.say(f"warning: the flush is done, but its audit entry could not be written to "
                    f"{flush.audit_key(pol)}: {result.audit_error}",
-                   "hint: grant the user XADD on that key (see README 'Least-privilege ACL')")
+                   "hint: grant the user XADD on that key (see docs/topologies.md, 'Least-privilege ACL')")
         return 1
     return 0
 

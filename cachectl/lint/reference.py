@@ -1,7 +1,7 @@
 """Markdown reference tables generated from the model and the rule registry.
 
-The README's policy-field table and rules table are these strings verbatim, and a test
-keeps them so: change the model or a rule, then paste the new output of
+The policy-field table (docs/policy.md) and the rules table (docs/lint.md) are these
+strings verbatim, and a test keeps them so: change the model or a rule, then paste the new output of
 ``python -m cachectl.lint.reference``.
 """
 

@@ -41,7 +41,7 @@ class LintReport:
         return tuple(d for d in self.diagnostics if d.span.path == path)
 
     def to_json(self) -> dict[str, Any]:
-        """The stable JSON shape of ``cachectl lint --format json`` (see README)."""
+        """The stable JSON shape of ``cachectl lint --format json`` (see docs/lint.md)."""
         return {
             "version": 1,
             "files": list(self.files),

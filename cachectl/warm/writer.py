@@ -168,6 +168,6 @@ def permission_error(reply: str) -> RedisUnavailableError:
     """A NOPERM reply: every further write would be refused too, so stop with exit 3."""
     return RedisUnavailableError(
         f"permission denied: {reply}",
-        hint="warm needs SET on the namespaces' keys; see README 'Least-privilege ACL'")
+        hint="warm needs SET on the namespaces' keys; see docs/topologies.md, 'Least-privilege ACL'")
 
 

@@ -301,7 +301,7 @@ ROLE_RUNS = {
 
 
 @pytest.mark.parametrize("role", sorted(ROLE_RUNS))
-def test_role_runs_the_commands_the_readme_promises(
+def test_role_runs_the_commands_the_docs_promise(
         role: str, server: RedisServer, policy: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     user = acl.role_user([server.client()], role)
@@ -318,15 +318,15 @@ def test_role_runs_the_commands_the_readme_promises(
             assert "permission" not in run.err, (role, argv, run.err)
 
 
-def test_readme_acl_table_is_the_tested_rules() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("<!-- section:topologies", 1)[1].split("<!-- /section:topologies")[0]
+def test_documented_acl_table_is_the_tested_rules() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "topologies.md").read_text(encoding="utf-8")
+    section = doc.split("<!-- section:topologies", 1)[1].split("<!-- /section:topologies")[0]
     rows = {}
     for line in section.splitlines():
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
         if len(cells) == 3 and cells[0] in acl.FAMILY_RULES:
             rows[cells[0]] = cells[2].strip("`").replace("\\|", "|")
-    assert rows == {f: acl.readme_rule(f) for f in acl.FAMILY_RULES}
+    assert rows == {f: acl.documented_rule(f) for f in acl.FAMILY_RULES}
     for role in ("operator", "readonly"):
         shown = " ".join(acl.role_rule(role)[3:])  # without resetkeys resetchannels -@all
         assert f"(`{shown.replace('|', chr(92) + '|')}`)" in section, role

@@ -565,7 +565,7 @@ def _cluster_used(primaries: list[RedisServer]) -> set[str]:
 def test_cluster_rule_allows_exactly_what_every_invocation_uses(
         family: str, clean_cluster: RedisClusterFixture, cluster_policy: Path,
         capsys: pytest.CaptureFixture[str], reliability: Recorder) -> None:
-    """The README's rule plus ``+cluster|slots +command``, for every invocation the
+    """The documented rule (docs/topologies.md) plus ``+cluster|slots +command``, for every invocation the
     standalone ACL test checks (--no-lua, --soft, --history, --existing, …)."""
     from tests.integration.test_topology_acl import FAMILY_RUNS, _perm_names
 

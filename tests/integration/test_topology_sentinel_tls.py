@@ -2,7 +2,7 @@
 
 Every process listens on ``tls-port`` only (``port 0``) and replicates over TLS, so a
 command that reached anything in clear text would fail. The commands run as the
-least-privileged ACL user the README names for them (user and password in the URL,
+least-privileged ACL user docs/topologies.md names for them (user and password in the URL,
 host and port from the Sentinels), and the library serves traffic as its own user.
 """
 

@@ -12,6 +12,7 @@ from cachectl.errors import DISTRIBUTION
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+LINT_DOC = (ROOT / "docs" / "lint.md").read_text(encoding="utf-8")  # the Actions and pre-commit snippets
 
 
 def test_install_hints_name_the_distribution_in_pyproject() -> None:
@@ -21,11 +22,12 @@ def test_install_hints_name_the_distribution_in_pyproject() -> None:
             assert not requirement.startswith("cachectl["), requirement
 
 
-def test_readme_pins_the_release_this_checkout_would_publish() -> None:
-    pins = re.findall(r"cachectl-redis==([\w.]+)", README)
+def test_docs_pin_the_release_this_checkout_would_publish() -> None:
+    pins = re.findall(r"cachectl-redis==([\w.]+)", README + LINT_DOC)
     assert len(pins) >= 2, "the Actions and pre-commit snippets pin a release"
     assert set(pins) == {__version__}
-    assert "pip install cachectl\n" not in README and "rev: v" not in README
+    for text in (README, LINT_DOC):
+        assert "pip install cachectl\n" not in text and "rev: v" not in text
 
 
 def test_license_is_the_full_apache_2_text() -> None:

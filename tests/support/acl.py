@@ -1,7 +1,7 @@
 """ACL users for tests, and the least-privilege rule of each cachectl command family.
 
-``FAMILY_RULES`` is the single source of the rules the README documents (a test keeps
-the README table equal to it) and the topology tests run each command under. Every rule
+``FAMILY_RULES`` is the single source of the rules docs/topologies.md documents (a test keeps
+its table equal to it) and the topology tests run each command under. Every rule
 is confined to the cache's keys (``~<prefix>:*``) and channels (``&<prefix>:*``);
 cachectl's own keys live under ``<prefix>:cachectl`` so the same pattern covers them.
 
@@ -77,8 +77,8 @@ def role_rule(role: str, prefix: str = "shop") -> list[str]:
     return ["resetkeys", "resetchannels", "-@all", *keys, *rules]
 
 
-def readme_rule(family: str, prefix: str = "shop") -> str:
-    """The rule as the README shows it (one ``ACL SETUSER`` line)."""
+def documented_rule(family: str, prefix: str = "shop") -> str:
+    """The rule as docs/topologies.md shows it (one ``ACL SETUSER`` line)."""
     extra = FAMILY_RULES[family]
     if extra is None:
         return "(no Redis access)"
