@@ -4,7 +4,10 @@
 The fault, topology, secrets and fuzz tests record each scenario they verified (the
 ``reliability`` fixture in tests/support/reliability.py) into build/reliability/*.jsonl.
 This script keeps the latest record of every scenario id that the tests still declare,
-and writes one table per area. Run the suite first, then:
+and writes one table per area. A row the run did not record (its test did not run: a
+partial run, a skip) is kept as the committed doc has it, so regenerating after running a
+few files updates their rows and drops no other; --prune after a full run drops them.
+Run the suite first, then:
 
     ./scripts/test && .venv/bin/python scripts/reliability_report.py
     .venv/bin/python scripts/reliability_report.py --check   # exit 1 if the doc is stale
@@ -52,7 +55,8 @@ def load_records(records: Path = RECORDS) -> dict[str, dict[str, object]]:
     """The latest record of each scenario id."""
     latest: dict[str, dict[str, object]] = {}
     for path in sorted(records.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
+        # the last piece is "" or a line another test worker is still appending: skip it
+        for line in path.read_text(encoding="utf-8").split("\n")[:-1]:
             if not line.strip():
                 continue
             rec = json.loads(line)
@@ -64,6 +68,29 @@ def load_records(records: Path = RECORDS) -> dict[str, dict[str, object]]:
 
 def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+_ROW = re.compile(r"^\| `([^`]+)` \| (.*) \|$")
+_CELL_SPLIT = re.compile(r"(?<!\\) \| ")
+
+
+def doc_records(text: str) -> dict[str, dict[str, object]]:
+    """The rows of a rendered doc as records (what ``render`` wrote them from)."""
+    titles = {title: area for area, title in AREAS.items()}
+    out: dict[str, dict[str, object]] = {}
+    area = ""
+    for line in text.splitlines():
+        if line.startswith("## "):
+            area = titles.get(line[3:], line[3:])
+        elif match := _ROW.match(line):
+            cells = [c.replace("\\|", "|") for c in _CELL_SPLIT.split(match[2])]
+            if len(cells) != 4:
+                continue
+            fault, command, did, verified = cells
+            out[match[1]] = {"id": match[1], "area": area, "fault": fault,
+                             "command": command.strip("`"), "did": did,
+                             "verified": verified, "recorded_at": 0.0}
+    return out
 
 
 def render(records: dict[str, dict[str, object]], patterns: list[re.Pattern[str]]) -> str:
@@ -99,15 +126,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DOC)
     parser.add_argument("--check", action="store_true",
                         help="do not write; exit 1 if the doc differs from the records")
+    parser.add_argument("--prune", action="store_true",
+                        help="drop the rows this run did not record (after a full run)")
     args = parser.parse_args(argv)
     records = load_records(args.records)
     if not records:
         sys.stderr.write(f"error: no records in {args.records}\n"
                          "hint: run the test suite first (./scripts/test)\n")
         return 2
+    current = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+    if not args.prune:
+        records = {**doc_records(current), **records}
     text = render(records, declared_ids())
     if args.check:
-        current = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
         if current != text:
             sys.stderr.write(f"{args.out} is stale: rerun scripts/reliability_report.py\n")
             return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from types import ModuleType
@@ -49,3 +50,29 @@ def test_render_is_deterministic_and_escapes_cells() -> None:
     assert text == report.render({"x": dict(rec)}, patterns)
     assert "a \\| b" in text and "## Faults on one server" in text
     assert report.render({"y": {**rec, "id": "y"}}, patterns).count("| `") == 0
+
+
+def test_the_committed_doc_is_what_the_generator_renders_from_it() -> None:
+    report = _report()
+    text = (REPO / "docs" / "reliability.md").read_text(encoding="utf-8")
+    assert report.render(report.doc_records(text), report.declared_ids()) == text
+
+
+def test_a_partial_run_updates_its_rows_and_keeps_the_others(tmp_path: Path) -> None:
+    report = _report()
+    doc = tmp_path / "reliability.md"
+    committed = (REPO / "docs" / "reliability.md").read_text(encoding="utf-8")
+    doc.write_text(committed, encoding="utf-8")
+    some_id = sorted(_doc_ids())[0]
+    old = report.doc_records(committed)[some_id]
+    records = tmp_path / "records"
+    records.mkdir()
+    rec = {**old, "did": "did it again", "test": "t", "recorded_at": 2.0}
+    # the second line is still being written by another test worker: not read
+    (records / "gw0.jsonl").write_text(json.dumps(rec) + "\n" + '{"id": "half', encoding="utf-8")
+    assert report.main(["--records", str(records), "--out", str(doc)]) == 0
+    rows = report.doc_records(doc.read_text(encoding="utf-8"))
+    assert set(rows) == _doc_ids()  # no row dropped
+    assert rows[some_id]["did"] == "did it again"
+    assert report.main(["--records", str(records), "--out", str(doc), "--prune"]) == 0
+    assert set(report.doc_records(doc.read_text(encoding="utf-8"))) == {some_id}
