@@ -8,6 +8,9 @@ thread (``get_or_load`` on 50 products, the in-process L1 on) and a writer threa
   kill      the primary is killed with SIGKILL; the Sentinels notice after
             down-after-milliseconds, elect a leader and promote the replica
   failover  SENTINEL FAILOVER moves the primary (no fault: a planned switch)
+  cluster-kill
+            one primary of a 3-primary cluster (tests/support/cluster.py, cluster-node-timeout
+            1000) killed with SIGKILL; the write figures count the writes to its slots
 
 and reports, from the client's side: the write gap (last successful write before the
 fault to the first one after), when the Sentinels had promoted the replica, how long
@@ -44,7 +47,7 @@ from tests.support.sentinel import (
     SentinelFixture,
 )
 
-MODES = ("kill", "failover")
+MODES = ("kill", "failover", "cluster-kill")
 WRITE_EVERY_S = 0.005
 READ_EVERY_S = 0.002
 LIBRARY_TIMEOUT_MS = 200  # per Redis call: a dead primary costs a caller at most this
@@ -142,48 +145,93 @@ def run_failover(deployment: SentinelFixture, policy: Path, mode: str) -> Failov
     from cachectl import Cache
     from cachectl.connection import build_settings
 
-    if mode not in MODES:
-        raise ValueError(f"mode {mode!r}: one of {', '.join(MODES)}")
+    if mode not in ("kill", "failover"):
+        raise ValueError(f"mode {mode!r}: kill or failover")
     settings = build_settings(url_flag=None, env={}, sentinels=tuple(deployment.sentinel_addrs),
                               master_name=deployment.master_name)
-    cache = Cache.from_policy(policy, settings=settings, timeout_ms=LIBRARY_TIMEOUT_MS,
-                              connect_timeout_ms=LIBRARY_TIMEOUT_MS, counters=True,
-                              l1_max_items=1000)
     old = deployment.current_primary()
-    with cache, _Traffic(cache) as traffic:
-        _wait(lambda: traffic.ok_writes_since(0) >= SETTLE_WRITES and traffic.reads >= 50,
-              30, "traffic before the fault")
-        errors_before = _redis_errors(cache)
-        fault = time.monotonic()
+
+    def fault() -> None:
         if mode == "kill":
             old.kill()
         else:
             deployment.sentinels[0].client().execute_command(  # type: ignore[no-untyped-call]
                 "SENTINEL", "FAILOVER", MASTER_NAME)
-        new = deployment.wait_new_primary(old, timeout_s=30)
-        promoted = time.monotonic()
-        _wait(lambda: traffic.ok_writes_since(promoted) >= SETTLE_WRITES, 30,
-              "writes after the promotion")
-        without_redis = _redis_errors(cache) - errors_before
-    writes = list(traffic.writes)
-    before = [at for at, _i, ok in writes if ok and at < fault]
-    after = [at for at, _i, ok in writes if ok and at >= fault]
-    # what the client was told was stored must be on the new primary (a SIGKILL loses the
-    # writes the replica had not received yet: Redis replicates asynchronously)
-    on_new = new.client()
-    acked = [(at, i) for at, i, ok in writes if ok]
-    pipe = on_new.pipeline(transaction=False)
-    for _at, i in acked:
-        pipe.get(f"{shop.PREFIX}:price:w{i}")
-    stored = pipe.execute()
-    lost = [at - fault for (at, i), value in zip(acked, stored, strict=True)
-            if value != str(i).encode()]
+
+    cache = Cache.from_policy(policy, settings=settings, timeout_ms=LIBRARY_TIMEOUT_MS,
+                              connect_timeout_ms=LIBRARY_TIMEOUT_MS, counters=True,
+                              l1_max_items=1000)
+    new_primary: list[Any] = []
+
+    def promoted() -> None:
+        new_primary.append(deployment.wait_new_primary(old, timeout_s=30))
+
+    figures = _under_traffic(cache, mode, fault, promoted,
+                             lambda: new_primary[0].client(), lambda _key: True)
     if mode == "failover":  # the old primary must follow (the Sentinels' INFO round is 10 s)
         old.client().execute_command(  # type: ignore[no-untyped-call]
-            "REPLICAOF", "127.0.0.1", new.port)
-    last_before, first_after = max(before) - fault, min(after) - fault
+            "REPLICAOF", "127.0.0.1", new_primary[0].port)
+    return figures
+
+
+def run_cluster_kill(cluster: Any, policy: Path) -> FailoverFigures:
+    """SIGKILL one primary of a 3-primary cluster under traffic; the write figures count
+    only the writes whose key lives on that primary's slots (the others never stop)."""
+    from redis.crc import key_slot
+
+    from cachectl import Cache
+    from cachectl.connection import build_settings
+
+    victim = cluster.primary_servers()[0]
+    ranges = [(int(first), int(last)) for first, last, primary, *_ in
+              victim.client().execute_command("CLUSTER", "SLOTS")
+              if int(primary[1]) == victim.port]
+
+    def on_victim(key: str) -> bool:
+        slot = key_slot(key.encode())
+        return any(first <= slot <= last for first, last in ranges)
+
+    settings = build_settings(url_flag=cluster.url, env={}, cluster=True)
+    cache = Cache.from_policy(policy, settings=settings, env={}, timeout_ms=LIBRARY_TIMEOUT_MS,
+                              connect_timeout_ms=LIBRARY_TIMEOUT_MS, counters=True,
+                              l1_max_items=1000)
+    return _under_traffic(cache, "cluster-kill", lambda: cluster.kill_primary(victim),
+                          lambda: cluster.wait_promoted(victim, timeout_s=30),
+                          cluster.client, on_victim)
+
+
+def _under_traffic(cache: Any, mode: str, fault: Any, wait_promoted: Any, read_back: Any,
+                   affected: Any) -> FailoverFigures:
+    """Run the traffic, cause ``fault``, wait for ``wait_promoted``, and measure; the write
+    figures count the writes whose key ``affected`` says the fault touches."""
+    def key(i: int) -> str:
+        return f"{shop.PREFIX}:price:w{i}"
+
+    with cache, _Traffic(cache) as traffic:
+        _wait(lambda: traffic.ok_writes_since(0) >= SETTLE_WRITES and traffic.reads >= 50,
+              30, "traffic before the fault")
+        errors_before = _redis_errors(cache)
+        started = time.monotonic()
+        fault()
+        wait_promoted()
+        promoted = time.monotonic()
+        _wait(lambda: sum(1 for at, i, ok in list(traffic.writes)
+                          if ok and at >= promoted and affected(key(i))) >= SETTLE_WRITES,
+              30, "writes after the promotion")
+        without_redis = _redis_errors(cache) - errors_before
+    writes = [(at, i, ok) for at, i, ok in traffic.writes if affected(key(i))]
+    before = [at for at, _i, ok in writes if ok and at < started]
+    after = [at for at, _i, ok in writes if ok and at >= started]
+    # what the client was told was stored must be there afterwards (a SIGKILL loses the
+    # writes the replica had not received yet: Redis replicates asynchronously)
+    acked = [(at, i) for at, i, ok in writes if ok]
+    client = read_back()
+    stored = [client.get(key(i)) for _at, i in acked]
+    lost = [at - started for (at, i), value in zip(acked, stored, strict=True)
+            if value != str(i).encode()]
+    last_before, first_after = max(before) - started, min(after) - started
     return FailoverFigures(
-        mode=mode, promoted_s=promoted - fault, last_write_before_s=last_before,
+        mode=mode, promoted_s=promoted - started, last_write_before_s=last_before,
         first_write_after_s=first_after, write_gap_s=first_after - last_before,
         writes_resumed_after_promotion_s=min(after) - promoted,
         writes_acked=len(acked), writes_refused=sum(1 for _at, _i, ok in writes if not ok),
@@ -194,6 +242,18 @@ def run_failover(deployment: SentinelFixture, policy: Path, mode: str) -> Failov
 
 def measure(mode: str, workdir: Path) -> FailoverFigures:
     """A fresh deployment in ``workdir``, one failover, everything stopped afterwards."""
+    if mode == "cluster-kill":
+        from tests.support.cluster import RedisClusterFixture
+
+        cluster = RedisClusterFixture(workdir / "cluster").start()
+        try:
+            cluster.wait_healthy()
+            # every replica synced first: a write its primary took before the link was up
+            # would be lost for a reason that is not the failover's
+            _wait(lambda: _replicas_synced(cluster), 30, "every replica's link up")
+            return run_cluster_kill(cluster, shop.write_policy(workdir / "policy", cluster=True))
+        finally:
+            cluster.stop()
     policy = shop.write_policy(workdir / "policy")
     deployment = SentinelFixture(workdir / "sentinel").start()
     try:
@@ -202,10 +262,26 @@ def measure(mode: str, workdir: Path) -> FailoverFigures:
         deployment.stop()
 
 
-def settings_text() -> str:
-    return (f"Sentinel: down-after-milliseconds {DOWN_AFTER_MS}, failover-timeout "
-            f"{FAILOVER_TIMEOUT_MS}, parallel-syncs 1, quorum 2 of 3; library: timeout_ms "
-            f"{LIBRARY_TIMEOUT_MS}, connect_timeout_ms {LIBRARY_TIMEOUT_MS}, L1 on")
+def _replicas_synced(cluster: Any) -> bool:
+    links = []
+    for node in cluster.live_nodes():
+        info = node.client().info("replication")
+        if info.get("role") == "slave":
+            links.append(info.get("master_link_status") == "up"
+                         and not info.get("master_sync_in_progress"))
+    return len(links) == len(cluster.live_nodes()) // 2 and all(links)
+
+
+def settings_text(mode: str = "kill") -> str:
+    """The tuned settings a run used (the server side, then the library's)."""
+    from tests.support.cluster import NODE_TIMEOUT_MS
+
+    server = (f"cluster: 3 primaries + 3 replicas, cluster-node-timeout {NODE_TIMEOUT_MS}"
+              if mode == "cluster-kill" else
+              f"Sentinel: down-after-milliseconds {DOWN_AFTER_MS}, failover-timeout "
+              f"{FAILOVER_TIMEOUT_MS}, parallel-syncs 1, quorum 2 of 3")
+    return (f"{server}; library: timeout_ms {LIBRARY_TIMEOUT_MS}, connect_timeout_ms "
+            f"{LIBRARY_TIMEOUT_MS}, L1 on")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,11 +294,11 @@ def main(argv: list[str] | None = None) -> int:
         for mode in args.modes.split(","):
             results.append(measure(mode, Path(tmp) / mode))
     if args.json:
-        sys.stdout.write(json.dumps({"settings": settings_text(),
-                                     "runs": [r.to_json() for r in results]}, indent=2) + "\n")
+        sys.stdout.write(json.dumps({"runs": [{"settings": settings_text(r.mode), **r.to_json()}
+                                              for r in results]}, indent=2) + "\n")
         return 0
-    sys.stdout.write(settings_text() + "\n")
     for r in results:
+        sys.stdout.write(f"{settings_text(r.mode)}\n")
         sys.stdout.write(
             f"{r.mode:8}  promoted {r.promoted_s:.2f}s after the fault; write gap "
             f"{r.write_gap_s:.2f}s; writes resumed {r.writes_resumed_after_promotion_s:.3f}s "

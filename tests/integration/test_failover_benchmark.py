@@ -30,7 +30,7 @@ def test_reads_never_fail_and_writes_resume_when_the_primary_is_killed(
     reliability.add(
         "sentinel-failover-kill-under-traffic", area="sentinel",
         fault="the primary SIGKILLed while Cache serves reads (L1 on) and writes every 5 ms; "
-        f"{failover.settings_text()}",
+        f"{failover.settings_text('kill')}",
         command="benchmarks/failover.py",
         did=f"promoted {r.promoted_s:.2f} s after the kill; write gap {r.write_gap_s:.2f} s "
         f"(last write before to first after); writes resumed "
@@ -55,8 +55,31 @@ def test_reads_never_fail_through_a_planned_sentinel_failover(
     reliability.add(
         "sentinel-failover-planned-under-traffic", area="sentinel",
         fault="SENTINEL FAILOVER while Cache serves reads (L1 on) and writes every 5 ms; "
-        f"{failover.settings_text()}",
+        f"{failover.settings_text('failover')}",
         command="benchmarks/failover.py",
         did=f"promoted {r.promoted_s:.2f} s after the command; write gap "
         f"{r.write_gap_s:.2f} s; {r.reads} reads, {r.reads_without_redis} without Redis",
         verified=f"no read raised or returned a wrong value; no write refused; {lost}")
+
+
+@pytest.mark.slow
+def test_reads_never_fail_when_a_cluster_primary_is_killed(
+        tmp_path: Path, reliability: Recorder) -> None:
+    r = failover.measure("cluster-kill", tmp_path)
+    assert r.read_errors == 0 and r.reads_wrong == 0, r
+    assert r.reads_without_redis > 0, r
+    assert 0 <= r.writes_resumed_after_promotion_s <= RESUME_BOUND_S, r
+    reliability.add(
+        "cluster-failover-kill-under-traffic", area="cluster",
+        fault="one primary of 3 SIGKILLed while Cache serves reads (L1 on) and writes every "
+        f"5 ms; {failover.settings_text('cluster-kill')}",
+        command="benchmarks/failover.py",
+        did=f"its replica promoted {r.promoted_s:.2f} s after the kill; write gap on its "
+        f"slots {r.write_gap_s:.2f} s; writes there resumed "
+        f"{r.writes_resumed_after_promotion_s:.2f} s after the promotion (goal 1 s); "
+        f"{r.reads} reads, {r.reads_without_redis} answered without Redis",
+        verified=f"no read raised or returned a wrong value; {r.writes_refused} writes to its "
+        f"slots refused during the gap; {r.writes_lost} of {r.writes_acked} acknowledged "
+        "writes to its slots missing afterwards" + (
+            f" (the last acknowledged {r.last_lost_s:+.2f} s from the kill: Redis replicates "
+            "asynchronously)" if r.last_lost_s is not None else ""))
