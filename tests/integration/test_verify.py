@@ -20,6 +20,7 @@ import redis
 from cachectl.policy import load_policy
 from cachectl.verify import verify_namespaces
 from cachectl.warm import warm_namespaces
+from tests.support.cluster import RedisClusterFixture
 from tests.support.postgres import pg_url, throwaway_database
 from tests.support.reliability import assert_no_traceback, run_cli
 
@@ -270,3 +271,42 @@ namespaces:
     stale = next(d for d in n.examples if d.kind == "different")
     assert stale.diff == ('name: "renamed" -> "p2"', "token: (private, differs)")
     assert not any("secret" in line or "other" in line for d in n.examples for line in d.diff)
+
+
+@pytest.mark.slow
+def test_verify_and_fix_on_a_cluster(cluster: RedisClusterFixture, tmp_path: Path) -> None:
+    from cachectl.connection import build_settings, connect
+    from cachectl.verify import fix_namespaces
+    from tests.support import shop
+
+    cluster.wait_healthy()
+    for node in cluster.primary_servers():
+        node.client().flushall()
+    policy = load_policy(shop.write_policy(tmp_path, cluster=True, products=300), env={})
+    client = connect(build_settings(url_flag=cluster.url, env={}, cluster=True))
+    raw = cluster.client()
+    try:
+        assert warm_namespaces(client, policy, ["product"]).written == 300
+        for i in range(10):  # keys on every primary, changed behind the cache's back
+            raw.set(f"shop:product:{i}", json.dumps({"id": i, "name": "stale"}), keepttl=True)
+        raw.set("shop:product:9999", "{}", px=3_600_000)  # no such row
+        before = {k: raw.dump(k) for k in raw.scan_iter()}
+        report = verify_namespaces(client, policy, ["product"], sample=None, record=False)
+        (n,) = report.namespaces
+        assert (n.checked, n.identical, n.count("different"), n.count("missing")) == (
+            301, 290, 10, 1)
+        fixed = fix_namespaces(client, policy, report)
+        assert (fixed.rewritten, fixed.removed) == (10, 1)
+        bad = {f"shop:product:{i}".encode() for i in (*range(10), 9999)}
+        after = {k: raw.dump(k) for k in raw.scan_iter()}
+        assert {k: v for k, v in after.items() if k not in bad} == {
+            k: v for k, v in before.items() if k not in bad}
+        (again,) = verify_namespaces(client, policy, ["product"], sample=None,
+                                     record=False).namespaces
+        assert (again.checked, again.identical) == (300, 300)
+        (sampled,) = verify_namespaces(client, policy, ["product"], sample=50, seed=1,
+                                       record=False).namespaces
+        assert (sampled.checked, sampled.keys, sampled.identical) == (50, 300, 50)
+    finally:
+        raw.close()
+        client.close()
