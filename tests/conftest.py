@@ -12,6 +12,8 @@ from hypothesis import HealthCheck, settings
 from tests.support.cluster import RedisClusterFixture, cluster_fixture
 from tests.support.redis_server import RedisServer
 from tests.support.reliability import Recorder
+from tests.support.sentinel import sentinel_fixture
+from tests.support.tls import TlsFiles, make_tls_files
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -100,3 +102,14 @@ def clean_cluster(cluster: RedisClusterFixture) -> Iterator[RedisClusterFixture]
     for node in cluster.primary_servers():
         node.client().flushall()
     yield cluster
+
+
+# One Sentinel deployment per worker for the modules that only read and write through it;
+# test_topology_sentinel, which fails the primary over, starts its own.
+sentinel = pytest.fixture(scope="session")(sentinel_fixture)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A CA, a server and a client certificate (read-only files), made once per worker."""
+    return make_tls_files(tmp_path_factory.mktemp("pki"))

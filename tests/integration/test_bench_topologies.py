@@ -9,10 +9,8 @@ from pathlib import Path
 import pytest
 
 from cachectl.cli import main
-from tests.support.sentinel import SentinelFixture, sentinel_fixture
-from tests.support.tls import TlsFiles, TlsServer, make_tls_files, redis_supports_tls
-
-sentinel = pytest.fixture(scope="module")(sentinel_fixture)
+from tests.support.sentinel import SentinelFixture
+from tests.support.tls import TlsFiles, TlsServer, redis_supports_tls
 
 # These tests are about reaching the server (TLS, Sentinel), not its speed: latency
 # thresholds no loaded CI machine can miss keep bench's verdict (exit 1) out of them.
@@ -22,10 +20,6 @@ POLICY = ('version: 1\nredis: {key_prefix: t}\n'
 FAST = ["--requests", "200", "--warmup", "0s", "--keys", "20", "--value-size", "32B",
         "--pipeline", "4", "--clients", "2", "--json"]
 
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    return make_tls_files(tmp_path_factory.mktemp("bench-pki"))
 
 
 @pytest.fixture(scope="module")

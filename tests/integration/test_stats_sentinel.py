@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 
 from cachectl.cli import main
-from tests.support.sentinel import SentinelFixture, sentinel_fixture
-
-sentinel = pytest.fixture(scope="module")(sentinel_fixture)
+from tests.support.sentinel import SentinelFixture
 
 
 def test_stats_through_sentinel(sentinel: SentinelFixture, tmp_path: Path,

@@ -27,6 +27,7 @@ from tests.support.sentinel import (
     sentinel_fixture,
 )
 
+# its own deployment: these tests fail the primary over
 sentinel = pytest.fixture(scope="module")(sentinel_fixture)
 
 

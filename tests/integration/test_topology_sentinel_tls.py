@@ -32,10 +32,6 @@ from tests.support.tls import TlsFiles, make_tls_files, redis_supports_tls
 pytestmark = pytest.mark.skipif(not redis_supports_tls(), reason="redis-server built without TLS")
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    return make_tls_files(tmp_path_factory.mktemp("pki"))
-
 
 @pytest.fixture(scope="module")
 def tls_sentinel(tmp_path_factory: pytest.TempPathFactory,
