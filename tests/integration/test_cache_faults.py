@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 
 from cachectl import AsyncCache, Cache
 from cachectl.policy import load_policy
-from tests.support.cache import counters, wait_for, write_policy
+from tests.support.cache import counters, put, stall, wait_for, write_policy
 
 FAST = {"timeout_ms": 100, "connect_timeout_ms": 100, "breaker_failures": 3,
         "breaker_reset_ms": 100, "counters_interval_s": 0.05}
@@ -68,16 +67,14 @@ def test_a_stalled_server_costs_each_caller_at_most_the_timeout(redis_factory,
     server = redis_factory()
     policy = load_policy(write_policy(tmp_path))
     with Cache.from_policy(policy, server.url, env={}, **{**FAST, "breaker_reset_ms": 5000}) as cache:
-        cache.set("plain", "v", id=1)
-        stall = threading.Thread(target=lambda: server.client().execute_command("DEBUG", "SLEEP", "1"))
-        stall.start()
-        time.sleep(0.1)
+        put(server.client(), "t:plain:1", "v", 600_000)  # not through the 100 ms timeout
+        sleeper = stall(server, 2)
         slowest = 0.0
         for _ in range(50):
             t = time.monotonic()
             assert cache.get_or_load("plain", lambda: "origin", id=1) in ("v", "origin")
             slowest = max(slowest, time.monotonic() - t)
-        stall.join()
+        sleeper.join()
         assert slowest < 0.5
         assert cache.breaker_state == "open"
         c = cache.local_counters()["plain"]
@@ -145,12 +142,9 @@ def test_a_counter_write_that_times_out_is_never_counted_twice(redis_factory,
         cache.set("plain", "v", id=1)
         for _ in range(25):
             assert cache.get("plain", id=1) == "v"
-        stall = threading.Thread(
-            target=lambda: server.client().execute_command("DEBUG", "SLEEP", "0.8"))
-        stall.start()
-        time.sleep(0.1)
+        sleeper = stall(server, 1.5)
         assert cache.flush_counters() is False  # sent, then the reply timed out
-        stall.join()
+        sleeper.join()
         assert wait_for(lambda: counters(server.client(), "plain").get("fresh_hits") == 25)
         assert cache.flush_counters() is True
         assert counters(server.client(), "plain")["fresh_hits"] == 25
@@ -170,12 +164,9 @@ def test_an_async_counter_write_that_times_out_is_never_counted_twice(redis_fact
             await cache.set("plain", "v", id=1)
             for _ in range(25):
                 assert await cache.get("plain", id=1) == "v"
-            stall = threading.Thread(
-                target=lambda: server.client().execute_command("DEBUG", "SLEEP", "0.8"))
-            stall.start()
-            await asyncio.sleep(0.1)
+            sleeper = await asyncio.to_thread(stall, server, 1.5)
             timed_out = await cache.flush_counters()  # sent, then the reply timed out
-            await asyncio.to_thread(stall.join)
+            await asyncio.to_thread(sleeper.join)
             assert await asyncio.to_thread(
                 wait_for, lambda: counters(server.client(), "plain").get("fresh_hits") == 25)
             again = await cache.flush_counters()
