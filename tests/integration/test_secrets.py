@@ -340,7 +340,7 @@ def test_http_source_credentials_are_never_printed(
     runs.append(_run(["warm", "-n", "product", "--policy", str(dead), "--url", redis_url],
                      capsys, monkeypatch, {"API_KEY": HTTP_TOKEN}))
     codes = [code for code, _ in runs]
-    assert codes == [1, 1, 2, 2, 2, 1, 2], runs
+    assert codes == [1, 1, 2, 2, 2, 1, 3], runs  # the unreachable one: exit 3
     for _code, output in runs:
         for secret in (HTTP_PASSWORD, HTTP_TOKEN, SECRET):
             assert secret not in output, output
@@ -349,7 +349,7 @@ def test_http_source_credentials_are_never_printed(
                     fault="user:password in the http source's URL and an API key in "
                     "env_headers: rows written, a 404, a redirect loop, an unreachable server",
                     command="warm -n product (text, --json, --debug)",
-                    did="exit 1 (one bad row) or 2 (the source failed), the source shown "
-                    "as http://reader:***@host/…",
+                    did="exit 1 (one bad row), 2 (the source refused) or 3 (unreachable), the "
+                    "source shown as http://reader:***@host/…",
                     verified="neither the URL's password, the API key nor the Redis password "
                     "appears in any output")

@@ -34,11 +34,19 @@ def test_bench_keys_live_under_the_internal_prefix_and_match_no_namespace(
     assert bench_keys(policy, product, [{"id": "b0"}]) == [b"shop:cachectl:bench:product:product:b0"]
 
 
-def test_a_template_that_could_claim_bench_keys_is_refused(tmp_path: Path) -> None:
+def test_no_template_can_claim_bench_keys(tmp_path: Path) -> None:
+    from cachectl.errors import KeyParamError
+
     policy = _policy(tmp_path, '  p: {key: "p:{id}", ttl: 1h}\n'
                                '  anything: {key: "{a}:{b}:{c}:{d}:{e}", ttl: 1h}\n')
-    with pytest.raises(UsageError, match="would belong to namespace 'anything'"):
-        bench_keys(policy, policy.namespace("p"), synthetic_rows(policy.namespace("p"), 3))
+    # bench keys live under <prefix>:cachectl:, which the matcher gives to no namespace
+    keys = bench_keys(policy, policy.namespace("p"), synthetic_rows(policy.namespace("p"), 3))
+    matcher = NamespaceMatcher.from_policy(policy)
+    assert keys and all(matcher.namespace_of(k) is None for k in keys)
+    # and which no template renders into, a placeholder included
+    with pytest.raises(KeyParamError, match="cachectl's own key space"):
+        policy.namespace("anything").template.render(
+            {"a": "cachectl", "b": "bench", "c": "p", "d": "p", "e": "b0"})
 
 
 def test_distribution_parsing() -> None:
