@@ -351,16 +351,25 @@ namespaces:
   audit: {key: "cachectl:{id}", ttl: 1h}
   forever: {key: "forever:{id}", ttl: 100000000000000000000s}
   xf: {key: "xf:{id}", ttl: 1h, early_refresh: .nan}
+  api:
+    key: "api:{id}"
+    ttl: 1h
+    warm:
+      source: {type: http, url: "http://example.test/x", retries: -1, timeout: -1,
+               pagination: {type: page, size: ten}}
 """)
     run = run_cli(["lint", str(bad)], capsys)
     assert run.code == 1
     for code in ("CP214", "CP110", "CP004"):
         assert code in run.out, run.out
+    assert run.out.count("CP412") == 3, run.out  # retries, timeout, pagination size
     reliability.add("reserved-key-space-and-unworkable-values", area="bad input",
                     fault="a template cachectl:{id}; a row rendering {kind}:{id} as "
-                    "cachectl:audit; ttl 1e20 s; early_refresh: .nan",
+                    "cachectl:audit; ttl 1e20 s; early_refresh: .nan; an http source with "
+                    "retries: -1, timeout: -1, pagination size: ten",
                     command="lint; warm --json",
                     did="lint: CP214 reserved-key-space, CP110 ttl-beyond-redis, CP004 "
-                    "early_refresh; warm: the row rejected (falls in cachectl's own key space)",
+                    "early_refresh, CP412 invalid-source-option (x3); warm: the row rejected "
+                    "(falls in cachectl's own key space)",
                     verified="the flush audit stream is still a stream; the matcher attributes "
                     "no internal key to a namespace")
