@@ -156,7 +156,7 @@ def test_unreachable_redis_exits_3_without_the_password(capsys: pytest.CaptureFi
 
 
 def test_no_scan_waits_the_interval_once(capsys: pytest.CaptureFixture[str],
-                                                           redis_url: str, policy_path: Path) -> None:
+                                         redis_url: str, policy_path: Path) -> None:
     start = time.monotonic()
     code = main(["stats", "-p", str(policy_path), "--url", redis_url, "--no-scan",
                  "--interval", "3s", "--json"])

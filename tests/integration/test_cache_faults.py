@@ -11,7 +11,8 @@ import pytest
 
 from cachectl import AsyncCache, Cache
 from cachectl.policy import load_policy
-from tests.support.cache import counters, put, stall, wait_for, write_policy
+from tests.support.cache import counters, put, wait_for, write_policy
+from tests.support.redis_server import stall
 
 FAST = {"timeout_ms": 100, "connect_timeout_ms": 100, "breaker_failures": 3,
         "breaker_reset_ms": 100, "counters_interval_s": 0.05}

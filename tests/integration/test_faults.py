@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 import redis
 
 from tests.support import shop
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, stall
 from tests.support.reliability import (
     Recorder,
     assert_no_traceback,
@@ -116,10 +115,7 @@ def test_server_stalled_past_timeout_is_exit_3(
         server.client().execute_command("CLIENT", "PAUSE", int(stall_s * 1000), "ALL")
         sleeper = None
     else:
-        sleeper = threading.Thread(
-            target=lambda: server.client().execute_command("DEBUG", "SLEEP", stall_s))
-        sleeper.start()
-        time.sleep(0.1)
+        sleeper = stall(server, stall_s)
     started = time.monotonic()
     run = run_cli(["flush", "-n", "product", "--yes", "--timeout", "0.3", "--policy",
                    str(policy), "--url", server.url], capsys)

@@ -83,7 +83,10 @@ def test_sigterm_mid_warm_and_during_long_reads_exits_130(
     proc = subprocess.Popen([CACHECTL, "stats", "--watch", "1s", "--policy", str(policy),
                              "--url", redis_url], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
+
+    def watching() -> bool:  # connected: past start-up, where SIGTERM would just kill it
+        return any(c.get("name") == "cachectl" for c in client.client_list())
+    _wait_for(watching, proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode in (0, 130), err

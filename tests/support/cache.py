@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,34 +49,6 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return bool(predicate())
-
-
-def stall(server: Any, seconds: float) -> threading.Thread:
-    """DEBUG SLEEP ``seconds`` on ``server`` from a thread, returned once the server is seen
-    asleep (a PING on a fresh connection goes unanswered for 0.25 s): the caller's next
-    command meets the stall, which a bare sleep after starting the thread does not promise
-    on a loaded machine. Join the thread to wait for the server to wake."""
-    sleeper = threading.Thread(
-        target=lambda: server.client().execute_command("DEBUG", "SLEEP", str(seconds)),
-        daemon=True)
-    sleeper.start()
-    deadline = time.monotonic() + seconds / 2
-    while _answers(server.port):
-        assert time.monotonic() < deadline, f"DEBUG SLEEP {seconds} never stalled the server"
-        time.sleep(0.01)
-    return sleeper
-
-
-def _answers(port: int) -> bool:
-    """Whether the server answers a PING within 0.25 s (a raw socket: redis-py retries and
-    handshakes on connect would wait the stall out)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-        sock.settimeout(0.25)
-        sock.sendall(b"PING\r\n")  # +PONG, or -NOAUTH: an answer either way
-        try:
-            return bool(sock.recv(64))
-        except TimeoutError:
-            return False
 
 
 def counters(client: redis.Redis, name: str) -> dict[str, int]:

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -151,3 +152,31 @@ class RedisServer:
     def restart(self) -> RedisServer:
         self.stop()
         return self.start()
+
+
+def stall(server: RedisServer, seconds: float) -> threading.Thread:
+    """DEBUG SLEEP ``seconds`` on ``server`` from a thread, returned once the server is seen
+    asleep (a PING on a fresh connection goes unanswered for 0.25 s): the caller's next
+    command meets the stall, which a bare sleep after starting the thread does not promise
+    on a loaded machine. Join the thread to wait for the server to wake."""
+    sleeper = threading.Thread(
+        target=lambda: server.client().execute_command("DEBUG", "SLEEP", str(seconds)),
+        daemon=True)
+    sleeper.start()
+    deadline = time.monotonic() + seconds / 2
+    while _answers(server.port):
+        assert time.monotonic() < deadline, f"DEBUG SLEEP {seconds} never stalled the server"
+        time.sleep(0.01)
+    return sleeper
+
+
+def _answers(port: int) -> bool:
+    """Whether the server answers a PING within 0.25 s (a raw socket: redis-py retries and
+    handshakes on connect would wait the stall out)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        sock.settimeout(0.25)
+        sock.sendall(b"PING\r\n")  # +PONG, or -NOAUTH: an answer either way
+        try:
+            return bool(sock.recv(64))
+        except TimeoutError:
+            return False
