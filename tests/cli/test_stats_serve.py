@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -21,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from cachectl.counters import bucket_key, write_buckets
 from tests.cli.test_stats_cli import CACHECTL, POLICY_TEXT, REPO
 from tests.support.prometheus import promtool
-from tests.support.redis_server import RedisServer, free_port
+from tests.support.redis_server import RedisServer, free_port, stall
 from tests.support.reliability import Recorder
 
 
@@ -150,16 +149,13 @@ def test_a_stalled_redis_debug_sleep_is_up_0_within_the_deadline(
     server = redis_factory("--enable-debug-command", "yes")
     _, port = serve(server.url)
     assert _up(_scrape(port))[0][1] == 1
-    sleeper = server.client()  # its 10 s timeout outlasts the 6 s sleep
-    stall = threading.Thread(target=lambda: sleeper.execute_command("DEBUG", "SLEEP", "6"))
-    stall.start()
-    time.sleep(0.3)
+    sleeper = stall(server, 6)  # returns once the server is asleep
     try:
         start = time.monotonic()
         body = _scrape(port, scrape_timeout_s=2.5)
         assert time.monotonic() - start < 2.5 and _up(body)[0][1] == 0
     finally:
-        stall.join(30)
+        sleeper.join(30)
     reliability.add("stats-serve-redis-stalled", area="one server",
                     fault="DEBUG SLEEP 6 on the server during a scrape",
                     command="stats --serve :PORT",
