@@ -279,20 +279,29 @@ class AsyncCache(CacheBase):
         dropped when the write timed out (it may have landed: never counted twice).
         """
         deltas = self._counters.drain()
-        if not deltas:
+        events = self._tracer.drain() if self._tracer is not None else []
+        if not deltas and not events:
             return True
         try:
             pipe = self.client.pipeline(transaction=False)
             write_buckets(pipe, self.policy.internal_prefix, deltas)
+            if events and self._tracer is not None:
+                self._tracer.write(pipe, events)
             await pipe.execute()
         except rex.TimeoutError:
             # sent, but no reply: the server may have applied it, so it is not sent again
             self._counters.discard(deltas)
+            self._lost(events)
             return False
         except REDIS_ERRORS:
             self._counters.restore(deltas)
+            self._lost(events)  # trace events are dropped (counted), never queued for later
             return False
         return True
+
+    def _lost(self, events: list[Any]) -> None:
+        if events and self._tracer is not None:
+            self._tracer.lost(events)
 
     async def close(self) -> None:
         """Finish background work, write the last counters, end every task and thread.
@@ -336,13 +345,16 @@ class AsyncCache(CacheBase):
             if self._closed or not self.options.counters or self._settings is None:
                 return
             deltas = self._counters.drain()
-            if not deltas:
+            events = self._tracer.drain() if self._tracer is not None else []
+            if not deltas and not events:
                 return
             try:
                 client = create_client(self._settings)
                 try:
                     pipe = client.pipeline(transaction=False)
                     write_buckets(pipe, self.policy.internal_prefix, deltas)
+                    if events and self._tracer is not None:
+                        self._tracer.write(pipe, events)
                     pipe.execute()
                 finally:
                     client.close()
@@ -388,7 +400,9 @@ class AsyncCache(CacheBase):
 
     async def _flush_loop(self) -> None:
         while not await self._stop.wait_timeout(self.options.counters_interval_s):
-            if self._counters.has_pending and self._breaker.allow():
+            pending = self._counters.has_pending or (self._tracer is not None
+                                                      and self._tracer.pending)
+            if pending and self._breaker.allow():
                 if await self.flush_counters():
                     self._breaker.success()
                 else:
@@ -474,9 +488,12 @@ class AsyncCache(CacheBase):
                            params: Mapping[str, object] | None = None) -> Any:
         self._ensure_started()
         name = ns.name
+        traced = self._tracer.sampled(key) if self._tracer is not None else None
         generation = self._l1_generation
         value = self._l1_hit(ns, key)
         if value is not MISSING:
+            if traced is not None:
+                self._record(name, traced, None, "fresh")
             return value
         read_at = time.monotonic()
         read = await self._read_guarded(ns, key)
@@ -488,6 +505,8 @@ class AsyncCache(CacheBase):
         action = d.action
         if action is Action.SERVE:
             self._count(name, "fresh_hits")
+            if traced is not None:
+                self._record(name, traced, len(raw or b""), "fresh")
             if self._l1 is not None and generation == self._l1_generation:
                 self._l1.put(key, d.value, l1_expiry_ms(ns, pttl, self.options), name)
             if d.early:
@@ -495,13 +514,31 @@ class AsyncCache(CacheBase):
             return d.value
         if action is Action.SERVE_REFRESH:
             self._count(name, "stale_hits")
+            if traced is not None:
+                self._record(name, traced, len(raw or b""), "stale")
             self._schedule_refresh(ns, key, loader, None)
             return d.value
-        if action is Action.LOAD_FAIL_SAFE:
-            return await self._load(ns, key, loader, d.value, read_at)
-        if params is not None and ns.name in self._migrations:
+        fail_safe = d.value if action is Action.LOAD_FAIL_SAFE else MISSING
+        if fail_safe is MISSING and params is not None and ns.name in self._migrations:
             loader = self._previous_first(ns, params, loader)
-        return await self._load(ns, key, loader, MISSING, read_at)
+        if traced is None:
+            return await self._load(ns, key, loader, fail_safe, read_at)
+        return await self._traced_load(ns, key, loader, fail_safe, read_at, traced, len(raw or b""))
+
+    async def _traced_load(self, ns: Namespace, key: str, loader: Loader, fail_safe: Any,
+                           read_at: float, traced: int, read_size: int) -> Any:
+        """``_load`` of a traced key, recorded with the time the caller waited for it (a
+        miss has the size just stored, a fail-safe answer the size it was read with)."""
+        started = time.perf_counter()
+        size: int | None = None
+        outcome = "miss"
+        try:
+            value = await self._load(ns, key, loader, fail_safe, read_at)
+            if fail_safe is not MISSING and value is fail_safe:
+                outcome, size = "fail-safe", read_size
+            return value
+        finally:
+            self._record(ns.name, traced, size, outcome, (time.perf_counter() - started) * 1000)
 
     def _previous_first(self, ns: Namespace, params: Mapping[str, object],
                         loader: Loader) -> Loader:
@@ -782,6 +819,8 @@ class AsyncCache(CacheBase):
         if data is None:
             self._count(ns.name, "refresh_errors")
             return False
+        if self._tracer is not None:
+            self._tracer.remember(key, len(data))
         await self._write(ns, key, value, data)
         return True
 

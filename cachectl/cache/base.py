@@ -30,6 +30,7 @@ from cachectl.cache.core import (
 )
 from cachectl.cache.counters import CounterAggregator
 from cachectl.cache.local import MISSING, LocalStore
+from cachectl.cache.trace import Tracer
 from cachectl.compression import value_encoder
 from cachectl.connection import ConnectionSettings
 from cachectl.counters import NamespaceCounters
@@ -129,6 +130,8 @@ class CacheBase(ABC):
         # per namespace: serialised value -> stored bytes (CodecUnavailableError here, at
         # construction, when a codec's package is missing)
         self._framers = {ns.name: _framer(ns) for ns in policy}
+        self._tracer = (Tracer(policy.trace, policy.internal_prefix)
+                        if policy.trace is not None else None)
 
     # ------------------------------------------------------------------ public, no I/O
 
@@ -145,6 +148,11 @@ class CacheBase(ABC):
     def counters_dropped(self) -> int:
         """Counts given up because their write timed out (see ``flush_counters``)."""
         return self._counters.dropped
+
+    @property
+    def trace_dropped(self) -> int:
+        """Trace events dropped: the buffer was full, or their write failed (Redis down)."""
+        return self._tracer.dropped if self._tracer is not None else 0
 
     @property
     def breaker_state(self) -> str:
@@ -181,12 +189,28 @@ class CacheBase(ABC):
         d = self._decide(ns, read[0], read[1], None)
         if d.action is Action.SERVE:
             self._count(name, "fresh_hits")
+            self._trace_read(ns, key, "fresh", read[0])
             return d.value
         if d.action is Action.SERVE_REFRESH:
             self._count(name, "stale_hits")
+            self._trace_read(ns, key, "stale", read[0])
             return d.value
         self._count(name, "misses")
+        self._trace_read(ns, key, "miss", read[0])
         return None
+
+    def _record(self, namespace: str, h: int, size: int | None, outcome: str,
+                load_ms: float | None = None) -> None:
+        """Record an access of traced key ``h`` (see Tracer.record)."""
+        assert self._tracer is not None
+        self._tracer.record(namespace, h, size, outcome, load_ms)
+
+    def _trace_read(self, ns: Namespace, key: str, outcome: str, raw: bytes | None) -> None:
+        """Record an access of a sampled key that loaded nothing (a no-op when not tracing)."""
+        if self._tracer is not None:
+            h = self._tracer.sampled(key)
+            if h is not None:
+                self._tracer.record(ns.name, h, len(raw) if raw is not None else 0, outcome)
 
     def _previous_value(self, read: tuple[bytes | None, int] | None) -> Any:
         """The decoded value of a read of a version N-1 key, or MISSING (absent, Redis

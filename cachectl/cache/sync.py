@@ -280,20 +280,29 @@ class Cache(CacheBase):
         dropped when the write timed out (it may have landed: never counted twice).
         """
         deltas = self._counters.drain()
-        if not deltas:
+        events = self._tracer.drain() if self._tracer is not None else []
+        if not deltas and not events:
             return True
         try:
             pipe = self.client.pipeline(transaction=False)
             write_buckets(pipe, self.policy.internal_prefix, deltas)
+            if events and self._tracer is not None:
+                self._tracer.write(pipe, events)
             pipe.execute()
         except rex.TimeoutError:
             # sent, but no reply: the server may have applied it, so it is not sent again
             self._counters.discard(deltas)
+            self._lost(events)
             return False
         except REDIS_ERRORS:
             self._counters.restore(deltas)
+            self._lost(events)  # trace events are dropped (counted), never queued for later
             return False
         return True
+
+    def _lost(self, events: list[Any]) -> None:
+        if events and self._tracer is not None:
+            self._tracer.lost(events)
 
     def close(self) -> None:
         """Finish background work, write the last counters, end every task and thread.
@@ -362,7 +371,8 @@ class Cache(CacheBase):
 
     def _flush_loop(self) -> None:
         while not self._stop.wait_timeout(self.options.counters_interval_s):
-            if self._counters.has_pending and self._breaker.allow():
+            pending = self._counters.has_pending or (self._tracer is not None and self._tracer.pending)
+            if pending and self._breaker.allow():
                 if self.flush_counters():
                     self._breaker.success()
                 else:
@@ -450,9 +460,12 @@ class Cache(CacheBase):
     ) -> Any:
         self._ensure_started()
         name = ns.name
+        traced = self._tracer.sampled(key) if self._tracer is not None else None
         generation = self._l1_generation
         value = self._l1_hit(ns, key)
         if value is not MISSING:
+            if traced is not None:
+                self._record(name, traced, None, "fresh")
             return value
         read_at = time.monotonic()
         read = self._read_guarded(ns, key)
@@ -464,6 +477,8 @@ class Cache(CacheBase):
         action = d.action
         if action is Action.SERVE:
             self._count(name, "fresh_hits")
+            if traced is not None:
+                self._record(name, traced, len(raw or b""), "fresh")
             if self._l1 is not None and generation == self._l1_generation:
                 self._l1.put(key, d.value, l1_expiry_ms(ns, pttl, self.options), name)
             if d.early:
@@ -471,13 +486,39 @@ class Cache(CacheBase):
             return d.value
         if action is Action.SERVE_REFRESH:
             self._count(name, "stale_hits")
+            if traced is not None:
+                self._record(name, traced, len(raw or b""), "stale")
             self._schedule_refresh(ns, key, loader, None)
             return d.value
-        if action is Action.LOAD_FAIL_SAFE:
-            return self._load(ns, key, loader, d.value, read_at)
-        if params is not None and ns.name in self._migrations:
+        fail_safe = d.value if action is Action.LOAD_FAIL_SAFE else MISSING
+        if fail_safe is MISSING and params is not None and ns.name in self._migrations:
             loader = self._previous_first(ns, params, loader)
-        return self._load(ns, key, loader, MISSING, read_at)
+        if traced is None:
+            return self._load(ns, key, loader, fail_safe, read_at)
+        return self._traced_load(ns, key, loader, fail_safe, read_at, traced, len(raw or b""))
+
+    def _traced_load(
+        self,
+        ns: Namespace,
+        key: str,
+        loader: Loader,
+        fail_safe: Any,
+        read_at: float,
+        traced: int,
+        read_size: int,
+    ) -> Any:
+        """``_load`` of a traced key, recorded with the time the caller waited for it (a
+        miss has the size just stored, a fail-safe answer the size it was read with)."""
+        started = time.perf_counter()
+        size: int | None = None
+        outcome = "miss"
+        try:
+            value = self._load(ns, key, loader, fail_safe, read_at)
+            if fail_safe is not MISSING and value is fail_safe:
+                outcome, size = "fail-safe", read_size
+            return value
+        finally:
+            self._record(ns.name, traced, size, outcome, (time.perf_counter() - started) * 1000)
 
     def _previous_first(self, ns: Namespace, params: Mapping[str, object], loader: Loader) -> Loader:
         """``loader`` preceded by one read of the key at version N-1: a value there is
@@ -749,6 +790,8 @@ class Cache(CacheBase):
         if data is None:
             self._count(ns.name, "refresh_errors")
             return False
+        if self._tracer is not None:
+            self._tracer.remember(key, len(data))
         self._write(ns, key, value, data)
         return True
 

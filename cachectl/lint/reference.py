@@ -28,6 +28,7 @@ _SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("namespaces.NAME.", model.NamespaceSpec),
     ("namespaces.NAME.warm.", model.WarmSpec),
     ("namespaces.NAME.warm.source.", model.SourceSpec),
+    ("trace.", model.TraceSpec),
 )
 
 

@@ -36,6 +36,8 @@ def check(ctx: LintContext) -> None:
                    f"critical_hit_rate {t.critical_hit_rate:.0%} is below hit_rate "
                    f"{t.hit_rate:.0%}", ctx.value("thresholds", "critical_hit_rate"),
                    "critical namespaces should be held to a higher bar, not a lower one")
+    if ctx.spec.trace is not None:
+        _ratio(ctx, "trace.sample", ctx.spec.trace.sample, ("trace", "sample"))
     hot, cached = t.latency_p99_ms.hot, t.latency_p99_ms.cached
     if hot > 0 and cached > 0 and hot > cached:
         ctx.report(Code.HOT_LATENCY_ABOVE_CACHED,

@@ -33,6 +33,7 @@ from cachectl.policy.model import (
     PolicySpec,
     SpanIndex,
     Thresholds,
+    TraceSettings,
     did_you_mean,
 )
 from cachectl.policy.template import KeyTemplate, TemplateSyntaxError, versioned_source
@@ -474,6 +475,7 @@ def _resolve(spec: PolicySpec, spans: SpanIndex, sink: DiagnosticSink,
         spans=spans,
         source_path=source_path,
         spec=spec,
+        trace=TraceSettings(spec.trace.sample, spec.trace.max_events) if spec.trace else None,
     )
 
 

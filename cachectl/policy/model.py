@@ -230,6 +230,14 @@ class NamespaceSpec(_Spec):
         "differences name them, without their values).")
 
 
+class TraceSpec(_Spec):
+    """Record a hash-sampled access trace for ``cachectl model`` (docs/model.md)."""
+
+    sample: Ratio = Field(0.01, description="Share of keys whose every access is recorded, e.g. 1%.")
+    max_events: int = Field(
+        2_000_000, ge=1, description="Events kept in Redis (the trace streams are capped near this).")
+
+
 class PolicySpec(_Spec):
     """A cachectl policy file, version 1."""
 
@@ -242,6 +250,8 @@ class PolicySpec(_Spec):
     namespaces: dict[str, NamespaceSpec] = Field(
         default_factory=dict, description="One entry per kind of cached data, by name.",
         json_schema_extra={"propertyNames": {"pattern": NAMESPACE_NAME_PATTERN}})
+    trace: TraceSpec | None = Field(
+        None, description="The library records a sampled access trace (off when absent).")
 
 
 # --------------------------------------------------------------------------- resolved
@@ -291,6 +301,12 @@ class Thresholds:
         if self.max_inconsistency is not None:
             return self.max_inconsistency
         return 0.0 if critical else None
+
+
+@dataclass(frozen=True)
+class TraceSettings:
+    sample: float  # (0, 1]: the share of keys traced
+    max_events: int
 
 
 @dataclass(frozen=True)
@@ -351,6 +367,7 @@ class Policy:
     spans: SpanIndex
     source_path: Path | None = None
     spec: PolicySpec | None = field(default=None, compare=False, repr=False)
+    trace: TraceSettings | None = None  # None: the library records no trace
 
     @property
     def base_dir(self) -> Path:

@@ -662,3 +662,94 @@ def test_a_serializer_can_be_plugged_in(make_cache, redis_client) -> None:
     assert cache.get_or_load("plain", lambda: "lamp", id=1) == "lamp"  # the loader's value
     assert redis_client.get("t:plain:1") == b"LAMP"
     assert cache.get("plain", id=1) == "LAMP"
+
+
+# ------------------------------------------------------------------ the access trace
+
+TRACED = POLICY + "trace: {sample: SAMPLE, max_events: 1000}\n"
+
+
+def trace_events(client: Any) -> list[dict[str, str]]:
+    """Every event in the trace streams of prefix t, decoded."""
+    from cachectl.cache.trace import stream_keys
+
+    return [
+        {k.decode(): v.decode() for k, v in fields.items()}
+        for stream in stream_keys("t:cachectl")
+        for _, fields in client.xrange(stream)
+    ]
+
+
+def test_a_traced_cache_records_every_outcome_without_keys_or_values(
+    tmp_path: Path, redis_url: str, redis_client
+) -> None:
+    from cachectl.model.trace import key_hash
+
+    policy = load_policy(write_policy(tmp_path, TRACED.replace("SAMPLE", "100%")))
+    put(redis_client, "t:item:1", "fresh", FRESH_PTTL)
+    put(redis_client, "t:item:2", "stale", STALE_PTTL)
+    put(redis_client, "t:item:3", "fail-safe", FAIL_SAFE_PTTL)
+    failing = Loader(error=RuntimeError("origin down"))
+    with Cache.from_policy(policy, redis_url, env={}, **QUIET) as cache:
+        got = [cache.get_or_load("item", failing, id=i) for i in (1, 2, 3)]
+        assert got == ["fresh", "stale", "fail-safe"]
+        assert cache.get_or_load("item", Loader("loaded"), id=4) == "loaded"
+        assert cache.get("item", id=4) == "loaded"
+        assert until(lambda: len(trace_events(redis_client)) == 5)
+    events = sorted(trace_events(redis_client), key=lambda e: float(e["t"]))
+    assert [e["o"] for e in events] == ["fresh", "stale", "fail-safe", "miss", "fresh"]
+    assert [int(e["h"]) for e in events] == [key_hash(f"t:item:{i}".encode()) for i in (1, 2, 3, 4, 4)]
+    assert [int(e["s"]) for e in events] == [7, 7, 11, 8, 8]  # bytes stored: '"fresh"' …
+    assert {e["ns"] for e in events} == {"item"} and {e["r"] for e in events} == {"1.0"}
+    assert "l" in events[2] and "l" in events[3] and "l" not in events[0]  # load time: origin asked
+    assert not any("t:item" in v or "loaded" in v for e in events for v in e.values())
+    assert cache.trace_dropped == 0
+
+
+def test_a_sampled_trace_holds_every_access_of_exactly_the_sampled_keys(
+    tmp_path: Path, redis_url: str, redis_client
+) -> None:
+    from cachectl.model import keeps_key, key_hash
+
+    policy = load_policy(write_policy(tmp_path, TRACED.replace("SAMPLE", "10%")))
+    keep = keeps_key(0.10)
+    sampled = {i for i in range(400) if keep(key_hash(f"t:plain:{i}".encode()))}
+    assert 15 < len(sampled) < 70  # ~10 % of 400
+    with Cache.from_policy(policy, redis_url, env={}, **QUIET) as cache:
+        for _ in range(2):
+            for i in range(400):
+                cache.get_or_load("plain", lambda: "v", id=i)
+    events = trace_events(redis_client)
+    assert len(events) == 2 * len(sampled)
+    assert {int(e["h"]) for e in events} == {key_hash(f"t:plain:{i}".encode()) for i in sampled}
+    assert sorted(e["o"] for e in events) == ["fresh"] * len(sampled) + ["miss"] * len(sampled)
+    assert {e["r"] for e in events} == {"0.1"}
+
+
+def test_trace_events_are_dropped_and_counted_while_redis_is_down(tmp_path: Path, redis_factory) -> None:
+    from cachectl.cache import trace as trace_module
+
+    server = redis_factory()
+    policy = load_policy(write_policy(tmp_path, TRACED.replace("SAMPLE", "100%")))
+    # no background write: the test writes when Redis is down
+    cache = Cache.from_policy(policy, server.url, env={}, **{**QUIET, "counters_interval_s": 3600})
+    try:
+        for i in range(5):
+            cache.get_or_load("plain", lambda: "v", id=i)
+        tracer = cache._tracer
+        assert tracer is not None and tracer.pending
+        server.stop()
+        assert cache.flush_counters() is False
+        # the 5 events are dropped with the failed write (the counters are kept for later)
+        assert (cache.trace_dropped, tracer.pending) == (5, False)
+        old = trace_module.MAX_BUFFERED
+        trace_module.MAX_BUFFERED = 3
+        try:
+            for _ in range(5):
+                tracer.record("plain", 1, 1, "fresh")
+        finally:
+            trace_module.MAX_BUFFERED = old
+        assert len(tracer.drain()) == 3  # bounded: the rest were dropped and counted
+        assert cache.trace_dropped == 7
+    finally:
+        cache.close()

@@ -76,6 +76,22 @@ def test_threshold_boundaries() -> None:
     assert findings(policy(ns, "thresholds: {hit_rate: .nan}\n")) == ["CP301"]
     assert findings(policy(ns, "thresholds: {max_stale_ratio: -0.1}\n")) == ["CP301"]
     assert findings(policy(ns, "thresholds: {latency_p99_ms: {cached: .nan}}\n")) == ["CP302"]
+
+
+@pytest.mark.parametrize(("trace", "codes"), [
+    ("{sample: 1%, max_events: 2000000}", []),
+    ("{sample: 100%}", []),
+    ("{}", []),
+    ("{sample: 0}", ["CP301"]),
+    ("{sample: 150%}", ["CP301"]),
+    ("{sample: -0.5}", ["CP301"]),
+    ("{max_events: 0}", ["CP004"]),
+    ("{max_events: -5}", ["CP004"]),
+    ("{sampel: 1%}", ["CP003"]),
+])
+def test_trace_section(trace: str, codes: list[str]) -> None:
+    ns = '  a: {key: "a:{id}", ttl: 1m}\n'
+    assert findings(policy(ns, f"trace: {trace}\n")) == codes
     assert findings(policy(ns, "thresholds: {hit_rate: 100%}\n")) == ["CP303", "CP305"]
 
 
