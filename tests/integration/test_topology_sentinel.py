@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import redis
 from cachectl.connection import build_settings, connect, primaries, redis_errors
 from cachectl.errors import RedisUnavailableError, UsageError
 from tests.support import shop
+from tests.support.cache import wait_for
 from tests.support.redis_server import free_port
 from tests.support.reliability import (
     Recorder,
@@ -198,9 +198,11 @@ def test_library_follows_failovers_past_a_dead_sentinel(
                            connect_timeout_ms=200, counters=False) as cache:
         assert cache.get("product", id=1) is not None  # seeded: a pooled connection on old
         new = sentinel.failover()
-        time.sleep(0.5)
-        left = library_connections(old)
-        assert (cache.failovers_followed, left) == (1, 0)
+
+        def followed() -> tuple[int, int]:
+            return cache.failovers_followed, library_connections(old)
+        # the watcher hears +switch-master and drops the pool: wait for it, not a fixed 0.5 s
+        assert wait_for(lambda: followed() == (1, 0), timeout_s=10), followed()
         assert cache.set("price", 7, sku="past-dead")
     assert new.client().get("shop:price:past-dead") == b"7"
 
