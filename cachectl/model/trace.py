@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from cachectl.errors import SourceError, install_extra_hint
+from cachectl.files import check_regular
 
 if TYPE_CHECKING:
     import numpy as np
@@ -150,6 +151,7 @@ class _Columns:
 
 def _open_binary(path: Path) -> IO[bytes]:
     try:
+        check_regular(path)  # a FIFO or a device would block or never end
         if path.suffix == ".gz":
             return cast(IO[bytes], gzip.open(path, "rb"))
         raw: IO[bytes] = path.open("rb")
@@ -162,8 +164,54 @@ def _open_binary(path: Path) -> IO[bytes]:
             raw.close()
             raise TraceError(f"{path}: reading .zst needs the zstandard package",
                              hint=install_extra_hint("model")) from None
-        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+        return io.BufferedReader(_ZstdStream(raw, zstandard), buffer_size=1 << 20)
     return raw
+
+
+class _ZstdStream(io.RawIOBase):
+    """A .zst file's frames decompressed in turn. Unlike zstandard's stream_reader, a file cut
+    short mid-frame is an EOFError (not a quiet end of the trace) and corrupt data an OSError."""
+
+    def __init__(self, raw: IO[bytes], zstandard: Any) -> None:
+        self.raw = raw
+        self.zstandard = zstandard
+        self.context = zstandard.ZstdDecompressor()
+        self.frame = self.context.decompressobj()
+        self.started = False
+        self.pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.pending:
+            data = self.raw.read(1 << 20)
+            if not data:
+                if self.started and not self.frame.eof:
+                    raise EOFError("the file ends inside a zstd frame (cut short?)")
+                return 0
+            self.started = True
+            self.pending = self._decompress(data)
+        n = min(len(buffer), len(self.pending))
+        buffer[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
+
+    def _decompress(self, data: bytes) -> bytes:
+        parts = []
+        try:
+            while data:
+                if self.frame.eof:  # a file may hold several frames
+                    self.frame = self.context.decompressobj()
+                parts.append(self.frame.decompress(data))
+                data = self.frame.unused_data if self.frame.eof else b""
+        except self.zstandard.ZstdError as exc:
+            raise OSError(f"not zstd data, or corrupt: {exc}") from None
+        return b"".join(parts)
 
 
 def _base_suffix(path: Path) -> str:
@@ -199,7 +247,7 @@ def _read_text(path: Path, cols: _Columns, on_progress: Callable[[int], None]) -
                 cols.add(record, row.get("time"), row.get("key"), row.get("size"), row.get("namespace"))
                 if record % 65536 == 0:
                     on_progress(record)
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
         raise TraceError(f"{path}: cannot read: {exc}") from None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import struct
 from pathlib import Path
 
@@ -239,3 +240,38 @@ def test_compressed_sizes_buy_hits_at_the_same_maxmemory(
     assert at_10kib(plain, "product") < 0.1 < 0.9 < at_10kib(compressed, "product")
     code, _, err = run([*args, "--compression", str(tmp_path / "t.csv")], capsys)
     assert code == 2 and "--compression" in err
+
+
+def test_a_fifo_trace_is_refused_not_waited_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    code, _, err = run(["-p", write_policy(tmp_path), "--trace", str(fifo)], capsys)
+    assert code == 2
+    assert "cannot open trace" in err and "a FIFO (named pipe), not a regular file" in err
+
+
+def test_zst_traces_cut_short_or_corrupt_are_exit_2_and_frames_concatenate(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    zstandard = pytest.importorskip("zstandard")
+    policy = write_policy(tmp_path)
+    packed = zstandard.ZstdCompressor().compress(csv_trace(tmp_path).read_bytes())
+    oracle = b"".join(struct.pack("<IQIq", i, i % 50, 100, -1) for i in range(3000))
+    cases = {"cut.csv.zst": packed[: len(packed) // 2],
+             "cut.oracleGeneral.zst": zstandard.ZstdCompressor().compress(oracle)[:3000],
+             "noise.csv.zst": bytes(range(256)) * 8}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        code, out, err = run(["-p", policy, "--trace", str(tmp_path / name), "-n", "price"], capsys)
+        assert code == 2 and out == "", name
+        expected = "not zstd data, or corrupt" if name.startswith("noise") else \
+            "the file ends inside a zstd frame (cut short?)"
+        assert f"{name}: cannot read: {expected}" in err and "internal error" not in err
+    # two frames back to back (zstd -T, or cat a.zst b.zst) are read as one stream
+    half = csv_trace(tmp_path, 1000).read_text()
+    rest = "".join(f"{100 + i * 0.05:.2f},price:{i % 7},10\n" for i in range(500))
+    two = tmp_path / "two.csv.zst"
+    two.write_bytes(zstandard.ZstdCompressor().compress(half.encode())
+                    + zstandard.ZstdCompressor().compress(rest.encode()))
+    code, out, err = run(["-p", policy, "--trace", str(two), "--ttl", "10s", "--json"], capsys)
+    assert code in (0, 1), err
+    assert json.loads(out)["requests"] == 1500
