@@ -12,7 +12,14 @@ from cachectl.progress import ProgressCallback, no_progress
 COMMAND_SETTINGS: dict[str, Any] = {}
 
 
-def _list(flag: str, text: str | None, parse: Any, example: str) -> tuple[int, ...]:
+# beyond these the simulation's 64-bit sums overflow, and no cache is that large
+MAX_MEMORY_BYTES = 1 << 50  # 1 PiB
+MAX_KEY_OVERHEAD_BYTES = 1 << 20  # Redis's own overhead per key is a few hundred bytes
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def _list(flag: str, text: str | None, parse: Any, example: str,
+          maximum: int | None = None) -> tuple[int, ...]:
     from cachectl.errors import UsageError
     from cachectl.policy.units import UnitError
 
@@ -26,6 +33,8 @@ def _list(flag: str, text: str | None, parse: Any, example: str) -> tuple[int, .
             raise UsageError(f"{flag} {part.strip()!r}: {exc}", hint=f"e.g. {flag} {example}") from None
         if value <= 0:
             raise UsageError(f"{flag} {part.strip()!r} must be positive", hint=f"e.g. {flag} {example}")
+        if maximum is not None and value > maximum:
+            raise UsageError(f"{flag} {part.strip()!r} is above {maximum:,}", hint=f"e.g. {flag} {example}")
         out.append(value)
     return tuple(sorted(set(out)))
 
@@ -98,7 +107,7 @@ def command(
 
     pol = load_cli_policy(policy)
     ttls = _list("--ttl", ttl, parse_duration_ms, "30s,5m,1h")
-    sizes = _list("--memory", memory, parse_size_bytes, "256MiB,1GiB")
+    sizes = _list("--memory", memory, parse_size_bytes, "256MiB,1GiB", MAX_MEMORY_BYTES)
     rate = None
     if sample is not None:
         if exact:
@@ -109,8 +118,11 @@ def command(
             raise UsageError(f"--sample {sample!r}: {exc}", hint="e.g. --sample 1%") from None
         if not 0 < rate <= 1:
             raise UsageError(f"--sample {sample} is not in (0, 100%]", hint="e.g. --sample 1%")
-    if key_overhead is not None and key_overhead < 0:
-        raise UsageError("--key-overhead must be >= 0")
+    if key_overhead is not None and not 0 <= key_overhead <= MAX_KEY_OVERHEAD_BYTES:
+        raise UsageError(f"--key-overhead must be between 0 and {MAX_KEY_OVERHEAD_BYTES:,} bytes")
+    if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
+        raise UsageError(f"--plot {plot}: the file name must end in " + ", ".join(PLOT_SUFFIXES),
+                         hint="e.g. --plot curves.png")
     overhead_source = ("--key-overhead" if key_overhead is not None
                        else core.ModelOptions().key_overhead_source)
     if key_overhead is None and conn.url is not None:

@@ -175,12 +175,18 @@ def test_oracle_trace_needs_a_namespace(tmp_path: Path, capsys: pytest.CaptureFi
     (["--memory", "0"], "--memory '0' must be positive"),
     (["--sample", "200%"], "--sample 200% is not in (0, 100%]"),
     (["--sample", "1%", "--exact"], "--sample and --exact exclude each other"),
+    (["--memory", "99999999999999999999999"], "--memory '99999999999999999999999' is above"),
+    (["--memory", "9223372036854775807"], "is above 1,125,899,906,842,624"),
+    (["--key-overhead", "99999999999999999"], "--key-overhead must be between 0 and 1,048,576 bytes"),
+    (["--key-overhead", "-1"], "--key-overhead must be between 0"),
+    (["--plot", "curves.csv"], "--plot curves.csv: the file name must end in .png, .svg, .pdf"),
 ])
 def test_bad_flags_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str],
                           message: str) -> None:
     code, _, err = run(["-p", write_policy(tmp_path), "--trace", str(csv_trace(tmp_path, 10)), *flags],
                        capsys)
     assert code == 2 and message in err
+    assert "internal error" not in err
 
 
 def test_missing_trace_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
