@@ -16,6 +16,8 @@ from a hash of the key and the load time, so every simulator draws the same one.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -25,21 +27,33 @@ NEVER = np.int64(2**62)
 POOL_SIZE = 16  # EVPOOL_SIZE in Redis's evict.c
 LFU_INIT_VAL = 5
 
+def _compiled(function: Callable[..., Any]) -> Any:
+    """``function`` compiled by numba, the machine code cached on disk when a folder can take it.
 
-@njit(cache=True)
+    The cache goes next to this file, else to the user's cache folder (NUMBA_CACHE_DIR overrides
+    both); numba refuses ``cache=True`` when neither is writable (a read-only install run by a
+    user without a home), so then the loops are compiled on every run instead.
+    """
+    try:
+        return njit(cache=True)(function)
+    except RuntimeError:  # "cannot cache function …: no locator available"
+        return njit(function)
+
+
+@_compiled
 def _mix64(x: np.uint64) -> np.uint64:  # splitmix64's finaliser
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return x ^ (x >> np.uint64(31))
 
 
-@njit(cache=True)
+@_compiled
 def sample_point(khash: np.uint64) -> np.uint64:
     """The key's place in [0, 2^24) for SHARDS sampling: kept at rate R when below R·2^24."""
-    return _mix64(khash) >> np.uint64(40)
+    return np.uint64(_mix64(khash) >> np.uint64(40))
 
 
-@njit(cache=True)
+@_compiled
 def jittered_ttl_ms(ttl_ms: np.int64, jitter: float, khash: np.uint64, load_ms: np.int64) -> np.int64:
     """The fresh lifetime of one load: ttl·(1 ± jitter), drawn from the key and the load time."""
     if jitter <= 0.0:
@@ -49,7 +63,7 @@ def jittered_ttl_ms(ttl_ms: np.int64, jitter: float, khash: np.uint64, load_ms: 
     return max(np.int64(1), np.int64(round(ttl_ms * (1.0 + jitter * (2.0 * u - 1.0)))))
 
 
-@njit(cache=True)
+@_compiled
 def _band(t: np.int64, loaded: bool, fresh_end: np.int64, stale_end: np.int64, hard_end: np.int64) -> int:
     if not loaded or t >= hard_end:
         return GONE
@@ -60,7 +74,7 @@ def _band(t: np.int64, loaded: bool, fresh_end: np.int64, stale_end: np.int64, h
     return FAIL_SAFE
 
 
-@njit(cache=True)
+@_compiled
 def _load(k, t, ttl_ms, stale_ms, grace_ms, jitter, khash, fresh_end, stale_end,  # type: ignore[no-untyped-def]
           hard_end):
     """Write key k's timeline for a load at t; True when it will expire (its hard end is due)."""
@@ -75,7 +89,7 @@ def _load(k, t, ttl_ms, stale_ms, grace_ms, jitter, khash, fresh_end, stale_end,
     return True
 
 
-@njit(cache=True)
+@_compiled
 def lru_curve(kid, t_ms, vsize, ns, khash, ttl_ms, stale_ms, grace_ms, jitter,  # type: ignore[no-untyped-def]
               overhead, caps, n_ns):
     """Exact LRU hits per (namespace, size) for every size of ``caps`` (ascending) in one pass.
@@ -151,7 +165,7 @@ def lru_curve(kid, t_ms, vsize, ns, khash, ttl_ms, stale_ms, grace_ms, jitter,  
     return hits, byte_hits
 
 
-@njit(cache=True)
+@_compiled
 def ttl_curve(kid, t_ms, vsize, khash, ttl_ms, stale_ms, grace_ms, jitter,  # type: ignore[no-untyped-def]
               overhead, t_end):
     """One TTL without a memory limit: fresh hits, stale hits, loads and resident byte·ms."""
@@ -188,7 +202,7 @@ def ttl_curve(kid, t_ms, vsize, khash, ttl_ms, stale_ms, grace_ms, jitter,  # ty
     return fresh, stale, loads, resident
 
 
-@njit(cache=True)
+@_compiled
 def _lfu_decayed(counter: np.int64, ldt: np.int64, now_min: np.int64, decay_min: np.int64) -> np.int64:
     if decay_min <= 0:
         return counter
@@ -196,7 +210,7 @@ def _lfu_decayed(counter: np.int64, ldt: np.int64, now_min: np.int64, decay_min:
     return max(np.int64(0), counter - elapsed // decay_min)
 
 
-@njit(cache=True)
+@_compiled
 def _drop(k, pos, res, nres):  # type: ignore[no-untyped-def]
     """Take key k out of the resident set ``res[:nres]`` (swap with the last); the new count."""
     j = pos[k]
@@ -207,7 +221,7 @@ def _drop(k, pos, res, nres):  # type: ignore[no-untyped-def]
     return nres
 
 
-@njit(cache=True)
+@_compiled
 def redis_curve(kid, t_ms, vsize, ns, khash, ttl_ms, stale_ms, grace_ms, jitter,  # type: ignore[no-untyped-def]
                 overhead, cap, n_ns, lfu, samples, log_factor, decay_min, seed):
     """Hits per namespace at one ``maxmemory`` under Redis's sampled eviction (allkeys-lru/-lfu).

@@ -281,3 +281,30 @@ def test_zst_traces_cut_short_or_corrupt_are_exit_2_and_frames_concatenate(
     code, out, err = run(["-p", policy, "--trace", str(two), "--ttl", "10s", "--json"], capsys)
     assert code in (0, 1), err
     assert json.loads(out)["requests"] == 1500
+
+
+def test_model_runs_where_numba_cannot_cache(tmp_path: Path) -> None:
+    """A read-only install run by a user without a writable home: numba finds no folder for its
+    cache and refuses cache=True (a RuntimeError at import, exit 70 before); the loops compile
+    on every run instead. The child process sees no cache locator, as such a user would."""
+    import subprocess
+    import sys
+
+    trace = csv_trace(tmp_path, 200)
+    child = (
+        "import sys\n"
+        "from numba.core import caching\n"
+        "caching.CacheImpl._locator_classes = []\n"
+        "from numba import njit\n"
+        "try:\n"
+        "    njit(cache=True)(lambda x: x)\n"
+        "    sys.exit('the child can still cache: the condition is not simulated')\n"
+        "except RuntimeError:\n"
+        "    pass\n"
+        "from cachectl.cli import main\n"
+        f"sys.exit(main(['model', '-p', {write_policy(tmp_path)!r}, '--trace', {str(trace)!r},\n"
+        "                 '--ttl', '10s', '--json']))\n")
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=600,
+                          check=False)
+    assert done.returncode in (0, 1), done.stderr
+    assert json.loads(done.stdout)["requests"] == 200
