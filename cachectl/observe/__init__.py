@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from cachectl.errors import UsageError
+from cachectl.files import check_regular
 from cachectl.observe.dashboard import dashboard
 from cachectl.observe.rules import RuleOptions, prometheus_rule, rule_groups
 from cachectl.policy.model import Policy
@@ -101,14 +102,19 @@ def generate(policy: Policy, options: ObserveOptions) -> list[GeneratedFile]:
 
 
 def check(files: list[GeneratedFile], directory: Path) -> list[FileStatus]:
-    """Each file against ``directory``: ``unchanged``, ``stale`` (differs) or ``missing``."""
+    """Each file against ``directory``: ``unchanged``, ``stale`` (differs) or ``missing``.
+
+    Raises UsageError when ``directory`` or a file in it cannot be read (a FIFO is not opened)."""
     out = []
     for f in files:
         path = directory / f.name
         try:
-            current = path.read_text(encoding="utf-8")
+            check_regular(path)
+            current = path.read_bytes().decode("utf-8")
         except FileNotFoundError:
             status = "missing"
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _unusable(path, exc) from None
         else:
             status = "unchanged" if current == f.text else "stale"
         out.append(FileStatus(str(path), f.kind, status))
@@ -116,13 +122,29 @@ def check(files: list[GeneratedFile], directory: Path) -> list[FileStatus]:
 
 
 def write(files: list[GeneratedFile], directory: Path) -> list[FileStatus]:
-    """Write the files that differ into ``directory`` (created); ``written`` or ``unchanged``."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write the files that differ into ``directory`` (created); ``written`` or ``unchanged``.
+
+    Raises UsageError when ``directory`` cannot be made or written to."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"--out: {directory} is a file, not a folder",
+                         hint="--out names a folder cachectl can write into") from None
+    except OSError as exc:
+        raise _unusable(directory, exc) from None
     out = []
     for f, before in zip(files, check(files, directory), strict=True):
         if before.status == "unchanged":
             out.append(before)
             continue
-        Path(before.path).write_text(f.text, encoding="utf-8")
+        try:
+            Path(before.path).write_text(f.text, encoding="utf-8")
+        except OSError as exc:
+            raise _unusable(Path(before.path), exc) from None
         out.append(FileStatus(before.path, f.kind, "written"))
     return out
+
+
+def _unusable(path: Path, exc: Exception) -> UsageError:
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return UsageError(f"--out: {path}: {why}", hint="--out names a folder cachectl can write into")

@@ -10,6 +10,7 @@ real server, and the committed examples in docs/observe/ against the generator.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -240,3 +241,24 @@ def test_the_committed_examples_are_current() -> None:
         committed = EXAMPLES / f.name
         assert committed.read_text() == f.text, (
             f"{committed} is stale: cachectl observe -p policies/ecommerce.yaml --out docs/observe")
+
+
+def test_an_out_that_is_no_folder_is_exit_2_not_a_crash(capsys: pytest.CaptureFixture[str],
+                                                        policy_path: Path, tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    fifo_dir = tmp_path / "withfifo"
+    fifo_dir.mkdir()
+    os.mkfifo(fifo_dir / "t.rules.yml")  # read by --check and by a write's comparison: never opened
+    cases = [
+        (["--out", str(afile)], f"error: --out: {afile} is a file, not a folder"),
+        (["--out", str(afile), "--check"], f"error: --out: {afile}/t.rules.yml: Not a directory"),
+        (["--out", str(afile / "sub")], f"error: --out: {afile}/sub: Not a directory"),
+        (["--out", str(fifo_dir), "--check"], "t.rules.yml: a FIFO (named pipe), not a regular file"),
+        (["--out", str(fifo_dir)], "t.rules.yml: a FIFO (named pipe), not a regular file"),
+    ]
+    for args, message in cases:
+        code, _, err = observe(capsys, "-p", str(policy_path), *args)
+        assert code == 2, (args, err)
+        assert message in err and "internal error" not in err, (args, err)
+        assert "hint: --out names a folder cachectl can write into" in err
