@@ -186,6 +186,7 @@ def run_size(total: int, exporter: str | None) -> dict[str, tuple[float, float]]
         run("audit", [CACHECTL, "audit", *base])
         run("stats", [CACHECTL, "stats", *base, "--interval", "1s"])
         flushed = json.loads(run("flush a tenth", [CACHECTL, "flush", *base, "-n", "cart", "--yes"]))
+        print(f"  {'':26} flush pacing: {flushed.get('pacing')}")  # pauses when the server's latency rises
         warmed = json.loads(run("warm a tenth", [CACHECTL, "warm", *base, "-n", "cart"]))
         removed = int(run("peer: flush loop", [sys.executable, "-c", FLUSH_LOOP, str(server.port)]))
         run("peer: redis-cli --pipe", ["redis-cli", "-p", str(server.port), "--pipe"], stdin=resp)
