@@ -30,12 +30,14 @@ if TYPE_CHECKING:
 def _policies_of(plan_file: Path) -> tuple[PolicyPlan, list[Path], str | None]:
     """The plan in ``plan_file`` and the OLD NEW (or NEW and --base) it was made from."""
     from cachectl.errors import UsageError
+    from cachectl.files import open_regular
     from cachectl.plan import plan_from_json
 
     try:
-        doc = json.loads(plan_file.read_text(encoding="utf-8"))
+        with open_regular(plan_file) as fh:  # a FIFO would block
+            doc = json.loads(fh.read())
     except OSError as exc:
-        raise UsageError(f"cannot read plan {plan_file}: {exc.strerror}") from None
+        raise UsageError(f"cannot read plan {plan_file}: {exc.strerror or exc}") from None
     except ValueError as exc:
         raise UsageError(f"{plan_file} is not JSON ({exc})",
                          hint="save it with cachectl plan OLD NEW --url … --json > plan.json") from None

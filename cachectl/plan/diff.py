@@ -112,6 +112,9 @@ def read_policy_at(path: Path, ref: str, env: Mapping[str, str]) -> Policy:
 
     Raises UsageError when git cannot show it, PolicyError when that version is invalid.
     """
+    if not ref or ref.startswith("-"):  # git would read it as an option
+        raise UsageError(f"--base {ref!r} is not a git revision",
+                         hint="name a commit, branch or tag, e.g. --base main")
     folder = path.resolve().parent
     try:
         shown = subprocess.run(  # noqa: S603 - fixed argv, no shell
@@ -119,6 +122,9 @@ def read_policy_at(path: Path, ref: str, env: Mapping[str, str]) -> Policy:
             capture_output=True, check=False, timeout=30)
     except FileNotFoundError:
         raise UsageError("--base needs git, and git is not installed",
+                         hint="pass the old policy as a file: cachectl plan OLD NEW") from None
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"git show {ref}:{path.name} took over 30 s",
                          hint="pass the old policy as a file: cachectl plan OLD NEW") from None
     if shown.returncode != 0:
         why = shown.stderr.decode("utf-8", "replace").strip().splitlines()

@@ -4,6 +4,7 @@ a SIGKILL mid-apply then a rerun, a second apply with nothing to do, a stale pla
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -172,3 +173,19 @@ def test_warm_fills_added_and_rekeyed_namespaces_first(
     assert doc["warmed"]["written"] == 25
     assert redis_client.get("shop:promo:7") == b'{"id":7,"pct":7}'
     assert 0 < redis_client.pttl("shop:promo:7") <= 3_600_000
+
+
+def test_a_plan_file_that_is_a_fifo_or_a_base_that_is_an_option_is_exit_2(
+        redis_client: redis.Redis, redis_url: str, policies: tuple[Path, Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    scenario.write(redis_client, scenario.keyspace())
+    before = redis_client.dbsize()
+    fifo = tmp_path / "plan.json"
+    os.mkfifo(fifo)  # opened, it would block until a writer came
+    assert main(["apply", "--plan", str(fifo), "--url", redis_url, "--yes"]) == 2
+    assert "cannot read plan" in capsys.readouterr().err
+    # git would take a revision that starts with '-' for one of its options
+    assert main(["plan", str(policies[1]), "--base=--output=stolen"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --base '--output=stolen' is not a git revision" in err
+    assert redis_client.dbsize() == before
