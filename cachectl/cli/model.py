@@ -59,9 +59,10 @@ def _compression_ratios(path: Path) -> tuple[tuple[str, float, int], ...]:
 @redis_options
 def command(
     conn: RedisOptions,
-    trace: Annotated[list[Path], typer.Option(
+    trace: Annotated[list[Path] | None, typer.Option(
         "--trace", "-t", metavar="FILE", help="An access trace: .csv (time,key,size[,namespace]), "
-        ".jsonl, or libCacheSim oracleGeneral; .gz/.zst too (repeatable, in time order).")],
+        ".jsonl, or libCacheSim oracleGeneral; .gz/.zst too (repeatable, in time order) "
+        "[default: with --url, the trace the library captured there].")] = None,
     namespace: Annotated[str | None, typer.Option(
         "--namespace", "-n", metavar="NS", help="Every record belongs to this namespace "
         "(for traces of ids).")] = None,
@@ -96,7 +97,9 @@ def command(
     meets its hit-rate threshold and the maxmemory that holds it. Exit 1 when a namespace's
     threshold is out of reach at every TTL.
 
-    With --url, the memory a key costs beyond its value is measured on that server's keys.
+    With --url, the memory a key costs beyond its value is measured on that server's keys, and
+    without --trace the trace is the one the library captured there (the policy's trace:
+    section), scaled by the rate it was sampled at.
 
     Example: cachectl model --trace access.csv.gz --memory 256MiB,1GiB
     """
@@ -141,9 +144,15 @@ def command(
         return bars(unit="steps", enabled=True)
 
     with progress_bars() as bar:
-        data = core.read_traces(trace, pol, namespace=namespace,
-                                keep_key=core.keeps_key(rate) if rate else (lambda h: True),
-                                on_progress=lambda task, done: bar(task, done))
+        if trace:
+            data = core.read_traces(trace, pol, namespace=namespace,
+                                    keep_key=core.keeps_key(rate) if rate else (lambda h: True),
+                                    on_progress=lambda task, done: bar(task, done))
+        elif conn.url is not None:
+            data = _captured_trace(conn, pol, lambda task, done: bar(task, done))
+        else:
+            raise UsageError("no trace given", hint="--trace FILE (repeatable), or --url URL to "
+                             "read the trace the library captured (the policy's trace: section)")
         report = core.model_trace(data, pol, options, on_progress=bar)
     from cachectl.render import model as render
 
@@ -159,6 +168,18 @@ def command(
     else:
         render.render_report(report, console.stdout())
     return 0 if report.meets_thresholds else 1
+
+
+def _captured_trace(conn: RedisOptions, policy: Any, on_progress: Any) -> Any:
+    from contextlib import closing
+
+    from cachectl.connection import redis_errors
+    from cachectl.model.stream import read_stream_trace
+
+    settings = conn.settings(policy)
+    client = conn.connect(policy)
+    with closing(client), redis_errors(settings):
+        return read_stream_trace(client, policy, on_progress=on_progress)
 
 
 def _measured_overhead(conn: RedisOptions, policy: Any) -> tuple[int, str] | None:

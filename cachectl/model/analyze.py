@@ -214,16 +214,21 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
         raise UsageError("the trace has no records")
     names = trace.namespaces
     n_ns = len(names)
-    rate = choose_sample_rate(len(trace), options)
+    # a trace captured at a rate (the library's) is a sample already: the rate applies on top
+    # of it (the test is nested) and counts are scaled back by it
+    captured = trace.sample_rate
+    chosen = choose_sample_rate(len(trace), options)
+    rate = min(chosen, captured) if options.sample_rate is not None else chosen * captured
     mask = sample_mask(trace.key_hash, rate)
     cols = _columns(trace, mask)
     if options.compression:
         cols.vsize = compressed_sizes(cols.vsize, cols.ns, names, options.compression)
     duration_s = max(float(trace.time_s[-1] - trace.time_s[0]), 1e-3)
     overhead = options.key_overhead
-    requests = np.bincount(trace.ns, minlength=n_ns)
+    in_trace = np.bincount(trace.ns, minlength=n_ns)
+    requests = in_trace / captured
     sampled = np.bincount(cols.ns, minlength=n_ns)
-    request_bytes = np.bincount(trace.ns, weights=trace.size, minlength=n_ns)
+    request_bytes = np.bincount(trace.ns, weights=trace.size, minlength=n_ns) / captured
     sampled_bytes = np.bincount(cols.ns, weights=cols.vsize, minlength=n_ns)
     present = [g for g in range(n_ns) if requests[g] > 0]
 
@@ -248,7 +253,7 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
             t_ms, vsize = all_events.t_ms[sel], all_events.vsize[sel]
         grid = sorted(set(grid_base) | ({ns.ttl_ms / 1000} if not options.ttls_s else set()))
         points = []
-        n = int(requests[g])
+        n = int(in_trace[g])
         for ttl_s in grid:
             fresh, stale, loads, resident = k.ttl_curve(
                 inverse.astype(np.int64, copy=False), t_ms, vsize, khash_g,
@@ -259,8 +264,8 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
                 hit_rate=(fresh + stale) / n,
                 fresh_rate=fresh / n,
                 stale_rate=stale / n,
-                load_rate_per_s=loads / duration_s,
-                resident_bytes=resident / (duration_s * 1000)))
+                load_rate_per_s=loads / duration_s / captured,
+                resident_bytes=resident / (duration_s * 1000) / captured))
             step += 1
             on_progress("modelling", step, total_steps)
         ttl_curves[g] = points
@@ -328,7 +333,7 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
         namespaces.append(NamespaceModel(
             namespace=ns.name,
             threshold=ns.hit_rate,
-            requests=int(requests[g]),
+            requests=round(requests[g]),
             sample_rate=rate,
             sampled_requests=int(sampled[g]),
             keys=len(np.unique(cols.kid[cols.ns == g])),
@@ -359,7 +364,7 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
             bytes=size, hit_rate=exact_rates, redis_lru_hit_rate=lru_rates,
             meets_thresholds=all(lru_rates[m.namespace] > m.threshold for m in namespaces)))
     return ModelReport(
-        sources=trace.sources, requests=len(trace), duration_s=duration_s, sample_rate=rate,
+        sources=trace.sources, requests=round(len(trace) / captured), duration_s=duration_s, sample_rate=rate,
         sampled=rate < 1, key_overhead_bytes=overhead, key_overhead_source=options.key_overhead_source,
         namespaces=tuple(namespaces), maxmemory_bytes=maxmemory,
         memory_used_ratio=policy.thresholds.memory_used_ratio, meets_thresholds=every,

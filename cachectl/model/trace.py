@@ -63,6 +63,8 @@ class Trace:
     # the key text of hashes whose text the trace had (for hot keys); filled for sampled keys only
     keys: dict[int, str] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
+    # the rate the trace was captured at (the library's trace: section); 1: every access
+    sample_rate: float = 1.0
 
     def __len__(self) -> int:
         return int(self.time_s.shape[0])

@@ -308,3 +308,27 @@ def test_model_runs_where_numba_cannot_cache(tmp_path: Path) -> None:
                           check=False)
     assert done.returncode in (0, 1), done.stderr
     assert json.loads(done.stdout)["requests"] == 200
+
+
+def test_without_a_trace_or_a_url_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["-p", write_policy(tmp_path)], capsys)
+    assert code == 2 and "no trace given" in err and "--url" in err
+
+
+def test_url_without_a_captured_trace_exits_2(tmp_path: Path, redis_url: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["-p", write_policy(tmp_path), "--url", redis_url, "--key-overhead", "100"],
+                       capsys)
+    assert code == 2 and "no trace events under shop:cachectl:trace:*" in err and "trace:" in err
+
+
+def test_a_stream_event_of_an_unknown_namespace_is_named(tmp_path: Path, redis_url: str, redis_client: object,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import redis
+
+    assert isinstance(redis_client, redis.Redis)
+    redis_client.xadd("shop:cachectl:trace:{1}", {"t": "1.5", "ns": "gone", "h": "7", "s": "3", "o": "miss",
+                                                  "r": "1.0"})
+    code, _, err = run(["-p", write_policy(tmp_path), "--url", redis_url, "--key-overhead", "100"], capsys)
+    assert code == 2 and "shop:cachectl:trace:{1} entry" in err and "unknown namespace 'gone'" in err
+    assert "Traceback" not in err

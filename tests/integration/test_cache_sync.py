@@ -753,3 +753,39 @@ def test_trace_events_are_dropped_and_counted_while_redis_is_down(tmp_path: Path
         assert cache.trace_dropped == 7
     finally:
         cache.close()
+
+
+@pytest.mark.parametrize("sample", [1.0, 0.1])
+def test_the_model_of_the_captured_trace_counts_what_the_cache_counted(
+    tmp_path: Path, redis_url: str, redis_client, capsys, sample: float
+) -> None:
+    from cachectl.cli import main
+    from cachectl.model import keeps_key, key_hash
+
+    path = write_policy(
+        tmp_path, TRACED.replace("SAMPLE", f"{sample:.0%}").replace("max_events: 1000", "max_events: 100000")
+    )
+    rng = random.Random(11)
+    ids = [rng.randrange(1500) for _ in range(5000)]
+    with Cache.from_policy(load_policy(path), redis_url, env={}, **QUIET) as cache:
+        for i in ids:
+            cache.get_or_load("plain", lambda: "value", id=i)
+    counted = cache.local_counters()["plain"]
+    total = counted.fresh_hits + counted.stale_hits + counted.fail_safe_hits + counted.misses
+    assert total == len(ids)
+    code = main(["model", "--url", redis_url, "-p", str(path), "--ttl", "10m", "--json"])
+    out, err = capsys.readouterr()
+    assert code in (0, 1), err
+    (model,) = json.loads(out)["namespaces"]
+    (point,) = model["ttl_curve"]
+    keep = keeps_key(sample)
+    in_sample = [i for i in ids if keep(key_hash(f"t:plain:{i}".encode()))]
+    assert model["sample_rate"] == pytest.approx(sample)
+    assert model["requests"] == round(len(in_sample) / sample)
+    hit_rate = (counted.fresh_hits + counted.stale_hits) / total
+    if sample == 1:  # every access: the same counts, the same hit rate
+        assert model["requests"] == total
+        assert point["hit_rate"] == pytest.approx(hit_rate, abs=1e-12)
+    else:  # SHARDS' estimate from ~10 % of the keys
+        assert abs(model["requests"] - total) < 0.3 * total
+        assert point["hit_rate"] == pytest.approx(hit_rate, abs=0.05)
