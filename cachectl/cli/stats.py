@@ -162,7 +162,22 @@ def _once(conn: RedisOptions, policy: "Policy", options: "StatsOptions", fmt: st
         else:
             report = sampler.report(keep_baseline=False)
     _emit(report, fmt)
+    if fmt == "text":
+        _print_trace_recommendations(sampler.client, policy, report)
     return 1 if report.failed(strict) else 0
+
+
+def _print_trace_recommendations(client: Any, policy: "Policy", report: "StatsReport") -> None:
+    """Under a failing hit-rate verdict: the model of the library's captured trace, if any."""
+    from cachectl.stats.model import Status
+    from cachectl.stats.recommend import trace_recommendations
+
+    failing = [c.namespace for c in report.checks
+               if c.check == "hit_rate" and c.status is Status.FAIL and c.namespace]
+    lines = trace_recommendations(client, policy, failing)
+    for name in failing:
+        if name in lines:
+            typer.echo(f"  hint: {lines[name]}")
 
 
 def _watch(conn: RedisOptions, policy: "Policy", options: "StatsOptions", period: float, fmt: str) -> int:

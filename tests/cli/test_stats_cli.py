@@ -245,3 +245,29 @@ def test_serve_starts_while_redis_is_down_and_reports_up_0(policy_path: Path) ->
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert "cannot connect" in err  # the reason in words goes to the log, not into a label
+
+
+def test_a_failing_hit_rate_gets_the_captured_traces_recommendation(
+        capsys: pytest.CaptureFixture[str], redis_url: str, redis_client: redis.Redis,
+        tmp_path: Path) -> None:
+    from cachectl import Cache
+    from tests.support.cache import PATIENT
+
+    path = tmp_path / "cachectl.yaml"
+    path.write_text(POLICY_TEXT + "trace: {sample: 100%}\n")
+    with Cache.from_policy(path, redis_url, env={}, **PATIENT) as cache:
+        for _ in range(2):  # every key read twice: a 50 % hit rate, below critical's 95 %
+            for i in range(150):
+                cache.get_or_load("product", lambda: {"name": "lamp"}, id=i)
+        for i in range(150):  # and price well above its 80 %
+            for _ in range(10):
+                cache.get_or_load("price", lambda: 3999, sku=i)
+    code, out, err = stats(capsys, "-p", str(path), "--url", redis_url, "--no-scan")
+    assert code == 1, err
+    lines = [line for line in out.splitlines() if "hint:" in line]
+    assert lines == ["  hint: product: model of the captured trace (300 events at 1): no TTL reaches 95%; "
+                     "the best, 1s, reaches 50.0%"]
+    # without a trace, no hint (and the same verdict)
+    redis_client.delete(*redis_client.keys("t:cachectl:trace:*"))
+    code, out, _ = stats(capsys, "-p", str(path), "--url", redis_url, "--no-scan")
+    assert code == 1 and "hint:" not in out
