@@ -1,6 +1,10 @@
 """cachectl model: what TTL and how much memory each namespace needs, from an access trace."""
 
-from contextlib import AbstractContextManager, nullcontext
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -143,17 +147,24 @@ def command(
 
         return bars(unit="steps", enabled=True)
 
-    with progress_bars() as bar:
+    with progress_bars() as bar, _stop_between_steps() as stop:
+        def step(task: str, done: int, total: int | None = None) -> None:
+            if stop.is_set():
+                raise KeyboardInterrupt  # here, in Python between two compiled loops
+            bar(task, done, total)
+
         if trace:
             data = core.read_traces(trace, pol, namespace=namespace,
                                     keep_key=core.keeps_key(rate) if rate else (lambda h: True),
-                                    on_progress=lambda task, done: bar(task, done))
+                                    on_progress=lambda task, done: step(task, done))
         elif conn.url is not None:
-            data = _captured_trace(conn, pol, lambda task, done: bar(task, done))
+            data = _captured_trace(conn, pol, lambda task, done: step(task, done))
         else:
             raise UsageError("no trace given", hint="--trace FILE (repeatable), or --url URL to "
                              "read the trace the library captured (the policy's trace: section)")
-        report = core.model_trace(data, pol, options, on_progress=bar)
+        report = core.model_trace(data, pol, options, on_progress=step)
+        if stop.is_set():
+            raise KeyboardInterrupt
     from cachectl.render import model as render
 
     if plot is not None:
@@ -180,6 +191,29 @@ def _captured_trace(conn: RedisOptions, policy: Any, on_progress: Any) -> Any:
     client = conn.connect(policy)
     with closing(client), redis_errors(settings):
         return read_stream_trace(client, policy, on_progress=on_progress)
+
+
+@contextmanager
+def _stop_between_steps() -> Iterator[threading.Event]:
+    """Ctrl-C or SIGTERM sets the event instead of raising: an exception raised by a signal
+    handler while numba's dispatcher is in C crashed the process (SystemError, or a
+    segmentation fault). The progress callback raises KeyboardInterrupt at the next step."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if not stop.is_set():
+            sys.stderr.write("\nstopping after the step in flight\n")
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _measured_overhead(conn: RedisOptions, policy: Any) -> tuple[int, str] | None:
