@@ -71,3 +71,33 @@ def test_cache_on_a_cluster(cluster: RedisClusterFixture, tmp_path: Path) -> Non
         assert asyncio.run(main()) == ["a", "a", "old", b'"new"', 11]
     finally:
         raw.close()
+
+
+def test_the_trace_is_spread_over_the_primaries_and_the_model_reads_it_back(
+        cluster: RedisClusterFixture, tmp_path: Path) -> None:
+    from cachectl.cache.trace import stream_keys
+    from cachectl.model.stream import read_stream_trace
+    from tests.support.cache import POLICY
+
+    cluster.wait_healthy()
+    for node in cluster.primary_servers():
+        node.client().flushall()
+    policy = load_policy(write_policy(tmp_path, POLICY + "trace: {sample: 100%}\n"))
+    settings = build_settings(url_flag=cluster.url, env={}, cluster=True)
+    raw = RedisCluster.from_url(cluster.url)
+    try:
+        with Cache.from_policy(policy, settings=settings, env={}, **OPTIONS) as cache:
+            for _ in range(2):
+                for i in range(200):
+                    cache.get_or_load("plain", lambda: "v", id=i)
+        streams = stream_keys("t:cachectl")
+        lengths = {key: raw.xlen(key) for key in streams}
+        assert sum(lengths.values()) == 400 and all(n > 0 for n in lengths.values())
+        # the four hash tags land on every primary of the three
+        owners = {raw.get_node_from_key(key).name for key in streams}  # type: ignore[no-untyped-call]
+        assert len(owners) == 3
+        trace = read_stream_trace(raw, policy)
+        assert len(trace) == 400 and trace.sample_rate == 1.0
+        assert list(trace.time_s) == sorted(trace.time_s)
+    finally:
+        raw.close()
