@@ -104,6 +104,8 @@ def run(args: list[str], *, debug: bool = False) -> int:
                "rerun with --debug and report the traceback at "
                "https://github.com/cachectl/cachectl/issues")
         return int(ExitCode.BUG)
+    if result == ExitCode.INTERRUPTED:  # Typer returns a Ctrl-C in a command as 130, silently
+        _error("interrupted", "whatever was written is complete; rerun to finish")
     if isinstance(result, int):
         return result
     return int(ExitCode.OK)

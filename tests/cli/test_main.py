@@ -82,3 +82,20 @@ def test_every_command_takes_json() -> None:
                if "--json" not in {o for p in group.get_command(Context(group), name).params
                                    for o in getattr(p, "opts", [])}]
     assert missing == []
+
+
+def test_ctrl_c_inside_a_command_says_interrupted_and_exits_130(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Typer turns a KeyboardInterrupt into a silent Exit(130); the user still reads why."""
+    import cachectl.lint
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cachectl.lint, "lint_paths", interrupted)
+    policy = tmp_path / "cachectl.yaml"
+    policy.write_text("version: 1\nnamespaces: {}\n")
+    assert main(["lint", str(policy)]) == 130
+    err = capsys.readouterr().err
+    assert "error: interrupted\n" in err
+    assert "hint: whatever was written is complete; rerun to finish\n" in err
