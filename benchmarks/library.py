@@ -47,7 +47,7 @@ from typing import Any
 import redis
 
 from cachectl import Cache
-from cachectl.cache.counters import CounterAggregator
+from cachectl.cache.aggregator import CounterAggregator
 from cachectl.cache.trace import Tracer
 from cachectl.policy import Policy, parse_policy
 from cachectl.policy.model import TraceSettings

@@ -74,7 +74,7 @@ from cachectl.cache.core import (
 )
 from cachectl.cache.local import MISSING
 from cachectl.connection import ConnectionSettings, build_settings, create_client, detect_cluster
-from cachectl.counters import write_buckets
+from cachectl.counter_format import write_buckets
 from cachectl.errors import LoadTimeoutError, RedisUnavailableError
 from cachectl.freshness import Freshness, classify, write_ttl_ms
 from cachectl.policy.model import Namespace, Policy

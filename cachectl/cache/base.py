@@ -15,6 +15,7 @@ from typing import Any
 
 import redis.exceptions as rex
 
+from cachectl.cache.aggregator import CounterAggregator
 from cachectl.cache.breaker import CircuitBreaker
 from cachectl.cache.core import (
     Action,
@@ -28,12 +29,11 @@ from cachectl.cache.core import (
     parse_invalidation,
     too_large,
 )
-from cachectl.cache.counters import CounterAggregator
 from cachectl.cache.local import MISSING, LocalStore
 from cachectl.cache.trace import Tracer
 from cachectl.compression import value_encoder
 from cachectl.connection import ConnectionSettings
-from cachectl.counters import NamespaceCounters
+from cachectl.counter_format import NamespaceCounters
 from cachectl.errors import UsageError
 from cachectl.freshness import soft_expire_pttl_ms
 from cachectl.policy.model import Namespace, Policy

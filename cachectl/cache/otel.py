@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from cachectl import __version__
-from cachectl.counters import NamespaceCounters
+from cachectl.counter_format import NamespaceCounters
 from cachectl.errors import install_extra_hint
 
 try:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cachectl.connection import node_name, primaries
-from cachectl.counters import COUNTER_RETENTION_S, NamespaceCounters
+from cachectl.counter_format import COUNTER_RETENTION_S, NamespaceCounters
 from cachectl.errors import UsageError
 from cachectl.policy.model import Policy
 from cachectl.stats.checks import namespace_checks, server_checks

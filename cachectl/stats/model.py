@@ -179,7 +179,7 @@ class NamespaceStats:
     status: Status
     keys: KeySample | None = None
     # the running totals (every minute the library counted, not just the window): what the
-    # Prometheus counters expose; names as in cachectl.counters.COUNTER_NAMES
+    # Prometheus counters expose; names as in cachectl.counter_format.COUNTER_NAMES
     counter_totals: dict[str, int] = field(default_factory=dict)
     # the last cachectl verify result recorded for it (cachectl.verify.read_records), or None
     verify: dict[str, Any] | None = None

@@ -1,6 +1,6 @@
 """Per-namespace figures: the library's counters over a window, and a sampled key scan.
 
-The counters are the per-minute hashes of ``cachectl.counters`` (written by every
+The counters are the per-minute hashes of ``cachectl.counter_format`` (written by every
 application process). The key figures come from the first ``sample_keys`` keys a
 SCAN returns on each primary: SCAN walks the hash table in reverse-binary bucket
 order and keys land in buckets by hash, so that prefix is a uniform sample of the
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cachectl.connection import node_name, primaries
-from cachectl.counters import CounterRead, NamespaceCounters
-from cachectl.counters import read_counters as read_counter_hashes
+from cachectl.counter_format import CounterRead, NamespaceCounters
+from cachectl.counter_format import read_counters as read_counter_hashes
 from cachectl.keyspace import NamespaceMatcher
 from cachectl.policy.model import Namespace
 from cachectl.stats.model import KeySample, ScanSummary

@@ -22,7 +22,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from cachectl.cli import main
-from cachectl.counters import write_buckets
+from cachectl.counter_format import write_buckets
 from cachectl.errors import PolicyError
 from cachectl.observe import ObserveOptions, generate
 from cachectl.observe.rules import RuleOptions

@@ -18,7 +18,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from cachectl.cli import main
-from cachectl.counters import write_buckets
+from cachectl.counter_format import write_buckets
 from tests.support.redis_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]

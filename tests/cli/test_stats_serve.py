@@ -17,7 +17,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from cachectl.counters import bucket_key, write_buckets
+from cachectl.counter_format import bucket_key, write_buckets
 from tests.cli.test_stats_cli import CACHECTL, POLICY_TEXT, REPO
 from tests.support.prometheus import promtool
 from tests.support.redis_server import RedisServer, free_port, stall

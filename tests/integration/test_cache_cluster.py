@@ -12,7 +12,7 @@ from redis.cluster import RedisCluster
 
 from cachectl import AsyncCache, Cache
 from cachectl.connection import build_settings
-from cachectl.counters import read_window
+from cachectl.counter_format import read_window
 from cachectl.policy import load_policy
 from tests.support.cache import FRESH_PTTL, STALE_PTTL, wait_for, write_policy
 from tests.support.cluster import RedisClusterFixture

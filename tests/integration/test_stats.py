@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis
 
-from cachectl.counters import write_buckets
+from cachectl.counter_format import write_buckets
 from cachectl.policy import Policy, load_policy
 from cachectl.stats import StatsOptions, StatsSampler, Status, collect_stats
 from cachectl.stats.model import StatsReport

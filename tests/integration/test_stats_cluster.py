@@ -10,7 +10,7 @@ import pytest
 
 from cachectl.cli import main
 from cachectl.connection import node_name, primaries
-from cachectl.counters import write_buckets
+from cachectl.counter_format import write_buckets
 from cachectl.policy import load_policy
 from cachectl.stats import StatsOptions, collect_stats
 from tests.integration.test_stats import NOW, FakeTime

@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from cachectl.counters import read_window
+from cachectl.counter_format import read_window
 
 # item: grace G = 10 s; fresh PTTL > 10000, stale (5000, 10000], fail-safe (0, 5000]
 POLICY = """\

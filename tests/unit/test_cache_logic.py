@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cachectl.cache.aggregator import MAX_PENDING_MINUTES, CounterAggregator
 from cachectl.cache.base import switch_target
 from cachectl.cache.breaker import BreakerState, CircuitBreaker
 from cachectl.cache.core import (
@@ -21,7 +22,6 @@ from cachectl.cache.core import (
     parse_invalidation,
     placeholder_binder,
 )
-from cachectl.cache.counters import MAX_PENDING_MINUTES, CounterAggregator
 from cachectl.cache.local import MISSING, LocalStore
 from cachectl.errors import UsageError
 from cachectl.freshness import Freshness

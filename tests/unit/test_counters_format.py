@@ -6,24 +6,25 @@ from typing import Any
 
 import fakeredis
 
-from cachectl import counters
+from cachectl import counter_format
 
 
 def test_written_buckets_read_back_per_namespace() -> None:
     client = fakeredis.FakeRedis()
     pipe = client.pipeline(transaction=False)
-    counters.write_buckets(pipe, "shop:cachectl", {
+    counter_format.write_buckets(pipe, "shop:cachectl", {
         100: {("product", "fresh_hits"): 7, ("product", "misses"): 3},
         101: {("product", "stale_hits"): 2, ("price", "loads"): 1, ("price", "load_us"): 5000},
     })
     pipe.execute()
-    assert 0 < client.ttl(counters.bucket_key("shop:cachectl", 100)) <= counters.COUNTER_RETENTION_S
-    totals = counters.read_window(client, "shop:cachectl", [99, 100, 101])
+    ttl = client.ttl(counter_format.bucket_key("shop:cachectl", 100))
+    assert 0 < ttl <= counter_format.COUNTER_RETENTION_S
+    totals = counter_format.read_window(client, "shop:cachectl", [99, 100, 101])
     assert totals["product"].as_dict()["fresh_hits"] == 7
     assert totals["product"].hits == 9 and totals["product"].requests == 12
     assert totals["product"].stale_ratio == 2 / 9
     assert totals["price"].mean_load_ms == 5.0
-    assert counters.read_window(client, "shop:cachectl", [102]) == {}
+    assert counter_format.read_window(client, "shop:cachectl", [102]) == {}
 
 
 class _FlatReplies:
@@ -40,7 +41,7 @@ class _FlatReplies:
 
 
 def test_flat_list_replies_are_read_too() -> None:
-    totals = counters.read_window(_FlatReplies(), "shop:cachectl", [1])
+    totals = counter_format.read_window(_FlatReplies(), "shop:cachectl", [1])
     assert totals["product"].hits == 4 and totals["product"].misses == 1
     assert list(totals) == ["product"]
 
@@ -50,18 +51,18 @@ def test_the_running_totals_sum_every_minute_and_keep_a_ttl() -> None:
     for deltas in ({100: {("product", "misses"): 3}, 101: {("product", "misses"): 2}},
                    {102: {("product", "misses"): 1, ("price", "loads"): 4}}):
         pipe = client.pipeline(transaction=False)
-        counters.write_buckets(pipe, "shop:cachectl", deltas)
+        counter_format.write_buckets(pipe, "shop:cachectl", deltas)
         pipe.execute()
-    key = counters.totals_key("shop:cachectl")
-    assert 0 < client.ttl(key) <= counters.COUNTER_RETENTION_S
-    window, totals = counters.read_counters(client, "shop:cachectl", [101])
+    key = counter_format.totals_key("shop:cachectl")
+    assert 0 < client.ttl(key) <= counter_format.COUNTER_RETENTION_S
+    window, totals = counter_format.read_counters(client, "shop:cachectl", [101])
     assert window.namespaces["product"].misses == 2
     assert totals.namespaces["product"].misses == 6 and totals.namespaces["price"].loads == 4
     assert window.skipped_fields == totals.skipped_fields == 0
 
 
 def test_malformed_fields_are_skipped_and_counted() -> None:
-    read = counters.sum_hashes([{b"product|misses": b"2", b"product|fresh_hits": b"1.5",
+    read = counter_format.sum_hashes([{b"product|misses": b"2", b"product|fresh_hits": b"1.5",
                                  b"\xff\xfe|misses": b"4", b"price|loads": b"x",
                                  b"product|unknown_counter": b"9"}])
     assert read.namespaces["product"].misses == 2 and read.namespaces["product"].fresh_hits == 0

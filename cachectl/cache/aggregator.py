@@ -2,7 +2,7 @@
 
 Counts are kept per (epoch minute, namespace, counter) so a write that is delayed (Redis
 down) still lands in the minute the calls happened. ``drain`` hands the pending deltas to
-the writer, which queues them with ``cachectl.counters.write_buckets`` on one pipeline;
+the writer, which queues them with ``cachectl.counter_format.write_buckets`` on one pipeline;
 ``restore`` puts them back when the write surely failed, keeping at most
 ``MAX_PENDING_MINUTES``; ``discard`` drops a write whose reply timed out (the server may
 have applied it, and sending it again could count it twice: at most once, as metrics
@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from cachectl.counters import COUNTER_NAMES, NamespaceCounters
+from cachectl.counter_format import COUNTER_NAMES, NamespaceCounters
 
 MAX_PENDING_MINUTES = 120
 
