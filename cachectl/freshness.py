@@ -49,9 +49,15 @@ def classify(pttl_ms: int, ns: _Timing) -> Freshness:
 
 
 def write_ttl_ms(ns: _Timing, rng: random.Random | None = None) -> int:
-    """The PTTL to write a value with: ttl·(1 ± jitter) + grace, always >= 1 ms."""
-    spread = (rng or random).uniform(-ns.jitter, ns.jitter) if ns.jitter else 0.0
-    return max(1, round(ns.ttl_ms * (1 + spread)) + ns.grace_ms)
+    """The PTTL to write a value with: ttl·(1 ± jitter) + grace, always >= 1 ms.
+
+    Uniform over the whole milliseconds of ``ttl_bounds_ms``, drawn from one 32-bit word of
+    ``rng``: warm draws a chunk's words at once (``rng.randbytes``) and gets the same TTLs.
+    """
+    low, high = ttl_bounds_ms(ns)
+    if low == high:
+        return low
+    return low + ((rng or random).getrandbits(32) * (high - low + 1) >> 32)
 
 
 def ttl_bounds_ms(ns: _Timing) -> tuple[int, int]:

@@ -15,9 +15,11 @@ So the bulk path changes the speed, never the keys, values, TTLs, counts or prob
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections.abc import Callable, Iterator
 from itertools import chain, repeat
-from operator import itemgetter
+from operator import add, itemgetter, mul, rshift
 from typing import Any
 
 from cachectl.freshness import ttl_bounds_ms
@@ -27,6 +29,7 @@ from cachectl.warm.loop import BATCH_BYTES, RowWarm
 from cachectl.warm.model import SAMPLE_KEYS
 from cachectl.warm.sources import BadRow, Position, Row
 
+_WORD = next(code for code in "IL" if array(code).itemsize == 4)  # an unsigned 32-bit word
 CHUNK_ROWS = 64  # lines per step: parsed and re-encoded while the rows are still in cache
 
 LineBlocks = Callable[[], Iterator[tuple[Position, list[bytes]]]]
@@ -214,8 +217,9 @@ def _command_writer(warm: RowWarm) -> Callable[[list[bytes], list[int], list[byt
     head += b"$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$2\r\nPX\r\n"
     formats: dict[int, bytes] = {}
     flat = chain.from_iterable
-    if not ns.jitter:
-        ttl = b"%d" % warm.next_ttl()  # no jitter: no draw, one TTL
+    lowest, highest = ttl_bounds_ms(ns)
+    if lowest == highest:
+        ttl = b"%d" % lowest  # no jitter: no draw, one TTL
         fixed = head + b"$%d\r\n%b\r\n" % (len(ttl), ttl) + nx
 
         def constant(keys: list[bytes], sizes: list[int], values: list[bytes]) -> bytes:
@@ -224,34 +228,31 @@ def _command_writer(warm: RowWarm) -> Callable[[list[bytes], list[int], list[byt
             return fmt % tuple(flat(zip(map(len, keys), keys, sizes, values, strict=True)))
 
         return constant
-    ttl_ms, grace, draw = ns.ttl_ms, ns.grace_ms, warm.ttl_rng.random
-    low, span = -ns.jitter, ns.jitter - -ns.jitter
-    lowest, highest = ttl_bounds_ms(ns)
-    # the drawn TTL is within one of the bounds (float rounding): max(1, …) is needed below 3
-    floor = lowest <= 2
-    if len(str(max(1, lowest - 1))) != len(str(highest + 1)):
-        varying = head + b"$%d\r\n%b\r\n" + nx
+    randbytes, width = warm.ttl_rng.randbytes, highest - lowest + 1
+    swap = sys.byteorder != "little"
+
+    def ttls(n: int) -> Iterator[int]:
+        """write_ttl_ms's n next draws: randbytes(4n) is getrandbits(32) n times, word by word
+        (little-endian), so ``lowest + (word * width >> 32)`` over them, in C, per chunk."""
+        words = array(_WORD, randbytes(4 * n))
+        if swap:
+            words.byteswap()
+        return map(add, repeat(lowest), map(rshift, map(mul, words, repeat(width)), repeat(32)))
+
+    if len(str(lowest)) != len(str(highest)):
+        varying = head + b"$%d\r\n%d\r\n" + nx
 
         def any_width(keys: list[bytes], sizes: list[int], values: list[bytes]) -> bytes:
-            out = []
-            for k, size, v in zip(keys, sizes, values, strict=True):
-                ttl = b"%d" % max(1, round(ttl_ms * (1 + (low + span * draw()))) + grace)
-                out.append(varying % (len(k), k, size, v, len(ttl), ttl))
-            return b"".join(out)
+            return b"".join(varying % (len(k), k, size, v, len(str(t)), t)
+                            for k, size, v, t in zip(keys, sizes, values, ttls(len(keys)), strict=True))
 
         return any_width
     # every TTL has the same number of digits: %d writes it, no bytes object per row
-    width = head + b"$" + str(len(str(highest))).encode() + b"\r\n%d\r\n" + nx
+    width_fmt = head + b"$" + str(len(str(highest))).encode() + b"\r\n%d\r\n" + nx
 
     def jittered(keys: list[bytes], sizes: list[int], values: list[bytes]) -> bytes:
-        if floor:
-            ttls = [max(1, round(ttl_ms * (1 + (low + span * draw()))) + grace) for _ in keys]
-        elif grace:
-            ttls = [round(ttl_ms * (1 + (low + span * draw()))) + grace for _ in keys]
-        else:
-            ttls = [round(ttl_ms * (1 + (low + span * draw()))) for _ in keys]
         n = len(keys)
-        fmt = formats.get(n) or formats.setdefault(n, width * n)
-        return fmt % tuple(flat(zip(map(len, keys), keys, sizes, values, ttls, strict=True)))
+        fmt = formats.get(n) or formats.setdefault(n, width_fmt * n)
+        return fmt % tuple(flat(zip(map(len, keys), keys, sizes, values, ttls(n), strict=True)))
 
     return jittered

@@ -27,7 +27,6 @@ from cachectl.warm.bulk import bulk_reader
 from cachectl.warm.codec import encode_value as encode_value  # re-exported
 from cachectl.warm.loop import BATCH_SIZE, RowWarm, Stop, no_progress
 from cachectl.warm.loop import WarmProgress as WarmProgress  # re-exported
-from cachectl.warm.loop import ttl_sampler as ttl_sampler  # re-exported
 from cachectl.warm.model import NamespaceWarm, Tally, WarmReport
 from cachectl.warm.model import WarmTarget as WarmTarget  # re-exported
 from cachectl.warm.sources import FILE_TYPES, SourceContext, open_source

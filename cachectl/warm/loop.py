@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from cachectl.compression import value_encoder
-from cachectl.freshness import write_ttl_ms
+from cachectl.freshness import ttl_bounds_ms
 from cachectl.pacing import RateLimiter
-from cachectl.policy.model import Namespace
 from cachectl.policy.template import KeyParamError, KeyTemplate
 from cachectl.policy.units import format_size_bytes
 from cachectl.warm.codec import dumps as _dumps
@@ -47,23 +46,6 @@ class Stop(Exception):
     def __init__(self, reason: str | None) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def ttl_sampler(ns: Namespace, rng: random.Random) -> Callable[[], int]:
-    """``lambda: write_ttl_ms(ns, rng)``, with the namespace's figures bound once (hot loop).
-
-    The same formula and the same draws from ``rng``; a unit test holds them equal.
-    """
-    ttl_ms, jitter, grace, draw = ns.ttl_ms, ns.jitter, ns.grace_ms, rng.random
-    if not jitter:
-        return lambda: write_ttl_ms(ns, rng)
-    # random.uniform(a, b) is a + (b - a) * random(): the same arithmetic, one call fewer
-    low, span = -jitter, jitter - -jitter
-
-    def sample() -> int:
-        return max(1, round(ttl_ms * (1 + (low + span * draw()))) + grace)
-
-    return sample
 
 
 def key_renderer(template: KeyTemplate) -> Callable[[dict[str, Any]], str]:
@@ -134,7 +116,6 @@ class RowWarm:
         self.seen: set[int] = set()  # hash(key) of every key sent
         self.total = self.source.estimated_rows()
         self.ttl_rng = rng or random.Random()
-        self.next_ttl = ttl_sampler(ns, self.ttl_rng)
         self.fast_key = fast_key(ns.template)
         warm = ns.warm
         self.value_field = warm.value if warm is not None else None
@@ -175,12 +156,11 @@ class RowWarm:
         seen = self.seen
         seen_add = seen.add
         dumps = _dumps
-        next_ttl = self.next_ttl
-        # ttl_sampler's arithmetic inlined (the same draws and rounding; a unit test holds the
-        # written TTLs equal to write_ttl_ms's)
-        jittered = bool(ns.jitter)
-        ttl_ms, ttl_grace, draw = ns.ttl_ms, ns.grace_ms, self.ttl_rng.random
-        ttl_low, ttl_span = -ns.jitter, ns.jitter - -ns.jitter
+        # write_ttl_ms's arithmetic inlined (the same draws; tests hold the written TTLs equal)
+        ttl_low, ttl_high = ttl_bounds_ms(ns)
+        jittered = ttl_low != ttl_high
+        ttl_width, draw = ttl_high - ttl_low + 1, self.ttl_rng.getrandbits
+        fixed_ttl = b"%d" % ttl_low
         samples = self.tally.samples
         n_samples = len(samples)
         lane = self.lane
@@ -254,11 +234,7 @@ class RowWarm:
                 if n_samples < SAMPLE_KEYS:
                     samples.append(key_text)
                     n_samples += 1
-                if jittered:
-                    ttl = round(ttl_ms * (1 + (ttl_low + ttl_span * draw()))) + ttl_grace
-                    ttl_b = b"%d" % (ttl if ttl > 1 else 1)
-                else:
-                    ttl_b = b"%d" % next_ttl()
+                ttl_b = b"%d" % (ttl_low + (draw(32) * ttl_width >> 32)) if jittered else fixed_ttl
                 payload += len(key) + size
                 if lane is not None:  # one connection: its lists bound to locals, counted here
                     parts_append(fmt % (len(key), key, size, value, len(ttl_b), ttl_b))

@@ -259,20 +259,34 @@ def test_the_documented_plugin_example_works(monkeypatch: pytest.MonkeyPatch,
     assert source.locate(0) == "broken.md"
 
 
-@pytest.mark.parametrize("jitter", [0.0, 0.1, 0.35])
-def test_ttl_sampler_draws_exactly_what_write_ttl_ms_would(jitter: float) -> None:
+@pytest.mark.parametrize("jitter", [0.0, 0.1, 0.35, 0.99999])
+def test_bulk_ttls_are_write_ttl_ms_draws_in_order(jitter: float) -> None:
+    """The bulk path draws a chunk's TTLs at once (randbytes); they must be write_ttl_ms's
+    draws from the same generator, in row order, within the bounds the report states."""
     import random
+    import re
+    from types import SimpleNamespace
 
-    from cachectl.freshness import write_ttl_ms
+    from cachectl.freshness import ttl_bounds_ms, write_ttl_ms
     from cachectl.policy import parse_policy
-    from cachectl.warm.core import ttl_sampler
+    from cachectl.warm.bulk import _command_writer
 
     text = ("version: 1\nnamespaces:\n  p: {key: 'p:{id}', ttl: 1h, stale: 1m, "
             f"stale_if_error: 2h, jitter: {jitter}}}\n")
     ns = parse_policy(text, "x.yaml", {}).policy.namespace("p")  # type: ignore[union-attr]
-    sample = ttl_sampler(ns, random.Random(5))
+    warm = SimpleNamespace(ns=ns, only_missing=False, ttl_rng=random.Random(5))
+    write = _command_writer(warm)  # type: ignore[arg-type]
     reference = random.Random(5)
-    assert [sample() for _ in range(2000)] == [write_ttl_ms(ns, reference) for _ in range(2000)]
+    low, high = ttl_bounds_ms(ns)
+    for n in (64, 1, 37):
+        keys = [b"p:%d" % i for i in range(n)]
+        out = write(keys, [1] * n, [b"x"] * n)
+        written = [int(t) for t in re.findall(rb"\$2\r\nPX\r\n\$\d+\r\n(\d+)\r\n", out)]
+        assert written == [write_ttl_ms(ns, reference) for _ in range(n)]
+        assert all(low <= t <= high for t in written)
+    if jitter:
+        draws = [write_ttl_ms(ns, reference) for _ in range(20000)]  # the whole range is drawn
+        assert min(draws) - low < (high - low) / 100 and high - max(draws) < (high - low) / 100
 
 
 def test_sqlite_works_without_sqlalchemy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
