@@ -98,8 +98,10 @@ class _Chunk:
             kinds = set(map(type, parts))
             if kinds == _ONLY_INTS:
                 keys = list(map(self.int_key, parts))
+                ints = True
             elif kinds == _ONLY_STRS and all(parts) and ":" not in "".join(parts):
                 keys = [text.encode("utf-8") for text in map(self.str_key, parts)]
+                ints = False
             else:
                 return False
         except (KeyError, ValueError):  # a missing field, an int too long, a lone surrogate
@@ -109,13 +111,12 @@ class _Chunk:
         if self.encode_stored is not None:
             datas = list(map(self.encode_stored, datas))
         sizes = list(map(len, datas))  # as stored
-        fingerprints = set(map(hash, keys))
         warm = self.warm
-        seen = warm.seen
-        if (self.limit is not None and max(sizes) > self.limit) \
-                or len(fingerprints) != n or not seen.isdisjoint(fingerprints):
+        if self.limit is not None and max(sizes) > self.limit:
             return False
-        seen.update(fingerprints)
+        # last: recorded only when the chunk is taken (a duplicate sends it row by row)
+        if not (warm.seen.add_ids(parts) if ints else warm.seen.add_texts(parts, keys)):
+            return False
         samples = warm.tally.samples
         if len(samples) < SAMPLE_KEYS:
             samples.extend(k.decode("utf-8") for k in keys[:SAMPLE_KEYS - len(samples)])

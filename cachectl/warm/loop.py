@@ -22,6 +22,7 @@ from cachectl.warm.codec import dumps as _dumps
 from cachectl.warm.codec import encode_row
 from cachectl.warm.model import SAMPLE_KEYS, Tally
 from cachectl.warm.pipe import SET_NX, SET_PX
+from cachectl.warm.seen import SeenKeys
 from cachectl.warm.sources import BadRow
 from cachectl.warm.writer import Lane, Writer, permission_error
 
@@ -74,6 +75,16 @@ def key_renderer(template: KeyTemplate) -> Callable[[dict[str, Any]], str]:
     return one
 
 
+def _seen_keys(fast: tuple[str, str, str] | None) -> SeenKeys:
+    """The set of keys sent, told the key's bytes around its int id when it has that form."""
+    if fast is not None:
+        try:
+            return SeenKeys(fast[1].encode("utf-8"), fast[2].encode("utf-8"))
+        except UnicodeEncodeError:  # a lone surrogate in the template: every key is hashed
+            pass
+    return SeenKeys()
+
+
 def fast_key(template: KeyTemplate) -> tuple[str, str, str] | None:
     """(field, head, tail) when ``template`` has one placeholder without a modifier: a row
     whose field is a plain int, or a non-empty str without ':', renders as head+value+tail
@@ -113,10 +124,10 @@ class RowWarm:
         self.should_stop = should_stop
         self.budget = error_budget
         self.fmt = SET_NX if only_missing else SET_PX
-        self.seen: set[int] = set()  # hash(key) of every key sent
         self.total = self.source.estimated_rows()
         self.ttl_rng = rng or random.Random()
         self.fast_key = fast_key(ns.template)
+        self.seen = _seen_keys(self.fast_key)  # every key sent: a duplicate row is refused
         warm = ns.warm
         self.value_field = warm.value if warm is not None else None
         self.raw = warm is not None and warm.encoding == "raw"
@@ -154,7 +165,8 @@ class RowWarm:
         limit = ns.max_value_bytes
         fmt = self.fmt
         seen = self.seen
-        seen_add = seen.add
+        add_key, add_id = seen.add_key, seen.add_id
+        ids_known = seen.head is not None
         dumps = _dumps
         # write_ttl_ms's arithmetic inlined (the same draws; tests hold the written TTLs equal)
         ttl_low, ttl_high = ttl_bounds_ms(ns)
@@ -182,11 +194,13 @@ class RowWarm:
                            "unreadable row")
                     continue
                 key_text = None
+                int_id = None
                 if fast is not None:
                     part = row.get(key_field)
                     cls = part.__class__
                     if cls is int:
                         key_text = key_head + str(part) + key_tail
+                        int_id = part
                     elif cls is str and part and ":" not in part:
                         key_text = key_head + part + key_tail
                 if key_text is None:
@@ -225,12 +239,10 @@ class RowWarm:
                     reject(position, f"value is {size:,} bytes, over max_value_bytes "
                            f"{format_size_bytes(limit)}", "too large", key_text)
                     continue
-                fingerprint = hash(key)
-                if fingerprint in seen:
+                if not (add_id(int_id) if int_id is not None and ids_known else add_key(key)):
                     reject(position, f"duplicate key {key_text} (an earlier row has it; the "
                            "first is kept)", "duplicate key", key_text)
                     continue
-                seen_add(fingerprint)
                 if n_samples < SAMPLE_KEYS:
                     samples.append(key_text)
                     n_samples += 1
