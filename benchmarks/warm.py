@@ -198,6 +198,9 @@ def main() -> None:
     args = parser.parse_args()
     rows = args.rows
     rounds = max(1, args.repeat)
+    # cachectl from bytecode, as installed (see benchmarks/bench_inspect.py)
+    subprocess.run([PY, "-m", "compileall", "-q", str(REPO / "cachectl")], check=True,
+                   stdout=subprocess.DEVNULL)
     paths = prepare(rows)
     policy = WORK / f"bench-{rows}.yaml"
     policy.write_text(POLICY.format(jsonl=paths["jsonl"], csv=paths["csv"],
