@@ -17,7 +17,8 @@ counter that only grows, so ``rate()`` works over any window):
 Counters (integers): fresh_hits, stale_hits, fail_safe_hits, misses, refreshes,
 refresh_errors, redis_errors, loads, load_us (total load time, microseconds),
 early_refreshes, previous_hits (misses answered from the namespace's version N-1,
-migrated, instead of the origin: a subset of misses). A reader sums the buckets of a
+migrated, instead of the origin: a subset of misses), trace_dropped (access-trace events of
+the namespace the library dropped: its buffer was full or their write failed). A reader sums the buckets of a
 window; unknown fields are ignored, so later versions may add counters without breaking
 older readers. A field whose name is not UTF-8 or whose value is not an integer (written by something else) is
 skipped and counted, never fatal: one bad field must not hide every namespace's figures.
@@ -34,6 +35,7 @@ COUNTER_RETENTION_S = 3 * 24 * 3600
 COUNTER_NAMES = (
     "fresh_hits", "stale_hits", "fail_safe_hits", "misses", "refreshes",
     "refresh_errors", "redis_errors", "loads", "load_us", "early_refreshes", "previous_hits",
+    "trace_dropped",
 )
 
 
@@ -66,6 +68,7 @@ class NamespaceCounters:
     load_us: int = 0
     early_refreshes: int = 0
     previous_hits: int = 0
+    trace_dropped: int = 0
 
     @property
     def hits(self) -> int:

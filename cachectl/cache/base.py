@@ -130,7 +130,10 @@ class CacheBase(ABC):
         # per namespace: serialised value -> stored bytes (CodecUnavailableError here, at
         # construction, when a codec's package is missing)
         self._framers = {ns.name: _framer(ns) for ns in policy}
-        self._tracer = (Tracer(policy.trace, policy.internal_prefix)
+        # a dropped event is counted with the counters (trace_dropped), so it is written with them
+        counters = self._counters
+        self._tracer = (Tracer(policy.trace, policy.internal_prefix,
+                               on_drop=lambda namespace, n: counters.add(namespace, "trace_dropped", n))
                         if policy.trace is not None else None)
 
     # ------------------------------------------------------------------ public, no I/O
@@ -151,7 +154,10 @@ class CacheBase(ABC):
 
     @property
     def trace_dropped(self) -> int:
-        """Trace events dropped: the buffer was full, or their write failed (Redis down)."""
+        """Trace events dropped: the buffer was full, or their write failed (Redis down).
+
+        Also counted per namespace as the ``trace_dropped`` counter, written with the others
+        (``cachectl stats`` and ``cachectl model --url`` read it back)."""
         return self._tracer.dropped if self._tracer is not None else 0
 
     @property

@@ -7,7 +7,8 @@ bytes, outcome, load ms); never the key or the value. Events wait in a bounded d
 leave with the counter writes (``write``: one XADD each on the same pipeline) into capped
 streams ``<internal_prefix>:trace:{N}``, one per hash tag so a cluster spreads them over
 slots. An event that cannot be kept (the deque is full, the write failed) is dropped and
-counted (``dropped``), never queued without bound.
+counted (``dropped``), never queued without bound; ``on_drop(namespace, n)`` is told of each
+drop, so the cache writes the count with its counters (``trace_dropped``).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class Tracer:
     """Samples keys, buffers their events, and hands them to the counter write."""
 
     def __init__(self, settings: TraceSettings, internal_prefix: str,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time,
+                 on_drop: Callable[[str, int], None] = lambda namespace, n: None) -> None:
         self.rate = settings.sample
         self._keep = keeps_key(settings.sample)
         self._streams = stream_keys(internal_prefix)
@@ -60,6 +62,7 @@ class Tracer:
         self._memo: dict[str, int | None] = {}
         self._sizes: dict[int, int] = {}  # traced key -> its last stored size (for L1 hits, loads)
         self.dropped = 0
+        self._on_drop = on_drop
 
     def sampled(self, key: str) -> int | None:
         """The key's hash when it is in the sample, else None."""
@@ -91,10 +94,11 @@ class Tracer:
             self._sizes[h] = size
         event = TraceEvent(self._wall(), namespace, h, size, outcome, load_ms)
         with self._lock:
-            if len(self._events) >= MAX_BUFFERED:
-                self.dropped += 1
+            if len(self._events) < MAX_BUFFERED:
+                self._events.append(event)
                 return
-            self._events.append(event)
+            self.dropped += 1
+        self._on_drop(namespace, 1)
 
     @property
     def pending(self) -> bool:
@@ -110,6 +114,11 @@ class Tracer:
         """Events whose write failed: dropped and counted (never sent again)."""
         with self._lock:
             self.dropped += len(events)
+        by_namespace: dict[str, int] = {}
+        for e in events:
+            by_namespace[e.namespace] = by_namespace.get(e.namespace, 0) + 1
+        for namespace, n in by_namespace.items():
+            self._on_drop(namespace, n)
 
     def write(self, pipe: Any, events: list[TraceEvent]) -> None:
         """Queue one capped XADD per event on ``pipe`` (the counters' pipeline)."""

@@ -103,7 +103,8 @@ def command(
 
     With --url, the memory a key costs beyond its value is measured on that server's keys, and
     without --trace the trace is the one the library captured there (the policy's trace:
-    section), scaled by the rate it was sampled at.
+    section), scaled by the rate it was sampled at; the output says how many events the
+    library dropped from it (a trace with drops under-represents the load).
 
     Example: cachectl model --trace access.csv.gz --memory 256MiB,1GiB
     """
@@ -147,6 +148,7 @@ def command(
 
         return bars(unit="steps", enabled=True)
 
+    dropped: dict[str, int] | None = None  # a captured trace's events the library dropped
     with progress_bars() as bar, _stop_between_steps() as stop:
         def step(task: str, done: int, total: int | None = None) -> None:
             if stop.is_set():
@@ -158,13 +160,17 @@ def command(
                                     keep_key=core.keeps_key(rate) if rate else (lambda h: True),
                                     on_progress=lambda task, done: step(task, done))
         elif conn.url is not None:
-            data = _captured_trace(conn, pol, lambda task, done: step(task, done))
+            data, dropped = _captured_trace(conn, pol, lambda task, done: step(task, done))
         else:
             raise UsageError("no trace given", hint="--trace FILE (repeatable), or --url URL to "
                              "read the trace the library captured (the policy's trace: section)")
         report = core.model_trace(data, pol, options, on_progress=step)
         if stop.is_set():
             raise KeyboardInterrupt
+    if dropped is not None:
+        from cachectl.model.stream import with_dropped
+
+        report = with_dropped(report, dropped)
     from cachectl.render import model as render
 
     if plot is not None:
@@ -181,16 +187,18 @@ def command(
     return 0 if report.meets_thresholds else 1
 
 
-def _captured_trace(conn: RedisOptions, policy: Any, on_progress: Any) -> Any:
+def _captured_trace(conn: RedisOptions, policy: Any, on_progress: Any) -> tuple[Any, dict[str, int]]:
+    """The trace the library captured, and its events it dropped per namespace since the first."""
     from contextlib import closing
 
     from cachectl.connection import redis_errors
-    from cachectl.model.stream import read_stream_trace
+    from cachectl.model.stream import dropped_events, read_stream_trace
 
     settings = conn.settings(policy)
     client = conn.connect(policy)
     with closing(client), redis_errors(settings):
-        return read_stream_trace(client, policy, on_progress=on_progress)
+        data = read_stream_trace(client, policy, on_progress=on_progress)
+        return data, dropped_events(client, policy, float(data.time_s[0]))
 
 
 @contextmanager

@@ -63,6 +63,9 @@ class NamespaceModel:
     memory_curve: tuple[MemoryPoint, ...]
     recommend: Recommendation
     hot_keys: tuple[HotKey, ...]
+    # a trace the library captured (--url): its events of this namespace the library dropped
+    # since the trace's first event (buffer full, Redis down); None for a trace file
+    trace_dropped: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,3 +92,6 @@ class ModelReport:
     memory_used_ratio: float
     meets_thresholds: bool  # every namespace has a TTL that meets its threshold
     evaluations: tuple[MemoryEvaluation, ...] = ()
+    # a trace the library captured (--url): the events it dropped since the trace's first event,
+    # every namespace summed (the trace under-represents the load by as much); None for a file
+    trace_dropped: int | None = None

@@ -5,15 +5,23 @@ processes and the shards interleave). The trace keeps the rate it was captured a
 (``Trace.sample_rate``) so the model scales counts and sizes as SHARDS does. Events captured at
 different rates (the policy's rate changed) are cut down to the lowest: the sampling test is
 nested, so the keys under the lowest rate kept every access.
+
+Events the library could not keep (its buffer full, Redis down) are counted per namespace as the
+``trace_dropped`` counter beside the others; ``dropped_events`` reads them back for the trace's
+span, and ``with_dropped`` puts them in the model's report.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable
 from typing import Any
 
 from cachectl.cache.trace import stream_keys
+from cachectl.counter_format import COUNTER_RETENTION_S, read_window
 from cachectl.model.analyze import keeps_key
+from cachectl.model.results import ModelReport
 from cachectl.model.trace import Trace, TraceError
 from cachectl.policy.model import Policy
 
@@ -76,3 +84,27 @@ def read_stream_trace(client: Any, policy: Policy,
         namespaces=tuple(policy.namespaces),
         sources=(f"{policy.internal_prefix}:trace:* (sampled at {rate:.4g})",),
         sample_rate=rate)
+
+
+def dropped_events(client: Any, policy: Policy, since_s: float,
+                   now_s: float | None = None) -> dict[str, int]:
+    """Trace events the library dropped per namespace (non-zero only), from the minute of
+    ``since_s`` (the trace's first event) to now.
+
+    Read from the per-minute counter buckets (``trace_dropped``), so at most the last
+    ``COUNTER_RETENTION_S`` are counted; one minute past now too, for a writer whose clock
+    runs a little ahead.
+    """
+    now = time.time() if now_s is None else now_s
+    last = int(now // 60) + 1
+    first = max(int(since_s // 60), last - COUNTER_RETENTION_S // 60)
+    counts = read_window(client, policy.internal_prefix, range(first, last + 1))
+    return {name: c.trace_dropped for name, c in sorted(counts.items()) if c.trace_dropped}
+
+
+def with_dropped(report: ModelReport, dropped: dict[str, int]) -> ModelReport:
+    """``report`` saying how many events of the captured trace the library dropped."""
+    return dataclasses.replace(
+        report, trace_dropped=sum(dropped.values()),
+        namespaces=tuple(dataclasses.replace(m, trace_dropped=dropped.get(m.namespace, 0))
+                         for m in report.namespaces))

@@ -48,6 +48,16 @@ def recommendation_line(m: NamespaceModel) -> str:
             f"{memory}")
 
 
+def dropped_line(report: ModelReport) -> str:
+    """What the library dropped from the trace it captured (``trace_dropped`` is not None)."""
+    if not report.trace_dropped:
+        return "captured trace: the library dropped no trace events since its first one"
+    each = ", ".join(f"{m.namespace} {m.trace_dropped:,}" for m in report.namespaces if m.trace_dropped)
+    return (f"captured trace: the library dropped {report.trace_dropped:,} trace events since its first one"
+            f"{f' ({each})' if each else ''} (buffer full or Redis unavailable): the trace "
+            "under-represents the load")
+
+
 def render_report(report: ModelReport, console: Console) -> None:
     from rich.table import Table
 
@@ -56,6 +66,8 @@ def render_report(report: ModelReport, console: Console) -> None:
     console.print(f"{report.requests:,} requests over {ttl_text(report.duration_s)} ({how}); "
                   f"key overhead {report.key_overhead_bytes} B ({report.key_overhead_source})",
                   markup=False)
+    if report.trace_dropped is not None:
+        console.print(dropped_line(report), markup=False)
     for m in report.namespaces:
         console.print(f"\n{m.namespace}: {m.requests:,} requests, {m.keys:,} keys"
                       f"{' (in the sample)' if report.sampled else ''}, hit rate must exceed "

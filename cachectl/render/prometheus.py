@@ -190,6 +190,9 @@ def _namespace_metrics(w: _Writer, ns: NamespaceStats) -> None:
           totals.get("refresh_errors", 0), **label)
     w.add("namespace_redis_errors", "counter", "Redis errors (fallbacks to the origin).",
           totals.get("redis_errors", 0), **label)
+    w.add("namespace_trace_dropped", "counter",
+          "Access-trace events the library dropped (its buffer was full or Redis unavailable).",
+          totals.get("trace_dropped", 0), **label)
     w.add("namespace_load_seconds", "summary", "Time spent loading from the origin.",
           totals.get("load_us", 0) / 1_000_000, suffix="_sum", **label)
     w.add("namespace_load_seconds", "summary", "Time spent loading from the origin.",

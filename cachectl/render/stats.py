@@ -219,6 +219,17 @@ def verify_lines(report: StatsReport) -> Text | None:
     return Text("Last verify: " + "; ".join(lines))
 
 
+def trace_dropped_line(report: StatsReport) -> Text | None:
+    """The library's dropped trace events in the window, per namespace; None when there are none."""
+    dropped = [(ns.namespace, ns.trace_dropped) for ns in report.namespaces if ns.trace_dropped]
+    if not dropped:
+        return None
+    each = ", ".join(f"{name} {n:,}" for name, n in dropped)
+    window = format_duration_ms(report.window_s * 1000)
+    return Text(f"Trace events the library dropped in the last {window} (buffer full or Redis "
+                f"unavailable): {each}; the captured trace under-represents the load")
+
+
 def header(report: StatsReport) -> Text:
     text = Text()
     text.append("cachectl stats ", style="bold")
@@ -239,6 +250,9 @@ def stats_dashboard(report: StatsReport, width: int = 140) -> RenderableType:
     verified = verify_lines(report)
     if verified is not None:
         parts.append(verified)
+    dropped = trace_dropped_line(report)
+    if dropped is not None:
+        parts.append(dropped)
     parts.append(findings(report))
     return Group(*parts)
 

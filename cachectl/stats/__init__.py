@@ -226,6 +226,7 @@ def _namespace_stats(name: str, c: NamespaceCounters, in_policy: bool, critical:
         status=Status.PASS,
         keys=keys,
         counter_totals=totals.as_dict(),
+        trace_dropped=c.trace_dropped,
     )
 
 

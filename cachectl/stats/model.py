@@ -183,6 +183,9 @@ class NamespaceStats:
     counter_totals: dict[str, int] = field(default_factory=dict)
     # the last cachectl verify result recorded for it (cachectl.verify.read_records), or None
     verify: dict[str, Any] | None = None
+    # access-trace events of the namespace the library dropped in the window (buffer full,
+    # Redis down): the captured trace under-represents the load by that much
+    trace_dropped: int = 0
 
 
 @dataclass(frozen=True)

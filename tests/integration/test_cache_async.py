@@ -804,13 +804,15 @@ async def test_a_sampled_trace_holds_every_access_of_exactly_the_sampled_keys(
 
 
 async def test_trace_events_are_dropped_and_counted_while_redis_is_down(
-        tmp_path: Path, redis_factory) -> None:
+        tmp_path: Path, redis_factory, capsys) -> None:
     from cachectl.cache import trace as trace_module
+    from cachectl.cli import main
 
     server = redis_factory()
-    policy = load_policy(write_policy(tmp_path, TRACED.replace("SAMPLE", "100%")))
+    path = write_policy(tmp_path, TRACED.replace("SAMPLE", "100%"))
     # no background write: the test writes when Redis is down
-    cache = AsyncCache.from_policy(policy, server.url, env={}, **{**QUIET, "counters_interval_s": 3600})
+    cache = AsyncCache.from_policy(load_policy(path), server.url, env={},
+                                   **{**QUIET, "counters_interval_s": 3600})
     try:
         for i in range(5):
             await cache.get_or_load("plain", lambda: "v", id=i)
@@ -829,8 +831,72 @@ async def test_trace_events_are_dropped_and_counted_while_redis_is_down(
             trace_module.MAX_BUFFERED = old
         assert len(tracer.drain()) == 3  # bounded: the rest were dropped and counted
         assert cache.trace_dropped == 7
+        # Redis is back (empty): the next write carries the drop count with the kept counters
+        server.start()
+        for _ in range(100):
+            if await cache.flush_counters():
+                break
+            await asleep(0.05)
+        client = server.client()
+        assert counters(client, "plain")["trace_dropped"] == 7  # the minute's bucket
+        assert counters(client, "plain")["misses"] == 5  # kept through the outage
+        assert client.hget("t:cachectl:counters:v1:total", "plain|trace_dropped") == b"7"
     finally:
         await cache.close()
+    code = main(["stats", "--url", server.url, "-p", str(path), "--interval", "100ms", "--no-scan",
+                 "--json"])
+    out, err = capsys.readouterr()
+    assert code in (0, 1), err
+    by_name = {ns["namespace"]: ns for ns in json.loads(out)["namespaces"]}
+    assert by_name["plain"]["trace_dropped"] == 7
+    assert by_name["plain"]["counter_totals"]["trace_dropped"] == 7
+    assert by_name["item"]["trace_dropped"] == 0
+    code = main(["stats", "--url", server.url, "-p", str(path), "--interval", "100ms", "--no-scan"])
+    out, err = capsys.readouterr()
+    assert code in (0, 1), err
+    assert "Trace events the library dropped in the last 15m (buffer full or Redis unavailable): " \
+        "plain 7; the captured trace under-represents the load" in " ".join(out.split())
+
+
+async def test_the_model_of_a_captured_trace_says_how_many_events_the_library_dropped(
+        tmp_path: Path, redis_url: str, redis_client, capsys, monkeypatch) -> None:
+    from cachectl.cache import trace as trace_module
+    from cachectl.cli import main
+
+    path = write_policy(tmp_path, TRACED.replace("SAMPLE", "100%"))
+    monkeypatch.setattr(trace_module, "MAX_BUFFERED", 4)
+    # one write at the end: 4 of the 10 reads' events fit in the buffer, 6 are dropped
+    cache = AsyncCache.from_policy(load_policy(path), redis_url, env={},
+                                   **{**QUIET, "counters_interval_s": 3600})
+    try:
+        for i in range(10):
+            await cache.get_or_load("plain", lambda: "v", id=i)
+        assert cache.trace_dropped == 6
+        assert await cache.flush_counters() is True
+    finally:
+        await cache.close()
+    assert len(trace_events(redis_client)) == 4
+    assert counters(redis_client, "plain")["trace_dropped"] == 6
+    code = main(["model", "--url", redis_url, "-p", str(path), "--ttl", "10m", "--json"])
+    out, err = capsys.readouterr()
+    assert code in (0, 1), err
+    doc = json.loads(out)
+    assert doc["trace_dropped"] == 6
+    assert [(m["namespace"], m["trace_dropped"]) for m in doc["namespaces"]] == [("plain", 6)]
+    code = main(["model", "--url", redis_url, "-p", str(path), "--ttl", "10m"])
+    out, err = capsys.readouterr()
+    assert code in (0, 1), err
+    text = " ".join(out.split())
+    assert ("captured trace: the library dropped 6 trace events since its first one (plain 6) "
+            "(buffer full or Redis unavailable): the trace under-represents the load") in text
+    # a trace file says nothing of drops
+    trace = tmp_path / "t.csv"
+    trace.write_text("time,key,size\n" + "".join(f"{i},t:plain:{i % 3},10\n" for i in range(20)))
+    code = main(["model", "--trace", str(trace), "-p", str(path), "--ttl", "10m", "--json"])
+    out, err = capsys.readouterr()
+    assert code in (0, 1), err
+    doc = json.loads(out)
+    assert doc["trace_dropped"] is None and doc["namespaces"][0]["trace_dropped"] is None
 
 
 @pytest.mark.parametrize("sample", [1.0, 0.1])
@@ -852,8 +918,10 @@ async def test_the_model_of_the_captured_trace_counts_what_the_cache_counted(
     code = main(["model", "--url", redis_url, "-p", str(path), "--ttl", "10m", "--json"])
     out, err = capsys.readouterr()
     assert code in (0, 1), err
-    (model,) = json.loads(out)["namespaces"]
+    doc = json.loads(out)
+    (model,) = doc["namespaces"]
     (point,) = model["ttl_curve"]
+    assert doc["trace_dropped"] == model["trace_dropped"] == 0  # every event was kept
     keep = keeps_key(sample)
     in_sample = [i for i in ids if keep(key_hash(f"t:plain:{i}".encode()))]
     assert model["sample_rate"] == pytest.approx(sample)

@@ -76,7 +76,8 @@ def test_cache_on_a_cluster(cluster: RedisClusterFixture, tmp_path: Path) -> Non
 def test_the_trace_is_spread_over_the_primaries_and_the_model_reads_it_back(
         cluster: RedisClusterFixture, tmp_path: Path) -> None:
     from cachectl.cache.trace import stream_keys
-    from cachectl.model.stream import read_stream_trace
+    from cachectl.counter_format import write_buckets
+    from cachectl.model.stream import dropped_events, read_stream_trace
     from tests.support.cache import POLICY
 
     cluster.wait_healthy()
@@ -99,5 +100,14 @@ def test_the_trace_is_spread_over_the_primaries_and_the_model_reads_it_back(
         trace = read_stream_trace(raw, policy)
         assert len(trace) == 400 and trace.sample_rate == 1.0
         assert list(trace.time_s) == sorted(trace.time_s)
+        # the drop counts are read from minute buckets on several slots
+        first = float(trace.time_s[0])
+        assert dropped_events(raw, policy, first) == {}
+        pipe = raw.pipeline(transaction=False)
+        minute = int(first // 60)
+        write_buckets(pipe, "t:cachectl", {minute: {("plain", "trace_dropped"): 2},
+                                           minute - 1: {("other", "trace_dropped"): 1}})
+        pipe.execute()
+        assert dropped_events(raw, policy, first - 60) == {"other": 1, "plain": 2}
     finally:
         raw.close()

@@ -45,3 +45,17 @@ def test_events_are_capped_xadds_spread_over_the_shard_streams() -> None:
     assert pipe.calls[-1][1] == {"t": "12.500000", "ns": "product", "h": "3", "s": "13", "o": "fresh",
                                  "r": "1.0"}
     assert not tracer.pending and tracer.dropped == 0
+
+
+def test_every_dropped_event_is_reported_with_its_namespace(monkeypatch: Any) -> None:
+    dropped: list[tuple[str, int]] = []
+    tracer = Tracer(TraceSettings(1.0, 2000), "shop:cachectl",
+                    on_drop=lambda namespace, n: dropped.append((namespace, n)))
+    monkeypatch.setattr(trace_module, "MAX_BUFFERED", 2)
+    for ns in ("product", "price", "price", "product"):  # the buffer holds the first two
+        tracer.record(ns, 1, 1, "fresh")
+    assert dropped == [("price", 1), ("product", 1)]
+    events = tracer.drain()
+    tracer.lost(events + events)  # a failed write: counted per namespace, in one call each
+    assert sorted(dropped[2:]) == [("price", 2), ("product", 2)]
+    assert tracer.dropped == 6 and not tracer.pending

@@ -67,3 +67,26 @@ def test_malformed_fields_are_skipped_and_counted() -> None:
                                  b"product|unknown_counter": b"9"}])
     assert read.namespaces["product"].misses == 2 and read.namespaces["product"].fresh_hits == 0
     assert read.skipped_fields == 3  # 1.5, the non-UTF-8 name and x; an unknown counter is ignored
+
+
+def test_trace_drops_are_read_back_for_the_traces_span_only() -> None:
+    from types import SimpleNamespace
+
+    from cachectl.model.stream import dropped_events
+
+    client = fakeredis.FakeRedis()
+    pipe = client.pipeline(transaction=False)
+    counter_format.write_buckets(pipe, "shop:cachectl", {
+        99: {("product", "trace_dropped"): 50},  # before the trace's first event: not counted
+        100: {("product", "trace_dropped"): 3, ("price", "misses"): 1},
+        105: {("product", "trace_dropped"): 4, ("price", "trace_dropped"): 2},
+        106: {("price", "trace_dropped"): 1},  # a writer's clock a minute ahead
+    })
+    pipe.execute()
+    policy: Any = SimpleNamespace(internal_prefix="shop:cachectl")
+    assert dropped_events(client, policy, since_s=100 * 60 + 30, now_s=105 * 60 + 1) == {
+        "price": 3, "product": 7}
+    assert dropped_events(client, policy, since_s=107 * 60, now_s=107 * 60 + 1) == {}
+    # at most the counters' retention back, however old the trace's first event
+    far = (100 + counter_format.COUNTER_RETENTION_S // 60) * 60
+    assert dropped_events(client, policy, since_s=0, now_s=far) == {"price": 3, "product": 4}

@@ -154,7 +154,7 @@ def _report() -> StatsReport:
     ns = _ns(fresh_hits=96, hits=96, misses=4, requests=100, hit_rate=0.96, stale_ratio=0.0,
              origin_calls_saved=96, loads=4, mean_load_ms=12.5,
              counter_totals={"fresh_hits": 960, "stale_hits": 3, "misses": 40, "loads": 40,
-                             "load_us": 500_000})
+                             "load_us": 500_000, "trace_dropped": 17})
     checks = tuple(server_checks(node, T, hot=False, per_node=True) + namespace_checks(ns, T))
     return StatsReport(
         generated_at="2026-01-01T00:00:00Z", target="redis://h:1/0", interval_s=1.0, window_s=900,
@@ -174,6 +174,10 @@ def test_prometheus_text_parses_with_help_type_and_labels() -> None:
     assert families["cachectl_namespace_requests"].type == "counter"
     load = {s.name: s.value for s in families["cachectl_namespace_load_seconds"].samples}
     assert load == {"cachectl_namespace_load_seconds_sum": 0.5, "cachectl_namespace_load_seconds_count": 40}
+    dropped = families["cachectl_namespace_trace_dropped"]
+    assert dropped.type == "counter" and dropped.documentation.startswith("Access-trace events")
+    assert [(s.name, s.labels, s.value) for s in dropped.samples] == [
+        ("cachectl_namespace_trace_dropped_total", {"cache_namespace": "product"}, 17)]
     hist = families["cachectl_read_latency_seconds"]
     assert hist.type == "histogram"
     buckets = {s.labels["le"]: s.value for s in hist.samples if s.name.endswith("_bucket")}
