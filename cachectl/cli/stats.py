@@ -161,6 +161,10 @@ def _once(conn: RedisOptions, policy: "Policy", options: "StatsOptions", fmt: st
                 report = sampler.report(keep_baseline=False)
         else:
             report = sampler.report(keep_baseline=False)
+    if fmt == "json":
+        from cachectl.stats.recommend import with_model_hints
+
+        report = with_model_hints(sampler.client, policy, report)
     _emit(report, fmt)
     if fmt == "text":
         _print_trace_recommendations(sampler.client, policy, report)
@@ -169,15 +173,13 @@ def _once(conn: RedisOptions, policy: "Policy", options: "StatsOptions", fmt: st
 
 def _print_trace_recommendations(client: Any, policy: "Policy", report: "StatsReport") -> None:
     """Under a failing hit-rate verdict: the model of the library's captured trace, if any."""
-    from cachectl.stats.model import Status
-    from cachectl.stats.recommend import trace_recommendations
+    from cachectl.stats.recommend import failing_hit_rates, hint_line, model_hints
 
-    failing = [c.namespace for c in report.checks
-               if c.check == "hit_rate" and c.status is Status.FAIL and c.namespace]
-    lines = trace_recommendations(client, policy, failing)
+    failing = failing_hit_rates(report)
+    hints = model_hints(client, policy, failing)
     for name in failing:
-        if name in lines:
-            typer.echo(f"  hint: {lines[name]}")
+        if name in hints:
+            typer.echo(f"  hint: {hint_line(name, hints[name])}")
 
 
 def _watch(conn: RedisOptions, policy: "Policy", options: "StatsOptions", period: float, fmt: str) -> int:

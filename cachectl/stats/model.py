@@ -154,6 +154,30 @@ class KeySample:
 
 
 @dataclass(frozen=True)
+class ModelHint:
+    """What ``cachectl model`` recommends for a namespace, from the trace the library captured.
+
+    ``ttl_s``, ``hit_rate``, ``load_rate_per_s`` and ``memory_bytes`` are the smallest TTL
+    that meets ``threshold``, its hit rate, origin loads per second and maxmemory share; all
+    None when no TTL meets it (then ``best_ttl_s`` and ``best_hit_rate`` say how close the
+    best one comes). ``events`` are the namespace's events in the trace, captured at
+    ``sample_rate``; ``trace_dropped`` the events of the namespace the library dropped since
+    the trace's first event (a trace with drops under-represents the load).
+    """
+
+    events: int
+    sample_rate: float
+    threshold: float
+    ttl_s: float | None
+    hit_rate: float | None
+    load_rate_per_s: float | None
+    memory_bytes: int | None
+    best_ttl_s: float
+    best_hit_rate: float
+    trace_dropped: int = 0
+
+
+@dataclass(frozen=True)
 class NamespaceStats:
     """One namespace over the counter window, judged against its own hit-rate threshold."""
 
@@ -186,6 +210,9 @@ class NamespaceStats:
     # access-trace events of the namespace the library dropped in the window (buffer full,
     # Redis down): the captured trace under-represents the load by that much
     trace_dropped: int = 0
+    # under a failing hit-rate verdict, what the model of the captured trace recommends
+    # (cachectl.stats.recommend.with_model_hints); None otherwise, or without a trace
+    model_hint: ModelHint | None = None
 
 
 @dataclass(frozen=True)

@@ -267,7 +267,35 @@ def test_a_failing_hit_rate_gets_the_captured_traces_recommendation(
     lines = [line for line in out.splitlines() if "hint:" in line]
     assert lines == ["  hint: product: model of the captured trace (300 events at 1): no TTL reaches 95%; "
                      "the best, 1s, reaches 50.0%"]
+    # the same figures in --json, on the failing namespace only
+    code, out, err = stats(capsys, "-p", str(path), "--url", redis_url, "--no-scan", "--json")
+    assert code == 1, err
+    doc = json.loads(out)
+    jsonschema.Draft202012Validator(SCHEMA).validate(doc)
+    hints = {ns["namespace"]: ns["model_hint"] for ns in doc["namespaces"]}
+    assert hints == {"product": {
+        "events": 300, "sample_rate": 1.0, "threshold": 0.95, "ttl_s": None, "hit_rate": None,
+        "load_rate_per_s": None, "memory_bytes": None, "best_ttl_s": 1.0, "best_hit_rate": 0.5,
+        "trace_dropped": 0}, "price": None}
+    # a threshold the trace's hit rate (50 %) meets, while the window's counters miss it (other
+    # processes' misses, say): the hint gives the TTL, its hit rate, origin load and memory
+    path.write_text(path.read_text().replace("critical: true, ", "hit_rate: 40%, "))
+    counters(redis_client, "product", 0, 1000)
+    code, out, err = stats(capsys, "-p", str(path), "--url", redis_url, "--no-scan", "--json")
+    assert code == 1, err
+    doc = json.loads(out)
+    jsonschema.Draft202012Validator(SCHEMA).validate(doc)
+    hint = next(ns["model_hint"] for ns in doc["namespaces"] if ns["namespace"] == "product")
+    assert (hint["events"], hint["threshold"], hint["hit_rate"]) == (300, 0.4, 0.5)
+    assert hint["ttl_s"] is not None and hint["ttl_s"] <= hint["best_ttl_s"]
+    assert hint["load_rate_per_s"] > 0 and hint["memory_bytes"] > 0
+    code, out, _ = stats(capsys, "-p", str(path), "--url", redis_url, "--no-scan")
+    (line,) = [line for line in out.splitlines() if "hint:" in line]
+    assert line.startswith(f"  hint: product: model of the captured trace (300 events at 1): "
+                           f"ttl {hint['ttl_s']:g}s reaches 50.0%, maxmemory >= ")
     # without a trace, no hint (and the same verdict)
     redis_client.delete(*redis_client.keys("t:cachectl:trace:*"))
     code, out, _ = stats(capsys, "-p", str(path), "--url", redis_url, "--no-scan")
     assert code == 1 and "hint:" not in out
+    code, out, _ = stats(capsys, "-p", str(path), "--url", redis_url, "--no-scan", "--json")
+    assert code == 1 and all(ns["model_hint"] is None for ns in json.loads(out)["namespaces"])

@@ -270,3 +270,19 @@ def test_errors_are_reported_even_when_traffic_is_too_low_to_judge_rates() -> No
     checks = namespace_checks(_ns(misses=5, requests=5, hit_rate=0.0, redis_errors=5), T)
     assert [(c.check, c.status) for c in checks] == [
         ("hit_rate", Status.LOW_TRAFFIC), ("redis_errors", Status.WARN)]
+
+
+def test_the_hint_line_says_what_the_model_recommends_and_what_the_capture_dropped() -> None:
+    from cachectl.stats.model import ModelHint
+    from cachectl.stats.recommend import hint_line
+
+    met = ModelHint(events=1200, sample_rate=0.01, threshold=0.9, ttl_s=300.0, hit_rate=0.934,
+                    load_rate_per_s=2.5, memory_bytes=64 * 2**20, best_ttl_s=3600.0,
+                    best_hit_rate=0.97, trace_dropped=0)
+    assert hint_line("product", met) == ("product: model of the captured trace (1,200 events at 0.01): "
+                                         "ttl 300s reaches 93.4%, maxmemory >= 64.0 MiB")
+    missed = replace(met, ttl_s=None, hit_rate=None, load_rate_per_s=None, memory_bytes=None,
+                     best_hit_rate=0.5, trace_dropped=12)
+    assert hint_line("product", missed) == (
+        "product: model of the captured trace (1,200 events at 0.01): no TTL reaches 90%; the best, "
+        "3600s, reaches 50.0% (the library dropped 12 of its trace events: the load is under-represented)")
