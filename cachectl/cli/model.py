@@ -157,7 +157,9 @@ def command(
 
         if trace:
             data = core.read_traces(trace, pol, namespace=namespace,
-                                    keep_key=core.keeps_key(rate) if rate else (lambda h: True),
+                                    # every key's text: the hot keys are counted over every
+                                    # event, sampled or not
+                                    keep_key=lambda h: True,
                                     on_progress=lambda task, done: step(task, done))
         elif conn.url is not None:
             data, dropped = _captured_trace(conn, pol, lambda task, done: step(task, done))

@@ -232,6 +232,10 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
     requests = in_trace / captured
     sampled = np.bincount(cols.ns, minlength=n_ns)
     request_bytes = np.bincount(trace.ns, weights=trace.size, minlength=n_ns) / captured
+    # the byte hit rate is a share of the bytes as stored: compressed ones where they would be
+    stored_bytes = request_bytes if not options.compression else np.bincount(
+        trace.ns, weights=compressed_sizes(trace.size, trace.ns, names, options.compression),
+        minlength=n_ns) / captured
     sampled_bytes = np.bincount(cols.ns, weights=cols.vsize, minlength=n_ns)
     present = [g for g in range(n_ns) if requests[g] > 0]
 
@@ -272,6 +276,7 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
             step += 1
             on_progress("modelling", step, total_steps)
         ttl_curves[g] = points
+    hot = {g: _hot_keys(trace, all_events, g, captured) for g in present}  # counted over every event
     del all_events
 
     # the recommended TTL per namespace; the memory curve is simulated with it
@@ -324,7 +329,7 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
                 bytes=size,
                 hit_rate=_rate(int(sampled[g]), int(hits[g, s]), expected),
                 byte_hit_rate=min(1.0, max(0.0, 1 - (sampled_bytes[g] - byte_hits[g, s])
-                                           / (request_bytes[g] * rate))) if request_bytes[g] else 0.0,
+                                           / (stored_bytes[g] * rate))) if stored_bytes[g] else 0.0,
                 redis_lru_hit_rate=_rate(int(sampled[g]), int(redis_lru[size][g]), expected)
                 if size in redis_lru else None,
                 redis_lfu_hit_rate=_rate(int(sampled[g]), int(redis_lfu[size][g]), expected)
@@ -354,7 +359,7 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
                 min_memory_bytes=min_memory if rec else None,
                 best_ttl_s=best.ttl_s,
                 best_hit_rate=best.hit_rate),
-            hot_keys=_hot_keys(trace, cols, g, rate)))
+            hot_keys=hot[g]))
 
     every = all(m.recommend.ttl_s is not None for m in namespaces)
     maxmemory = sum(m.recommend.memory_bytes or 0 for m in namespaces) if every else None
@@ -374,11 +379,12 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
         evaluations=tuple(evaluations))
 
 
-def _hot_keys(trace: Trace, cols: _Columns, g: int, rate: float) -> tuple[HotKey, ...]:
+def _hot_keys(trace: Trace, events: _Columns, g: int, captured: float) -> tuple[HotKey, ...]:
+    """Namespace g's most requested keys, counted over every event of the trace (not the sample)."""
     import numpy as np
 
-    counts = np.bincount(cols.kid[cols.ns == g], minlength=len(cols.khash))
+    counts = np.bincount(events.kid[events.ns == g], minlength=len(events.khash))
     top = np.argsort(counts, kind="stable")[::-1][:HOT_KEYS]
-    return tuple(HotKey(key_hash=f"{int(cols.khash[i]):016x}", key=trace.keys.get(int(cols.khash[i])),
-                        requests=round(int(counts[i]) / rate))
+    return tuple(HotKey(key_hash=f"{int(events.khash[i]):016x}", key=trace.keys.get(int(events.khash[i])),
+                        requests=round(int(counts[i]) / captured))
                  for i in top if counts[i] > 0)

@@ -118,3 +118,58 @@ def test_exact_lru_equals_libcachesim(tmp_path: Path, trace: str) -> None:
         miss_ratio, byte_miss_ratio = lcs.LRU(cap).process_trace(reader)
         assert round(miss_ratio * len(events)) == len(events) - hits[0, s], f"cap {cap}"
         assert round(byte_miss_ratio * total_bytes) == total_bytes - byte_hits[0, s], f"cap {cap}"
+
+
+def test_compressed_byte_hit_rate_is_a_share_of_the_bytes_as_stored(tmp_path: Path) -> None:
+    """With --compression the simulated values are the stored (compressed) sizes, so the byte hit
+    rate is a share of stored bytes: with room for everything, what the first access of each key
+    stores, over what every access stores."""
+    from cachectl.model import ModelOptions, Trace, model_trace
+    from cachectl.policy import load_policy
+
+    events = zipf_trace(4000, 500, 0.9, seed=21)
+    (tmp_path / "p.yaml").write_text(
+        'version: 1\nnamespaces:\n  product: {key: "product:{id}", ttl: 7d, jitter: 0}\n')
+    policy = load_policy(tmp_path / "p.yaml")
+    trace = Trace(time_s=np.array([e.t_ms / 1000 for e in events]),
+                  key_hash=np.array([e.key for e in events], dtype=np.uint64),
+                  size=np.array([e.size for e in events], dtype=np.int64),
+                  ns=np.zeros(len(events), dtype=np.int32), namespaces=("product",))
+    everything = 10**9
+    report = model_trace(trace, policy, ModelOptions(ttls_s=(60.0,), memory_bytes=(everything,), exact=True,
+                                                     compression=(("product", 4.0, 1000),)))
+
+    def stored(size: int) -> int:
+        return -(-size // 4) if size >= 1000 else size
+
+    seen: set[int] = set()
+    first = 0
+    for e in events:
+        if e.key not in seen:
+            seen.add(e.key)
+            first += stored(e.size)
+    total = sum(stored(e.size) for e in events)
+    point = next(p for p in report.namespaces[0].memory_curve if p.bytes == everything)
+    assert point.byte_hit_rate == pytest.approx(1 - first / total, abs=1e-12)
+    assert point.hit_rate == pytest.approx(1 - len(seen) / len(events), abs=1e-12)
+
+
+def test_hot_keys_are_counted_over_every_event_when_the_curves_are_sampled(tmp_path: Path) -> None:
+    """A 10 % sample leaves most keys out of the curves, not out of the hot keys: the hottest
+    keys and their request counts are those of the whole trace."""
+    from collections import Counter
+
+    from cachectl.model import ModelOptions, Trace, model_trace
+    from cachectl.policy import load_policy
+
+    events = zipf_trace(20_000, 2000, 1.0, seed=22)
+    (tmp_path / "p.yaml").write_text('version: 1\nnamespaces:\n  product: {key: "product:{id}", ttl: 1h}\n')
+    trace = Trace(time_s=np.array([e.t_ms / 1000 for e in events]),
+                  key_hash=np.array([e.key for e in events], dtype=np.uint64),
+                  size=np.array([e.size for e in events], dtype=np.int64),
+                  ns=np.zeros(len(events), dtype=np.int32), namespaces=("product",))
+    report = model_trace(trace, load_policy(tmp_path / "p.yaml"), ModelOptions(sample_rate=0.1))
+    assert report.sampled
+    top = Counter(e.key for e in events).most_common(10)
+    got = [(int(h.key_hash, 16), h.requests) for h in report.namespaces[0].hot_keys]
+    assert got == top
