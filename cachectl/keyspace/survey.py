@@ -215,8 +215,9 @@ def survey_keyspace(
             budget_us = int(BATCH_TARGET_S * 1e6) if limiter is None else 0
             count = INNER_COUNT if budget_us else 500
             # Big nodes are walked as LANES quarters of the cursor space at once, so the
-            # server always has the next batch queued while the client merges the last.
-            lanes = (quota is None and budget_us > 0 and stride == 1
+            # server always has the next batch queued while the client merges the last
+            # (scripts only: the pipelined path walks the whole cursor space itself)
+            lanes = (method == "lua" and quota is None and budget_us > 0 and stride == 1
                      and size >= PARALLEL_MIN_KEYS)
             others: list[Future[None]] = []
             cursor: int | bytes = 0 if full_scan else rng.getrandbits(31)

@@ -275,16 +275,20 @@ def test_keys_expiring_mid_scan_are_tolerated(redis_client: redis.Redis) -> None
 
 
 
+@pytest.mark.parametrize("use_lua", [True, False], ids=["lua", "pipeline"])
 @pytest.mark.parametrize("n", [12_000, 33_000])
-def test_lane_scan_counts_each_key_once(redis_client: redis.Redis, n: int) -> None:
+def test_lane_scan_counts_each_key_once(redis_client: redis.Redis, n: int,
+                                        use_lua: bool) -> None:
     """Big nodes are scanned as four lanes (quarters of the cursor space); right after
-    loading, while the table may still be rehashing, every key is counted exactly once."""
+    loading, while the table may still be rehashing, every key is counted exactly once.
+    The pipelined path (--no-lua) has no lanes and walks the whole cursor space."""
     pipe = redis_client.pipeline(transaction=False)
     for i in range(n):
         pipe.set(b"shop:product:%d" % i, b"v" * (i % 13), px=HOUR)
     pipe.execute()
-    survey = survey_keyspace(redis_client, load())
+    survey = survey_keyspace(redis_client, load(), use_lua=use_lua)
     product = survey.namespaces[0]
+    assert survey.method == ("lua" if use_lua else "pipeline")
     assert survey.scanned == n
     assert product.keys == n
     assert product.memory_bytes == memory_of(redis_client, [b"shop:product:%d" % i
