@@ -358,7 +358,9 @@ class NodeRow:
     """One primary: DBSIZE and used memory at the start, and what each namespace (policy
     order, empty ones included) and the unmatched keys hold there. Exact figures sum to
     the summary's totals; with ``estimated`` they are the node's own sample scaled to its
-    DBSIZE, so they sum to the totals only approximately."""
+    DBSIZE, so they sum to the totals only approximately. ``started_s`` and ``elapsed_s``:
+    when this primary's survey began (seconds after the survey's start) and how long it
+    took; a cluster's primaries are surveyed at the same time."""
 
     node: str
     keys: int
@@ -367,6 +369,8 @@ class NodeRow:
     unmatched_keys: int
     unmatched_bytes: int
     estimated: bool
+    started_s: float = 0.0
+    elapsed_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {"node": self.node, "keys": self.keys,
@@ -374,7 +378,8 @@ class NodeRow:
                 "namespaces": [{"namespace": n.namespace, "keys": n.keys,
                                 "memory_bytes": n.memory_bytes} for n in self.namespaces],
                 "unmatched": {"keys": self.unmatched_keys, "memory_bytes": self.unmatched_bytes},
-                "estimated": self.estimated}
+                "estimated": self.estimated,
+                "started_s": round(self.started_s, 4), "elapsed_s": round(self.elapsed_s, 4)}
 
 
 def node_rows(survey: KeyspaceSurvey) -> tuple[NodeRow, ...]:
@@ -397,7 +402,8 @@ def node_rows(survey: KeyspaceSurvey) -> tuple[NodeRow, ...]:
         spread = tuple(NodeNamespaceRow(t.name, *figure(node, t)) for t in node.namespaces)
         unmatched = figure(node, node.unmatched) if node.unmatched else (0, 0)
         rows.append(NodeRow(node.node, node.keys, node.used_memory_bytes, spread, *unmatched,
-                            estimated=survey.sampled))
+                            estimated=survey.sampled, started_s=node.started_s,
+                            elapsed_s=node.elapsed_s))
     return tuple(rows)
 
 

@@ -128,7 +128,9 @@ class NodeTally:
 class NodeFigures:
     """One primary: its key count (DBSIZE) and used memory at the start of the survey,
     how many keys the survey read there, and its tallies per namespace (policy order,
-    namespaces it holds none of included) and for the unmatched keys."""
+    namespaces it holds none of included) and for the unmatched keys. ``started_s``: when
+    the survey of this node began, in seconds after the survey's start; ``elapsed_s``: how
+    long it took (the primaries of a cluster are surveyed at the same time)."""
 
     node: str
     keys: int
@@ -136,6 +138,8 @@ class NodeFigures:
     scanned: int = 0
     namespaces: tuple[NodeTally, ...] = ()
     unmatched: NodeTally | None = None
+    started_s: float = 0.0
+    elapsed_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -246,6 +250,46 @@ class SurveyAccumulator:
             self._big(BigKey(top[j], int(top[j + 1]), name))
         self.runs.append(tuple(strata))
         return strata
+
+    def absorb(self, other: SurveyAccumulator) -> None:
+        """Add what ``other`` (another node's accumulator, same namespaces) gathered.
+
+        Absorbing the nodes' accumulators in node order gives what one accumulator fed
+        the nodes one after the other would hold: the same sums and the same examples.
+        """
+        for a, b in zip(self.acc, other.acc, strict=True):
+            a.seen += b.seen
+            a.keys += b.keys
+            a.memory += b.memory
+            a.memory_sq += b.memory_sq
+            a.no_ttl += b.no_ttl
+            a.fresh += b.fresh
+            a.stale += b.stale
+            a.fail_safe += b.fail_safe
+            a.too_long += b.too_long
+            a.oversize += b.oversize
+            a.framed += b.framed
+            self._ttl_range(a, b.ttl_min, b.ttl_max)
+            for bucket, count in b.hist.items():
+                a.hist[bucket] = a.hist.get(bucket, 0) + count
+            a.ex_no_ttl.extend(b.ex_no_ttl[:max(self.examples - len(a.ex_no_ttl), 0)])
+            a.ex_too_long.extend(b.ex_too_long[:max(self.examples - len(a.ex_too_long), 0)])
+            a.ex_oversize.extend(b.ex_oversize[:max(self.examples - len(a.ex_oversize), 0)])
+        for pattern, s in other.shapes.items():
+            self._shape(pattern, s.seen, s.keys, s.memory, s.memory_sq, s.example)
+        for big in other.top:
+            self._big(big)
+        self.scanned += other.scanned
+        self.measured += other.measured
+        self.gone += other.gone
+        self.denied += other.denied
+        self.internal_keys += other.internal_keys
+        self.internal_bytes += other.internal_bytes
+        for node, tally in other.per_node.items():
+            into = self._node(node)
+            for j, value in enumerate(tally):
+                into[j] += value
+        self.runs.extend(other.runs)
 
     def _ttl_range(self, a: _NsAcc, low: int, high: int) -> None:
         if low >= 0 and (a.ttl_min < 0 or low < a.ttl_min):

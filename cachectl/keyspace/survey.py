@@ -14,6 +14,7 @@ from typing import Any
 import redis.exceptions as rex
 
 from cachectl.connection import node_name, primaries
+from cachectl.fanout import each_node
 from cachectl.keyspace.matcher import NamespaceMatcher
 from cachectl.keyspace.results import KeyspaceSurvey, NodeFigures, SurveyAccumulator
 from cachectl.keyspace.survey_lua import (
@@ -101,139 +102,156 @@ def survey_keyspace(
     unmatched keys, cachectl's own) so a small namespace's mean size is known as well
     as a big one's; inspect turns that into estimates with margins. When the keyspace
     is not much larger than that, every key is scanned and only every k-th measured.
+    The primaries of a cluster are surveyed at the same time, a thread each, into
+    accumulators of their own that are added up in node order at the end; each
+    node's start and duration are in its NodeFigures.
     Raises redis-py errors (wrap with ``redis_errors``).
     """
     rng = rng or random.Random()  # sampling, not security
     started = clock()
     namespaces = list(policy.namespaces.values())
-    acc = SurveyAccumulator(namespaces, top, examples)
     nodes = primaries(client)
-    sizes = [int(n.dbsize()) for n in nodes]
-    total = sum(sizes)
-    used = 0
-    live = 0.0
-    figures = []
-    for n, size in zip(nodes, sizes, strict=True):
+
+    def node_facts(_: int, n: Any) -> tuple[int, int, float]:
+        size = int(n.dbsize())
         node_used = int(_info(n, "memory").get("used_memory", 0))
-        used += node_used
-        figures.append(NodeFigures(node_name(n), size, node_used))
         # SCAN skips keys that expired but are not reclaimed yet while DBSIZE counts them;
         # Redis estimates their share (INFO stats expired_stale_perc, Redis >= 6)
         stale = float(_info(n, "stats").get("expired_stale_perc", 0.0) or 0.0)
-        live += size * (1 - min(max(stale, 0.0), 100.0) / 100)
+        return size, node_used, size * (1 - min(max(stale, 0.0), 100.0) / 100)
+
+    facts = each_node(nodes, node_facts)
+    sizes = [size for size, _, _ in facts]
+    total = sum(sizes)
+    used = sum(node_used for _, node_used, _ in facts)
+    live = sum(node_live for _, _, node_live in facts)
     full_scan = sample is None or sample * SHARE_FACTOR >= total
     # a full scan of a keyspace not much bigger than the sample measures every k-th key;
     # a partial one measures per-stratum quotas instead
     stride = 1 if sample is None or not full_scan else max(1, round(total / max(sample, 1)))
     sampled = stride > 1 or not full_scan
     progress_total = total if full_scan else min(total, (sample or 0) * SHARE_FACTOR)
-    method = "lua" if use_lua else "pipeline"
     matcher = NamespaceMatcher(namespaces)
     internal = (policy.internal_prefix + ":").encode()
     done = 0
-    lock = threading.Lock()
+    progress_lock = threading.Lock()
     stop = threading.Event()
+    # one generator per node, so the nodes' draws do not depend on how their threads
+    # interleave (a standalone server draws from ``rng`` itself, as it always did)
+    rngs = [rng] if len(nodes) == 1 else [random.Random(rng.getrandbits(64)) for _ in nodes]
 
-    def merge(name: str, reply: list[Any]) -> list[int]:
+    def report(keys: int) -> None:
         nonlocal done
-        _, counters, ns_recs, shape_recs, top_recs = reply
-        with lock:
-            strata = acc.merge_lua(name, counters, ns_recs, shape_recs, top_recs)
-            done += counters[0]
+        with progress_lock:
+            done += keys
             on_progress("scanning keys", min(done, progress_total), progress_total)
-        return strata
 
-    def run_lane(script: Any, name: str, lane: int, cursor: int, count: int,
-                 budget_us: int) -> None:
-        # one quarter of the cursor space: from its start until SCAN leaves it
-        while not stop.is_set():
-            reply = script(args=survey_args(
-                policy, namespaces, cursor=cursor, count=count, stride=1, offset=0, top=top,
-                examples=examples, budget_us=budget_us, lane=lane))
-            merge(name, reply)
-            cursor = int(reply[0])
-            if cursor == 0 or cursor % LANES != LANE_STARTS[lane]:
-                return
+    def survey_node(index: int, node: Any) -> tuple[SurveyAccumulator, str, float, float]:
+        """One primary, whole: (its accumulator, the method used, start, seconds)."""
+        node_started = clock()
+        acc = SurveyAccumulator(namespaces, top, examples)
+        method = "lua" if use_lua else "pipeline"
+        size = sizes[index]
+        if size == 0:
+            return acc, method, node_started - started, 0.0
+        node_rng = rngs[index]
+        name = node_name(node)
+        lock = threading.Lock()  # the node's lanes merge into its accumulator
 
-    def sample_node(pool: ThreadPoolExecutor, script: Any, name: str, quota: int,
-                    to_measure: int) -> None:
-        # runs from random cursors, IN_FLIGHT calls queued at a time: each is independent
-        # of the last except for the stratum quota, which may lag one call behind
-        base = survey_args(policy, namespaces, cursor=0, count=INNER_COUNT, stride=1,
-                           offset=0, top=top, examples=examples,
-                           budget_us=int(BATCH_TARGET_S * 1e6))
-        seen = [0] * (len(namespaces) + 2)
-        calls = scanned = measured = 0
-        # (call, keys it reads, keys it is expected to measure)
-        flying: deque[tuple[Future[Any], int, float]] = deque()
-        try:
-            while True:
-                planned = scanned + sum(run for _, run, _ in flying)
-                promised = measured + sum(m for _, _, m in flying)
-                # the first call goes alone: the next ones size their quota by what it saw
-                while len(flying) < (IN_FLIGHT if calls else 1) and planned < quota:
-                    run = min(SAMPLE_RUN, quota - planned)
-                    q = stratum_quota(seen, calls, math.ceil((quota - planned) / SAMPLE_RUN),
-                                       round(to_measure - promised))
-                    args = list(base)
-                    args[ARG_CURSOR] = rng.getrandbits(31)
-                    args[ARG_MAX_KEYS] = run
-                    args[ARG_QUOTA] = q
-                    expect = sum(min(n * run / SAMPLE_RUN / calls, q) for n in seen) if calls else q
-                    flying.append((pool.submit(script, args=args), run, expect))
-                    planned += run
-                    promised += expect
-                if not flying:
+        def merge(reply: list[Any]) -> list[int]:
+            _, counters, ns_recs, shape_recs, top_recs = reply
+            with lock:
+                strata = acc.merge_lua(name, counters, ns_recs, shape_recs, top_recs)
+            report(counters[0])
+            return strata
+
+        def run_lane(script: Any, lane: int, cursor: int, count: int, budget_us: int) -> None:
+            # one quarter of the cursor space: from its start until SCAN leaves it
+            while not stop.is_set():
+                reply = script(args=survey_args(
+                    policy, namespaces, cursor=cursor, count=count, stride=1, offset=0,
+                    top=top, examples=examples, budget_us=budget_us, lane=lane))
+                merge(reply)
+                cursor = int(reply[0])
+                if cursor == 0 or cursor % LANES != LANE_STARTS[lane]:
                     return
-                reply = flying.popleft()[0].result()
-                strata = merge(name, reply)
-                calls += 1
-                scanned += sum(strata)
-                measured += sum(reply[1][1:4])  # measured, gone, denied
-                seen = [a + b for a, b in zip(seen, strata, strict=True)]
-        finally:
-            for future, _, _ in flying:
-                future.cancel()
-                future.exception()
 
-    on_progress("scanning keys", 0, progress_total)
-    with ThreadPoolExecutor(max_workers=LANES - 1) as pool:
-        for node, size in zip(nodes, sizes, strict=True):
-            if size == 0:
-                continue
-            name = node_name(node)
-            quota = None if full_scan else math.ceil(
-                (sample or 0) * SHARE_FACTOR * size / total)
-            # a sample measures about its share of N here, the same number per stratum
-            # in each call (see stratum_quota)
-            to_measure = math.ceil((sample or 0) * size / total)
-            strata_seen = [0] * (len(namespaces) + 2)
-            calls = 0
-            # the script loops SCAN until its time budget is spent (a sample also stops
-            # after SAMPLE_RUN keys, so it is drawn from many random starting points);
-            # rate-limited scans take one SCAN per call, sized by COUNT
-            budget_us = int(BATCH_TARGET_S * 1e6) if limiter is None else 0
-            count = INNER_COUNT if budget_us else 500
-            # Big nodes are walked as LANES quarters of the cursor space at once, so the
-            # server always has the next batch queued while the client merges the last
-            # (scripts only: the pipelined path walks the whole cursor space itself)
-            lanes = (method == "lua" and quota is None and budget_us > 0 and stride == 1
-                     and size >= PARALLEL_MIN_KEYS)
-            others: list[Future[None]] = []
-            cursor: int | bytes = 0 if full_scan else rng.getrandbits(31)
-            node_scanned = node_measured = 0
-            offset = rng.randrange(stride) if stride > 1 else 0
-            script = node.register_script(SURVEY_LUA)
+        def sample_node(pool: ThreadPoolExecutor, script: Any, quota: int,
+                        to_measure: int) -> None:
+            # runs from random cursors, IN_FLIGHT calls queued at a time: each is
+            # independent of the last except for the stratum quota, which may lag one
+            # call behind
+            base = survey_args(policy, namespaces, cursor=0, count=INNER_COUNT, stride=1,
+                               offset=0, top=top, examples=examples,
+                               budget_us=int(BATCH_TARGET_S * 1e6))
+            seen = [0] * (len(namespaces) + 2)
+            calls = scanned = measured = 0
+            # (call, keys it reads, keys it is expected to measure)
+            flying: deque[tuple[Future[Any], int, float]] = deque()
+            try:
+                while not stop.is_set():
+                    planned = scanned + sum(run for _, run, _ in flying)
+                    promised = measured + sum(m for _, _, m in flying)
+                    # the first call goes alone: the next ones size their quota by what it saw
+                    while len(flying) < (IN_FLIGHT if calls else 1) and planned < quota:
+                        run = min(SAMPLE_RUN, quota - planned)
+                        q = stratum_quota(seen, calls,
+                                          math.ceil((quota - planned) / SAMPLE_RUN),
+                                          round(to_measure - promised))
+                        args = list(base)
+                        args[ARG_CURSOR] = node_rng.getrandbits(31)
+                        args[ARG_MAX_KEYS] = run
+                        args[ARG_QUOTA] = q
+                        expect = (sum(min(n * run / SAMPLE_RUN / calls, q) for n in seen)
+                                  if calls else q)
+                        flying.append((pool.submit(script, args=args), run, expect))
+                        planned += run
+                        promised += expect
+                    if not flying:
+                        return
+                    reply = flying.popleft()[0].result()
+                    strata = merge(reply)
+                    calls += 1
+                    scanned += sum(strata)
+                    measured += sum(reply[1][1:4])  # measured, gone, denied
+                    seen = [a + b for a, b in zip(seen, strata, strict=True)]
+            finally:
+                for future, _, _ in flying:
+                    future.cancel()
+                    future.exception()
+
+        quota = None if full_scan else math.ceil((sample or 0) * SHARE_FACTOR * size / total)
+        # a sample measures about its share of N here, the same number per stratum in each
+        # call (see stratum_quota)
+        to_measure = math.ceil((sample or 0) * size / total)
+        strata_seen = [0] * (len(namespaces) + 2)
+        calls = 0
+        # the script loops SCAN until its time budget is spent (a sample also stops after
+        # SAMPLE_RUN keys, so it is drawn from many random starting points); rate-limited
+        # scans take one SCAN per call, sized by COUNT
+        budget_us = int(BATCH_TARGET_S * 1e6) if limiter is None else 0
+        count = INNER_COUNT if budget_us else 500
+        # Big nodes are walked as LANES quarters of the cursor space at once, so the
+        # server always has the next batch queued while the client merges the last
+        # (scripts only: the pipelined path walks the whole cursor space itself)
+        lanes = (method == "lua" and quota is None and budget_us > 0 and stride == 1
+                 and size >= PARALLEL_MIN_KEYS)
+        others: list[Future[None]] = []
+        cursor: int | bytes = 0 if full_scan else node_rng.getrandbits(31)
+        node_scanned = node_measured = 0
+        offset = node_rng.randrange(stride) if stride > 1 else 0
+        script = node.register_script(SURVEY_LUA)
+        with ThreadPoolExecutor(max_workers=LANES - 1) as pool:
             if quota is not None and method == "lua" and limiter is None:
                 try:
-                    sample_node(pool, script, name, quota, to_measure)
-                    continue
+                    sample_node(pool, script, quota, to_measure)
+                    return acc, method, node_started - started, clock() - node_started
                 except rex.ResponseError as exc:
                     if not _scripting_refused(exc):
                         raise
                     method = "pipeline"  # nothing was merged: the loop below redoes the node
             try:
-                while True:
+                while not stop.is_set():
                     t0 = clock()
                     server_s: float | None = None
                     per_stratum = 0 if quota is None else stratum_quota(
@@ -256,21 +274,19 @@ def survey_keyspace(
                             continue
                         next_cursor = reply[0]
                         measured_before = acc.measured + acc.gone + acc.denied
-                        strata = merge(name, reply)
+                        strata = merge(reply)
                         if reply[1][6] >= 0:
                             server_s = reply[1][6] / 1e6
                         if lanes and not others:
-                            others = [pool.submit(run_lane, script, name, i, LANE_STARTS[i],
-                                                  count, budget_us) for i in range(1, LANES)]
+                            others = [pool.submit(run_lane, script, i, LANE_STARTS[i], count,
+                                                  budget_us) for i in range(1, LANES)]
                     else:
                         next_cursor, keys = node.scan(cursor=cursor, count=count)
                         with lock:
                             measured_before = acc.measured + acc.gone + acc.denied
                             strata = acc.add_python(node, keys, stride, offset, internal,
                                                     matcher, quota=per_stratum)
-                            done += len(keys)
-                            on_progress("scanning keys", min(done, progress_total),
-                                        progress_total)
+                        report(len(keys))
                     batch = sum(strata)
                     calls += 1
                     node_measured += acc.measured + acc.gone + acc.denied - measured_before
@@ -291,13 +307,27 @@ def survey_keyspace(
                     else:
                         if node_scanned >= quota:
                             break
-                        cursor = rng.getrandbits(31)
+                        cursor = node_rng.getrandbits(31)
             except BaseException:
                 stop.set()
                 raise
             finally:
                 for other in others:
                     other.result()
+        return acc, method, node_started - started, clock() - node_started
+
+    on_progress("scanning keys", 0, progress_total)
+    results = each_node(nodes, survey_node, halt=stop)
+    acc = SurveyAccumulator(namespaces, top, examples)
+    method = "lua" if use_lua else "pipeline"
+    figures = []
+    for node, size, (_, node_used, _), (node_acc, node_method, at, took) in zip(
+            nodes, sizes, facts, results, strict=True):
+        acc.absorb(node_acc)
+        if node_method == "pipeline":
+            method = "pipeline"
+        figures.append(NodeFigures(node_name(node), size, node_used, started_s=at,
+                                   elapsed_s=took))
     return acc.freeze(sampled=sampled, total_keys=total, used_memory=used,
                       nodes=tuple(figures), elapsed_s=clock() - started,
                       method=method, live_keys=live)

@@ -25,6 +25,7 @@ from typing import Any
 from cachectl.connection import node_name, primaries
 from cachectl.counter_format import COUNTER_RETENTION_S, NamespaceCounters
 from cachectl.errors import UsageError
+from cachectl.fanout import each_node
 from cachectl.policy.model import Policy
 from cachectl.stats.checks import namespace_checks, server_checks
 from cachectl.stats.model import (
@@ -115,8 +116,10 @@ class StatsSampler:
         return self.target if name.startswith("?") and self.target else name
 
     def _snapshots(self, nodes: list[Any]) -> dict[str, Snapshot]:
-        return {name: take_snapshot(node, name, self.clock())
-                for name, node in ((self._name(n), n) for n in nodes)}
+        """Every primary's snapshot, taken at the same time (a thread per primary)."""
+        names = [self._name(n) for n in nodes]
+        taken = each_node(nodes, lambda i, node: take_snapshot(node, names[i], self.clock()))
+        return dict(zip(names, taken, strict=True))
 
     def _pairs(self, nodes: list[Any]) -> list[tuple[Snapshot, Snapshot]]:
         names = [self._name(n) for n in nodes]

@@ -19,6 +19,7 @@ from typing import Any
 from cachectl.connection import node_name, primaries
 from cachectl.counter_format import CounterRead, NamespaceCounters
 from cachectl.counter_format import read_counters as read_counter_hashes
+from cachectl.fanout import each_node
 from cachectl.keyspace import NamespaceMatcher
 from cachectl.policy.model import Namespace
 from cachectl.stats.model import KeySample, ScanSummary
@@ -136,7 +137,9 @@ def sample_keyspace(client: Any, namespaces: Iterable[Namespace], wanted: Iterab
     """
     matcher = NamespaceMatcher(namespaces)
     start = clock() if clock else 0.0
-    samples = [_sample_node(node, matcher, sample_keys) for node in primaries(client)]
+    # the primaries at the same time, a thread each; the samples in node order
+    samples = each_node(primaries(client),
+                        lambda _, node: _sample_node(node, matcher, sample_keys))
     estimates = {name: _estimate(samples, name) for name in wanted}
     summary = ScanSummary(
         enabled=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -131,3 +132,32 @@ def test_inspect_and_audit_break_each_namespace_down_per_primary(
         assert "per node" in text and all(name in text for name in truth)
     finally:
         cluster.stop()
+
+
+def _overlap(nodes: list[dict[str, float]], start: str, length: str) -> bool:
+    """Whether every node's interval [start, start + length] shares a common moment: nodes
+    worked one after the other cannot (each starts after the last one ended)."""
+    return max(n[start] for n in nodes) < min(n[start] + n[length] for n in nodes)
+
+
+def test_inspect_surveys_the_primaries_at_the_same_time(
+        clean_cluster: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    client = clean_cluster.client()
+    for chunk in range(0, 60_000, 10_000):
+        pipe = client.pipeline(transaction=False)
+        for i in range(chunk, chunk + 10_000):
+            pipe.set(f"shop:product:{i}", "v" * (i % 30), px=3_600_000)
+        pipe.execute()
+    policy = tmp_path / "p.yaml"
+    policy.write_text('version: 1\nredis: {key_prefix: shop}\nnamespaces:\n'
+                      '  product: {key: "product:{id}", ttl: 1h}\n')
+    for extra in ([], ["--no-lua"]):
+        code = main(["inspect", "-p", str(policy), "--url", clean_cluster.url, "--json", *extra])
+        doc = json.loads(capsys.readouterr().out)
+        assert code == 0
+        nodes = doc["nodes"]
+        assert len(nodes) == 3 and doc["namespaces"][0]["keys"] == 60_000
+        assert sum(n["namespaces"][0]["keys"] for n in nodes) == 60_000
+        # each primary's survey is timed: they ran at the same time
+        assert all(n["elapsed_s"] > 0 for n in nodes), nodes
+        assert _overlap(nodes, "started_s", "elapsed_s"), (extra, nodes)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -85,3 +87,44 @@ def test_cli_with_cluster_flag_reports_three_nodes(clean_cluster: RedisClusterFi
     jsonschema.Draft202012Validator(SCHEMA).validate(doc)
     assert code in (0, 1), err
     assert len(doc["server"]["nodes"]) == 3 and doc["server"]["total"]["node"] == "total"
+
+
+def test_the_primaries_are_read_at_the_same_time(clean_cluster: RedisClusterFixture,
+                                                  tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Each primary's snapshots and key sample wait at a barrier for the other two: read one
+    primary after the other, the first would wait alone until the barrier broke."""
+    from cachectl import stats as stats_module
+    from cachectl.stats import namespaces as ns_module
+
+    path = tmp_path / "cachectl.yaml"
+    path.write_text(POLICY)
+    client = clean_cluster.client()
+    pipe = client.pipeline(transaction=False)
+    for i in range(600):
+        pipe.set(f"t:product:{i}", b"p", px=600_000)
+    pipe.execute()
+    met = {"snapshot": threading.Barrier(3, timeout=10), "sample": threading.Barrier(3, timeout=10)}
+    calls = {"snapshot": 0, "sample": 0}
+    lock = threading.Lock()
+
+    def together(kind: str, real: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                calls[kind] += 1
+            met[kind].wait()
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(stats_module, "take_snapshot", together("snapshot", stats_module.take_snapshot))
+    monkeypatch.setattr(ns_module, "_sample_node", together("sample", ns_module._sample_node))
+    code = main(["stats", "-p", str(path), "--url", clean_cluster.url, "--interval", "100ms",
+                 "--json"])
+    out, err = capsys.readouterr()
+    assert code in (0, 1), err
+    assert calls == {"snapshot": 6, "sample": 3}  # before and after the interval; one sample
+    doc = json.loads(out)
+    jsonschema.Draft202012Validator(SCHEMA).validate(doc)  # the document is unchanged
+    product = next(n for n in doc["namespaces"] if n["namespace"] == "product")
+    assert product["keys"]["keys"] == 600 and product["keys"]["exact"] is True
