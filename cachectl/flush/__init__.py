@@ -17,7 +17,9 @@ serves them as stale and revalidates them one caller at a time.
 Throughput: SCAN replies are read one ahead by a thread, filtered in C (one compiled
 regex per target, see ``target_selector``), gathered into full batches, and each batch is
 UNLINKed on another connection while the next SCAN runs, so the server is rarely
-idle waiting for the client. Every command stays well under a millisecond.
+idle waiting for the client. Every command stays well under a millisecond. A
+cluster's primaries are flushed at the same time, a thread (and those connections)
+each, with a latency governor each; ``FlushResult.nodes`` says what each one did.
 
 Pacing: ``rate`` caps keys per second; the server's own latency (a PING timed
 between batches) is watched throughout, and batches shrink and pause when it rises.
@@ -40,7 +42,7 @@ from cachectl.flush.history import (
     current_actor,
     read_history,
 )
-from cachectl.flush.model import FlushResult, TargetResult, changed_word
+from cachectl.flush.model import FlushResult, NodeResult, TargetResult, changed_word
 from cachectl.flush.plan import EXACT_COUNT_LIMIT, EXAMPLES, SAMPLE_KEYS, FlushPlan, TargetPlan, plan_flush
 from cachectl.flush.primitives import (
     DEFAULT_BATCH,
@@ -80,6 +82,7 @@ __all__ = [
     "FlushResult",
     "FlushTarget",
     "LatencyGovernor",
+    "NodeResult",
     "SoftenCounts",
     "TargetPlan",
     "TargetResult",

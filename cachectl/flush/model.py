@@ -35,6 +35,19 @@ class TargetResult:
 
 
 @dataclass(frozen=True)
+class NodeResult:
+    """What a flush did on one primary (all targets but named keys): keys matched and
+    changed, when its first SCAN began (seconds after the flush began) and how many
+    seconds it worked. A cluster's primaries are flushed at the same time."""
+
+    node: str
+    matched: int
+    changed: int
+    started_s: float
+    seconds: float
+
+
+@dataclass(frozen=True)
 class FlushResult:
     """The outcome of ``flush_namespaces`` (also the partial result of an interrupted run)."""
 
@@ -53,6 +66,7 @@ class FlushResult:
     # keys of batches sent whose reply never came (Redis stalled or the connection broke):
     # the server may have acted on them; counted apart, neither changed nor untouched
     uncertain: int = 0
+    nodes: tuple[NodeResult, ...] = ()
 
     @property
     def matched(self) -> int:
@@ -96,4 +110,8 @@ class FlushResult:
                  **({"no_ttl": t.no_ttl} if self.mode is FlushMode.SOFT else {}),
                  "examples": list(t.examples)}
                 for t in self.targets],
+            "nodes": [{"node": n.node, "matched": n.matched,
+                       changed_name: 0 if self.dry_run else n.changed,
+                       "started_s": round(n.started_s, 4), "seconds": round(n.seconds, 4)}
+                      for n in self.nodes],
         }

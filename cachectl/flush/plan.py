@@ -3,11 +3,20 @@ sample for a large keyspace), and a few examples, changing nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cachectl.flush.keys import is_owned, primary_nodes, sample_filter, target_glob, target_selector
+from cachectl.fanout import each_node
+from cachectl.flush.keys import (
+    Selector,
+    is_owned,
+    primary_nodes,
+    sample_filter,
+    target_glob,
+    target_selector,
+)
 from cachectl.flush.targets import FlushMode, FlushTarget
 from cachectl.freshness import soft_expire_pttl_ms
 from cachectl.keyspace import NamespaceMatcher, scan_keys
@@ -61,7 +70,9 @@ def plan_flush(
     classified, and each target's share is scaled to DBSIZE.
     """
     nodes = primary_nodes(client)
-    sizes = [int(n.dbsize()) for n in nodes]
+    # the primaries of a cluster are counted at the same time, a thread each; their
+    # counts and examples are added up in node order, as a walk of one after the other
+    sizes = each_node(nodes, lambda _, n: int(n.dbsize()))
     dbsize = sum(sizes)
     matcher = NamespaceMatcher.from_policy(policy)
     mode = FlushMode.SOFT if soft else FlushMode.HARD
@@ -79,31 +90,22 @@ def plan_flush(
     if estimate and scan_targets:
         tests = {t: sample_filter(policy, t) for t in scan_targets}
         per_node = max(1, sample_keys // max(1, len(nodes)))
-        for node, size in zip(nodes, sizes, strict=True):
-            seen_here = 0
-            hits = dict.fromkeys(scan_targets, 0)
-            cursor = 0
-            while seen_here < per_node:
-                cursor, keys = node.scan(cursor=cursor, count=1000)
-                seen_here += len(keys)
-                for t, test in tests.items():
-                    kept = test(keys)
-                    hits[t] += len(kept)
-                    found[t].extend(kept[:examples - len(found[t])])
-                if cursor == 0:
-                    break
+        samples = each_node(nodes, lambda _, n: _sample_node(n, tests, per_node, examples))
+        for size, (seen_here, exhaustive, hits, kept) in zip(sizes, samples, strict=True):
             sampled += seen_here
-            exhaustive = cursor == 0
             for t in scan_targets:
                 counts[t] += hits[t] if exhaustive or seen_here == 0 else round(
                     hits[t] * size / seen_here)
+                found[t].extend(kept[t][:examples - len(found[t])])
     else:
         for t in scan_targets:
             select = target_selector(policy, t)
-            for _node, keys in scan_keys(client, target_glob(policy, t), count=1000):
-                kept = select(keys)[0]
-                counts[t] += len(kept)
-                found[t].extend(kept[:examples - len(found[t])])
+            glob = target_glob(policy, t)
+            count_node = functools.partial(_count_node, select=select, glob=glob,
+                                           examples=examples)
+            for n, kept_here in each_node(nodes, count_node):
+                counts[t] += n
+                found[t].extend(kept_here[:examples - len(found[t])])
     plans = tuple(
         TargetPlan(t.label, t.kind, t.name, counts[t], estimate and t.kind != "key",
                    tuple(found[t][:examples]),
@@ -111,3 +113,36 @@ def plan_flush(
         for t in targets)
     return FlushPlan(mode, plans, sum(p.keys for p in plans),
                      any(p.estimated for p in plans), sampled if estimate else 0, dbsize)
+
+
+def _sample_node(node: Any, tests: dict[FlushTarget, Callable[[list[bytes]], list[bytes]]],
+                 per_node: int, examples: int
+                 ) -> tuple[int, bool, dict[FlushTarget, int], dict[FlushTarget, list[bytes]]]:
+    """One primary's sample: (keys read, whether that was all of them, hits per target,
+    each target's first examples)."""
+    seen_here = 0
+    hits = dict.fromkeys(tests, 0)
+    kept: dict[FlushTarget, list[bytes]] = {t: [] for t in tests}
+    cursor = 0
+    while seen_here < per_node:
+        cursor, keys = node.scan(cursor=cursor, count=1000)
+        seen_here += len(keys)
+        for t, test in tests.items():
+            mine = test(keys)
+            hits[t] += len(mine)
+            kept[t].extend(mine[:examples - len(kept[t])])
+        if cursor == 0:
+            break
+    return seen_here, cursor == 0, hits, kept
+
+
+def _count_node(_: int, node: Any, *, select: Selector, glob: str,
+                examples: int) -> tuple[int, list[bytes]]:
+    """One target's keys on one primary, counted by a full SCAN: (count, first examples)."""
+    count = 0
+    kept: list[bytes] = []
+    for _node, keys in scan_keys(node, glob, count=1000):
+        mine = select(keys)[0]
+        count += len(mine)
+        kept.extend(mine[:examples - len(kept)])
+    return count, kept

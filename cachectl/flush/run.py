@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,10 +14,12 @@ from typing import Any
 
 import redis.exceptions as rex
 
+from cachectl.connection import node_name
 from cachectl.errors import InterruptedWork, UsageError
+from cachectl.fanout import each_node
 from cachectl.flush.history import Actor, append_audit, current_actor, error_line
 from cachectl.flush.keys import ScanAhead, primary_nodes, regroup_batches, target_glob, target_selector
-from cachectl.flush.model import FlushResult, TargetResult, changed_word
+from cachectl.flush.model import FlushResult, NodeResult, TargetResult, changed_word
 from cachectl.flush.plan import EXAMPLES
 from cachectl.flush.primitives import (
     DEFAULT_BATCH,
@@ -38,7 +41,7 @@ from cachectl.progress import ProgressCallback, no_progress
 
 @dataclass
 class _Tally:
-    """Mutable counts while a target is being flushed."""
+    """Mutable counts while a target is being flushed (on one node, or in all)."""
 
     matched: int = 0
     changed: int = 0
@@ -51,6 +54,37 @@ class _Tally:
     def freeze(self, t: FlushTarget) -> TargetResult:
         return TargetResult(t.label, t.kind, t.name, self.matched, self.changed, self.vanished,
                             self.other, self.already, self.no_ttl, tuple(self.examples))
+
+    def add(self, other: _Tally, examples: int) -> None:
+        """Add another node's counts; its examples go after these (up to ``examples``)."""
+        self.matched += other.matched
+        self.changed += other.changed
+        self.vanished += other.vanished
+        self.other += other.other
+        self.already += other.already
+        self.no_ttl += other.no_ttl
+        self.examples.extend(other.examples[:max(examples - len(self.examples), 0)])
+
+
+@dataclass
+class _NodeRun:
+    """One primary's share of a flush: its own latency governor and pacing figures, and
+    what it did over every target (``started``: its first SCAN, seconds after the flush
+    began; ``busy``: seconds spent on its targets)."""
+
+    node: Any
+    name: str
+    governor: LatencyGovernor
+    batches: int = 0
+    paused: float = 0.0
+    started: float | None = None
+    busy: float = 0.0
+    matched: int = 0
+    changed: int = 0
+    uncertain: int = 0  # keys of a batch sent whose reply never came
+
+    def result(self) -> NodeResult:
+        return NodeResult(self.name, self.matched, self.changed, self.started or 0.0, self.busy)
 
 
 def check_pacing(rate: float | None, batch: int) -> None:
@@ -85,7 +119,8 @@ def flush_namespaces(
     """Remove (or with ``soft``, soften) every key of ``targets``; return what was done.
 
     ``batch`` bounds the keys per UNLINK/script call (1..10000); ``rate`` caps keys
-    per second; ``totals`` (target label -> planned count) feeds ``on_progress``.
+    per second (all primaries together); ``totals`` (target label -> planned count)
+    feeds ``on_progress``.
     ``should_stop`` is polled after every batch: when it returns True the run stops
     there, appends its audit entry, and raises InterruptedWork carrying the partial
     FlushResult (a rerun finishes the job: flushed keys are simply not found again).
@@ -93,10 +128,14 @@ def flush_namespaces(
     ``watch_latency``: time a PING on the node right after a batch (from the worker
     that sent it), at most every ``latency_check_s`` seconds or ten round trips,
     whichever is longer (0: after every batch), and let ``LatencyGovernor`` shrink
-    batches and pause.
+    batches and pause (one governor per primary: each is judged by its own latency).
     ``ceilings_ms`` (namespace name -> PTTL) clamps instead of flushing: every key of a
     target whose PTTL is above its ceiling, or that has no expiry, gets the ceiling
     (``PEXPIRE … LT`` where the server has it), nothing else changes (mode CLAMP).
+
+    The targets are flushed one after the other; the primaries of a cluster are
+    flushed at the same time, a thread each (see ``_flush_node``), and each one's
+    figures are in ``FlushResult.nodes``.
     """
     check_pacing(rate, batch)
     mode = FlushMode.CLAMP if ceilings_ms is not None else (
@@ -108,128 +147,185 @@ def flush_namespaces(
     elif soft:  # library callers may build targets themselves
         check_soft(policy, targets)
     limiter = RateLimiter(rate, clock=clock, sleep=sleep)
-    governor = LatencyGovernor(batch)
-
-    def scan_count() -> int:  # SCAN COUNT follows the batch, and shrinks with it
-        return governor.batch
     cluster = is_cluster_client(client)
     lt_supported = (ceilings_ms is not None and not dry_run
                     and supports_pexpire_lt(client, f"{policy.internal_prefix}:probe"))
     tallies = {t: _Tally() for t in targets}
     started = clock()
-    counters: dict[str, float] = {"batches": 0, "paused": 0.0}
-    next_check = [started]
+    runs = ([_NodeRun(n, node_name(n), LatencyGovernor(batch)) for n in primary_nodes(client)]
+            if any(t.kind != "key" for t in targets) else [])
+    key_run = _NodeRun(client, "", LatencyGovernor(batch))  # one named key: the client routes it
+    halt = threading.Event()  # one node failed, or should_stop said so: every node stops
+    stopping = threading.Event()  # should_stop said so
+    progress_lock = threading.Lock()
+    found: dict[FlushTarget, int] = dict.fromkeys(targets, 0)
     interrupted = False
 
     def finish() -> FlushResult:
-        return FlushResult(mode, dry_run, describe(targets), tuple(tallies[t].freeze(t) for t in targets),
-                           clock() - started, int(counters["batches"]), governor.backoffs,
-                           float(counters["paused"]), governor.max_rtt_ms, interrupted)
+        every = [*runs, key_run]
+        return FlushResult(
+            mode, dry_run, describe(targets), tuple(tallies[t].freeze(t) for t in targets),
+            clock() - started, sum(r.batches for r in every),
+            sum(r.governor.backoffs for r in every), sum(r.paused for r in every),
+            max(r.governor.max_rtt_ms for r in every), interrupted,
+            nodes=tuple(r.result() for r in runs))
 
-    # Three connections keep the server busy: ScanAhead's thread issues the SCANs back
-    # to back, this thread filters their replies into batches, and one worker sends
-    # each batch's UNLINK (or script), then the latency probe when one is due, so no
-    # round trip of its own stalls this thread. At most one batch is ever in flight,
-    # and it is always settled (counted) before stopping.
-    worker = None if dry_run else ThreadPoolExecutor(1, thread_name_prefix="cachectl-flush")
-    in_flight: list[tuple[Future[tuple[Any, float | None]], _Tally, int]] = []
+    def advance(target: FlushTarget, keys: int, total: int | None) -> None:
+        with progress_lock:
+            found[target] += keys
+            on_progress(target.label, found[target], total)
 
-    def send(call: Callable[[], Any], probe: Any) -> tuple[Any, float | None]:
-        done = call()
-        if probe is None:
-            return done, None
+    def flush_node(run: _NodeRun, target: FlushTarget, tally: _Tally,
+                   batches: Generator[tuple[Any, list[bytes]], None, None],
+                   total: int | None) -> None:
+        """One target on one node (or one named key): batches sent, counted, paced.
+
+        Three connections keep the server busy: ScanAhead's thread issues the SCANs back
+        to back, this thread filters their replies into batches, and one worker sends
+        each batch's UNLINK (or script), then the latency probe when one is due, so no
+        round trip of its own stalls this thread. At most one batch is ever in flight,
+        and it is always settled (counted) before stopping.
+        """
         t0 = clock()
-        probe.ping()
-        return done, clock() - t0
+        if run.started is None:
+            run.started = t0 - started
+        governor = run.governor
+        worker = None if dry_run else ThreadPoolExecutor(1, thread_name_prefix="cachectl-flush")
+        in_flight: list[tuple[Future[tuple[Any, float | None]], int]] = []
+        next_check = t0
 
-    def settle() -> None:
-        while in_flight:
-            future, tally, sent = in_flight[0]
-            done, rtt = future.result()
-            in_flight.pop(0)
-            if isinstance(done, SoftenCounts):
-                tally.changed += done.softened
-                tally.no_ttl += done.no_ttl
-                tally.already += done.already_stale
-                tally.vanished += done.vanished
+        def send(call: Callable[[], Any], probe: Any) -> tuple[Any, float | None]:
+            done = call()
+            if probe is None:
+                return done, None
+            p0 = clock()
+            probe.ping()
+            return done, clock() - p0
+
+        def settle() -> None:
+            nonlocal next_check
+            while in_flight:
+                future, sent = in_flight[0]
+                done, rtt = future.result()
+                in_flight.pop(0)
+                if isinstance(done, SoftenCounts):
+                    tally.changed += done.softened
+                    tally.no_ttl += done.no_ttl
+                    tally.already += done.already_stale
+                    tally.vanished += done.vanished
+                    run.changed += done.softened
+                else:
+                    tally.changed += done
+                    tally.vanished += sent - done
+                    run.changed += done
+                if rtt is not None:
+                    pause = governor.observe(rtt * 1000)
+                    if pause:
+                        sleep(pause)
+                        run.paused += pause
+                    # probing costs a round trip too: keep it under ~10 % of the time
+                    next_check = clock() + (max(latency_check_s, 10 * rtt)
+                                            if latency_check_s > 0 else 0)
+
+        def batch_size() -> int:
+            settle()  # the answer to the batch in flight (and to its probe) sizes the next
+            return governor.batch
+
+        def act(node: Any, keys: list[bytes]) -> None:
+            nonlocal next_check
+            tally.matched += len(keys)
+            run.matched += len(keys)
+            room = examples - len(tally.examples)
+            if room > 0:
+                tally.examples.extend(keys[:room])
+            if worker is None or not keys:
+                return
+            run.paused += limiter.wait(len(keys))
+            settle()
+            call: Callable[[], Any]
+            if ceilings_ms is not None:
+                call = functools.partial(clamp_keys, node, keys, ceilings_ms[target.name],
+                                         lt_supported=lt_supported, cluster=cluster or None)
+            elif soft:
+                pttl = soft_expire_pttl_ms(policy.namespace(target.name))
+                call = functools.partial(soften_keys, node, keys, pttl, cluster=cluster or None)
             else:
-                tally.changed += done
-                tally.vanished += sent - done
-            if rtt is not None:
-                observe(rtt)
+                call = functools.partial(unlink_keys, node, keys, cluster=cluster or None)
+            # the PING goes right after the batch, as another client's command would
+            probe = node if watch_latency and clock() >= next_check else None
+            if probe is not None:
+                next_check = float("inf")  # until this probe's answer is in
+            in_flight.append((worker.submit(send, call, probe), len(keys)))
+            run.batches += 1
 
-    def observe(rtt: float) -> None:
-        pause = governor.observe(rtt * 1000)
-        if pause:
-            sleep(pause)
-            counters["paused"] += pause
-        # probing costs a round trip too: keep it under ~10 % of the time
-        next_check[0] = clock() + (max(latency_check_s, 10 * rtt) if latency_check_s > 0 else 0)
+        try:
+            # closing: stopping early ends the SCAN thread now, not when collected
+            with contextlib.closing(batches):
+                for node, chunk in regroup_batches(batches, batch_size):
+                    act(node, chunk)
+                    advance(target, len(chunk), total)
+                    if should_stop is not None and should_stop():
+                        stopping.set()
+                        halt.set()
+                    if halt.is_set():
+                        break
+            settle()
+        except KeyboardInterrupt:
+            # a second Ctrl-C (or no handler): wait for the batch in flight so the counts
+            # are exact, unless interrupted again
+            halt.set()
+            with contextlib.suppress(KeyboardInterrupt):
+                settle()
+            raise
+        except rex.RedisError:
+            # the batch in flight got no reply: the server may have run it ("uncertain")
+            halt.set()
+            run.uncertain += sum(sent for _, sent in in_flight)
+            raise
+        finally:
+            if worker is not None:
+                worker.shutdown(wait=True)
+            run.busy += clock() - t0
 
-    def batch_size() -> int:
-        settle()  # the answer to the batch in flight (and to its probe) sizes the next
-        return governor.batch
-
-    def act(node: Any, target: FlushTarget, keys: list[bytes]) -> None:
+    def flush_target(target: FlushTarget, total: int | None) -> None:
+        """Every primary at once (a named key: on the client); the nodes' counts added up
+        in node order, also when one failed or the run was interrupted."""
         tally = tallies[target]
-        tally.matched += len(keys)
-        room = examples - len(tally.examples)
-        if room > 0:
-            tally.examples.extend(keys[:room])
-        if worker is None or not keys:
+        if target.kind == "key":
+            flush_node(key_run, target, tally,
+                       _owned_batches(client, policy, target, tally, lambda: batch), total)
+            # one named key: one that did not exist was never matched, not skipped
+            tally.matched -= tally.vanished
+            tally.vanished = 0
             return
-        counters["paused"] += limiter.wait(len(keys))
-        settle()
-        call: Callable[[], Any]
-        if ceilings_ms is not None:
-            call = functools.partial(clamp_keys, node, keys, ceilings_ms[target.name],
-                                     lt_supported=lt_supported, cluster=cluster or None)
-        elif soft:
-            pttl = soft_expire_pttl_ms(policy.namespace(target.name))
-            call = functools.partial(soften_keys, node, keys, pttl, cluster=cluster or None)
-        else:
-            call = functools.partial(unlink_keys, node, keys, cluster=cluster or None)
-        # the PING goes right after the batch, as another client's command would
-        probe = node if watch_latency and clock() >= next_check[0] else None
-        if probe is not None:
-            next_check[0] = float("inf")  # until this probe's answer is in
-        in_flight.append((worker.submit(send, call, probe), tally, len(keys)))
-        counters["batches"] += 1
+        parts = [_Tally() for _ in runs]
+        try:
+            each_node(runs, lambda i, run: flush_node(
+                run, target, parts[i],
+                _owned_batches(run.node, policy, target, parts[i],
+                               lambda: run.governor.batch, one_node=True), total), halt=halt)
+        finally:
+            for part in parts:
+                tally.add(part, examples)
 
     try:
         for target in targets:
-            tally = tallies[target]
             total = (totals or {}).get(target.label)
             on_progress(target.label, 0, total)
-            # closing: stopping early ends the SCAN thread now, not when collected
-            with contextlib.closing(_owned_batches(client, policy, target, tally,
-                                                   scan_count)) as found:
-                for node, chunk in regroup_batches(found, batch_size):
-                    act(node, target, chunk)
-                    on_progress(target.label, tally.matched, total)
-                    if should_stop is not None and should_stop():
-                        interrupted = True
-                        break
-            settle()
-            if target.kind == "key":
-                # one named key: one that did not exist was never matched, not skipped
-                tally.matched -= tally.vanished
-                tally.vanished = 0
-            if interrupted:
+            flush_target(target, total)
+            if stopping.is_set():
+                interrupted = True
                 break
+            tally = tallies[target]
             on_progress(target.label, tally.matched, max(total or 0, tally.matched))
     except KeyboardInterrupt:
-        # a second Ctrl-C (or no handler): wait for the batch in flight so the counts
-        # are exact, unless interrupted again
-        interrupted = True
-        with contextlib.suppress(KeyboardInterrupt):
-            settle()
+        interrupted = True  # every node settled its batch in flight (unless interrupted again)
     except rex.RedisError as exc:
         # Redis failed part-way (connection lost, a stall past --timeout, a permission):
         # record what is known, if anything was sent and the audit stream can still be
         # written, and hand it to the caller on the exception (``partial``). The batches
         # in flight got no reply: the server may have run them, so they are "uncertain"
-        uncertain = sum(sent for _, _, sent in in_flight)
+        uncertain = sum(r.uncertain for r in [*runs, key_run])
         partial = FlushResult(**{**finish().__dict__, "interrupted": True,
                                  "uncertain": uncertain})
         if (partial.changed or uncertain) and not dry_run:
@@ -239,9 +335,6 @@ def flush_namespaces(
                 partial = FlushResult(**{**partial.__dict__, "audit_id": audit_id})
         exc.partial = partial  # type: ignore[attr-defined]
         raise
-    finally:
-        if worker is not None:
-            worker.shutdown(wait=True)
     result = finish()
     if not dry_run and (result.matched or interrupted):
         try:
@@ -260,12 +353,14 @@ def flush_namespaces(
 
 
 def _owned_batches(client: Any, policy: Policy, target: FlushTarget, tally: _Tally,
-                   count: Callable[[], int]) -> Generator[tuple[Any, list[bytes]], None, None]:
+                   count: Callable[[], int], *,
+                   one_node: bool = False) -> Generator[tuple[Any, list[bytes]], None, None]:
     """``(node, keys)``: the target's own keys, one list per SCAN (COUNT from ``count()``).
 
-    Every primary is scanned with the template's escaped glob (or the raw pattern) by
-    ``ScanAhead``, so the next SCAN is on the wire while this thread filters the last
-    reply; ``target_selector`` keeps exactly the target's keys and counts in ``tally.other``
+    Every primary (or, with ``one_node``, ``client`` alone: one primary's client) is
+    scanned with the template's escaped glob (or the raw pattern) by ``ScanAhead``, so the
+    next SCAN is on the wire while this thread filters the last reply;
+    ``target_selector`` keeps exactly the target's keys and counts in ``tally.other``
     those the exact regex accepts but another namespace or cachectl owns. COUNT follows
     the latency governor: a SCAN's cost grows with COUNT, so when the server's latency
     rises each SCAN gets shorter too.
@@ -277,7 +372,8 @@ def _owned_batches(client: Any, policy: Policy, target: FlushTarget, tally: _Tal
         tally.other += other
         yield client, own  # the client routes a single key itself (cluster too)
         return
-    with contextlib.closing(ScanAhead(primary_nodes(client), target_glob(policy, target), count)) as scans:
+    nodes = [client] if one_node else primary_nodes(client)
+    with contextlib.closing(ScanAhead(nodes, target_glob(policy, target), count)) as scans:
         for node, keys in scans:
             own, other = select(keys)
             tally.other += other

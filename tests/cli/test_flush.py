@@ -61,11 +61,15 @@ def test_json_shape_of_a_hard_flush(redis_client: redis.Redis, redis_url: str, p
     assert set(doc) == {"mode", "dry_run", "what", "matched", "removed", "skipped", "uncertain",
                         "seconds",
                         "keys_per_s", "interrupted", "audit_id", "audit_error", "pacing",
-                        "targets"}
+                        "targets", "nodes"}
     assert (doc["mode"], doc["matched"], doc["removed"], doc["skipped"]) == ("hard", 2, 2, 0)
     assert doc["targets"][0]["target"] == "namespace product"
     assert sorted(doc["targets"][0]["examples"]) == ["shop:product:1", "shop:product:2"]
     assert set(doc["pacing"]) == {"batches", "backoffs", "paused_s", "max_ping_ms"}
+    [node] = doc["nodes"]  # one server: one node, which did everything
+    assert set(node) == {"node", "matched", "removed", "started_s", "seconds"}
+    assert node["node"] == redis_url.removeprefix("redis://").removesuffix("/0")
+    assert (node["matched"], node["removed"]) == (2, 2)
     assert "About to remove 2 keys (counted)" in out.err
     assert redis_client.exists("shop:product:reviews:1")
 

@@ -88,3 +88,31 @@ def test_cli_flush_with_cluster_flag(clean_cluster: RedisClusterFixture, policy_
     doc = json.loads(capsys.readouterr().out)
     assert doc["removed"] == len(reviews)
     assert _all_keys(clean_cluster) == set(products) | {b"shop:cachectl:audit"}
+
+
+def test_the_primaries_are_flushed_at_the_same_time(clean_cluster: RedisClusterFixture,
+                                                    policy_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Each primary's share is timed in the JSON (first SCAN, seconds worked): the three
+    intervals overlap, which primaries flushed one after the other cannot do."""
+    client = clean_cluster.client()
+    for chunk in range(0, 45_000, 15_000):
+        pipe = client.pipeline(transaction=False)
+        for i in range(chunk, chunk + 15_000):
+            pipe.set(f"shop:product:{i}", b"v", px=3_600_000)
+            if i % 3 == 0:
+                pipe.set(f"shop:product:reviews:{i}", b"r", px=3_600_000)
+        pipe.execute()
+    code = main(["flush", "-p", str(policy_path), "--url", clean_cluster.url, "--namespace",
+                 "product", "--batch", "200", "--yes", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert (doc["matched"], doc["removed"], doc["skipped"]) == (45_000, 45_000, 0)
+    nodes = doc["nodes"]
+    assert {n["node"] for n in nodes} == {f"127.0.0.1:{s.port}"
+                                          for s in clean_cluster.primary_servers()}
+    assert sum(n["removed"] for n in nodes) == 45_000
+    assert all(n["matched"] == n["removed"] > 10_000 for n in nodes), nodes
+    assert max(n["started_s"] for n in nodes) < min(n["started_s"] + n["seconds"]
+                                                    for n in nodes), nodes
+    assert len(_all_keys(clean_cluster)) == 15_000 + 1  # the reviews, and the audit stream
