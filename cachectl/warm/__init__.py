@@ -8,11 +8,12 @@
 
 from cachectl.warm.core import WarmProgress, WarmTarget, encode_value, open_targets, warm_namespaces
 from cachectl.warm.model import NamespaceWarm, RowProblem, WarmReport
-from cachectl.warm.sources import BadRow, Source, SourceContext
+from cachectl.warm.sources import BadRow, ReadInterrupted, Source, SourceContext
 
 __all__ = [
     "BadRow",
     "NamespaceWarm",
+    "ReadInterrupted",
     "RowProblem",
     "Source",
     "SourceContext",

@@ -15,12 +15,14 @@ finished first; ``partial`` holds the report) and redis-py errors when Redis fai
 from __future__ import annotations
 
 import random
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from cachectl.errors import InterruptedWork, UsageError
+from cachectl.errors import InterruptedWork, SourceError, UsageError
 from cachectl.pacing import RateLimiter
 from cachectl.policy.model import Namespace, Policy
 from cachectl.warm.bulk import bulk_reader
@@ -29,11 +31,12 @@ from cachectl.warm.loop import BATCH_SIZE, RowWarm, Stop, no_progress
 from cachectl.warm.loop import WarmProgress as WarmProgress  # re-exported
 from cachectl.warm.model import NamespaceWarm, Tally, WarmReport
 from cachectl.warm.model import WarmTarget as WarmTarget  # re-exported
-from cachectl.warm.sources import FILE_TYPES, SourceContext, open_source
+from cachectl.warm.sources import FILE_TYPES, ReadInterrupted, SourceContext, open_source
 from cachectl.warm.writer import Writer, permission_error
 
 _Writer = Writer  # the name the tests patch (core._Writer.route)
 WINDOW = 8  # batches sent and not yet answered, per connection
+STOP_POLL_S = 0.05  # how often the watchdog of a source with interrupt() asks should_stop
 
 
 def open_targets(policy: Policy, namespaces: Iterable[str] = (), *,
@@ -218,14 +221,54 @@ def _warm_one(tally: Tally, writer: Writer | None, *, only_missing: bool, batch_
                    limiter=limiter, progress=progress, should_stop=should_stop,
                    error_budget=error_budget, rng=rng)
     bulk = bulk_reader(warm)
-    if bulk is not None:
-        bulk(warm)
-    else:
-        source = warm.source
-        encoded_rows = getattr(source, "encoded_rows", None) if warm.value_field is None else None
-        if callable(encoded_rows):
-            stream: Iterable[tuple[int, Any, bytes | None]] = encoded_rows()
-        else:
-            stream = ((position, row, None) for position, row in source.rows())
-        warm.rows(stream)
+    source = warm.source
+    with _interrupt_on_stop(source, should_stop) as interrupted:
+        try:
+            if bulk is not None:
+                bulk(warm)
+            else:
+                encoded_rows = (getattr(source, "encoded_rows", None)
+                                if warm.value_field is None else None)
+                if callable(encoded_rows):
+                    stream: Iterable[tuple[int, Any, bytes | None]] = encoded_rows()
+                else:
+                    stream = ((position, row, None) for position, row in source.rows())
+                warm.rows(stream)
+        except (ReadInterrupted, SourceError):
+            # a read cancelled by interrupt() (a plugin may fail its own way once cancelled)
+            if not interrupted.is_set():
+                raise
+            warm.finish()  # the rows read before the read was cancelled are complete
+            raise Stop(None) from None
     warm.finish()
+
+
+@contextmanager
+def _interrupt_on_stop(source: Any, should_stop: Callable[[], bool]) -> Iterator[threading.Event]:
+    """While ``source`` is read: a watchdog thread that calls its ``interrupt()`` once
+    ``should_stop()`` is true, so a read blocked in a server (a query waiting on a lock, in
+    ``pg_sleep``, a slow API) ends within a second of Ctrl-C or SIGTERM, not when its timeout
+    does. Yields an event set once ``interrupt()`` was called. Sources without ``interrupt``
+    are only checked between batches, as every source is (``RowWarm.flush``)."""
+    fired = threading.Event()
+    interrupt = getattr(source, "interrupt", None)
+    if not callable(interrupt):
+        yield fired
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(STOP_POLL_S):
+            if should_stop():
+                fired.set()
+                with suppress(Exception):  # best effort: the batch check stops the run anyway
+                    interrupt()
+                return
+
+    thread = threading.Thread(target=watch, name="cachectl-warm-stop", daemon=True)
+    thread.start()
+    try:
+        yield fired
+    finally:
+        done.set()
+        thread.join(timeout=2.0)  # a daemon: an interrupt() that hangs cannot hold the exit

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -322,3 +324,65 @@ def test_count_lines_is_exact_for_small_files_and_estimated_for_big_ones(tmp_pat
     gz = tmp_path / "p.jsonl.gz"
     gz.write_bytes(gzip.compress(b'{"id": 1}\n'))
     assert sources.count_lines(gz) is None
+
+
+class StuckSource:
+    """A plugin source whose read blocks after its rows until ``interrupt()`` is called."""
+
+    def __init__(self, options: Any, context: SourceContext) -> None:
+        self.rows_before = int(options["rows"])
+        self.fail_with = options["fail_with"]
+        self.blocked = STUCK_BLOCKED
+        self.woken = threading.Event()
+
+    @property
+    def description(self) -> str:
+        return "stuck"
+
+    def rows(self) -> Iterator[tuple[int, Any]]:
+        yield from ((i, {"id": i}) for i in range(1, self.rows_before + 1))
+        self.blocked.set()
+        if not self.woken.wait(30):
+            raise AssertionError("never interrupted")
+        if self.fail_with == "ReadInterrupted":
+            raise sources.ReadInterrupted("cancelled")
+        raise RuntimeError("the plugin's client raised its own error once cancelled")
+
+    def interrupt(self) -> None:
+        self.woken.set()
+
+    def locate(self, position: int) -> str:
+        return f"item {position}"
+
+    def estimated_rows(self) -> int | None:
+        return None
+
+
+STUCK_BLOCKED = threading.Event()
+
+
+@pytest.mark.parametrize("fail_with", ["ReadInterrupted", "RuntimeError"])
+def test_a_stop_interrupts_a_plugin_read_blocked_between_batches(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fail_with: str) -> None:
+    from cachectl.errors import InterruptedWork
+    from cachectl.policy import load_policy
+    from cachectl.warm import WarmReport, warm_namespaces
+
+    entry = EntryPoint(name="stuck", value="tests.unit.test_warm_sources:StuckSource",
+                       group=sources.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(sources, "plugin_factories", lambda: {"stuck": entry})
+    (tmp_path / "cachectl.yaml").write_text(
+        "version: 1\nredis: {key_prefix: t}\ndefaults: {ttl: 10m}\nnamespaces:\n"
+        "  product:\n    key: 'product:{id}'\n"
+        f"    warm: {{source: {{type: stuck, rows: 250, fail_with: {fail_with}}}}}\n")
+    policy = load_policy(tmp_path / "cachectl.yaml", env={})
+    STUCK_BLOCKED.clear()
+    started = time.monotonic()
+    with pytest.raises(InterruptedWork) as caught:
+        # a batch of 1,000: the 250 rows read wait in it while the read is blocked
+        warm_namespaces(None, policy, dry_run=True, should_stop=STUCK_BLOCKED.is_set)
+    assert time.monotonic() - started < 2
+    report = caught.value.partial
+    assert isinstance(report, WarmReport) and report.interrupted
+    (product,) = report.namespaces
+    assert (product.rows, product.written) == (250, 250)  # the rows read are kept

@@ -6,6 +6,11 @@ rejects without stopping. ``locate(position)`` names the row for error reports
 (``products.jsonl:12``, ``row 7``). A source that cannot be opened or read at all
 raises ``SourceError`` (exit 2).
 
+A source whose read can block for long (a query waiting on a lock, a slow API) may have
+``interrupt()``: warm calls it from another thread once Ctrl-C or SIGTERM asked it to stop
+while the source is being read, and the read then raises ``ReadInterrupted`` promptly
+(the rows already read are written; the run exits 130) instead of waiting out a timeout.
+
 Built-in types: jsonl, json, csv, sql, http. Further types come from the
 ``cachectl.sources`` entry-point group: the entry point names the type and loads a
 factory ``(options, context) -> Source`` (see docs/warm.md for a worked example).
@@ -36,6 +41,10 @@ BUILTIN_SOURCES: dict[str, str] = {
 }
 FILE_TYPES = ("jsonl", "json", "csv")
 READ_BUFFER = 1 << 18
+
+
+class ReadInterrupted(Exception):
+    """Raised by a source's read after its ``interrupt()`` cancelled it (Ctrl-C, SIGTERM)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +164,7 @@ class _PluginSource:
     def rows(self) -> Iterator[tuple[Position, Row | BadRow]]:
         try:
             yield from self.inner.rows()
-        except SourceError:
+        except (SourceError, ReadInterrupted):
             raise
         except Exception as exc:  # noqa: BLE001 - see open_source
             raise self._failed(exc) from None
@@ -173,6 +182,12 @@ class _PluginSource:
         close = getattr(self.inner, "close", None)
         if callable(close):
             close()
+
+    @property
+    def interrupt(self) -> Callable[[], None] | None:
+        """The plugin's ``interrupt`` if it has one (warm looks for a callable)."""
+        interrupt = getattr(self.inner, "interrupt", None)
+        return interrupt if callable(interrupt) else None
 
 
 # --------------------------------------------------------------------------- helpers for readers

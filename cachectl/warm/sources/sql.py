@@ -14,6 +14,14 @@ and a server that accepts TCP but never answers is given up after ``connect_time
 template's placeholders (``SELECT * FROM products WHERE id = :id``); ``cachectl verify``
 runs it once per key checked instead of reading the whole query (``open_lookup``). A
 database that cannot be reached raises SourceUnavailableError (exit 3).
+
+Ctrl-C or SIGTERM while a query is running (waiting on a lock, in a long scan) cancels
+it (``interrupt``, called by warm's watchdog thread): PostgreSQL through psycopg's
+``cancel_safe()`` (``cancel()`` before psycopg 3.2, psycopg2), SQLite through
+``Connection.interrupt()``; the read raises ReadInterrupted and warm exits 130 at once
+rather than after ``statement_timeout``. SQLite runs a query in C without the GIL, where
+Python's signal handlers cannot run: a no-op progress handler every
+``SQLITE_PROGRESS_OPS`` virtual-machine steps lets them in.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from cachectl.errors import SourceError, SourceUnavailableError, install_extra_h
 from cachectl.warm.sources import (
     BadRow,
     Position,
+    ReadInterrupted,
     Row,
     SourceContext,
     check_options,
@@ -40,6 +49,28 @@ OPTIONAL = ("params", "batch_size", "lookup", "connect_timeout", "statement_time
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_STATEMENT_TIMEOUT_S = 300.0
 INSTALL_HINT = f"install the sql extra: {install_extra_hint('sql')}"
+# SQLite steps between two calls of the progress handler, where a pending Python signal
+# handler gets its turn: 10-20 ms of a scan (a recursive CTE here), about 60 calls a second
+SQLITE_PROGRESS_OPS = 1_000_000
+
+
+def _let_signals_in() -> int:
+    """SQLite's progress handler: returns 0 (go on); calling Python at all is its point."""
+    return 0
+
+
+def _cancel(driver: Any, timeout_s: float) -> None:
+    """Cancel the statement ``driver`` (a DBAPI connection) is running, from another thread."""
+    if callable(getattr(driver, "cancel_safe", None)):
+        driver.cancel_safe(timeout=timeout_s)  # psycopg >= 3.2: bounded, never blocks forever
+    elif callable(getattr(driver, "cancel", None)):
+        driver.cancel()  # psycopg < 3.2, psycopg2
+    elif callable(getattr(driver, "interrupt", None)):
+        driver.interrupt()  # sqlite3
+
+
+def _interrupted(display: str) -> ReadInterrupted:
+    return ReadInterrupted(f"sql source {display}: the query was cancelled (interrupted)")
 
 
 def _import_sqlalchemy() -> Any:
@@ -124,7 +155,17 @@ class SqlSource(_QueryRows):
                                  "options": f"-c statement_timeout={round(statement_s * 1000)}"}
         elif url.get_backend_name() == "sqlite":
             self.connect_args = {"timeout": connect_s}
+        self.connect_s = connect_s
+        self._interrupted = False
         self._engine, self._conn = self.connect()
+        self._driver: Any = None  # the DBAPI connection the query runs on (for interrupt)
+        try:
+            self._driver = self._conn.connection.driver_connection
+        except sa.exc.SQLAlchemyError as exc:
+            self.close()
+            raise self.failure(exc) from None
+        if callable(getattr(self._driver, "set_progress_handler", None)):  # sqlite3
+            self._driver.set_progress_handler(_let_signals_in, SQLITE_PROGRESS_OPS)
 
     def connect(self) -> tuple[Any, Any]:
         """An engine and one open connection (the timeouts applied); raises ``failure``."""
@@ -147,6 +188,13 @@ class SqlSource(_QueryRows):
         self._conn.close()
         self._engine.dispose()
 
+    def interrupt(self) -> None:
+        """Cancel the query running (called from warm's watchdog thread on Ctrl-C/SIGTERM);
+        the read then raises ReadInterrupted."""
+        self._interrupted = True
+        if self._driver is not None:
+            _cancel(self._driver, self.connect_s)
+
     def tuple_batches(self) -> Iterator[tuple[Position, list[str], list[Any]]]:
         """The query's rows as fetched: (the first row's number, the column names, the
         rows' values, tuple-like), ``batch_size`` rows at a time (cachectl.warm.bulk
@@ -167,6 +215,8 @@ class SqlSource(_QueryRows):
                 yield number, names, partition
                 number += len(partition)
         except sa.exc.SQLAlchemyError as exc:
+            if self._interrupted:
+                raise _interrupted(self.display) from None
             raise self.failure(exc) from None
         finally:
             self.close()
@@ -239,6 +289,14 @@ class SqliteSource(_QueryRows):
         self.path = db
         self.display = raw_url
         self.lookup: str | None = option(options, "lookup", str, ns, "sql")
+        self._conn: Any = None  # the connection a read runs on (for interrupt)
+        self._interrupted = False
+
+    def interrupt(self) -> None:
+        """``SqlSource.interrupt`` for the standard library's sqlite3."""
+        self._interrupted = True
+        if self._conn is not None:
+            self._conn.interrupt()
 
     def open_lookup(self) -> SqliteLookup | None:
         """The ``lookup`` query on one read-only connection, or None without one."""
@@ -250,6 +308,8 @@ class SqliteSource(_QueryRows):
         import sqlite3
 
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        conn.set_progress_handler(_let_signals_in, SQLITE_PROGRESS_OPS)
+        self._conn = conn
         try:
             cursor = conn.execute(self.query, self.params)
             if cursor.description is None:
@@ -261,9 +321,12 @@ class SqliteSource(_QueryRows):
                 yield number, names, batch
                 number += len(batch)
         except sqlite3.Error as exc:
+            if self._interrupted:
+                raise _interrupted(self.display) from None
             raise SourceError(f"sql source {self.display}: {exc}",
                               hint="check the query and the database file") from None
         finally:
+            self._conn = None
             conn.close()
 
 
