@@ -1,18 +1,22 @@
 """Reads that block in a source's server end when they must: Ctrl-C or SIGTERM cancels a
-query stuck in PostgreSQL or SQLite within a second (not after statement_timeout). Real
-processes, real signals, real servers."""
+query stuck in PostgreSQL or SQLite within a second (not after statement_timeout), and an
+http source whose server drips its response headers is cut off at the request's total
+deadline. Real processes, real signals, real servers."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -214,3 +218,118 @@ def test_an_interrupt_stops_a_long_sqlite_scan(tmp_path: Path, redis_url: str, r
                     "the signal, the partial --json summary (interrupted: true) printed",
                     verified="the summary counts exactly the keys in Redis (the rows read "
                     "before the scan: 2,000 or 3,000)")
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+@contextmanager
+def _dripping_headers(interval_s: float, arrived: list[float] | None = None
+                      ) -> Iterator[tuple[str, list[tuple[float, float]]]]:
+    """An HTTP server (a thread on a socket) that answers every request with a status line
+    and then header bytes, one every ``interval_s``, forever. Yields its URL and, per
+    connection, (when its request arrived, when the client hung up) in time.monotonic();
+    ``arrived`` gets the time of each request as it comes."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+    held: list[tuple[float, float]] = []
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            started = time.monotonic()
+            if arrived is not None:
+                arrived.append(started)
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"X-Drip: ")
+                while not stop.is_set():
+                    conn.sendall(b"a")
+                    time.sleep(interval_s)
+            except OSError:  # the client hung up
+                held.append((started, time.monotonic()))
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/products", held
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def test_an_http_server_dripping_its_headers_is_cut_off_at_the_deadline(
+        tmp_path: Path, redis_url: str, reliability: Recorder) -> None:
+    timeout_s = 1.0
+    with _dripping_headers(0.1) as (url, held):
+        policy = _policy(tmp_path, f"""\
+  product:
+    key: "product:{{id}}"
+    warm: {{source: {{type: http, url: "{url}", timeout: {timeout_s}, retries: 1}}}}
+""")
+        try:
+            run = subprocess.run([CACHECTL, "warm", "--policy", str(policy), "--url",
+                                  redis_url], capture_output=True, text=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the dripping server held warm for 30 s") from None
+        hung_up = time.monotonic() + 2  # the server notices at its next byte, 0.1 s later
+        while len(held) < 2 and time.monotonic() < hung_up:
+            time.sleep(0.02)
+    each = [end - start for start, end in held]
+    total = held[-1][1] - held[0][0] if held else 0.0
+    print(f"http header drip: exit {run.returncode}; each attempt held "
+          f"{', '.join(f'{s:.2f}' for s in each)} s, both {total:.2f} s")
+    assert run.returncode == 3, run.stderr  # unreachable, as a server that never answers
+    assert "took longer than the timeout" in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr
+    # each attempt cut at its 1 s deadline (+ the server's 0.1 s between bytes, + slack);
+    # both within 2 deadlines and the 0.2 s backoff between them
+    assert len(each) == 2 and all(s < timeout_s + 0.4 for s in each), each
+    assert total < 2 * timeout_s + 0.2 + 0.6, total
+    reliability.add("http-header-drip", area="bad input",
+                    fault="an http source whose server sends the status line, then header "
+                    "bytes one every 0.1 s, forever (each read well within the timeout)",
+                    command="warm (http source, timeout: 1, retries: 1)",
+                    did="exit 3 (unreachable): the answer took longer than the timeout (1 s "
+                    "for the whole response, headers and body), on each of the 2 attempts",
+                    verified="the server saw each connection closed within 1.4 s of its "
+                    "request, both within 2.8 s")
+
+
+def test_an_interrupt_cancels_an_http_request_in_flight(
+        tmp_path: Path, redis_url: str, reliability: Recorder) -> None:
+    arrived: list[float] = []
+    with _dripping_headers(0.1, arrived) as (url, held):
+        policy = _policy(tmp_path, f"""\
+  product:
+    key: "product:{{id}}"
+    warm: {{source: {{type: http, url: "{url}", timeout: 600, retries: 3}}}}
+""")
+        proc = _warm(policy, redis_url)
+        _wait_for(lambda: len(arrived) == 1, proc)
+        took, out, err = _interrupt(proc, signal.SIGINT)
+        hung_up = time.monotonic() + 2
+        while not held and time.monotonic() < hung_up:
+            time.sleep(0.02)
+    print(f"http request in flight: exit {proc.returncode} {took:.2f} s after SIGINT")
+    _assert_interrupted(proc.returncode, out, err, signal.SIGINT,
+                        redis.Redis.from_url(redis_url), {"product": 0})
+    assert took < 3, took  # not the 600 s timeout, nor 4 attempts of it
+    assert len(arrived) == 1 and len(held) == 1, (arrived, held)  # no retry after the stop
+    reliability.add("http-request-interrupted", area="one server",
+                    fault="Ctrl-C while an http source's request was in flight to a server "
+                    "dripping its headers (timeout: 600, retries: 3)",
+                    command="warm --json (http source)",
+                    did="the request cancelled, no retry: exit 130 within 3 s of the signal, "
+                    "the partial --json summary (interrupted: true) printed",
+                    verified="the server saw its one connection closed; nothing written")
