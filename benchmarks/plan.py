@@ -6,16 +6,20 @@ throwaway redis-server (free port, never 6379) holds 1,000,000 keys: 300,000
 300,000 ``shop:banner:{id}`` (to remove) and 400,000 ``shop:stock:{sku}`` that
 must not be touched. Both contenders run as their own Python process (start-up
 included; cachectl also measures the keyspace first, from a sample, and writes two
-audit entries). The hand-written loop is what an operator would write: one SCAN
-over everything, ``PEXPIRE key 3600000 LT`` pipelined for product keys, UNLINK per
-1,000 banner keys. While each runs, another process PINGs every millisecond.
+audit entries: work the loop does not do). The hand-written loop is what an operator
+would write: one SCAN over everything, ``PEXPIRE key 3600000 LT`` pipelined for
+product keys, UNLINK per 1,000 banner keys. While each runs, another process PINGs
+every millisecond.
 
 Prints both times, the ratio, PING p50/p99/max during each, the server's CPU time and
 the commands it logged as slower than 1 ms (SLOWLOG: what blocked other clients, as
 the server saw it, whatever the host's load), and checks the result
 (no banner key left, every product key at or below the new maximum, stock intact).
+``--commandstats`` prints, per run, the commands the server ran (INFO commandstats:
+calls and server milliseconds; commands a script ran count in their own row and in
+EVALSHA's).
 
-    .venv/bin/python benchmarks/plan.py [--scale 1.0] [--rounds 2]
+    .venv/bin/python benchmarks/plan.py [--scale 1.0] [--rounds 2] [--commandstats]
 """
 
 from __future__ import annotations
@@ -109,6 +113,30 @@ def hand_loop_process(port: int) -> tuple[int, int]:
     return int(clamped), int(removed)
 
 
+def commandstats(r: redis.Redis) -> dict[str, tuple[int, int]]:
+    """Per command, (calls, server µs) since start-up: INFO commandstats."""
+    return {name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
+            for name, v in r.info("commandstats").items()}
+
+
+def commandstats_delta(before: dict[str, tuple[int, int]],
+                       after: dict[str, tuple[int, int]]) -> str:
+    """The commands a run sent, busiest first: calls and server ms per command (PING
+    includes the pinger's, one a millisecond)."""
+    rows = []
+    for name, (calls, usec) in after.items():
+        c0, u0 = before.get(name, (0, 0))
+        if name in ("info", "config|set", "config|resetstat", "slowlog|reset") or calls == c0:
+            continue
+        rows.append((usec - u0, calls - c0, name))
+    rows.sort(reverse=True)
+    total = sum(u for u, _, name in rows if name != "ping")  # script-run ones count twice
+    return "\n".join([f"{'':17s}{'command':22s}{'calls':>9s}{'server ms':>11s}"]
+                     + [f"{'':17s}{name:22s}{calls:9,d}{usec / 1000:11.1f}"
+                        for usec, calls, name in rows]
+                     + [f"{'':17s}{'total (without PING)':22s}{'':9s}{total / 1000:11.1f}"])
+
+
 def check(r: redis.Redis, stock: int, product: int) -> str:
     """'' when the keyspace is right, else what is wrong."""
     banners = sum(1 for _ in r.scan_iter(match="shop:banner:*", count=10_000))
@@ -133,6 +161,8 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="1.0: 1,000,000 keys")
     parser.add_argument("--rounds", type=int, default=2,
                         help="runs of each, alternating; the best of each is compared")
+    parser.add_argument("--commandstats", action="store_true",
+                        help="print each run's INFO commandstats delta (calls, server ms)")
     parser.add_argument("--hand-loop", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hand_loop:
@@ -168,6 +198,8 @@ def main() -> int:
             assert r.dbsize() == n_product + n_banner + n_stock, r.dbsize()
             note = ""
             cpu_before = server_cpu_s(r)
+            r.config_resetstat()
+            stats_before = commandstats(r)
             start_slowlog(r)
             if name.startswith("cachectl"):
                 secs, pings, res = with_pings(server.port,
@@ -182,6 +214,7 @@ def main() -> int:
                 secs, pings, res = with_pings(server.port, lambda: hand_loop_process(server.port))
                 clamped, removed = res  # type: ignore[misc]
             cpu = server_cpu_s(r) - cpu_before
+            stats_after = commandstats(r)
             slow, slow_max_ms = slow_commands(r)
             wrong = check(r, n_stock, n_product)
             results[name] = (secs, pings)
@@ -190,6 +223,8 @@ def main() -> int:
                   f"PING p50 {pings['p50_ms']:.2f} ms  p99 {pings['p99_ms']:.2f} ms  "
                   f"max {pings['max_ms']:.2f} ms  ({pings['n']:,} pings){note}"
                   f"{'  WRONG: ' + wrong if wrong else ''}")
+            if args.commandstats:
+                print(commandstats_delta(stats_before, stats_after))
         ours = [v for k, v in results.items() if k.startswith("cachectl")]
         theirs = [v for k, v in results.items() if k.startswith("hand-written")]
         best_c, best_h = min(s for s, _ in ours), min(s for s, _ in theirs)
