@@ -55,7 +55,7 @@ from cachectl.flush.primitives import (
     supports_pexpire_lt,
     unlink_keys,
 )
-from cachectl.flush.run import check_pacing, flush_namespaces
+from cachectl.flush.run import FlushStep, check_pacing, flush_in_one_pass, flush_namespaces
 from cachectl.flush.targets import (
     FlushMode,
     FlushTarget,
@@ -80,6 +80,7 @@ __all__ = [
     "FlushMode",
     "FlushPlan",
     "FlushResult",
+    "FlushStep",
     "FlushTarget",
     "LatencyGovernor",
     "NodeResult",
@@ -94,6 +95,7 @@ __all__ = [
     "clamp_keys",
     "current_actor",
     "describe",
+    "flush_in_one_pass",
     "flush_namespaces",
     "glob_matcher",
     "matches_everything",

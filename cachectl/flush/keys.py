@@ -4,7 +4,8 @@
 earlier overlapping namespace, never cachectl's own keys) as compiled regexes applied
 to whole SCAN batches in C. ``ScanAhead``: every primary's SCAN issued by a thread,
 one reply ahead of the consumer. ``regroup_batches``: per-SCAN key lists regrouped into full
-batches.
+batches; ``shared_batches``: the same for several targets read by one walk, whose
+glob (``union_glob``) covers them all.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cachectl.flush.targets import FlushTarget
 from cachectl.keyspace import NamespaceMatcher
 from cachectl.keyspace.matcher import glob_matcher
 from cachectl.policy.model import Policy
+from cachectl.policy.template import escape_glob
 
 
 def _internal(policy: Policy) -> bytes:
@@ -121,6 +123,36 @@ def target_glob(policy: Policy, target: FlushTarget) -> str:
     return policy.namespace(target.name).template.glob
 
 
+_CLASS_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.")
+
+
+def union_glob(policy: Policy, targets: Sequence[FlushTarget]) -> str:
+    """One SCAN MATCH glob that every key of every namespace target matches.
+
+    One target: its own glob. Several: the literal prefixes their keys start with,
+    merged position by position, a shared character as itself and differing ones as a
+    class, until one prefix ends or a character is not a plain one; then ``*``
+    (``shop:product:`` and ``shop:banner:`` give ``shop:[bp][ar][no][dn][eu][cr][:t]*``).
+    Every key of every target matches it (it can match more: the exact matchers decide),
+    and the server replies with fewer keys than a SCAN without MATCH.
+    """
+    if len(targets) == 1:
+        return target_glob(policy, targets[0])
+    if any(t.kind != "namespace" for t in targets):
+        raise ValueError("union_glob takes namespace targets only")
+    prefixes = [policy.namespace(t.name).template.literal_prefix for t in targets]
+    out = []
+    for chars in zip(*prefixes, strict=False):  # up to the end of the shortest
+        distinct = sorted(set(chars))
+        if len(distinct) == 1:
+            out.append(escape_glob(distinct[0]))
+        elif all(c in _CLASS_SAFE for c in distinct):
+            out.append("[" + "".join(distinct) + "]")
+        else:
+            break
+    return "".join(out) + "*"
+
+
 def sample_filter(policy: Policy, target: FlushTarget) -> Callable[[list[bytes]], list[bytes]]:
     """The keys of an unfiltered SCAN batch that are the target's to flush."""
     select = target_selector(policy, target)
@@ -197,6 +229,45 @@ class ScanAhead:
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def shared_batches(scans: Iterator[tuple[Any, list[bytes]]],
+                   selectors: Sequence[tuple[FlushTarget, Selector]],
+                   size: Callable[[], int], on_other: Callable[[FlushTarget, int], None],
+                   ) -> Iterator[tuple[Any, FlushTarget, list[bytes]]]:
+    """One SCAN walk's replies split among several targets: ``(node, target, keys)``.
+
+    Each reply goes through every target's selector (a key is at most one target's: its
+    first owner in policy order); each target's keys gather into batches of ``size()``
+    (read before each one) as ``regroup_batches`` does. Batches never mix nodes or
+    targets; ``on_other(target, n)`` gets the keys a selector counted as another's.
+    """
+    pending: dict[FlushTarget, list[bytes]] = {t: [] for t, _ in selectors}
+    current: Any = None
+    for node, keys in scans:
+        if node is not current:
+            for target, buf in pending.items():
+                if buf:
+                    pending[target] = []
+                    yield current, target, buf
+            current = node
+        for target, select in selectors:
+            own, other = select(keys)
+            if other:
+                on_other(target, other)
+            if not own:
+                continue
+            buf = pending[target]
+            buf.extend(own)
+            while len(buf) >= size():
+                n = size()
+                chunk = buf[:n]
+                del buf[:n]
+                yield node, target, chunk
+    for target, buf in pending.items():
+        if buf:
+            pending[target] = []
+            yield current, target, buf
 
 
 def regroup_batches(batches: Iterator[tuple[Any, list[bytes]]],

@@ -18,7 +18,15 @@ from cachectl.connection import node_name
 from cachectl.errors import InterruptedWork, UsageError
 from cachectl.fanout import each_node
 from cachectl.flush.history import Actor, append_audit, current_actor, error_line
-from cachectl.flush.keys import ScanAhead, primary_nodes, regroup_batches, target_glob, target_selector
+from cachectl.flush.keys import (
+    ScanAhead,
+    primary_nodes,
+    regroup_batches,
+    shared_batches,
+    target_glob,
+    target_selector,
+    union_glob,
+)
 from cachectl.flush.model import FlushResult, NodeResult, TargetResult, changed_word
 from cachectl.flush.plan import EXAMPLES
 from cachectl.flush.primitives import (
@@ -49,6 +57,8 @@ class _Tally:
     other: int = 0
     already: int = 0
     no_ttl: int = 0
+    batches: int = 0
+    uncertain: int = 0  # keys of a batch sent whose reply never came
     examples: list[bytes] = field(default_factory=list)
 
     def freeze(self, t: FlushTarget) -> TargetResult:
@@ -63,28 +73,49 @@ class _Tally:
         self.other += other.other
         self.already += other.already
         self.no_ttl += other.no_ttl
+        self.batches += other.batches
+        self.uncertain += other.uncertain
         self.examples.extend(other.examples[:max(examples - len(self.examples), 0)])
 
 
 @dataclass
 class _NodeRun:
     """One primary's share of a flush: its own latency governor and pacing figures, and
-    what it did over every target (``started``: its first SCAN, seconds after the flush
+    what it did to each target (``started``: its first SCAN, seconds after the flush
     began; ``busy``: seconds spent on its targets)."""
 
     node: Any
     name: str
     governor: LatencyGovernor
-    batches: int = 0
+    tallies: dict[FlushTarget, _Tally]
     paused: float = 0.0
     started: float | None = None
     busy: float = 0.0
-    matched: int = 0
-    changed: int = 0
-    uncertain: int = 0  # keys of a batch sent whose reply never came
 
-    def result(self) -> NodeResult:
-        return NodeResult(self.name, self.matched, self.changed, self.started or 0.0, self.busy)
+    def result(self, targets: Sequence[FlushTarget]) -> NodeResult:
+        """What it did to ``targets`` (one step's)."""
+        parts = [self.tallies[t] for t in targets]
+        return NodeResult(self.name, sum(p.matched for p in parts),
+                          sum(p.changed for p in parts), self.started or 0.0, self.busy)
+
+
+@dataclass(frozen=True)
+class FlushStep:
+    """Targets flushed one way, reported (and audited) together as one FlushResult.
+
+    ``ceilings_ms`` (namespace name -> PTTL) clamps (mode CLAMP), ``soft`` softens
+    (SOFT), neither removes (HARD).
+    """
+
+    targets: tuple[FlushTarget, ...]
+    soft: bool = False
+    ceilings_ms: Mapping[str, int] | None = None
+
+    @property
+    def mode(self) -> FlushMode:
+        if self.ceilings_ms is not None:
+            return FlushMode.CLAMP
+        return FlushMode.SOFT if self.soft else FlushMode.HARD
 
 
 def check_pacing(rate: float | None, batch: int) -> None:
@@ -137,48 +168,138 @@ def flush_namespaces(
     flushed at the same time, a thread each (see ``_flush_node``), and each one's
     figures are in ``FlushResult.nodes``.
     """
-    check_pacing(rate, batch)
-    mode = FlushMode.CLAMP if ceilings_ms is not None else (
-        FlushMode.SOFT if soft else FlushMode.HARD)
-    if ceilings_ms is not None:
-        missing = [t.label for t in targets if t.kind == "pattern" or t.name not in ceilings_ms]
+    step = FlushStep(tuple(targets), soft, ceilings_ms)
+    _check_step(policy, step)
+    try:
+        return _run(client, policy, (step,), one_pass=False, dry_run=dry_run, rate=rate,
+                    batch=batch, on_progress=on_progress, totals=totals,
+                    should_stop=should_stop, actor=actor, examples=examples,
+                    watch_latency=watch_latency, latency_check_s=latency_check_s, clock=clock,
+                    sleep=sleep, wall_clock=wall_clock)[0]
+    except (InterruptedWork, rex.RedisError) as exc:
+        parts = getattr(exc, "partial", None)
+        if isinstance(parts, tuple):
+            exc.partial = parts[0]  # type: ignore[union-attr]
+        raise
+
+
+def flush_in_one_pass(
+    client: Any,
+    policy: Policy,
+    steps: Sequence[FlushStep],
+    *,
+    rate: float | None = None,
+    batch: int = DEFAULT_BATCH,
+    on_progress: ProgressCallback = no_progress,
+    totals: dict[str, int] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    actor: Actor | None = None,
+    examples: int = EXAMPLES,
+    watch_latency: bool = True,
+    latency_check_s: float = 0.02,
+    clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], None] = time.sleep,
+    wall_clock: Callable[[], float] = time.time,
+) -> tuple[FlushResult, ...]:
+    """Every step's namespace targets found by ONE SCAN walk of each primary; one
+    FlushResult, and one audit entry, per step (in order).
+
+    What ``flush_namespaces`` does step by step, with the same batches, pacing, latency
+    governor per primary and ownership test, except that the keys come from a single
+    walk whose glob covers every target (``union_glob``): each SCAN reply is split among
+    the targets by their exact selectors, so a change that clamps one namespace and
+    removes another reads the keyspace once, not once per target. Batches of different
+    steps interleave; each result's ``seconds`` and pacing figures (backoffs, pauses,
+    max PING, each node's start and time) are the walk's. Interrupted (``should_stop``),
+    it stops after the batch in flight, writes each step's audit entry and raises
+    InterruptedWork whose ``partial`` is the tuple of results; a redis-py error carries
+    that tuple as ``partial`` likewise.
+    """
+    targets = [t for step in steps for t in step.targets]
+    if any(t.kind != "namespace" for t in targets) or len(set(targets)) != len(targets):
+        raise UsageError("one pass takes namespace targets, each in one step only")
+    for step in steps:
+        _check_step(policy, step)
+    return _run(client, policy, tuple(steps), one_pass=True, dry_run=False, rate=rate,
+                batch=batch, on_progress=on_progress, totals=totals, should_stop=should_stop,
+                actor=actor, examples=examples, watch_latency=watch_latency,
+                latency_check_s=latency_check_s, clock=clock, sleep=sleep,
+                wall_clock=wall_clock)
+
+
+def _check_step(policy: Policy, step: FlushStep) -> None:
+    if step.ceilings_ms is not None:
+        missing = [t.label for t in step.targets
+                   if t.kind == "pattern" or t.name not in step.ceilings_ms]
         if missing:
             raise UsageError(f"no TTL ceiling for {', '.join(missing)}")
-    elif soft:  # library callers may build targets themselves
-        check_soft(policy, targets)
+    elif step.soft:  # library callers may build targets themselves
+        check_soft(policy, step.targets)
+
+
+def _run(
+    client: Any,
+    policy: Policy,
+    steps: tuple[FlushStep, ...],
+    *,
+    one_pass: bool,
+    dry_run: bool,
+    rate: float | None,
+    batch: int,
+    on_progress: ProgressCallback,
+    totals: dict[str, int] | None,
+    should_stop: Callable[[], bool] | None,
+    actor: Actor | None,
+    examples: int,
+    watch_latency: bool,
+    latency_check_s: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    wall_clock: Callable[[], float],
+) -> tuple[FlushResult, ...]:
+    """The flush of ``steps``: each target walked on its own, or all in ``one_pass``.
+
+    Raises InterruptedWork and redis-py errors with the tuple of results as ``partial``.
+    """
+    check_pacing(rate, batch)
     limiter = RateLimiter(rate, clock=clock, sleep=sleep)
     cluster = is_cluster_client(client)
-    lt_supported = (ceilings_ms is not None and not dry_run
+    lt_supported = (any(step.ceilings_ms is not None for step in steps) and not dry_run
                     and supports_pexpire_lt(client, f"{policy.internal_prefix}:probe"))
+    step_of = {t: i for i, step in enumerate(steps) for t in step.targets}
+    targets = list(step_of)
     tallies = {t: _Tally() for t in targets}
     started = clock()
-    runs = ([_NodeRun(n, node_name(n), LatencyGovernor(batch)) for n in primary_nodes(client)]
+    runs = ([_NodeRun(n, node_name(n), LatencyGovernor(batch), {t: _Tally() for t in targets})
+             for n in primary_nodes(client)]
             if any(t.kind != "key" for t in targets) else [])
-    key_run = _NodeRun(client, "", LatencyGovernor(batch))  # one named key: the client routes it
+    # one named key: the client routes it (its counts go straight to the target's tally)
+    key_run = _NodeRun(client, "", LatencyGovernor(batch), tallies)
     halt = threading.Event()  # one node failed, or should_stop said so: every node stops
     stopping = threading.Event()  # should_stop said so
     progress_lock = threading.Lock()
     found: dict[FlushTarget, int] = dict.fromkeys(targets, 0)
     interrupted = False
 
-    def finish() -> FlushResult:
+    def finish() -> tuple[FlushResult, ...]:
         every = [*runs, key_run]
-        return FlushResult(
-            mode, dry_run, describe(targets), tuple(tallies[t].freeze(t) for t in targets),
-            clock() - started, sum(r.batches for r in every),
+        seconds = clock() - started
+        return tuple(FlushResult(
+            step.mode, dry_run, describe(step.targets),
+            tuple(tallies[t].freeze(t) for t in step.targets), seconds,
+            sum(tallies[t].batches for t in step.targets),
             sum(r.governor.backoffs for r in every), sum(r.paused for r in every),
             max(r.governor.max_rtt_ms for r in every), interrupted,
-            nodes=tuple(r.result() for r in runs))
+            uncertain=sum(tallies[t].uncertain for t in step.targets),
+            nodes=tuple(r.result(step.targets) for r in runs)) for step in steps)
 
-    def advance(target: FlushTarget, keys: int, total: int | None) -> None:
+    def advance(target: FlushTarget, keys: int) -> None:
         with progress_lock:
             found[target] += keys
-            on_progress(target.label, found[target], total)
+            on_progress(target.label, found[target], (totals or {}).get(target.label))
 
-    def flush_node(run: _NodeRun, target: FlushTarget, tally: _Tally,
-                   batches: Generator[tuple[Any, list[bytes]], None, None],
-                   total: int | None) -> None:
-        """One target on one node (or one named key): batches sent, counted, paced.
+    def flush_node(run: _NodeRun, make_batches: Callable[[Callable[[], int]], Batches]) -> None:
+        """One walk on one node (or one named key): batches sent, counted, paced.
 
         Three connections keep the server busy: ScanAhead's thread issues the SCANs back
         to back, this thread filters their replies into batches, and one worker sends
@@ -191,7 +312,7 @@ def flush_namespaces(
             run.started = t0 - started
         governor = run.governor
         worker = None if dry_run else ThreadPoolExecutor(1, thread_name_prefix="cachectl-flush")
-        in_flight: list[tuple[Future[tuple[Any, float | None]], int]] = []
+        in_flight: list[tuple[Future[tuple[Any, float | None]], _Tally, int]] = []
         next_check = t0
 
         def send(call: Callable[[], Any], probe: Any) -> tuple[Any, float | None]:
@@ -205,7 +326,7 @@ def flush_namespaces(
         def settle() -> None:
             nonlocal next_check
             while in_flight:
-                future, sent = in_flight[0]
+                future, tally, sent = in_flight[0]
                 done, rtt = future.result()
                 in_flight.pop(0)
                 if isinstance(done, SoftenCounts):
@@ -213,11 +334,9 @@ def flush_namespaces(
                     tally.no_ttl += done.no_ttl
                     tally.already += done.already_stale
                     tally.vanished += done.vanished
-                    run.changed += done.softened
                 else:
                     tally.changed += done
                     tally.vanished += sent - done
-                    run.changed += done
                 if rtt is not None:
                     pause = governor.observe(rtt * 1000)
                     if pause:
@@ -231,10 +350,10 @@ def flush_namespaces(
             settle()  # the answer to the batch in flight (and to its probe) sizes the next
             return governor.batch
 
-        def act(node: Any, keys: list[bytes]) -> None:
+        def act(node: Any, target: FlushTarget, keys: list[bytes]) -> None:
             nonlocal next_check
+            tally = run.tallies[target]
             tally.matched += len(keys)
-            run.matched += len(keys)
             room = examples - len(tally.examples)
             if room > 0:
                 tally.examples.extend(keys[:room])
@@ -242,11 +361,12 @@ def flush_namespaces(
                 return
             run.paused += limiter.wait(len(keys))
             settle()
+            step = steps[step_of[target]]
             call: Callable[[], Any]
-            if ceilings_ms is not None:
-                call = functools.partial(clamp_keys, node, keys, ceilings_ms[target.name],
+            if step.ceilings_ms is not None:
+                call = functools.partial(clamp_keys, node, keys, step.ceilings_ms[target.name],
                                          lt_supported=lt_supported, cluster=cluster or None)
-            elif soft:
+            elif step.soft:
                 pttl = soft_expire_pttl_ms(policy.namespace(target.name))
                 call = functools.partial(soften_keys, node, keys, pttl, cluster=cluster or None)
             else:
@@ -255,15 +375,15 @@ def flush_namespaces(
             probe = node if watch_latency and clock() >= next_check else None
             if probe is not None:
                 next_check = float("inf")  # until this probe's answer is in
-            in_flight.append((worker.submit(send, call, probe), len(keys)))
-            run.batches += 1
+            in_flight.append((worker.submit(send, call, probe), tally, len(keys)))
+            tally.batches += 1
 
         try:
             # closing: stopping early ends the SCAN thread now, not when collected
-            with contextlib.closing(batches):
-                for node, chunk in regroup_batches(batches, batch_size):
-                    act(node, chunk)
-                    advance(target, len(chunk), total)
+            with contextlib.closing(make_batches(batch_size)) as batches:
+                for node, target, chunk in batches:
+                    act(node, target, chunk)
+                    advance(target, len(chunk))
                     if should_stop is not None and should_stop():
                         stopping.set()
                         halt.set()
@@ -280,44 +400,59 @@ def flush_namespaces(
         except rex.RedisError:
             # the batch in flight got no reply: the server may have run it ("uncertain")
             halt.set()
-            run.uncertain += sum(sent for _, sent in in_flight)
+            for _, tally, sent in in_flight:
+                tally.uncertain += sent
             raise
         finally:
             if worker is not None:
                 worker.shutdown(wait=True)
             run.busy += clock() - t0
 
-    def flush_target(target: FlushTarget, total: int | None) -> None:
+    def flush_walk(walk: list[FlushTarget]) -> None:
         """Every primary at once (a named key: on the client); the nodes' counts added up
         in node order, also when one failed or the run was interrupted."""
-        tally = tallies[target]
-        if target.kind == "key":
-            flush_node(key_run, target, tally,
-                       _owned_batches(client, policy, target, tally, lambda: batch), total)
+        if walk[0].kind == "key":
+            target = walk[0]
+            tally = tallies[target]
+            flush_node(key_run, lambda size: _one_target(
+                target, _owned_batches(client, policy, target, tally, lambda: batch), size))
             # one named key: one that did not exist was never matched, not skipped
             tally.matched -= tally.vanished
             tally.vanished = 0
             return
-        parts = [_Tally() for _ in runs]
-        try:
-            each_node(runs, lambda i, run: flush_node(
-                run, target, parts[i],
-                _owned_batches(run.node, policy, target, parts[i],
-                               lambda: run.governor.batch, one_node=True), total), halt=halt)
-        finally:
-            for part in parts:
-                tally.add(part, examples)
+        parts = [{t: _Tally() for t in walk} for _ in runs]
 
+        def node_walk(i: int, run: _NodeRun) -> None:
+            run_parts = _NodeRun(run.node, run.name, run.governor, parts[i])
+            try:
+                flush_node(run_parts, lambda size: _walk_batches(
+                    run.node, policy, walk, parts[i], lambda: run.governor.batch, size))
+            finally:
+                run.paused += run_parts.paused
+                run.busy += run_parts.busy
+                if run.started is None:
+                    run.started = run_parts.started
+        try:
+            each_node(runs, node_walk, halt=halt)
+        finally:
+            for i, part in enumerate(parts):
+                for target in walk:
+                    tallies[target].add(part[target], examples)
+                    runs[i].tallies[target].add(part[target], examples)
+
+    walks = [targets] if one_pass else [[t] for t in targets]
     try:
-        for target in targets:
-            total = (totals or {}).get(target.label)
-            on_progress(target.label, 0, total)
-            flush_target(target, total)
+        for walk in walks:
+            for target in walk:
+                on_progress(target.label, 0, (totals or {}).get(target.label))
+            flush_walk(walk)
             if stopping.is_set():
                 interrupted = True
                 break
-            tally = tallies[target]
-            on_progress(target.label, tally.matched, max(total or 0, tally.matched))
+            for target in walk:
+                total = (totals or {}).get(target.label)
+                on_progress(target.label, tallies[target].matched,
+                            max(total or 0, tallies[target].matched))
     except KeyboardInterrupt:
         interrupted = True  # every node settled its batch in flight (unless interrupted again)
     except rex.RedisError as exc:
@@ -325,31 +460,65 @@ def flush_namespaces(
         # record what is known, if anything was sent and the audit stream can still be
         # written, and hand it to the caller on the exception (``partial``). The batches
         # in flight got no reply: the server may have run them, so they are "uncertain"
-        uncertain = sum(r.uncertain for r in [*runs, key_run])
-        partial = FlushResult(**{**finish().__dict__, "interrupted": True,
-                                 "uncertain": uncertain})
-        if (partial.changed or uncertain) and not dry_run:
-            with contextlib.suppress(rex.RedisError):
-                audit_id = append_audit(client, policy, partial, actor or current_actor(),
-                                        wall_clock())
-                partial = FlushResult(**{**partial.__dict__, "audit_id": audit_id})
-        exc.partial = partial  # type: ignore[attr-defined]
+        partials = []
+        for result in finish():
+            partial = FlushResult(**{**result.__dict__, "interrupted": True})
+            if (partial.changed or partial.uncertain) and not dry_run:
+                with contextlib.suppress(rex.RedisError):
+                    audit_id = append_audit(client, policy, partial, actor or current_actor(),
+                                            wall_clock())
+                    partial = FlushResult(**{**partial.__dict__, "audit_id": audit_id})
+            partials.append(partial)
+        exc.partial = tuple(partials)  # type: ignore[attr-defined]
         raise
-    result = finish()
-    if not dry_run and (result.matched or interrupted):
-        try:
-            audit_id = append_audit(client, policy, result, actor or current_actor(),
-                                    wall_clock())
-            result = FlushResult(**{**result.__dict__, "audit_id": audit_id})
-        except rex.RedisError as exc:
-            # the keys are flushed either way; say so rather than fail the whole run
-            result = FlushResult(**{**result.__dict__, "audit_error": error_line(exc)})
+    results = []
+    for result in finish():
+        if not dry_run and (result.matched or interrupted):
+            try:
+                audit_id = append_audit(client, policy, result, actor or current_actor(),
+                                        wall_clock())
+                result = FlushResult(**{**result.__dict__, "audit_id": audit_id})
+            except rex.RedisError as exc:
+                # the keys are flushed either way; say so rather than fail the whole run
+                result = FlushResult(**{**result.__dict__, "audit_error": error_line(exc)})
+        results.append(result)
     if interrupted:
-        verb = changed_word(mode)
+        done = ", ".join(f"{r.changed} of {r.matched} keys found so far {changed_word(r.mode)}"
+                         for r in results)
         raise InterruptedWork(
-            f"interrupted: {result.changed} of {result.matched} keys found so far {verb}",
-            partial=result, hint="whatever was flushed is complete; rerun the same command to finish")
-    return result
+            f"interrupted: {done}", partial=tuple(results),
+            hint="whatever was flushed is complete; rerun the same command to finish")
+    return tuple(results)
+
+
+Batches = Generator[tuple[Any, FlushTarget, list[bytes]], None, None]
+
+
+def _one_target(target: FlushTarget, found: Generator[tuple[Any, list[bytes]], None, None],
+                size: Callable[[], int]) -> Batches:
+    """One target's per-SCAN key lists (``_owned_batches``) regrouped into batches."""
+    with contextlib.closing(found):
+        for node, keys in regroup_batches(found, size):
+            yield node, target, keys
+
+
+def _walk_batches(node: Any, policy: Policy, walk: list[FlushTarget],
+                  tallies: Mapping[FlushTarget, _Tally], count: Callable[[], int],
+                  size: Callable[[], int]) -> Batches:
+    """One primary's SCAN walk for ``walk``'s targets, in batches of ``size()`` keys:
+    one target with its own glob, several at once with ``union_glob`` (each reply split
+    by the targets' selectors, ``shared_batches``)."""
+    if len(walk) == 1:
+        target = walk[0]
+        yield from _one_target(target, _owned_batches(node, policy, target, tallies[target],
+                                                      count, one_node=True), size)
+        return
+
+    def other(target: FlushTarget, n: int) -> None:
+        tallies[target].other += n
+    selectors = [(t, target_selector(policy, t)) for t in walk]
+    with contextlib.closing(ScanAhead([node], union_glob(policy, walk), count)) as scans:
+        yield from shared_batches(iter(scans), selectors, size, other)
 
 
 def _owned_batches(client: Any, policy: Policy, target: FlushTarget, tally: _Tally,

@@ -7,8 +7,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cachectl.errors import UsageError
-from cachectl.flush import Actor, FlushResult, FlushTarget, flush_namespaces
+import redis.exceptions as rex
+
+from cachectl.errors import InterruptedWork, UsageError
+from cachectl.flush import Actor, FlushResult, FlushStep, FlushTarget, flush_in_one_pass
 from cachectl.plan.measure import old_keys_name, work_policy
 from cachectl.plan.model import Change, LiveFigures, NamespacePlan, PolicyPlan
 from cachectl.policy.model import Policy
@@ -118,16 +120,18 @@ def apply_plan(
     should_stop: Callable[[], bool] | None = None,
     actor: Actor | None = None,
 ) -> ApplyResult:
-    """Clamp, then remove, what the measured ``plan`` says (warming first with ``warm``).
+    """Clamp and remove what the measured ``plan`` says (warming first with ``warm``).
 
     Clamp: every key of a namespace whose maximum TTL shrank, with a PTTL above the
     new maximum or none, gets the new maximum (never lengthened). Remove: every key at
     a removed or re-keyed namespace's old template that no new namespace claims is
-    UNLINKed. Both run through ``flush_namespaces`` (exact matcher, cluster-wide, paced
-    by the server's latency, one audit entry each), so an interrupted run stops
-    cleanly (InterruptedWork carrying the partial FlushResult) and a rerun finishes it:
+    UNLINKed. Both steps run in one SCAN walk of the keyspace through the flush
+    machinery (``flush_in_one_pass``: exact matcher, cluster-wide, paced by the
+    server's latency, one audit entry per step), so an interrupted run stops cleanly
+    (InterruptedWork carrying the partial ApplyResult) and a rerun finishes it:
     clamped keys are not above the maximum any more, removed ones are not found.
-    ``dry_run`` changes nothing and returns the plan. Raises redis-py errors.
+    ``dry_run`` changes nothing and returns the plan. Raises redis-py errors (with the
+    partial ApplyResult as ``partial``).
     """
     if dry_run:
         return ApplyResult(plan, True)
@@ -146,20 +150,35 @@ def apply_plan(
     exact = plan.live_mode == "exact"
     clamp = [n for n in plan.namespaces
              if n.clamp_ms is not None and (_live(n).ttl_above_max or not exact)]
-    clamped = None
-    if clamp:
-        targets = [FlushTarget("namespace", n.namespace, "apply: clamp TTL") for n in clamp]
-        ceilings = {n.namespace: n.clamp_ms for n in clamp if n.clamp_ms is not None}
-        clamped = flush_namespaces(
-            client, work, targets, ceilings_ms=ceilings, rate=rate, batch=batch,
-            on_progress=on_progress, should_stop=should_stop, actor=actor,
-            totals={t.label: _live(n).ttl_above_max for t, n in zip(targets, clamp, strict=True)})
     remove = [n for n in plan.namespaces if n.removes_old_keys and (_live(n).keys or not exact)]
-    removed = None
+    steps: list[FlushStep] = []
+    totals: dict[str, int] = {}
+    if clamp:
+        targets = tuple(FlushTarget("namespace", n.namespace, "apply: clamp TTL") for n in clamp)
+        steps.append(FlushStep(targets, ceilings_ms={
+            n.namespace: n.clamp_ms for n in clamp if n.clamp_ms is not None}))
+        totals.update((t.label, _live(n).ttl_above_max) for t, n in zip(targets, clamp, strict=True))
     if remove:
-        targets = [FlushTarget("namespace", old_keys_name(n), "apply: remove") for n in remove]
-        removed = flush_namespaces(
-            client, work, targets, rate=rate, batch=batch, on_progress=on_progress,
-            should_stop=should_stop, actor=actor,
-            totals={t.label: _live(n).keys for t, n in zip(targets, remove, strict=True)})
-    return ApplyResult(plan, False, clamped, removed, warmed)
+        targets = tuple(FlushTarget("namespace", old_keys_name(n), "apply: remove") for n in remove)
+        steps.append(FlushStep(targets))
+        totals.update((t.label, _live(n).keys) for t, n in zip(targets, remove, strict=True))
+    if not steps:
+        return ApplyResult(plan, False, warmed=warmed)
+
+    def result_of(results: tuple[FlushResult, ...]) -> ApplyResult:
+        done = iter(results)
+        return ApplyResult(plan, False, next(done) if clamp else None,
+                           next(done) if remove else None, warmed)
+
+    # both steps in one SCAN walk of the keyspace: a key is clamped or removed as the
+    # walk reaches it (a key is at most one target's), and each step is audited apart
+    try:
+        results = flush_in_one_pass(client, work, steps, rate=rate, batch=batch,
+                                    on_progress=on_progress, totals=totals,
+                                    should_stop=should_stop, actor=actor)
+    except (InterruptedWork, rex.RedisError) as exc:
+        parts = getattr(exc, "partial", None)
+        if isinstance(parts, tuple):
+            exc.partial = result_of(parts)  # type: ignore[union-attr]
+        raise
+    return result_of(results)

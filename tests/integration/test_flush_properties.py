@@ -189,3 +189,51 @@ def test_property_helpers_render_keys_the_template_accepts(tmp_path: Path) -> No
     key = render(tpl, [b"\xff*", b"[x]"])
     assert key == b"shop:a*:\xff*:v[x].json"
     assert tpl.regex.fullmatch(key)
+
+
+@PROPS
+@given(scenario(), st.lists(st.booleans(), min_size=4, max_size=4), st.integers(1, 5))
+def test_one_pass_clamps_and_removes_exactly_what_each_step_owns(
+        redis_server: RedisServer, case: tuple[Policy, list[bytes], list[str]],
+        clamp_flags: list[bool], batch: int) -> None:
+    """``flush_in_one_pass`` (apply's single SCAN walk under a glob that covers every
+    target): the keys of the remove step's namespaces go, those of the clamp step's get
+    at most the ceiling (never a longer TTL), every other key is untouched."""
+    policy, keys, targets = case
+    clamp = [n for n, c in zip(targets, clamp_flags, strict=False) if c]
+    remove = [n for n in targets if n not in clamp]
+    ceiling = 300_000
+    r = redis_server.client()
+    r.flushall()
+    ttls = [None, 100_000, 10_000_000]
+    for i, ttl in enumerate(ttls):
+        _load(r, keys[i::3], ttl)
+    before = {k: r.pttl(k) for k in keys}
+    internal = policy.internal_prefix.encode() + b":"
+    owned = {k: owner(policy, k) for k in keys if not k.startswith(internal)}
+    doomed = {k for k, ns in owned.items() if ns in remove}
+    lowered = {k for k, ns in owned.items() if ns in clamp and not 0 < before[k] <= ceiling}
+    steps = []
+    if clamp:
+        steps.append(flush.FlushStep(flush.select_targets(policy, namespaces=clamp),
+                                     ceilings_ms=dict.fromkeys(clamp, ceiling)))
+    if remove:
+        steps.append(flush.FlushStep(flush.select_targets(policy, namespaces=remove)))
+    results = flush.flush_in_one_pass(r, policy, steps, batch=batch)
+    by_mode = {res.mode: res for res in results}
+    audit = {flush.audit_key(policy).encode()} if any(res.matched for res in results) else set()
+    assert _everything(r) == (set(keys) - doomed) | audit
+    for k in set(keys) - doomed:
+        pttl = r.pttl(k)
+        if k in lowered:
+            assert 0 < pttl <= ceiling, (k, pttl)
+        elif before[k] == -1:
+            assert pttl == -1, k
+        else:
+            assert before[k] - 5_000 < pttl <= before[k], k  # untouched
+    if remove:
+        assert by_mode[flush.FlushMode.HARD].changed == len(doomed)
+    if clamp:
+        clamped = by_mode[flush.FlushMode.CLAMP]
+        assert clamped.changed == len(lowered)
+        assert clamped.matched == sum(1 for ns in owned.values() if ns in clamp)

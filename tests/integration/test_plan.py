@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,60 @@ def test_a_plan_file_that_is_a_fifo_or_a_base_that_is_an_option_is_exit_2(
     err = capsys.readouterr().err
     assert "error: --base '--output=stolen' is not a git revision" in err
     assert redis_client.dbsize() == before
+
+
+def test_apply_reads_the_keyspace_once_and_audits_each_step(
+        redis_client: redis.Redis, policies: tuple[Path, Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import cachectl.flush.run as run
+    from cachectl.flush import read_history
+    from cachectl.keyspace.matcher import glob_matcher
+
+    walks: list[str] = []
+
+    class Counted(run.ScanAhead):
+        def __init__(self, nodes: list[object], match: str, count: Callable[[], int]) -> None:
+            walks.append(match)
+            super().__init__(nodes, match, count)
+
+    monkeypatch.setattr(run, "ScanAhead", Counted)
+    seeded = scenario.keyspace()
+    scenario.write(redis_client, seeded)
+    before = scenario.snapshot([redis_client])
+    old, new = _load(policies)
+    plan = measure_plan(redis_client, diff_policies(old, new), old, new)
+    result = apply_plan(redis_client, plan, old, new)
+    # one SCAN walk for the clamp and the three removals (it was one walk per target)
+    assert len(walks) == 1
+    assert all(glob_matcher(walks[0])(k) for k in seeded.removed | seeded.clamped)
+    assert result.clamped is not None and result.clamped.changed == 62
+    assert result.removed is not None and result.removed.changed == 120
+    scenario.check_applied(before, scenario.snapshot([redis_client]), seeded, new)
+    entries = read_history(redis_client, new)
+    assert [(e.mode, e.changed) for e in entries] == [("hard", 120), ("clamp", 62)]
+
+
+def test_an_interrupted_apply_reports_both_steps_and_a_rerun_finishes(
+        redis_client: redis.Redis, policies: tuple[Path, Path]) -> None:
+    from cachectl.errors import InterruptedWork
+    from cachectl.plan import ApplyResult
+
+    seeded = scenario.keyspace(scale=200)  # 6,000 banner keys
+    scenario.write(redis_client, seeded)
+    before = scenario.snapshot([redis_client])
+    old, new = _load(policies)
+    plan = measure_plan(redis_client, diff_policies(old, new), old, new)
+    calls = iter(range(1_000_000))
+    with pytest.raises(InterruptedWork) as info:
+        apply_plan(redis_client, plan, old, new, batch=100, should_stop=lambda: next(calls) >= 3)
+    partial = info.value.partial
+    assert isinstance(partial, ApplyResult)
+    assert partial.clamped is not None and partial.removed is not None
+    assert partial.clamped.interrupted and partial.removed.interrupted
+    done = partial.clamped.matched + partial.removed.matched
+    assert 0 < done <= 400 and redis_client.dbsize() > len(before) - len(seeded.removed)
+    again = measure_plan(redis_client, diff_policies(old, new), old, new)
+    apply_plan(redis_client, again, old, new)
+    scenario.check_applied(before, scenario.snapshot([redis_client]), seeded, new)
+    assert apply_plan(redis_client, measure_plan(redis_client, diff_policies(old, new), old, new),
+                      old, new).nothing_to_do

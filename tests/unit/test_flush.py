@@ -273,3 +273,45 @@ def test_scan_ahead_stops_when_closed_early() -> None:
     calls = len(endless.calls)
     assert calls <= 5
     assert len(endless.calls) == calls
+
+
+def test_union_glob_covers_every_target_and_narrows_the_scan(policy: Policy) -> None:
+    from cachectl.flush.keys import union_glob
+    from cachectl.keyspace.matcher import glob_matcher
+
+    def targets(*names: str) -> list[flush.FlushTarget]:
+        return [flush.FlushTarget("namespace", n, f"namespace {n}") for n in names]
+
+    assert union_glob(policy, targets("search")) == "shop:search:*:*"  # one: its own glob
+    # shop:product: and shop:price: share "shop:pr", differ until the shorter one ends
+    glob = union_glob(policy, targets("product", "price"))
+    assert glob == "shop:pr[io][cd][eu][:c]*"
+    assert union_glob(policy, targets("product", "cart", "price")) == \
+        "shop:[cp][ar][ior][cdt][:eu]*"
+    matches = glob_matcher(glob)
+    assert matches(b"shop:product:1") and matches(b"shop:price:sku-1")
+    assert not matches(b"shop:cart:7") and not matches(b"shop:search:ab:1")
+    with pytest.raises(ValueError, match="namespace targets"):
+        union_glob(policy, [*targets("product"), flush.FlushTarget("pattern", "x*", "pattern")])
+
+
+def test_shared_batches_split_each_reply_among_targets_and_never_mix_nodes(
+        policy: Policy) -> None:
+    from cachectl.flush.keys import shared_batches, target_selector
+
+    product, price = (flush.FlushTarget("namespace", n, f"namespace {n}")
+                      for n in ("product", "price"))
+    a, b = object(), object()
+    scans = [(a, [b"shop:product:1", b"shop:price:1", b"shop:product:2"]),
+             (a, [b"shop:product:3", b"shop:cart:1"]),
+             (b, [b"shop:price:2", b"shop:product:4"])]
+    others: list[tuple[str, int]] = []
+    out = list(shared_batches(iter(scans), [(t, target_selector(policy, t)) for t in (product, price)],
+                              lambda: 2, lambda t, n: others.append((t.name, n))))
+    assert [(n is a, t.name, keys) for n, t, keys in out] == [
+        (True, "product", [b"shop:product:1", b"shop:product:2"]),
+        (True, "product", [b"shop:product:3"]),  # the node changed: flushed, not mixed
+        (True, "price", [b"shop:price:1"]),
+        (False, "product", [b"shop:product:4"]),  # the walk's end: each target's rest
+        (False, "price", [b"shop:price:2"])]
+    assert others == []
