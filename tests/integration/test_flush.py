@@ -327,3 +327,58 @@ def test_unlink_keys_groups_by_slot_when_the_node_refuses_crossslot(
     _load(redis_client, keys[:-1])
     assert flush.unlink_keys(CrossSlotNode(redis_client), keys) == 4
     assert _keys(redis_client) == set()
+
+
+def test_pexpire_lt_packed_lowers_only_longer_ttls_and_counts_them(
+        redis_client: redis.Redis) -> None:
+    from cachectl.flush.primitives import pexpire_lt_packed
+
+    _load(redis_client, [b"long:1", b"long:2"], 7_200_000)
+    _load(redis_client, [b"short:1"], 60_000)
+    _load(redis_client, [b"forever:1"], None)
+    keys = [b"long:1", b"short:1", b"forever:1", b"missing:1", b"long:2"]
+    assert pexpire_lt_packed(redis_client, keys, 3_600_000) == 3
+    pttl = {k: redis_client.pttl(k) for k in keys}
+    assert 3_590_000 < pttl[b"long:1"] <= 3_600_000 and 3_590_000 < pttl[b"long:2"] <= 3_600_000
+    assert 0 < pttl[b"forever:1"] <= 3_600_000  # no expiry counts as an infinite TTL
+    assert 50_000 < pttl[b"short:1"] <= 60_000 and pttl[b"missing:1"] == -2
+    # thousands of replies arrive over several reads, counted in bulk
+    many = [b"bulk:%d" % i for i in range(5000)]
+    _load(redis_client, many, 7_200_000)
+    assert pexpire_lt_packed(redis_client, many + many[:10], 3_600_000) == 5000
+    assert pexpire_lt_packed(redis_client, [], 3_600_000) == 0
+
+
+def test_pexpire_lt_packed_raises_a_refusal_after_reading_every_reply(
+        redis_client: redis.Redis, redis_url: str) -> None:
+    from cachectl.flush.primitives import pexpire_lt_packed
+
+    _load(redis_client, [b"mine:1", b"mine:2", b"theirs:1"], 7_200_000)
+    redis_client.execute_command("ACL", "SETUSER", "clamp_some", "on", ">clamp-secret",
+                                 "~mine:*", "resetchannels", "-@all", "+pexpire", "+ping",
+                                 "+hello", "+client|setname")
+    try:
+        user = redis.Redis.from_url(redis_url, username="clamp_some", password="clamp-secret")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            pexpire_lt_packed(user, [b"mine:1", b"theirs:1", b"mine:2"], 3_600_000)
+        # the keys it may touch were clamped, and the connection is still in step
+        assert 0 < redis_client.pttl(b"mine:2") <= 3_600_000
+        assert redis_client.pttl(b"theirs:1") > 3_600_000
+        assert pexpire_lt_packed(user, [b"mine:1"], 1_000_000) == 1
+        assert user.ping() is True
+        user.close()
+    finally:
+        redis_client.execute_command("ACL", "DELUSER", "clamp_some")
+
+
+def test_clamp_keys_pipelines_where_there_is_no_socket() -> None:
+    import fakeredis
+
+    from cachectl.flush.primitives import pexpire_lt_packed
+
+    fake = fakeredis.FakeRedis()
+    fake.set(b"k", b"v", px=7_200_000)
+    assert pexpire_lt_packed(fake, [b"k"], 3_600_000) is None
+    counts = flush.clamp_keys(fake, [b"k", b"gone"], 3_600_000, lt_supported=True)
+    assert counts.softened == 1 and counts.already_stale == 1
+    assert 0 < int(fake.pttl(b"k")) <= 3_600_000
