@@ -93,6 +93,8 @@ def survey_keyspace(
     clock: Callable[[], float] = time.perf_counter,
     rng: random.Random | None = None,
     use_lua: bool = True,
+    call_s: float = BATCH_TARGET_S,
+    run_keys: int = SAMPLE_RUN,
 ) -> KeyspaceSurvey:
     """Aggregate every primary's keyspace per namespace of ``policy``.
 
@@ -105,6 +107,8 @@ def survey_keyspace(
     The primaries of a cluster are surveyed at the same time, a thread each, into
     accumulators of their own that are added up in node order at the end; each
     node's start and duration are in its NodeFigures.
+    ``call_s``: how long each server-side call may run (the longest another client
+    waits behind one); ``run_keys``: the keys a sample reads from each random cursor.
     Raises redis-py errors (wrap with ``redis_errors``).
     """
     rng = rng or random.Random()  # sampling, not security
@@ -183,7 +187,7 @@ def survey_keyspace(
             # call behind
             base = survey_args(policy, namespaces, cursor=0, count=INNER_COUNT, stride=1,
                                offset=0, top=top, examples=examples,
-                               budget_us=int(BATCH_TARGET_S * 1e6))
+                               budget_us=int(call_s * 1e6))
             seen = [0] * (len(namespaces) + 2)
             calls = scanned = measured = 0
             # (call, keys it reads, keys it is expected to measure)
@@ -194,15 +198,15 @@ def survey_keyspace(
                     promised = measured + sum(m for _, _, m in flying)
                     # the first call goes alone: the next ones size their quota by what it saw
                     while len(flying) < (IN_FLIGHT if calls else 1) and planned < quota:
-                        run = min(SAMPLE_RUN, quota - planned)
+                        run = min(run_keys, quota - planned)
                         q = stratum_quota(seen, calls,
-                                          math.ceil((quota - planned) / SAMPLE_RUN),
+                                          math.ceil((quota - planned) / run_keys),
                                           round(to_measure - promised))
                         args = list(base)
                         args[ARG_CURSOR] = node_rng.getrandbits(31)
                         args[ARG_MAX_KEYS] = run
                         args[ARG_QUOTA] = q
-                        expect = (sum(min(n * run / SAMPLE_RUN / calls, q) for n in seen)
+                        expect = (sum(min(n * run / run_keys / calls, q) for n in seen)
                                   if calls else q)
                         flying.append((pool.submit(script, args=args), run, expect))
                         planned += run
@@ -227,9 +231,9 @@ def survey_keyspace(
         strata_seen = [0] * (len(namespaces) + 2)
         calls = 0
         # the script loops SCAN until its time budget is spent (a sample also stops after
-        # SAMPLE_RUN keys, so it is drawn from many random starting points); rate-limited
+        # ``run_keys`` keys, so it is drawn from many random starting points); rate-limited
         # scans take one SCAN per call, sized by COUNT
-        budget_us = int(BATCH_TARGET_S * 1e6) if limiter is None else 0
+        budget_us = int(call_s * 1e6) if limiter is None else 0
         count = INNER_COUNT if budget_us else 500
         # Big nodes are walked as LANES quarters of the cursor space at once, so the
         # server always has the next batch queued while the client merges the last
@@ -255,7 +259,7 @@ def survey_keyspace(
                     t0 = clock()
                     server_s: float | None = None
                     per_stratum = 0 if quota is None else stratum_quota(
-                        strata_seen, calls, math.ceil((quota - node_scanned) / SAMPLE_RUN),
+                        strata_seen, calls, math.ceil((quota - node_scanned) / run_keys),
                         to_measure - node_measured)
                     if method == "lua":
                         try:
@@ -264,7 +268,7 @@ def survey_keyspace(
                                 offset=offset, top=top, examples=examples,
                                 budget_us=budget_us, lane=0 if lanes else None,
                                 max_keys=0 if quota is None else min(
-                                    SAMPLE_RUN, max(1, quota - node_scanned)),
+                                    run_keys, max(1, quota - node_scanned)),
                                 quota=per_stratum))
                         except rex.ResponseError as exc:
                             if not _scripting_refused(exc):
@@ -296,7 +300,7 @@ def survey_keyspace(
                     elapsed = server_s if server_s is not None else clock() - t0
                     if elapsed > 0 and not (budget_us and server_s is not None):
                         count = int(min(MAX_BATCH, max(MIN_BATCH, count * min(
-                            2.0, max(0.5, BATCH_TARGET_S / elapsed)))))
+                            2.0, max(0.5, call_s / elapsed)))))
                     node_scanned += batch
                     if limiter is not None and batch:
                         limiter.wait(batch)

@@ -247,3 +247,26 @@ def test_an_interrupted_apply_reports_both_steps_and_a_rerun_finishes(
     scenario.check_applied(before, scenario.snapshot([redis_client]), seeded, new)
     assert apply_plan(redis_client, measure_plan(redis_client, diff_policies(old, new), old, new),
                       old, new).nothing_to_do
+
+
+def test_measuring_for_a_plan_holds_the_server_in_short_calls(
+        redis_client: redis.Redis, policies: tuple[Path, Path]) -> None:
+    from cachectl.plan.measure import MEASURE_RUN_KEYS
+
+    old, new = _load(policies)
+    pipe = redis_client.pipeline(transaction=False)
+    for i in range(30_000):
+        pipe.set(f"shop:banner:{i}" if i % 3 else f"shop:product:{i}", b"v", px=5 * 3_600_000)
+    pipe.execute()
+    redis_client.config_resetstat()
+    plan = measure_plan(redis_client, diff_policies(old, new), old, new, sample=2000)
+    # the sample reads 5 x 2,000 keys from random cursors, at most MEASURE_RUN_KEYS per
+    # script call (inspect reads 2,000 per call, and each call then holds Redis ~5 ms)
+    calls = int(redis_client.info("commandstats")["cmdstat_evalsha"]["calls"])
+    assert MEASURE_RUN_KEYS <= 500
+    assert calls >= 10_000 // MEASURE_RUN_KEYS
+    rows = {n.namespace: n.live for n in plan.namespaces}
+    banner, product = rows["banner"], rows["product"]
+    assert banner is not None and product is not None and plan.live_mode == "sample"
+    assert abs(banner.keys - 20_000) <= banner.keys_margin + 200
+    assert abs(product.ttl_above_max - 10_000) <= product.ttl_above_max_margin + 200
