@@ -127,6 +127,8 @@ class _BoundedHTTPServer(ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, handler)
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._owner_lock = threading.Lock()
+        self._unclaimed: set[Any] = set()  # requests whose slot no thread has claimed yet
         self.request_timeout_s = request_timeout_s
         self.rejected = 0
         self._reading: dict[socket.socket, float] = {}  # connection -> deadline to send its request
@@ -139,18 +141,33 @@ class _BoundedHTTPServer(ThreadingHTTPServer):
             self.rejected += 1
             self.shutdown_request(request)
             return
+        with self._owner_lock:
+            self._unclaimed.add(request)
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()
+            # a Ctrl-C can land inside Thread.start(), after the thread began: whichever of the
+            # two takes the request out of _unclaimed gives the slot back, never both (a second
+            # release raised ValueError, which socketserver swallowed along with the Ctrl-C)
+            if self._claim(request):
+                self._slots.release()
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        owned = self._claim(request)
         try:
             super().process_request_thread(request, client_address)
         finally:
             self.reading_done(request)
-            self._slots.release()
+            if owned:
+                self._slots.release()
+
+    def _claim(self, request: Any) -> bool:
+        with self._owner_lock:
+            if request not in self._unclaimed:
+                return False
+            self._unclaimed.discard(request)
+            return True
 
     def reading_started(self, conn: socket.socket) -> None:
         with self._reading_lock:

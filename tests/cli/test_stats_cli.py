@@ -204,7 +204,7 @@ def test_serve_exposes_metrics_over_http_and_stops_on_ctrl_c(redis_url: str, red
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
-    assert "Traceback" not in err
+    assert "Traceback" not in err, err
 
 
 def test_watch_json_streams_reports_until_ctrl_c(redis_url: str, policy_path: Path) -> None:

@@ -219,3 +219,48 @@ def test_a_client_that_leaves_mid_scrape_is_no_error(serve: Callable[..., Metric
                     command="stats --serve :PORT",
                     did="the answer dropped quietly; the scrape's result served the next request",
                     verified="no traceback, no BrokenPipe on stderr; the next scrape 200")
+
+
+@pytest.mark.parametrize("handler_first", [True, False], ids=["handler-done-first", "interrupt-first"])
+def test_ctrl_c_inside_thread_start_stops_the_server_and_frees_the_slot_once(
+        monkeypatch: pytest.MonkeyPatch, handler_first: bool) -> None:
+    """Ctrl-C lands where the main thread starts a request's thread, after that thread began
+    (seen under load: --serve ignored the first Ctrl-C). It must stop serve_forever, and the
+    connection slot must come back exactly once, whichever of the two finishes first."""
+    server = MetricsServer(("127.0.0.1", 0), lambda: b"ok 1\n", timeout_body=TIMEOUT_BODY,
+                           max_connections=4)
+    original = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        original(thread)
+        if getattr(getattr(thread, "_target", None), "__name__", "") == "process_request_thread":
+            if handler_first:
+                thread.join(10)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    ended = threading.Event()
+
+    def client() -> None:
+        try:
+            _request(server.port, "GET", "/healthz")
+        except (OSError, http.client.HTTPException):
+            pass  # stopping mid-answer: socketserver closes the connection (interrupt-first)
+        if not ended.wait(5):  # the old code swallowed the interrupt and kept serving
+            server.httpd.shutdown()
+
+    helper = threading.Thread(target=client)
+    original(helper)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            server.serve_forever()
+    finally:
+        ended.set()
+        helper.join(10)
+    slots = server.httpd._slots  # all 4 come back (the handler thread may still be ending)
+    deadline = time.monotonic() + 5
+    taken = 0
+    while taken < 4 and time.monotonic() < deadline:
+        if slots.acquire(timeout=0.1):
+            taken += 1
+    assert taken == 4 and not slots.acquire(blocking=False)
