@@ -276,7 +276,7 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
             step += 1
             on_progress("modelling", step, total_steps)
         ttl_curves[g] = points
-    hot = {g: _hot_keys(trace, all_events, g, captured) for g in present}  # counted over every event
+    hot = _hot_keys(trace, all_events, captured)  # counted over every event
     del all_events
 
     # the recommended TTL per namespace; the memory curve is simulated with it
@@ -359,7 +359,7 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
                 min_memory_bytes=min_memory if rec else None,
                 best_ttl_s=best.ttl_s,
                 best_hit_rate=best.hit_rate),
-            hot_keys=hot[g]))
+            hot_keys=hot.get(g, ())))
 
     every = all(m.recommend.ttl_s is not None for m in namespaces)
     maxmemory = sum(m.recommend.memory_bytes or 0 for m in namespaces) if every else None
@@ -379,12 +379,20 @@ def model_trace(trace: Trace, policy: Policy, options: ModelOptions = ModelOptio
         evaluations=tuple(evaluations))
 
 
-def _hot_keys(trace: Trace, events: _Columns, g: int, captured: float) -> tuple[HotKey, ...]:
-    """Namespace g's most requested keys, counted over every event of the trace (not the sample)."""
+def _hot_keys(trace: Trace, events: _Columns, captured: float) -> dict[int, tuple[HotKey, ...]]:
+    """Each namespace's most requested keys, counted over every event of the trace (not the
+    sample). Per-key arrays only: a 5M-event trace's columns are not copied again."""
     import numpy as np
 
-    counts = np.bincount(events.kid[events.ns == g], minlength=len(events.khash))
-    top = np.argsort(counts, kind="stable")[::-1][:HOT_KEYS]
-    return tuple(HotKey(key_hash=f"{int(events.khash[i]):016x}", key=trace.keys.get(int(events.khash[i])),
-                        requests=round(int(counts[i]) / captured))
-                 for i in top if counts[i] > 0)
+    counts = np.bincount(events.kid, minlength=len(events.khash))
+    key_ns = np.zeros(len(events.khash), dtype=np.int32)
+    key_ns[events.kid] = events.ns  # a key's namespace (its template's; the last event's)
+    hot: dict[int, tuple[HotKey, ...]] = {}
+    for g in np.unique(key_ns):
+        mine = np.flatnonzero(key_ns == g)
+        top = mine[np.argsort(counts[mine], kind="stable")[::-1][:HOT_KEYS]]
+        hot[int(g)] = tuple(
+            HotKey(key_hash=f"{int(events.khash[i]):016x}", key=trace.keys.get(int(events.khash[i])),
+                   requests=round(int(counts[i]) / captured))
+            for i in top if counts[i] > 0)
+    return hot
