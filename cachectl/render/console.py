@@ -88,7 +88,7 @@ def emit_json_line(doc: Any, stream: IO[str] | None = None) -> None:
 
 
 def write_json(out: IO[str], doc: Any, **options: Any) -> None:
-    """Write ``doc`` and a newline: UTF-8 as is, but ``\\uXXXX`` escapes where the stream
+    """Write ``doc`` and a newline: UTF-8 as is, but ``\\u`` escapes (``\\u00e9``) where the stream
     cannot encode a character (a lone surrogate read from a source row, a non-UTF-8
     terminal). Text streams encode a write whole, so nothing is half-written."""
     try:
